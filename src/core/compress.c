@@ -1,0 +1,131 @@
+/*
+ * compress.c: see compress.h. Streaming loops so the cap is checked as the
+ * output grows, never after the fact.
+ */
+#include "core/common.h"
+#include "core/compress.h"
+
+#include <zlib.h>
+#include <zstd.h>
+
+int gz_decompress(const void *in, size_t n, buf *out, herr *e)
+{
+    size_t cap = out->max ? out->max : SIZE_MAX / 2, start = out->len;
+    z_stream zs;
+    int rc = 0;
+
+    if (n > UINT_MAX) return herr_set(e, HE_TOOBIG, "compressed input of %zu bytes is too large", n);
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 15 + 16) != Z_OK) return -ENOMEM;
+    zs.next_in = (Bytef *)in;
+    zs.avail_in = (uInt)n;
+    /* Profiles compress 2-5x: reserving 4x up front avoids most regrowth. */
+    if ((rc = buf_reserve(out, MIN(n * 4 + 4096, cap - out->len))) != 0) goto done;
+    for (;;) {
+        unsigned char probe;
+        size_t room;
+        int zrc;
+        if (out->cap - out->len - 1 < 4096 && out->len < cap &&
+            (rc = buf_reserve(out, MIN(out->cap, cap - out->len))) != 0)
+            goto done;
+        room = MIN(out->cap - out->len - 1, cap - out->len);
+        /* At the cap, inflate into a 1-byte probe: any output means too big. */
+        zs.next_out = room ? (Bytef *)out->data + out->len : &probe;
+        zs.avail_out = room ? (uInt)MIN(room, (size_t)UINT_MAX) : 1;
+        uInt before = zs.avail_out;
+        zrc = inflate(&zs, Z_NO_FLUSH);
+        if (!room && zs.avail_out == 0) {
+            rc = herr_set(e, HE_TOOBIG, "decompressed size exceeds the limit of %zu bytes (gzip bomb?)", cap);
+            goto done;
+        }
+        if (room) out->len += before - zs.avail_out;
+        if (zrc == Z_STREAM_END) {
+            /* Concatenated members decode as one stream; other trailing bytes
+             * are ignored, as gunzip does. */
+            if (zs.avail_in >= 2 && zs.next_in[0] == 0x1f && zs.next_in[1] == 0x8b) {
+                inflateReset(&zs);
+                continue;
+            }
+            break;
+        }
+        if (zrc == Z_BUF_ERROR && zs.avail_in == 0) {
+            rc = herr_set(e, HE_GZIP, "gzip stream is truncated (ends after %zu compressed bytes)", n);
+            goto done;
+        }
+        if (zrc != Z_OK && zrc != Z_BUF_ERROR) {
+            rc = herr_set(e, HE_GZIP, "corrupt gzip data: %s", zs.msg ? zs.msg : "inflate failed");
+            goto done;
+        }
+    }
+done:
+    inflateEnd(&zs);
+    if (rc) out->len = start;
+    if (out->data) out->data[out->len] = 0;
+    return rc;
+}
+
+int gz_compress(const void *in, size_t n, int level, buf *out)
+{
+    z_stream zs;
+    int rc = 0, zrc;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -ENOMEM;
+    zs.next_in = (Bytef *)in;
+    zs.avail_in = (uInt)n;
+    if ((rc = buf_reserve(out, deflateBound(&zs, (uLong)n))) != 0) { deflateEnd(&zs); return rc; }
+    zs.next_out = (Bytef *)out->data + out->len;
+    zs.avail_out = (uInt)(out->cap - out->len - 1);
+    uInt before = zs.avail_out;
+    zrc = deflate(&zs, Z_FINISH);
+    out->len += before - zs.avail_out;
+    out->data[out->len] = 0;
+    deflateEnd(&zs);
+    return zrc == Z_STREAM_END ? 0 : -EIO;
+}
+
+int zstd_decompress(const void *in, size_t n, buf *out, herr *e)
+{
+    size_t cap = out->max ? out->max : SIZE_MAX / 2, start = out->len, zr = 1;
+    ZSTD_DStream *ds = ZSTD_createDStream();
+    ZSTD_inBuffer ib = {in, n, 0};
+    int rc = 0;
+    if (!ds) return -ENOMEM;
+    while (zr != 0) {
+        unsigned char probe;
+        size_t space = out->cap ? out->cap - out->len - 1 : 0, room;
+        if (space < 65536 && out->len < cap &&
+            (rc = buf_reserve(out, MIN(MAX(out->cap, (size_t)65536), cap - out->len))) != 0)
+            break;
+        room = MIN(out->cap - out->len - 1, cap - out->len);
+        ZSTD_outBuffer ob = {room ? (void *)(out->data + out->len) : (void *)&probe, room ? room : 1, 0};
+        size_t in_before = ib.pos;
+        zr = ZSTD_decompressStream(ds, &ob, &ib);
+        if (ZSTD_isError(zr)) { rc = herr_set(e, HE_ZSTD, "corrupt zstd data: %s", ZSTD_getErrorName(zr)); break; }
+        if (!room && ob.pos) {
+            rc = herr_set(e, HE_TOOBIG, "decompressed size exceeds the limit of %zu bytes", cap);
+            break;
+        }
+        out->len += room ? ob.pos : 0;
+        if (zr != 0 && ib.pos == ib.size && ob.pos < ob.size && ib.pos == in_before) {
+            rc = herr_set(e, HE_ZSTD, "zstd frame is truncated");
+            break;
+        }
+        if (zr == 0 && ib.pos < ib.size) zr = 1;  /* another frame follows */
+    }
+    ZSTD_freeDStream(ds);
+    if (rc) out->len = start;
+    if (out->data) out->data[out->len] = 0;
+    return rc;
+}
+
+int zstd_compress(const void *in, size_t n, int level, buf *out)
+{
+    size_t bound = ZSTD_compressBound(n), zr;
+    int rc = buf_reserve(out, bound);
+    if (rc) return rc;
+    zr = ZSTD_compress(out->data + out->len, bound, in, n, level);
+    if (ZSTD_isError(zr)) return -EIO;
+    out->len += zr;
+    out->data[out->len] = 0;
+    return 0;
+}

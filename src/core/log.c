@@ -1,0 +1,57 @@
+/*
+ * log.c: see log.h. The level is read once from $HEARTH_LOG_LEVEL on first use.
+ */
+#include "core/common.h"
+#include "core/log.h"
+
+#include <time.h>
+#include <unistd.h>
+
+static int cur_level = -1;
+static void (*sink)(enum log_level, const char *);
+static const char *const names[] = {"debug", "info", "warn", "error", "off"};
+
+int log_level_parse(const char *s)
+{
+    for (int i = 0; i < (int)ARRAY_SIZE(names); i++)
+        if (s && !strcasecmp(s, names[i])) return i;
+    if (s && !strcasecmp(s, "warning")) return LOG_WARN;
+    return -1;
+}
+
+enum log_level log_get_level(void)
+{
+    if (cur_level < 0) {
+        int l = log_level_parse(getenv("HEARTH_LOG_LEVEL"));
+        cur_level = l < 0 ? LOG_INFO : l;
+    }
+    return (enum log_level)cur_level;
+}
+
+void log_set_level(enum log_level level) { cur_level = (int)level; }
+void log_set_sink(void (*fn)(enum log_level, const char *)) { sink = fn; }
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    va_list ap;
+    int n;
+
+    if ((int)level < (int)log_get_level() || level >= LOG_OFF) return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=\"",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
+    va_start(ap, fmt);
+    n += vsnprintf(line + n, sizeof line - (size_t)n - 2, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof line - 3) n = (int)sizeof line - 3;
+    line[n++] = '"';
+    line[n] = 0;
+    if (sink) { sink(level, line); return; }
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, (size_t)n) < 0) { /* nothing useful to do */ }
+}
