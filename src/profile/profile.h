@@ -128,9 +128,10 @@ typedef struct profile {
 
     prof_limits limits;
 
-    /* lazily built indexes for *_intern() */
-    hmap64 mapping_index, function_index, location_index;
+    /* lazily built indexes for *_intern() and sample combining */
+    hmap64 mapping_index, function_index, location_index, sample_index;
     uint32_t mapping_indexed, function_indexed, location_indexed;
+    size_t samples_indexed;
 } profile;
 
 /* Initializes an empty profile with default limits; string 0 is "". */
