@@ -1,0 +1,926 @@
+/*
+ * pprof.c: the google/pprof profile.proto codec (see pprof.h).
+ *
+ * Owns: reading pprof bytes (gzip, zstd or raw) into a profile, and writing a
+ * profile back as pprof bytes.
+ *
+ * Schema (profile.proto, field number: name, wire type):
+ *
+ *   Profile   1 sample_type ValueType*  2 sample Sample*  3 mapping Mapping*
+ *             4 location Location*  5 function Function*  6 string_table string*
+ *             7 drop_frames  8 keep_frames (string idx)  9 time_nanos
+ *             10 duration_nanos  11 period_type ValueType  12 period
+ *             13 comment (string idx)*  14 default_sample_type (string idx)
+ *             15 doc_url (skipped)
+ *   ValueType 1 type  2 unit (string idx)
+ *   Sample    1 location_id uint64* (leaf first)  2 value int64*  3 label Label*
+ *   Label     1 key  2 str (string idx)  3 num int64  4 num_unit (string idx)
+ *   Mapping   1 id  2 memory_start  3 memory_limit  4 file_offset  5 filename
+ *             6 build_id (string idx)  7..10 has_functions, has_filenames,
+ *             has_line_numbers, has_inline_frames (bool)
+ *   Location  1 id  2 mapping_id  3 address  4 line Line*  5 is_folded
+ *   Line      1 function_id  2 line  3 column
+ *   Function  1 id  2 name  3 system_name  4 filename (string idx)  5 start_line
+ *
+ * Decoding idea: references point forward and backward (Go writes samples
+ * before the locations and strings they use), so pass 1 walks the top-level
+ * message once, interning the string table and remembering where each
+ * mapping, function, location and sample message sits (a span into the
+ * input). Then the tables are decoded in dependency order: mappings,
+ * functions, locations, samples. pprof ids are arbitrary uint64; an idmap
+ * maps them to model indices with a dense array for small ids (the usual
+ * 1..n) and an hmap64 for the rest. Samples reuse the stack nodes of the
+ * previous sample for the shared root-side prefix (consecutive samples of
+ * real profiles share most of their stack), so only the differing frames
+ * cost a hash lookup. Nothing is allocated per sample: the scratch arrays
+ * live in the decoder and grow to the largest sample.
+ *
+ * Invariants: every index written into the model was checked against its
+ * table; element numbers in error messages count from 0 in file order.
+ */
+#include "core/common.h"
+#include "format/pprof.h"
+
+#include "core/compress.h"
+#include "core/mem.h"
+#include "core/wire.h"
+
+enum {
+    P_SAMPLE_TYPE = 1, P_SAMPLE = 2, P_MAPPING = 3, P_LOCATION = 4, P_FUNCTION = 5,
+    P_STRING_TABLE = 6, P_DROP_FRAMES = 7, P_KEEP_FRAMES = 8, P_TIME_NANOS = 9,
+    P_DURATION_NANOS = 10, P_PERIOD_TYPE = 11, P_PERIOD = 12, P_COMMENT = 13,
+    P_DEFAULT_SAMPLE_TYPE = 14,
+};
+
+/* Where one sub-message sits in the input. */
+typedef struct span {
+    const uint8_t *p;
+    size_t n;
+} span;
+
+typedef struct span_vec {
+    span *v;
+    size_t n, cap;
+} span_vec;
+
+/* pprof id -> model index: dense array for ids < n_dense, hash for the rest. */
+typedef struct idmap {
+    uint32_t *dense;
+    size_t n_dense;
+    hmap64 sparse;
+} idmap;
+
+typedef struct dec {
+    profile *p;
+    herr *e;
+
+    uint32_t *strs;  /* pprof string index -> model string id */
+    size_t n_strs, cap_strs;
+
+    span_vec types, samples, mappings, functions, locations;
+    span period_type;
+    int has_period_type;
+    uint64_t drop_frames, keep_frames, default_sample_type;
+    int64_t time_nanos, duration_nanos, period;
+    uint64_t *comments;
+    size_t n_comments, cap_comments;
+
+    idmap mapping_ids, function_ids, location_ids;
+
+    /* scratch, reused across elements */
+    prof_line *lines;
+    size_t cap_lines;
+    uint32_t *locs;        /* current sample's location indices, leaf first */
+    size_t cap_locs;
+    int64_t *vals;         /* n_types */
+    prof_label *labels;    /* max_labels */
+    uint32_t *prev_locs;   /* previous sample's stack, root first */
+    uint32_t *prev_nodes;  /* prev_nodes[i]: node of prev_locs[0..i] */
+    size_t prev_depth, cap_prev;
+} dec;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const char *wt_name(int wt)
+{
+    switch (wt) {
+    case WT_VARINT: return "varint";
+    case WT_I64: return "fixed64";
+    case WT_LEN: return "length-delimited";
+    case WT_SGROUP: return "start-group";
+    case WT_EGROUP: return "end-group";
+    case WT_I32: return "fixed32";
+    default: return "invalid";
+    }
+}
+
+/* "sample 12" or "the profile" for messages. */
+static const char *where(char *out, size_t size, const char *what, size_t idx)
+{
+    if (idx == SIZE_MAX) snprintf(out, size, "%s", what);
+    else snprintf(out, size, "%s %zu", what, idx);
+    return out;
+}
+
+/* A reader error turned into a sentence. */
+static int wire_fail(dec *d, int rc, const char *what, size_t idx)
+{
+    char w[64];
+    where(w, sizeof w, what, idx);
+    switch (rc) {
+    case HE_TRUNCATED:
+        return herr_set(d->e, rc, "pprof is truncated: %s ends in the middle of a field", w);
+    case HE_FORMAT:
+        return herr_set(d->e, rc, "not a valid pprof: %s has a malformed protobuf tag or varint", w);
+    case HE_WIRETYPE:
+        return herr_set(d->e, rc, "not a valid pprof: %s has a field with an unknown wire type", w);
+    default:
+        return herr_set(d->e, rc, "%s: %s", w, hearth_strerror(rc));
+    }
+}
+
+static int bad_wiretype(dec *d, const char *what, size_t idx, uint32_t field, const char *name,
+                        int wt, const char *expected)
+{
+    char w[64];
+    return herr_set(d->e, HE_WIRETYPE, "not a valid pprof: %s field %u (%s) has wire type %s, expected %s",
+                    where(w, sizeof w, what, idx), field, name, wt_name(wt), expected);
+}
+
+static inline int rd_tag(wire_rd *r, uint32_t *field, int *wt)
+{
+    uint64_t t;
+    int rc = wire_varint(r, &t);
+    if (UNLIKELY(rc)) return rc;
+    *wt = (int)(t & 7);
+    t >>= 3;
+    if (UNLIKELY(t == 0 || t > 0x1fffffff || *wt == 6 || *wt == 7)) return HE_FORMAT;
+    *field = (uint32_t)t;
+    return 0;
+}
+
+static int span_push(span_vec *v, const uint8_t *p, size_t n)
+{
+    if (v->n == v->cap && HGROW(v->v, v->cap, v->n + 1)) return -ENOMEM;
+    v->v[v->n].p = p;
+    v->v[v->n].n = n;
+    v->n++;
+    return 0;
+}
+
+static int idmap_init(idmap *m, size_t count)
+{
+    /* Ids are usually 1..count; twice that leaves room for gaps. */
+    m->n_dense = count * 2 + 64;
+    m->dense = hmallocarray(m->n_dense, sizeof *m->dense);
+    hmap64_init(&m->sparse);
+    if (!m->dense) return -ENOMEM;
+    memset(m->dense, 0xff, m->n_dense * sizeof *m->dense);
+    return 0;
+}
+
+static void idmap_release(idmap *m)
+{
+    free(m->dense);
+    m->dense = NULL;
+    hmap64_release(&m->sparse);
+}
+
+static inline uint32_t idmap_get(const idmap *m, uint64_t id)
+{
+    if (LIKELY(id < m->n_dense)) return m->dense[id];
+    return m->sparse.count ? hmap64_get(&m->sparse, id) : HMAP_EMPTY;
+}
+
+/* 0, 1 when id is already present, or -ENOMEM. */
+static int idmap_put(idmap *m, uint64_t id, uint32_t val)
+{
+    if (id < m->n_dense) {
+        if (m->dense[id] != HMAP_EMPTY) return 1;
+        m->dense[id] = val;
+        return 0;
+    }
+    uint32_t got = hmap64_get_or_put(&m->sparse, id, val);
+    if (got == HMAP_EMPTY) return -ENOMEM;
+    return got != val;
+}
+
+static inline int str_ref(dec *d, uint64_t idx, uint32_t *out, const char *what, size_t i, const char *field)
+{
+    char w[64];
+    if (LIKELY(idx < d->n_strs)) {
+        *out = d->strs[idx];
+        return 0;
+    }
+    return herr_set(d->e, HE_BADREF, "%s %s refers to string index %" PRIu64
+                    " which does not exist (the string table has %zu entries)",
+                    where(w, sizeof w, what, i), field, idx, d->n_strs);
+}
+
+/* Reads a varint field's value after checking its wire type. */
+#define VARINT(name, dst)                                                          \
+    do {                                                                           \
+        if (UNLIKELY(wt != WT_VARINT))                                             \
+            return bad_wiretype(d, WHAT, idx, f, name, wt, "varint");             \
+        if (UNLIKELY((rc = wire_varint(&r, &v)) != 0)) return wire_fail(d, rc, WHAT, idx); \
+        dst = v;                                                                   \
+    } while (0)
+
+#define SKIP()                                                                     \
+    do {                                                                           \
+        if (UNLIKELY((rc = wire_skip(&r, wt)) != 0)) return wire_fail(d, rc, WHAT, idx); \
+    } while (0)
+
+/* ---- pass 1: the top-level message ------------------------------------ */
+
+static int collect_len(dec *d, span_vec *v, wire_rd *r, uint32_t f, int wt, const char *name)
+{
+    const uint8_t *p;
+    size_t n;
+    int rc;
+    if (UNLIKELY(wt != WT_LEN))
+        return bad_wiretype(d, "the profile", SIZE_MAX, f, name, wt, "length-delimited");
+    if ((rc = wire_bytes(r, &p, &n)) != 0) return wire_fail(d, rc, "the profile", SIZE_MAX);
+    if (span_push(v, p, n)) return herr_set(d->e, -ENOMEM, "out of memory reading the pprof %s table", name);
+    return 0;
+}
+
+static int add_string(dec *d, const uint8_t *s, size_t n)
+{
+    profile *p = d->p;
+    int32_t id;
+    if (UNLIKELY(n > p->limits.max_string_len))
+        return herr_set(d->e, HE_TOOBIG, "string_table[%zu] is %zu bytes long, more than the limit of %u bytes",
+                        d->n_strs, n, p->limits.max_string_len);
+    if (UNLIKELY(d->n_strs == 0 && n != 0))
+        return herr_set(d->e, HE_FORMAT, "not a valid pprof: string_table[0] must be the empty string but is \"%.*s\"",
+                        (int)MIN(n, (size_t)40), (const char *)s);
+    if (d->n_strs == d->cap_strs && HGROW(d->strs, d->cap_strs, d->n_strs + 1))
+        return herr_set(d->e, -ENOMEM, "out of memory reading the pprof string table");
+    id = prof_str(p, (const char *)s, n);
+    if (id < 0) return herr_set(d->e, id, "string_table[%zu]: %s", d->n_strs, hearth_strerror(id));
+    d->strs[d->n_strs++] = (uint32_t)id;
+    return 0;
+}
+
+static int scan_top(dec *d, const uint8_t *data, size_t n)
+{
+    static const char WHAT[] = "the profile";
+    const size_t idx = SIZE_MAX;
+    wire_rd r;
+    int rc;
+    wire_rd_init(&r, data, n);
+    while (!wire_eof(&r)) {
+        uint32_t f;
+        int wt;
+        uint64_t v;
+        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
+        switch (f) {
+        case P_SAMPLE: rc = collect_len(d, &d->samples, &r, f, wt, "sample"); break;
+        case P_LOCATION: rc = collect_len(d, &d->locations, &r, f, wt, "location"); break;
+        case P_FUNCTION: rc = collect_len(d, &d->functions, &r, f, wt, "function"); break;
+        case P_MAPPING: rc = collect_len(d, &d->mappings, &r, f, wt, "mapping"); break;
+        case P_SAMPLE_TYPE: rc = collect_len(d, &d->types, &r, f, wt, "sample_type"); break;
+        case P_STRING_TABLE: {
+            const uint8_t *s;
+            size_t len;
+            if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "string_table", wt, "length-delimited");
+            if ((rc = wire_bytes(&r, &s, &len)) != 0) return wire_fail(d, rc, WHAT, idx);
+            rc = add_string(d, s, len);
+            break;
+        }
+        case P_PERIOD_TYPE:
+            if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "period_type", wt, "length-delimited");
+            if ((rc = wire_bytes(&r, &d->period_type.p, &d->period_type.n)) != 0) return wire_fail(d, rc, WHAT, idx);
+            d->has_period_type = 1;
+            break;
+        case P_DROP_FRAMES: VARINT("drop_frames", d->drop_frames); break;
+        case P_KEEP_FRAMES: VARINT("keep_frames", d->keep_frames); break;
+        case P_TIME_NANOS: VARINT("time_nanos", d->time_nanos); break;
+        case P_DURATION_NANOS: VARINT("duration_nanos", d->duration_nanos); break;
+        case P_PERIOD: VARINT("period", d->period); break;
+        case P_DEFAULT_SAMPLE_TYPE: VARINT("default_sample_type", d->default_sample_type); break;
+        case P_COMMENT: {
+            const uint8_t *q, *end;
+            size_t len;
+            if (wt == WT_VARINT) {
+                q = r.p;
+                end = r.end;
+            } else if (wt == WT_LEN) {
+                if ((rc = wire_bytes(&r, &q, &len)) != 0) return wire_fail(d, rc, WHAT, idx);
+                end = q + len;
+            } else {
+                return bad_wiretype(d, WHAT, idx, f, "comment", wt, "varint or packed");
+            }
+            wire_rd sub = {q, end};
+            while (!wire_eof(&sub)) {
+                if ((rc = wire_varint(&sub, &v)) != 0) return wire_fail(d, rc, WHAT, idx);
+                if (d->n_comments == d->cap_comments && HGROW(d->comments, d->cap_comments, d->n_comments + 1))
+                    return herr_set(d->e, -ENOMEM, "out of memory reading pprof comments");
+                d->comments[d->n_comments++] = v;
+                if (wt == WT_VARINT) break;
+            }
+            if (wt == WT_VARINT) r.p = sub.p;
+            break;
+        }
+        default: SKIP(); break;
+        }
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---- pass 2: scalars and sample types ---------------------------------- */
+
+static int dec_value_type(dec *d, span s, prof_value_type *vt, const char *what, size_t idx)
+{
+    const char *WHAT = what;
+    wire_rd r;
+    uint64_t type = 0, unit = 0, v;
+    int rc;
+    wire_rd_init(&r, s.p, s.n);
+    while (!wire_eof(&r)) {
+        uint32_t f;
+        int wt;
+        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
+        switch (f) {
+        case 1: VARINT("type", type); break;
+        case 2: VARINT("unit", unit); break;
+        default: SKIP(); break;
+        }
+    }
+    if ((rc = str_ref(d, type, &vt->type, what, idx, "type")) != 0) return rc;
+    return str_ref(d, unit, &vt->unit, what, idx, "unit");
+}
+
+static int dec_header(dec *d)
+{
+    profile *p = d->p;
+    prof_value_type *types = NULL;
+    uint32_t dst = 0;
+    int rc = 0;
+
+    if (d->types.n > 4096)
+        return herr_set(d->e, HE_TOOBIG, "the profile declares %zu sample types, more than the limit of 4096", d->types.n);
+    if (d->types.n) {
+        types = hmallocarray(d->types.n, sizeof *types);
+        if (!types) return herr_set(d->e, -ENOMEM, "out of memory reading sample types");
+        for (size_t i = 0; i < d->types.n && !rc; i++)
+            rc = dec_value_type(d, d->types.v[i], &types[i], "sample_type", i);
+        if (!rc && (rc = prof_set_types(p, types, (uint32_t)d->types.n)) != 0)
+            herr_set(d->e, rc, "cannot declare %zu sample types: %s", d->types.n, hearth_strerror(rc));
+        free(types);
+        if (rc) return rc;
+    }
+    if (d->has_period_type && (rc = dec_value_type(d, d->period_type, &p->period_type, "period_type", SIZE_MAX)))
+        return rc;
+    if ((rc = str_ref(d, d->drop_frames, &p->drop_frames, "the profile", SIZE_MAX, "drop_frames")) ||
+        (rc = str_ref(d, d->keep_frames, &p->keep_frames, "the profile", SIZE_MAX, "keep_frames")) ||
+        (rc = str_ref(d, d->default_sample_type, &p->default_sample_type, "the profile", SIZE_MAX,
+                      "default_sample_type")))
+        return rc;
+    p->time_nanos = d->time_nanos;
+    p->duration_nanos = d->duration_nanos;
+    p->period = d->period;
+    if (d->n_comments) {
+        p->comments = hmallocarray(d->n_comments, sizeof *p->comments);
+        if (!p->comments) return herr_set(d->e, -ENOMEM, "out of memory reading pprof comments");
+        for (size_t i = 0; i < d->n_comments; i++) {
+            if ((rc = str_ref(d, d->comments[i], &dst, "comment", i, "")) != 0) return rc;
+            p->comments[i] = dst;
+        }
+        p->n_comments = (uint32_t)d->n_comments;
+    }
+    return 0;
+}
+
+/* ---- pass 3: mappings and functions ----------------------------------- */
+
+static int dec_mapping(dec *d, size_t idx)
+{
+    static const char WHAT[] = "mapping";
+    profile *p = d->p;
+    prof_mapping m;
+    uint64_t id = 0, filename = 0, build_id = 0, v;
+    wire_rd r;
+    int rc;
+    int32_t at;
+
+    memset(&m, 0, sizeof m);
+    wire_rd_init(&r, d->mappings.v[idx].p, d->mappings.v[idx].n);
+    while (!wire_eof(&r)) {
+        uint32_t f;
+        int wt;
+        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
+        switch (f) {
+        case 1: VARINT("id", id); break;
+        case 2: VARINT("memory_start", m.memory_start); break;
+        case 3: VARINT("memory_limit", m.memory_limit); break;
+        case 4: VARINT("file_offset", m.file_offset); break;
+        case 5: VARINT("filename", filename); break;
+        case 6: VARINT("build_id", build_id); break;
+        case 7: VARINT("has_functions", m.has_functions); m.has_functions = v != 0; break;
+        case 8: VARINT("has_filenames", m.has_filenames); m.has_filenames = v != 0; break;
+        case 9: VARINT("has_line_numbers", m.has_line_numbers); m.has_line_numbers = v != 0; break;
+        case 10: VARINT("has_inline_frames", m.has_inline_frames); m.has_inline_frames = v != 0; break;
+        default: SKIP(); break;
+        }
+    }
+    if ((rc = str_ref(d, filename, &m.filename, WHAT, idx, "filename")) ||
+        (rc = str_ref(d, build_id, &m.build_id, WHAT, idx, "build_id")))
+        return rc;
+    if (id == 0)
+        return herr_set(d->e, HE_FORMAT, "not a valid pprof: mapping %zu has id 0 (ids must be nonzero)", idx);
+    if ((at = prof_mapping_add(p, &m)) < 0)
+        return herr_set(d->e, at, "mapping %zu: %s", idx, hearth_strerror(at));
+    if ((rc = idmap_put(&d->mapping_ids, id, (uint32_t)at)) != 0)
+        return rc < 0 ? herr_set(d->e, rc, "out of memory reading mappings")
+                      : herr_set(d->e, HE_FORMAT, "not a valid pprof: mapping %zu has id %" PRIu64
+                                 " which an earlier mapping already has", idx, id);
+    return 0;
+}
+
+static int dec_function(dec *d, size_t idx)
+{
+    static const char WHAT[] = "function";
+    profile *p = d->p;
+    prof_function fn;
+    uint64_t id = 0, name = 0, system_name = 0, filename = 0, v;
+    wire_rd r;
+    int rc;
+    int32_t at;
+
+    memset(&fn, 0, sizeof fn);
+    wire_rd_init(&r, d->functions.v[idx].p, d->functions.v[idx].n);
+    while (!wire_eof(&r)) {
+        uint32_t f;
+        int wt;
+        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
+        switch (f) {
+        case 1: VARINT("id", id); break;
+        case 2: VARINT("name", name); break;
+        case 3: VARINT("system_name", system_name); break;
+        case 4: VARINT("filename", filename); break;
+        case 5: VARINT("start_line", fn.start_line); break;
+        default: SKIP(); break;
+        }
+    }
+    if ((rc = str_ref(d, name, &fn.name, WHAT, idx, "name")) ||
+        (rc = str_ref(d, system_name, &fn.system_name, WHAT, idx, "system_name")) ||
+        (rc = str_ref(d, filename, &fn.filename, WHAT, idx, "filename")))
+        return rc;
+    if (id == 0)
+        return herr_set(d->e, HE_FORMAT, "not a valid pprof: function %zu has id 0 (ids must be nonzero)", idx);
+    if ((at = prof_function_add(p, &fn)) < 0)
+        return herr_set(d->e, at, "function %zu: %s", idx, hearth_strerror(at));
+    if ((rc = idmap_put(&d->function_ids, id, (uint32_t)at)) != 0)
+        return rc < 0 ? herr_set(d->e, rc, "out of memory reading functions")
+                      : herr_set(d->e, HE_FORMAT, "not a valid pprof: function %zu has id %" PRIu64
+                                 " which an earlier function already has", idx, id);
+    return 0;
+}
+
+/* ---- pass 4: locations ------------------------------------------------- */
+
+static int dec_line(dec *d, size_t idx, uint64_t loc_id, const uint8_t *s, size_t n, prof_line *out)
+{
+    static const char WHAT[] = "location";
+    wire_rd r;
+    uint64_t fid = 0, v;
+    int rc;
+    memset(out, 0, sizeof *out);
+    wire_rd_init(&r, s, n);
+    while (!wire_eof(&r)) {
+        uint32_t f;
+        int wt;
+        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
+        switch (f) {
+        case 1: VARINT("line.function_id", fid); break;
+        case 2: VARINT("line.line", out->line); break;
+        case 3: VARINT("line.column", out->column); break;
+        default: SKIP(); break;
+        }
+    }
+    if (fid) {
+        uint32_t at = idmap_get(&d->function_ids, fid);
+        if (UNLIKELY(at == HMAP_EMPTY))
+            return herr_set(d->e, HE_BADREF, "location %zu (id %" PRIu64 ") refers to function id %" PRIu64
+                            " which does not exist", idx, loc_id, fid);
+        out->function = at;
+    }
+    return 0;
+}
+
+static int dec_location(dec *d, size_t idx)
+{
+    static const char WHAT[] = "location";
+    profile *p = d->p;
+    uint64_t id = 0, mapping_id = 0, address = 0, is_folded = 0, v;
+    uint32_t mapping = 0, n_lines = 0;
+    const uint8_t *line_start = NULL;
+    wire_rd r;
+    int rc;
+    int32_t at;
+
+    /* Lines need the id for messages, which may come after them: two steps. */
+    wire_rd_init(&r, d->locations.v[idx].p, d->locations.v[idx].n);
+    while (!wire_eof(&r)) {
+        uint32_t f;
+        int wt;
+        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
+        switch (f) {
+        case 1: VARINT("id", id); break;
+        case 2: VARINT("mapping_id", mapping_id); break;
+        case 3: VARINT("address", address); break;
+        case 4:
+            if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "line", wt, "length-delimited");
+            if (!line_start) line_start = r.p;
+            SKIP();
+            n_lines++;
+            break;
+        case 5: VARINT("is_folded", is_folded); break;
+        default: SKIP(); break;
+        }
+    }
+    if (id == 0)
+        return herr_set(d->e, HE_FORMAT, "not a valid pprof: location %zu has id 0 (ids must be nonzero)", idx);
+    if (mapping_id) {
+        mapping = idmap_get(&d->mapping_ids, mapping_id);
+        if (mapping == HMAP_EMPTY)
+            return herr_set(d->e, HE_BADREF, "location %zu (id %" PRIu64 ") refers to mapping id %" PRIu64
+                            " which does not exist", idx, id, mapping_id);
+    }
+    if (n_lines) {
+        uint32_t k = 0;
+        if (n_lines > d->cap_lines && HGROW(d->lines, d->cap_lines, n_lines))
+            return herr_set(d->e, -ENOMEM, "out of memory reading location %zu", idx);
+        wire_rd_init(&r, line_start, (size_t)(d->locations.v[idx].p + d->locations.v[idx].n - line_start));
+        while (k < n_lines) {
+            uint32_t f;
+            int wt;
+            const uint8_t *s;
+            size_t n;
+            if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
+            if (f != 4) { SKIP(); continue; }
+            if ((rc = wire_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
+            if ((rc = dec_line(d, idx, id, s, n, &d->lines[k++])) != 0) return rc;
+        }
+    }
+    if ((at = prof_location_add(p, address, mapping, d->lines, n_lines)) < 0) {
+        if (at == HE_TOOBIG)
+            return herr_set(d->e, at, "location %zu: more locations than the limit of %u", idx, p->limits.max_locations);
+        return herr_set(d->e, at, "location %zu: %s", idx, hearth_strerror(at));
+    }
+    p->locations[at].is_folded = is_folded != 0;
+    if ((rc = idmap_put(&d->location_ids, id, (uint32_t)at)) != 0)
+        return rc < 0 ? herr_set(d->e, rc, "out of memory reading locations")
+                      : herr_set(d->e, HE_FORMAT, "not a valid pprof: location %zu has id %" PRIu64
+                                 " which an earlier location already has", idx, id);
+    return 0;
+}
+
+/* ---- pass 5: samples ---------------------------------------------------- */
+
+/*
+ * The node of the stack locs[0..n) (leaf first), reusing the previous
+ * sample's nodes for the common root-side prefix.
+ */
+static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
+{
+    profile *p = d->p;
+    size_t same = 0, i;
+    uint32_t node = 0;
+
+    if (n > d->cap_prev) {
+        size_t cap = d->cap_prev;
+        if (HGROW(d->prev_locs, cap, n)) return -ENOMEM;
+        cap = d->cap_prev;
+        if (HGROW(d->prev_nodes, cap, n)) return -ENOMEM;
+        d->cap_prev = cap;
+    }
+    /* root first: locs[n - 1 - i] is depth i */
+    while (same < n && same < d->prev_depth && d->prev_locs[same] == locs[n - 1 - same]) same++;
+    if (same) node = d->prev_nodes[same - 1];
+    for (i = same; i < n; i++) {
+        int32_t got = prof_node_get(p, node, locs[n - 1 - i]);
+        if (got < 0) return got;
+        node = (uint32_t)got;
+        d->prev_locs[i] = locs[n - 1 - i];
+        d->prev_nodes[i] = node;
+    }
+    d->prev_depth = n;
+    return node;
+}
+
+static int dec_label(dec *d, size_t idx, const uint8_t *s, size_t n, prof_label *l)
+{
+    static const char WHAT[] = "sample";
+    wire_rd r;
+    uint64_t key = 0, str = 0, num_unit = 0, v;
+    int rc;
+    memset(l, 0, sizeof *l);
+    wire_rd_init(&r, s, n);
+    while (!wire_eof(&r)) {
+        uint32_t f;
+        int wt;
+        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
+        switch (f) {
+        case 1: VARINT("label.key", key); break;
+        case 2: VARINT("label.str", str); break;
+        case 3: VARINT("label.num", l->num); break;
+        case 4: VARINT("label.num_unit", num_unit); break;
+        default: SKIP(); break;
+        }
+    }
+    if ((rc = str_ref(d, key, &l->key, WHAT, idx, "label key")) ||
+        (rc = str_ref(d, str, &l->str, WHAT, idx, "label str")) ||
+        (rc = str_ref(d, num_unit, &l->num_unit, WHAT, idx, "label num_unit")))
+        return rc;
+    return 0;
+}
+
+static int dec_sample(dec *d, size_t idx)
+{
+    static const char WHAT[] = "sample";
+    profile *p = d->p;
+    const uint32_t max_depth = p->limits.max_stack_depth ? p->limits.max_stack_depth : UINT32_MAX;
+    const uint32_t n_types = p->n_types;
+    size_t n_locs = 0, n_vals = 0, n_labels = 0;
+    wire_rd r;
+    int rc;
+    int64_t stack, at;
+
+    wire_rd_init(&r, d->samples.v[idx].p, d->samples.v[idx].n);
+    while (!wire_eof(&r)) {
+        uint32_t f;
+        int wt;
+        uint64_t v;
+        const uint8_t *s;
+        size_t n;
+        if (UNLIKELY((rc = rd_tag(&r, &f, &wt)) != 0)) return wire_fail(d, rc, WHAT, idx);
+        if (f == 1 || f == 2) {
+            wire_rd sub;
+            if (wt == WT_LEN) {
+                if (UNLIKELY((rc = wire_bytes(&r, &s, &n)) != 0)) return wire_fail(d, rc, WHAT, idx);
+                wire_rd_init(&sub, s, n);
+            } else if (wt == WT_VARINT) {
+                sub = r;
+            } else {
+                return bad_wiretype(d, WHAT, idx, f, f == 1 ? "location_id" : "value", wt, "varint or packed");
+            }
+            while (!wire_eof(&sub)) {
+                if (UNLIKELY((rc = wire_varint(&sub, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
+                if (f == 1) {
+                    uint32_t loc = idmap_get(&d->location_ids, v);
+                    if (UNLIKELY(loc == HMAP_EMPTY))
+                        return herr_set(d->e, HE_BADREF, "sample %zu refers to location id %" PRIu64
+                                        " which does not exist", idx, v);
+                    if (n_locs < max_depth) {
+                        if (UNLIKELY(n_locs == d->cap_locs) && HGROW(d->locs, d->cap_locs, n_locs + 1))
+                            return herr_set(d->e, -ENOMEM, "out of memory reading sample %zu", idx);
+                        d->locs[n_locs] = loc;
+                    }
+                    n_locs++;
+                } else {
+                    if (LIKELY(n_vals < n_types)) d->vals[n_vals] = (int64_t)v;
+                    n_vals++;
+                }
+                if (wt == WT_VARINT) break;
+            }
+            if (wt == WT_VARINT) r.p = sub.p;
+        } else if (f == 3) {
+            if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "label", wt, "length-delimited");
+            if ((rc = wire_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
+            if (n_labels >= p->limits.max_labels)
+                return herr_set(d->e, HE_TOOBIG, "sample %zu has more than %u labels (the limit)", idx,
+                                p->limits.max_labels);
+            if ((rc = dec_label(d, idx, s, n, &d->labels[n_labels])) != 0) return rc;
+            n_labels++;
+        } else {
+            SKIP();
+        }
+    }
+    if (UNLIKELY(n_vals != n_types))
+        return herr_set(d->e, HE_FORMAT, "not a valid pprof: sample %zu has %zu values but the profile has %u sample types",
+                        idx, n_vals, n_types);
+    if ((stack = stack_of(d, d->locs, MIN(n_locs, (size_t)max_depth))) < 0)
+        return herr_set(d->e, (int)stack, "sample %zu: cannot add its stack: %s", idx, hearth_strerror((int)stack));
+    if ((at = prof_sample_add(p, (uint32_t)stack, d->vals, d->labels, (uint32_t)n_labels)) < 0)
+        return herr_set(d->e, (int)at, "sample %zu: %s", idx, hearth_strerror((int)at));
+    return 0;
+}
+
+/* ---- driver ------------------------------------------------------------ */
+
+static void dec_release(dec *d)
+{
+    free(d->strs);
+    free(d->types.v);
+    free(d->samples.v);
+    free(d->mappings.v);
+    free(d->functions.v);
+    free(d->locations.v);
+    free(d->comments);
+    idmap_release(&d->mapping_ids);
+    idmap_release(&d->function_ids);
+    idmap_release(&d->location_ids);
+    free(d->lines);
+    free(d->locs);
+    free(d->vals);
+    free(d->labels);
+    free(d->prev_locs);
+    free(d->prev_nodes);
+}
+
+static int decode_raw(dec *d, const uint8_t *data, size_t n)
+{
+    profile *p = d->p;
+    int rc;
+
+    if ((rc = scan_top(d, data, n)) != 0) return rc;
+    if (d->n_strs == 0 && (rc = add_string(d, (const uint8_t *)"", 0)) != 0) return rc;
+    if (d->samples.n > p->limits.max_samples)
+        return herr_set(d->e, HE_TOOBIG, "the profile has %zu samples, more than the limit of %u",
+                        d->samples.n, p->limits.max_samples);
+    if (d->locations.n > p->limits.max_locations)
+        return herr_set(d->e, HE_TOOBIG, "the profile has %zu locations, more than the limit of %u",
+                        d->locations.n, p->limits.max_locations);
+    if ((rc = dec_header(d)) != 0) return rc;
+
+    if (idmap_init(&d->mapping_ids, d->mappings.n) || idmap_init(&d->function_ids, d->functions.n) ||
+        idmap_init(&d->location_ids, d->locations.n))
+        return herr_set(d->e, -ENOMEM, "out of memory for pprof id tables");
+    for (size_t i = 0; i < d->mappings.n; i++)
+        if ((rc = dec_mapping(d, i)) != 0) return rc;
+    for (size_t i = 0; i < d->functions.n; i++)
+        if ((rc = dec_function(d, i)) != 0) return rc;
+    for (size_t i = 0; i < d->locations.n; i++)
+        if ((rc = dec_location(d, i)) != 0) return rc;
+
+    d->vals = hmallocarray(p->n_types ? p->n_types : 1, sizeof *d->vals);
+    d->labels = hmallocarray(p->limits.max_labels ? p->limits.max_labels : 1, sizeof *d->labels);
+    if (!d->vals || !d->labels) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
+    for (size_t i = 0; i < d->samples.n; i++)
+        if ((rc = dec_sample(d, i)) != 0) return rc;
+    return 0;
+}
+
+int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed, herr *e)
+{
+    buf plain;
+    dec d;
+    int rc;
+
+    if (!max_decompressed) max_decompressed = PPROF_MAX_DECOMPRESSED;
+    if (n == 0) return herr_set(e, HE_FORMAT, "not a pprof profile: the input is empty");
+    buf_init(&plain, max_decompressed);
+    if (is_gzip(data, n) || is_zstd(data, n)) {
+        rc = is_gzip(data, n) ? gz_decompress(data, n, &plain, e) : zstd_decompress(data, n, &plain, e);
+        if (rc) {
+            buf_release(&plain);
+            return rc;
+        }
+        data = plain.data;
+        n = plain.len;
+        if (n == 0) {
+            buf_release(&plain);
+            return herr_set(e, HE_FORMAT, "not a pprof profile: the compressed input holds no bytes");
+        }
+    } else if (n > max_decompressed) {
+        return herr_set(e, HE_TOOBIG, "the pprof is %zu bytes, more than the limit of %zu bytes", n, max_decompressed);
+    }
+
+    memset(&d, 0, sizeof d);
+    d.p = p;
+    d.e = e;
+    rc = decode_raw(&d, data, n);
+    dec_release(&d);
+    buf_release(&plain);
+    return rc;
+}
+
+/* ---- encoder ------------------------------------------------------------ */
+
+static int enc_value_type(buf *b, uint32_t field, const prof_value_type *vt)
+{
+    long m = wire_begin(b, field);
+    int rc;
+    if (m < 0) return (int)m;
+    if ((rc = wire_put_uint_nz(b, 1, vt->type)) || (rc = wire_put_uint_nz(b, 2, vt->unit))) return rc;
+    return wire_end(b, m);
+}
+
+static int enc_body(const profile *p, buf *b)
+{
+    uint64_t *ids = NULL;
+    uint32_t *locs = NULL;
+    size_t cap_ids = 0, cap_locs = 0;
+    int rc = 0;
+    long m, m2;
+
+    for (uint32_t t = 0; t < p->n_types; t++)
+        if ((rc = enc_value_type(b, P_SAMPLE_TYPE, &p->sample_types[t]))) return rc;
+
+    for (size_t i = 0; i < p->n_samples && !rc; i++) {
+        const prof_sample *s = &p->samples[i];
+        size_t depth;
+        for (;;) {
+            depth = prof_stack_locations(p, s->stack, locs, cap_locs);
+            if (depth <= cap_locs) break;
+            if (HGROW(locs, cap_locs, depth)) { rc = -ENOMEM; goto out; }
+        }
+        if (depth > cap_ids && HGROW(ids, cap_ids, depth)) { rc = -ENOMEM; goto out; }
+        for (size_t k = 0; k < depth; k++) ids[k] = locs[k];
+        if ((m = wire_begin(b, P_SAMPLE)) < 0) { rc = (int)m; break; }
+        if ((rc = wire_put_packed_u64(b, 1, ids, depth)) ||
+            (rc = wire_put_packed_i64(b, 2, prof_values(p, i), p->n_types)))
+            break;
+        for (uint32_t k = 0; k < s->n_labels; k++) {
+            const prof_label *l = &p->labels[s->first_label + k];
+            if ((m2 = wire_begin(b, 3)) < 0) { rc = (int)m2; goto out; }
+            if ((rc = wire_put_uint_nz(b, 1, l->key)) || (rc = wire_put_uint_nz(b, 2, l->str)) ||
+                (rc = wire_put_uint_nz(b, 3, (uint64_t)l->num)) || (rc = wire_put_uint_nz(b, 4, l->num_unit)) ||
+                (rc = wire_end(b, m2)))
+                goto out;
+        }
+        rc = wire_end(b, m);
+    }
+    if (rc) goto out;
+
+    for (uint32_t i = 1; i < p->n_mappings; i++) {
+        const prof_mapping *mp = &p->mappings[i];
+        if ((m = wire_begin(b, P_MAPPING)) < 0) { rc = (int)m; goto out; }
+        if ((rc = wire_put_uint(b, 1, i)) || (rc = wire_put_uint_nz(b, 2, mp->memory_start)) ||
+            (rc = wire_put_uint_nz(b, 3, mp->memory_limit)) || (rc = wire_put_uint_nz(b, 4, mp->file_offset)) ||
+            (rc = wire_put_uint_nz(b, 5, mp->filename)) || (rc = wire_put_uint_nz(b, 6, mp->build_id)) ||
+            (rc = wire_put_uint_nz(b, 7, mp->has_functions)) || (rc = wire_put_uint_nz(b, 8, mp->has_filenames)) ||
+            (rc = wire_put_uint_nz(b, 9, mp->has_line_numbers)) ||
+            (rc = wire_put_uint_nz(b, 10, mp->has_inline_frames)) || (rc = wire_end(b, m)))
+            goto out;
+    }
+    for (uint32_t i = 1; i < p->n_locations; i++) {
+        const prof_location *loc = &p->locations[i];
+        if ((m = wire_begin(b, P_LOCATION)) < 0) { rc = (int)m; goto out; }
+        if ((rc = wire_put_uint(b, 1, i)) || (rc = wire_put_uint_nz(b, 2, loc->mapping)) ||
+            (rc = wire_put_uint_nz(b, 3, loc->address)))
+            goto out;
+        for (uint32_t k = 0; k < loc->n_lines; k++) {
+            const prof_line *ln = &p->lines[loc->first_line + k];
+            if ((m2 = wire_begin(b, 4)) < 0) { rc = (int)m2; goto out; }
+            if ((rc = wire_put_uint_nz(b, 1, ln->function)) || (rc = wire_put_uint_nz(b, 2, (uint64_t)ln->line)) ||
+                (rc = wire_put_uint_nz(b, 3, (uint64_t)ln->column)) || (rc = wire_end(b, m2)))
+                goto out;
+        }
+        if ((rc = wire_put_uint_nz(b, 5, loc->is_folded)) || (rc = wire_end(b, m))) goto out;
+    }
+    for (uint32_t i = 1; i < p->n_functions; i++) {
+        const prof_function *fn = &p->functions[i];
+        if ((m = wire_begin(b, P_FUNCTION)) < 0) { rc = (int)m; goto out; }
+        if ((rc = wire_put_uint(b, 1, i)) || (rc = wire_put_uint_nz(b, 2, fn->name)) ||
+            (rc = wire_put_uint_nz(b, 3, fn->system_name)) || (rc = wire_put_uint_nz(b, 4, fn->filename)) ||
+            (rc = wire_put_uint_nz(b, 5, (uint64_t)fn->start_line)) || (rc = wire_end(b, m)))
+            goto out;
+    }
+    /* Every model string, in id order: string 0 is "", so ids are kept. */
+    for (uint32_t i = 0; i < p->strings.count; i++)
+        if ((rc = wire_put_bytes(b, P_STRING_TABLE, strtab_get(&p->strings, i), strtab_len(&p->strings, i))))
+            goto out;
+    if ((rc = wire_put_uint_nz(b, P_DROP_FRAMES, p->drop_frames)) ||
+        (rc = wire_put_uint_nz(b, P_KEEP_FRAMES, p->keep_frames)) ||
+        (rc = wire_put_uint_nz(b, P_TIME_NANOS, (uint64_t)p->time_nanos)) ||
+        (rc = wire_put_uint_nz(b, P_DURATION_NANOS, (uint64_t)p->duration_nanos)))
+        goto out;
+    if ((p->period_type.type || p->period_type.unit) && (rc = enc_value_type(b, P_PERIOD_TYPE, &p->period_type)))
+        goto out;
+    if ((rc = wire_put_uint_nz(b, P_PERIOD, (uint64_t)p->period))) goto out;
+    for (uint32_t i = 0; i < p->n_comments; i++)
+        if ((rc = wire_put_uint(b, P_COMMENT, p->comments[i]))) goto out;
+    rc = wire_put_uint_nz(b, P_DEFAULT_SAMPLE_TYPE, p->default_sample_type);
+out:
+    free(ids);
+    free(locs);
+    return rc;
+}
+
+int pprof_encode(const profile *p, buf *out, int gzip, herr *e)
+{
+    size_t start = out->len;
+    int rc;
+
+    if (!gzip) {
+        rc = enc_body(p, out);
+    } else {
+        buf raw;
+        buf_init(&raw, out->max);
+        rc = enc_body(p, &raw);
+        if (!rc) rc = gz_compress(raw.data ? raw.data : "", raw.len, 6, out);
+        buf_release(&raw);
+    }
+    if (rc) {
+        out->len = start;
+        if (out->data) out->data[start] = 0;
+        return herr_set(e, rc, "cannot write pprof: %s", rc == HE_TOOBIG ? "the output exceeds its size limit"
+                                                                           : hearth_strerror(rc));
+    }
+    return 0;
+}
