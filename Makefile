@@ -96,9 +96,15 @@ FUZZ_SECONDS ?= 20
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRC := $(filter-out src/server/% src/agent/%,$(LIB_SRC))
-build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC)
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -Isrc -Iinclude
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Iinclude -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/libfuzzcore.a: $(FUZZ_LIB_SRC:%.c=build/fuzz/obj/%.o)
+	rm -f $@ && ar rcs $@ $^
+build/fuzz/%: fuzz/%.c build/fuzz/libfuzzcore.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libfuzzcore.a $(LIBS)
 fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	@scripts/fuzz-run $(FUZZ_SECONDS) $(FUZZ_BIN)
