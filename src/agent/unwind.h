@@ -36,7 +36,8 @@ enum unw_cfa_kind {
     UNW_CFA_SP = 0,    /* CFA = rsp + cfa_off */
     UNW_CFA_FP = 1,    /* CFA = rbp + cfa_off */
     UNW_CFA_PLT = 2,   /* the PLT's DW_CFA_def_cfa_expression: rsp + 8 (+8 past the push) */
-    UNW_CFA_UNDEF = 3, /* outermost frame (RA undefined) or a rule we do not handle: stop */
+    UNW_CFA_UNDEF = 3, /* outermost frame (RA undefined): stop */
+    UNW_CFA_FP_DEREF = 4, /* CFA = [rbp + cfa_off] (stack realignment in main) */
 };
 
 /* One row: from vaddr `pc` up to the next row's pc, these rules hold. */
@@ -50,9 +51,11 @@ typedef struct unw_row {
 } unw_row;
 
 /*
- * The rows of one ELF file, sorted by pc. A gap between FDEs is encoded as a
- * row with cfa_kind UNW_CFA_UNDEF and ra_off 0 ("no information here"), so
- * lookups never attribute one function's rules to the space after it.
+ * The rows of one ELF file, sorted by pc, one row per pc. A gap between FDEs
+ * (or a rule we do not handle) is a row with cfa_kind UNW_CFA_UNDEF and
+ * ra_off 0 ("no information here": unw_find returns NULL for it, the step
+ * falls back to frame pointers), so lookups never attribute one function's
+ * rules to the space after it.
  */
 typedef struct unw_table {
     unw_row *rows;
