@@ -1,0 +1,129 @@
+/*
+ * test_server_otlp.c: the OTLP profiles decoder against the OpenTelemetry
+ * eBPF profiler's real request, in both encodings: the protobuf and the JSON
+ * form of the same request must give the same profiles, labels and totals;
+ * damaged input must fail with a message, never crash.
+ */
+#include "core/common.h"
+#include "core/mem.h"
+#include "format/otlp.h"
+#include "t.h"
+
+static int64_t batch_total(const otlp_batch *b)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < b->n; i++) sum += prof_total(&b->v[i].prof, 0);
+    return sum;
+}
+
+TEST(otlp_proto_and_json_agree)
+{
+    size_t npb, njs;
+    char *pb = t_read_file(t_testdata("otlp/otel-ebpf-profile.pb.bin"), &npb);
+    char *js = t_read_file(t_testdata("otlp/otel-ebpf-profile.pb.json"), &njs);
+    otlp_batch a, b;
+    herr e = {0};
+    int n_cpu = 0;
+    ASSERT_OK(otlp_decode(&a, pb, npb, 0, NULL, &e));
+    ASSERT_OK(otlp_decode(&b, js, njs, 1, NULL, &e));
+    ASSERT_EQ(a.n, b.n);
+    ASSERT(a.n >= 77);  /* one per resource profile at least */
+    ASSERT(batch_total(&a) > 0);
+    ASSERT_EQ(batch_total(&a), batch_total(&b));
+    for (size_t i = 0; i < a.n; i++) {
+        ASSERT_EQ(a.v[i].prof.n_samples, b.v[i].prof.n_samples);
+        ASSERT_EQ(prof_total(&a.v[i].prof, 0), prof_total(&b.v[i].prof, 0));
+        {
+            /* the request holds off-CPU profiles and CPU sample counts with a 50 ms period */
+            const char *name = otlp_label(&a.v[i], "__name__");
+            const char *type = prof_s(&a.v[i].prof, a.v[i].prof.sample_types[0].type);
+            ASSERT(name != NULL);
+            if (!strcmp(name, "off_cpu")) ASSERT_STR(type, "off_cpu");
+            else { ASSERT_STR(type, "cpu"); ASSERT_STR(name, "process_cpu"); }
+            n_cpu += !strcmp(name, "process_cpu");
+        }
+        ASSERT_STR(otlp_label(&a.v[i], "service_name"), otlp_label(&b.v[i], "service_name"));
+        ASSERT(otlp_label(&a.v[i], "service_name") != NULL);
+        ASSERT_EQ(a.v[i].time_ns, b.v[i].time_ns);
+        ASSERT_OK(prof_validate(&a.v[i].prof, &e));
+    }
+    ASSERT(n_cpu >= 5);
+    otlp_batch_release(&a);
+    otlp_batch_release(&b);
+    free(pb);
+    free(js);
+}
+
+TEST(otlp_truncated_and_garbage_fail_cleanly)
+{
+    size_t npb;
+    char *pb = t_read_file(t_testdata("otlp/otel-ebpf-profile.pb.bin"), &npb);
+    otlp_batch a;
+    int failures = 0;
+    /* every truncation point in the first KiB and a stride through the rest */
+    for (size_t cut = 1; cut < npb; cut += cut < 1024 ? 1 : 997) {
+        herr e = {0};
+        int rc = otlp_decode(&a, pb, cut, 0, NULL, &e);
+        if (rc) {
+            failures++;
+            ASSERT(e.msg[0] != 0);
+        } else {
+            otlp_batch_release(&a);
+        }
+    }
+    ASSERT(failures > 0);
+    {
+        herr e = {0};
+        ASSERT(otlp_decode(&a, "{\"resourceProfiles\": 5}", 23, 1, NULL, &e) != 0);
+        ASSERT_CONTAINS(e.msg, "resourceProfiles");
+    }
+    {
+        herr e = {0};
+        ASSERT(otlp_decode(&a, "{not json", 9, 1, NULL, &e) != 0);
+        ASSERT_CONTAINS(e.msg, "OTLP JSON");
+    }
+    free(pb);
+}
+
+TEST(otlp_bad_index_is_reported)
+{
+    const char *js =
+        "{\"resourceProfiles\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}}]},"
+        "\"scopeProfiles\":[{\"profiles\":[{\"sampleType\":{\"typeStrindex\":1,\"unitStrindex\":2},"
+        "\"samples\":[{\"stackIndex\":9,\"values\":[\"5\"]}]}]}]}],"
+        "\"dictionary\":{\"stringTable\":[\"\",\"cpu\",\"nanoseconds\"],\"stackTable\":[{}]}}";
+    otlp_batch a;
+    herr e = {0};
+    ASSERT(otlp_decode(&a, js, strlen(js), 1, NULL, &e) == HE_BADREF);
+    ASSERT_CONTAINS(e.msg, "stack 9");
+}
+
+TEST(otlp_service_name_links_and_cpu_scaling)
+{
+    const char *js =
+        "{\"resourceProfiles\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}},"
+        "{\"key\":\"k8s.pod-name\",\"value\":{\"stringValue\":\"p1\"}}]},"
+        "\"scopeProfiles\":[{\"profiles\":[{\"sampleType\":{\"typeStrindex\":1,\"unitStrindex\":2},"
+        "\"periodType\":{\"typeStrindex\":3,\"unitStrindex\":4},\"period\":\"10000000\","
+        "\"samples\":[{\"stackIndex\":1,\"values\":[\"2\",\"3\"],\"linkIndex\":1},"
+        "{\"stackIndex\":1,\"timestampsUnixNano\":[\"1\",\"2\"],\"attributeIndices\":[1]}]}]}]}],"
+        "\"dictionary\":{\"stringTable\":[\"\",\"samples\",\"count\",\"cpu\",\"nanoseconds\",\"main\",\"service.name\",\"other\"],"
+        "\"functionTable\":[{},{\"nameStrindex\":5}],"
+        "\"locationTable\":[{},{\"lines\":[{\"functionIndex\":1}]}],"
+        "\"linkTable\":[{},{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"a1a2a3a4a5a6a7a8\"}],"
+        "\"attributeTable\":[{},{\"keyStrindex\":6,\"value\":{\"stringValue\":\"other\"}}],"
+        "\"stackTable\":[{},{\"locationIndices\":[1]}]}}";
+    otlp_batch a;
+    herr e = {0};
+    ASSERT_OK(otlp_decode(&a, js, strlen(js), 1, NULL, &e));
+    ASSERT_EQ(a.n, 2);
+    ASSERT_STR(otlp_label(&a.v[0], "service_name"), "svc");
+    ASSERT_STR(otlp_label(&a.v[0], "__name__"), "process_cpu");
+    ASSERT_STR(otlp_label(&a.v[0], "k8s.pod_name"), "p1");
+    ASSERT_EQ(prof_total(&a.v[0].prof, 0), 50000000);
+    ASSERT_STR(prof_sample_label(&a.v[0].prof, 0, "span_id"), "a1a2a3a4a5a6a7a8");
+    ASSERT_STR(prof_sample_label(&a.v[0].prof, 0, "trace_id"), "0102030405060708090a0b0c0d0e0f10");
+    ASSERT_STR(otlp_label(&a.v[1], "service_name"), "other");
+    ASSERT_EQ(prof_total(&a.v[1].prof, 0), 20000000);
+    otlp_batch_release(&a);
+}
