@@ -86,6 +86,7 @@ typedef struct dec {
     size_t n_comments, cap_comments;
 
     idmap mapping_ids, function_ids, location_ids;
+    int positional_function_ids;  /* .NET: no function has an id */
 
     /* scratch, reused across elements */
     prof_line *lines;
@@ -212,9 +213,9 @@ static inline int str_ref(dec *d, uint64_t idx, uint32_t *out, const char *what,
         *out = d->strs[idx];
         return 0;
     }
-    return herr_set(d->e, HE_BADREF, "%s %s refers to string index %" PRIu64
+    return herr_set(d->e, HE_BADREF, "%s%s%s refers to string index %" PRIu64
                     " which does not exist (the string table has %zu entries)",
-                    where(w, sizeof w, what, i), field, idx, d->n_strs);
+                    where(w, sizeof w, what, i), *field ? " " : "", field, idx, d->n_strs);
 }
 
 /* Reads a varint field's value after checking its wire type. */
@@ -469,8 +470,19 @@ static int dec_function(dec *d, size_t idx)
         (rc = str_ref(d, system_name, &fn.system_name, WHAT, idx, "system_name")) ||
         (rc = str_ref(d, filename, &fn.filename, WHAT, idx, "filename")))
         return rc;
-    if (id == 0)
+    /* The .NET profiler writes no function ids at all and refers to
+     * functions by position (1-based); Pyroscope's ingest accepts that, so
+     * when the first function has id 0, every function must, and gets its
+     * position as its id. */
+    if (idx == 0 && id == 0) d->positional_function_ids = 1;
+    if (d->positional_function_ids) {
+        if (id != 0)
+            return herr_set(d->e, HE_FORMAT, "not a valid pprof: function %zu has id %" PRIu64
+                            " but the functions before it have none (id 0)", idx, id);
+        id = idx + 1;
+    } else if (id == 0) {
         return herr_set(d->e, HE_FORMAT, "not a valid pprof: function %zu has id 0 (ids must be nonzero)", idx);
+    }
     if ((at = prof_function_add(p, &fn)) < 0)
         return herr_set(d->e, at, "function %zu: %s", idx, hearth_strerror(at));
     if ((rc = idmap_put(&d->function_ids, id, (uint32_t)at)) != 0)
@@ -525,6 +537,7 @@ static int dec_location(dec *d, size_t idx)
     /* Lines need the id for messages, which may come after them: two steps. */
     wire_rd_init(&r, d->locations.v[idx].p, d->locations.v[idx].n);
     while (!wire_eof(&r)) {
+        const uint8_t *tag_at = r.p;
         uint32_t f;
         int wt;
         if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
@@ -534,7 +547,7 @@ static int dec_location(dec *d, size_t idx)
         case 3: VARINT("address", address); break;
         case 4:
             if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "line", wt, "length-delimited");
-            if (!line_start) line_start = r.p;
+            if (!line_start) line_start = tag_at;
             SKIP();
             n_lines++;
             break;
