@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# ui.sh: end-to-end tests of the web UI. Starts a real `hearth server` on a free
+# loopback port with a temporary data dir, ingests test profiles through the
+# HTTP ingest API (two versions of one service for the diff, a profile with
+# span_id labels, a large profile), then drives headless Debian chromium with
+# tests/ui/ui.test.js. Screenshots: $HEARTH_BUILD/ui-screenshots/.
+# Ends with "N passed, N failed".
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${HEARTH_BIN:-$root/build/hearth}
+build=${HEARTH_BUILD:-$root/build}
+td=${HEARTH_TESTDATA:-$root/../shared/testdata}
+shots=$build/ui-screenshots
+
+fail() { echo "FAIL ui: $*"; echo "0 passed, 1 failed"; exit 1; }
+[ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is missing: run scripts/deps (package chromium)"
+command -v node >/dev/null || fail "node is missing: run scripts/deps (package nodejs)"
+[ -d "$td/pprof" ] || fail "test data not found at $td"
+[ -x "$bin" ] || fail "hearth binary not found at $bin"
+if [ ! -d "$root/tests/ui/node_modules/playwright-core" ]; then
+  (cd "$root/tests/ui" && npm install --no-audit --no-fund --silent >/dev/null 2>&1) ||
+    fail "npm install of playwright-core in tests/ui failed"
+fi
+
+tmp=$(mktemp -d /tmp/hearth-ui-XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base=http://127.0.0.1:$port
+"$bin" server --listen 127.0.0.1:"$port" --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -fs "$base/ready" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { cat "$tmp/server.log"; fail "hearth server exited at start"; }
+  sleep 0.1
+done
+curl -fs "$base/ready" >/dev/null || fail "hearth server not ready after 10 s (log: $(tail -n 3 "$tmp/server.log"))"
+
+now=$(date +%s)
+ingest() { # NAME FILE AGE_SECONDS
+  local from=$((now - $3)) out
+  out=$(curl -s -w ' HTTP %{http_code}' --data-binary @"$td/pprof/$2" \
+        "$base/ingest?name=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1")&from=$from&until=$((from + 10))&format=pprof&spyName=gospy")
+  case "$out" in *"HTTP 200"*) ;; *) fail "ingest of $2 as $1 failed: $out";; esac
+}
+ingest 'app{version=v1}' cpu.pb.gz 1200
+ingest 'app{version=v2}' go-sample.cpu.pb.gz 300
+ingest 'spans{}' single_group_with_optional_span_id.pb.gz 600
+ingest 'large{}' go-large.cpu.pb.gz 900
+
+rm -rf "$shots"; mkdir -p "$shots"
+cd "$root/tests/ui" && BASE=$base SHOTS=$shots TESTDATA=$td SERVER_PID=$pid timeout -k 5 110 node ui.test.js
+rc=$?
+[ $rc -eq 124 ] && echo "FAIL ui: browser tests timed out" && echo "0 passed, 1 failed"
+exit $rc

@@ -1,0 +1,296 @@
+// ui.test.js: end-to-end tests of the hearth web UI in headless Debian chromium
+// (playwright-core, no bundled browser) against a real `hearth server` that
+// tests/ui.sh started and filled with test profiles.
+//
+// Every expectation about what the flame graph shows is computed here from the
+// ingested pprof files by an independent reader (pprof.js), so a UI or server
+// that draws the wrong frames fails. Screenshots of each view go to $SHOTS.
+// Env: BASE (server URL), SHOTS (dir), TESTDATA, SERVER_PID (killed by the
+// "unreachable" test, which therefore runs last).
+// Prints "ok NAME" / "FAIL NAME: why" per test and ends with "N passed, N failed".
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const zlib = require('zlib');
+const { chromium } = require('playwright-core');
+const pp = require('./pprof.js');
+
+const BASE = process.env.BASE;
+const SHOTS = process.env.SHOTS;
+const TD = process.env.TESTDATA;
+const CPU = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const load = (f) => pp.decode(fs.readFileSync(path.join(TD, 'pprof', f)));
+const v1 = load('cpu.pb.gz'), v2 = load('go-sample.cpu.pb.gz');
+const spanP = load('single_group_with_optional_span_id.pb.gz');
+const both = { types: v1.types, stacks: v1.stacks.concat(v2.stacks) };
+const TI = v1.types.indexOf('cpu:nanoseconds');
+
+let passed = 0, failed = 0;
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+function near(a, b, tol, what) { assert(Math.abs(a - b) <= tol, what + ': got ' + a + ', want ' + b + ' (±' + tol + ')'); }
+
+async function main() {
+  const userDir = fs.mkdtempSync('/tmp/hearth-ui-chromium-');
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--user-data-dir=' + userDir],
+  });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true, colorScheme: 'light' });
+  ctx.setDefaultTimeout(15000);
+  const page = await ctx.newPage();
+  let consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push('page error: ' + e.message));
+
+  const H = (expr) => page.evaluate(expr);
+  const settled = async () => {
+    await page.waitForFunction(() => window.__hearth && window.__hearth.renderSeq > 0 &&
+      !document.getElementById('status').textContent.startsWith('Loading'));
+  };
+  // Opens a URL and waits until the data has been drawn (or a status says why not).
+  const open = async (query) => {
+    await page.goto(BASE + '/' + (query || ''));
+    await settled();
+  };
+  const shot = (name) => page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: false });
+  const status = () => page.textContent('#status');
+  const frames = () => H(() => window.__hearth.lastRender.frames);
+
+  async function test(name, fn) {
+    consoleErrors = [];
+    try {
+      await fn();
+      passed++; console.log('ok   ' + name);
+    } catch (e) {
+      failed++; console.log('FAIL ' + name + ': ' + (e && e.message ? e.message.split('\n')[0] : e));
+      try { await shot('FAILED-' + name.replace(/\W+/g, '_')); } catch (e2) { /* page gone */ }
+    }
+  }
+
+  const appURL = '?service=app&type=' + encodeURIComponent(CPU) + '&from=now-1h&until=now';
+
+  await test('page loads without console errors and fills the pickers', async () => {
+    await open(appURL);
+    const services = await page.$$eval('#service option', (o) => o.map((x) => x.value));
+    assert(services.includes('app') && services.includes('spans'), 'services listed: ' + services.join(','));
+    const types = await page.$$eval('#ptype option', (o) => o.map((x) => x.value));
+    assert(types.includes(CPU), 'profile types listed: ' + types.join(','));
+    assert(await page.inputValue('#service') === 'app', 'service picked from the URL');
+    await page.waitForFunction(() => window.__hearth.fileLines !== undefined || window.__hearth.fileLinesError !== undefined);
+    assert(consoleErrors.length === 0, 'console errors: ' + consoleErrors.join(' | '));
+    await shot('01-main-table-flame');
+  });
+
+  await test('flame graph draws the root and the expected top frames with their shares', async () => {
+    const r = await H(() => window.__hearth.lastRender);
+    assert(r.root === 'total', 'root frame is ' + r.root);
+    near(r.total, pp.total(both, TI), 0, 'flame graph total (ns)');
+    const W = r.frames.find((f) => f.depth === 0).w;
+    const want = pp.rootShares(both, TI);
+    const got = {};
+    for (const f of r.frames) if (f.depth === 1) got[f.name] = f.w / W;
+    for (const [name, share] of Object.entries(want)) {
+      assert(got[name] !== undefined, 'top frame ' + name + ' not drawn; drawn: ' + Object.keys(got).join(','));
+      near(got[name], share, 0.01, 'width share of ' + name);
+    }
+    assert(Object.keys(got).length === Object.keys(want).length, 'extra top frames: ' + Object.keys(got).join(','));
+  });
+
+  await test('hover shows function, self and total with units and percent', async () => {
+    const f = (await frames()).filter((x) => x.depth === 1).sort((a, b) => b.w - a.w)[0];
+    const box = await page.locator('#flame').boundingBox();
+    await page.mouse.move(box.x + f.x + f.w / 2, box.y + f.y + 9);
+    await page.waitForSelector('#tooltip:not([hidden])');
+    const tip = await page.textContent('#tooltip');
+    assert(tip.includes(f.name), 'tooltip names ' + f.name + ': ' + tip);
+    assert(/Total.*(ms|s|µs|min)\s*\(\d+\.\d+%\)/.test(tip), 'tooltip total with unit and percent: ' + tip);
+    assert(/Self/.test(tip), 'tooltip self: ' + tip);
+    await shot('02-hover-tooltip');
+    await page.mouse.move(1, 1);
+  });
+
+  await test('click zooms into a frame, breadcrumb and reset zoom out; zoom is in the URL', async () => {
+    const fs0 = await frames();
+    const W = fs0.find((f) => f.depth === 0).w;
+    const target = fs0.filter((x) => x.depth === 2).sort((a, b) => b.w - a.w)[0];
+    assert(target && target.w < W, 'a depth-2 frame narrower than the root to zoom into');
+    const box = await page.locator('#flame').boundingBox();
+    const before = await H(() => window.__hearth.renderSeq);
+    await page.mouse.click(box.x + target.x + target.w / 2, box.y + target.y + 9);
+    await page.waitForFunction((b) => window.__hearth.renderSeq > b, before);
+    const z = await H(() => window.__hearth.lastRender);
+    assert(z.zoom === target.name, 'zoomed frame ' + z.zoom + ', want ' + target.name);
+    const zf = z.frames.find((f) => f.depth === 2 && f.name === target.name);
+    near(zf.x, 0, 0.5, 'zoomed frame x'); near(zf.w, W, 1, 'zoomed frame width');
+    assert(new URL(page.url()).searchParams.get('zoom').endsWith(target.name), 'zoom in URL: ' + page.url());
+    const crumbs = await page.$$eval('#breadcrumb a', (a) => a.map((x) => x.textContent));
+    assert(crumbs[0] === 'all' && crumbs[crumbs.length - 1] === target.name, 'breadcrumb: ' + crumbs.join(' > '));
+    await shot('03-zoomed');
+    await page.click('#reset');
+    const r = await H(() => window.__hearth.lastRender);
+    assert(r.zoom === 'total', 'after reset, zoom is ' + r.zoom);
+    assert(!new URL(page.url()).searchParams.get('zoom'), 'zoom gone from URL');
+  });
+
+  await test('search highlights matching frames and shows their combined share', async () => {
+    const re = 'runtime\\.main';
+    await page.fill('#search', re);
+    await page.waitForFunction(() => window.__hearth.lastSearch && /match/.test(document.getElementById('searchinfo').textContent));
+    const s = await H(() => window.__hearth.lastSearch);
+    near(s.share, pp.matchShare(both, TI, new RegExp(re, 'i')), 0.001, 'combined share of matches');
+    const info = await page.textContent('#searchinfo');
+    assert(info.includes((100 * s.share).toFixed(2) + '%'), 'search info shows the share: ' + info);
+    assert(new URL(page.url()).searchParams.get('search') === re, 'search in URL');
+    await shot('04-search');
+  });
+
+  await test('URL round-trips: reload restores view, zoom, search and sort', async () => {
+    const target = (await frames()).filter((x) => x.depth === 2).sort((a, b) => b.w - a.w)[0];
+    const box = await page.locator('#flame').boundingBox();
+    await page.mouse.click(box.x + target.x + target.w / 2, box.y + target.y + 9);
+    await page.click('#fntable th[data-key=total]');
+    const url = page.url();
+    const before = await H(() => ({ zoom: window.__hearth.lastRender.zoom, frames: window.__hearth.lastRender.frames.length, search: document.getElementById('search').value }));
+    await page.goto('about:blank');
+    await open(url.slice(BASE.length + 1));
+    const after = await H(() => ({ zoom: window.__hearth.lastRender.zoom, frames: window.__hearth.lastRender.frames.length, search: document.getElementById('search').value }));
+    assert(JSON.stringify(before) === JSON.stringify(after), 'before ' + JSON.stringify(before) + ' after ' + JSON.stringify(after));
+    assert(page.url() === url, 'URL changed on reload: ' + url + ' -> ' + page.url());
+    const th = await page.textContent('#fntable th[data-key=total]');
+    assert(th.includes('▼'), 'table still sorted by total: ' + th);
+  });
+
+  await test('function table: sorted by self, sortable, filter, linked to the flame graph', async () => {
+    await open(appURL + '&view=table');
+    const rows = await page.$$eval('#fntable tbody tr', (r) => r.map((x) => x.dataset.name));
+    const selfs = {};
+    for (const s of both.stacks) { const leaf = s.frames[s.frames.length - 1]; selfs[leaf] = (selfs[leaf] || 0) + (s.values[TI] || 0); }
+    const top = Object.entries(selfs).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0][0];
+    assert(rows[0] === top, 'first row by self is ' + rows[0] + ', want ' + top);
+    await shot('05-table');
+    await page.fill('#filter', 'runtime.main');
+    const filtered = await page.$$eval('#fntable tbody tr', (r) => r.map((x) => x.dataset.name));
+    assert(filtered.length >= 1 && filtered.every((n) => n.toLowerCase().includes('runtime.main')), 'filtered rows: ' + filtered.join(','));
+    await page.fill('#filter', '');
+    await page.click('#tabs button[data-view=both]');
+    await page.click('#fntable tbody tr:nth-child(1)');
+    const search = await page.inputValue('#search');
+    assert(search.includes(top.replace(/\./g, '\\.')), 'clicking a row highlights it in the flame graph: search=' + search);
+    await page.fill('#search', '');
+  });
+
+  await test('sandwich view shows callers above and callees below a function', async () => {
+    await open(appURL + '&view=sandwich&fn=runtime.main');
+    const r = await H(() => ({ callees: window.__hearth.lastRender, callers: window.__hearth.lastCallers }));
+    assert(r.callees.root === 'runtime.main', 'callees root ' + r.callees.root);
+    assert(r.callers.root === 'runtime.main', 'callers root ' + r.callers.root);
+    const kids = new Set(), want = new Set();
+    for (const f of r.callees.frames) if (f.depth === 1) kids.add(f.name);
+    for (const s of both.stacks) { const i = s.frames.indexOf('runtime.main'); if (i >= 0 && i + 1 < s.frames.length && s.values[TI]) want.add(s.frames[i + 1]); }
+    assert([...want].every((n) => kids.has(n)), 'callees of runtime.main: got ' + [...kids] + ' want ' + [...want]);
+    near(r.callees.total, pp.total(both, TI, (s) => s.frames.includes('runtime.main')), 0, 'sandwich total');
+    await shot('06-sandwich');
+  });
+
+  await test('diff view of two label selectors: red/green graph, legend, table ranked by change', async () => {
+    await open(appURL + '&view=diff&lquery=' + encodeURIComponent('{version="v1"}') + '&rquery=' + encodeURIComponent('{version="v2"}'));
+    const r = await H(() => window.__hearth.lastRender);
+    assert(r.root === 'total' && r.frames.length > 3, 'diff graph drawn: ' + r.frames.length + ' frames');
+    near(r.total, pp.total(both, TI), 0, 'diff width = left + right');
+    assert(await page.isVisible('#legend'), 'legend visible');
+    const heads = await page.$$eval('#fntable th', (t) => t.map((x) => x.textContent));
+    assert(heads.some((h) => /Change/.test(h)), 'change column: ' + heads);
+    const changes = await page.$$eval('#fntable tbody tr td:nth-child(4)', (t) => t.map((x) => Math.abs(parseFloat(x.textContent))));
+    for (let i = 1; i < changes.length; i++) assert(changes[i] <= changes[i - 1] + 1e-9, 'ranked by |change|: ' + changes.slice(0, 10));
+    // runtime.mcall only exists on the left: it must be green (smaller on the right)
+    const px = await page.evaluate(() => {
+      const f = window.__hearth.lastRender.frames.find((x) => x.name === 'runtime.mcall');
+      if (!f) return null;
+      const c = document.getElementById('flame'), d = window.devicePixelRatio || 1;
+      return Array.from(c.getContext('2d').getImageData(Math.round((f.x + 2) * d), Math.round((f.y + 3) * d), 1, 1).data);
+    });
+    assert(px && px[1] > px[0] + 40, 'runtime.mcall drawn green, pixel ' + px);
+    await shot('07-diff');
+  });
+
+  await test('span selector shows only the samples of one span', async () => {
+    await open('?service=spans&type=' + encodeURIComponent(CPU) + '&from=now-1h&until=now&view=flame');
+    const all = await H(() => window.__hearth.lastRender.total);
+    near(all, pp.total(spanP, TI), 0, 'whole profile total');
+    await page.fill('#span', '239');
+    const seq = await H(() => window.__hearth.renderSeq);
+    await page.press('#span', 'Enter');
+    await page.waitForFunction((s) => window.__hearth.renderSeq > s && !document.getElementById('status').textContent.startsWith('Loading'), seq);
+    const r = await H(() => window.__hearth.lastRender);
+    near(r.total, pp.total(spanP, TI, (s) => s.labels.span_id === '239'), 0, 'span 239 total');
+    assert(new URL(page.url()).searchParams.get('span') === '239', 'span in URL');
+    await shot('08-span');
+  });
+
+  await test('exports: folded and flamebearer match the graph, SVG is drawn, pprof is a gzip pprof', async () => {
+    await open(appURL + '&view=flame');
+    const total = await H(() => window.__hearth.lastRender.total);
+    const grab = async (kind) => {
+      await page.click('#exportbtn');
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-export=' + kind + ']')]);
+      return fs.readFileSync(await dl.path());
+    };
+    const folded = (await grab('folded')).toString();
+    const sum = folded.trim().split('\n').reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    near(sum, total, 0, 'folded export sums to the total');
+    const fb = JSON.parse((await grab('json')).toString());
+    near(fb.flamebearer.numTicks, total, 0, 'flamebearer numTicks');
+    assert(fb.flamebearer.names[0] === 'total' && fb.metadata.format === 'single', 'flamebearer shape');
+    const svg = (await grab('svg')).toString();
+    assert(svg.includes('<svg') && svg.includes('runtime.main'), 'SVG with frames');
+    const pb = await grab('pprof');
+    assert(pb[0] === 0x1f && pb[1] === 0x8b, 'pprof export is gzip');
+    const p = pp.decode(zlib.gunzipSync(pb));
+    near(pp.total(p, 0), total, 0, 'pprof export total');
+  });
+
+  await test('errors: bad selector shows the server message; no data says so', async () => {
+    await open(appURL + '&query=' + encodeURIComponent('{version=~"("}'));
+    const s = await status();
+    assert(await page.$eval('#status', (e) => e.className === 'error'), 'error style');
+    assert(/failed/.test(s) && s.length > 30, 'error message with the server reason: ' + s);
+    await shot('09-error-bad-selector');
+    await open(appURL + '&query=' + encodeURIComponent('{version="nope"}'));
+    assert(/No data/.test(await status()), 'no-data message: ' + (await status()));
+    await shot('10-no-data');
+  });
+
+  await test('dark theme and a 10,000-node flame graph stay readable and responsive', async () => {
+    await open('?service=large&type=' + encodeURIComponent(CPU) + '&from=now-1h&until=now&view=both&theme=dark');
+    const r = await H(() => window.__hearth.lastRender);
+    assert(r.nodes >= 5000, 'large graph has ' + r.nodes + ' nodes');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert(bg !== 'rgb(255, 255, 255)', 'dark background: ' + bg);
+    // figures, not pass/fail: redraw and hover cost on this graph
+    const fig = await page.evaluate(() => {
+      const t0 = performance.now();
+      for (let i = 0; i < 5; i++) window.dispatchEvent(new Event('resize'));
+      return { nodes: window.__hearth.lastRender.nodes, drawMs: window.__hearth.lastRender.drawMs, frames: window.__hearth.lastRender.frames.length, dispatchMs: performance.now() - t0 };
+    });
+    console.log('# large graph: ' + fig.nodes + ' nodes, ' + fig.frames + ' drawn, draw ' + fig.drawMs.toFixed(1) + ' ms');
+    await shot('11-dark-large');
+  });
+
+  await test('unreachable server: a clear message, no crash', async () => {
+    await open(appURL);
+    process.kill(Number(process.env.SERVER_PID), 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    await page.click('#refresh');
+    await page.waitForFunction(() => /Cannot reach/.test(document.getElementById('status').textContent));
+    await shot('12-unreachable');
+  });
+
+  await browser.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+}
+
+main().catch((e) => { failed++; console.log('FAIL harness: ' + e.message); })
+  .finally(() => { console.log(passed + ' passed, ' + failed + ' failed'); process.exit(failed ? 1 : 0); });
