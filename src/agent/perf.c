@@ -1,0 +1,363 @@
+/*
+ * perf.c: perf_event_open on every CPU and draining its ring buffers.
+ *
+ * Owns the event fds and their mmapped rings. Invariant: the tail we write
+ * back never passes the head we read (with the acquire/release pairing the
+ * kernel documents), so the kernel never overwrites an unread record.
+ *
+ * Drain order: each poll reads every ring twice. Pass 1 dispatches only the
+ * side-band records (mmap2/comm/fork/exit) without consuming anything; pass
+ * 2 dispatches the samples and then advances the tail. A sample taken on CPU
+ * 1 right after its process mapped a library on CPU 0 is therefore resolved
+ * with that mapping known, whatever order the rings are read in.
+ */
+#include "core/common.h"
+#include "agent/perf.h"
+
+#include <linux/perf_event.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/mem.h"
+
+#define SAMPLE_TYPE (PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | \
+                     PERF_SAMPLE_PERIOD | PERF_SAMPLE_CALLCHAIN)
+#define REGS_MASK ((1ULL << 6) | (1ULL << 7) | (1ULL << 8)) /* bp, sp, ip */
+
+static int sys_perf_event_open(struct perf_event_attr *a, pid_t pid, int cpu, int group, unsigned long flags)
+{
+    return (int)syscall(SYS_perf_event_open, a, pid, cpu, group, flags);
+}
+
+const char *perf_open_hint(int err)
+{
+    switch (err) {
+    case EACCES:
+    case EPERM:
+        return "permission denied by the kernel: run as root, or give the binary CAP_PERFMON "
+               "(setcap cap_perfmon,cap_sys_ptrace+ep), or lower kernel.perf_event_paranoid "
+               "(sysctl kernel.perf_event_paranoid=1 for one process, -1 for the whole host)";
+    case ENOENT:
+    case EOPNOTSUPP:
+        return "this kernel or machine does not support the event (no PMU in a VM?)";
+    case ESRCH:
+        return "no such process";
+    case EMFILE:
+        return "too many open files: raise the limit (ulimit -n)";
+    case ENOSYS:
+        return "perf_event_open is not available (seccomp in a container? run with --privileged "
+               "or allow perf_event_open)";
+    default:
+        return strerror(err);
+    }
+}
+
+static void fill_attr(struct perf_event_attr *a, const perf_opts *o, int hardware, int no_kernel)
+{
+    memset(a, 0, sizeof(*a));
+    a->size = sizeof(*a);
+    a->type = hardware ? PERF_TYPE_HARDWARE : PERF_TYPE_SOFTWARE;
+    a->config = hardware ? PERF_COUNT_HW_CPU_CYCLES : PERF_COUNT_SW_CPU_CLOCK;
+    a->freq = 1;
+    a->sample_freq = o->freq;
+    a->sample_type = SAMPLE_TYPE;
+    if (o->stack_bytes) {
+        a->sample_type |= PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+        a->sample_regs_user = REGS_MASK;
+        a->sample_stack_user = o->stack_bytes;
+    }
+    a->disabled = 1;
+    a->enable_on_exec = o->enable_on_exec ? 1 : 0;
+    a->inherit = o->inherit ? 1 : 0;
+    a->mmap = 1;
+    a->mmap2 = 1;
+    a->comm = 1;
+    a->comm_exec = 1;
+    a->task = 1;
+    a->exclude_kernel = no_kernel ? 1 : 0;
+    a->exclude_hv = 1;
+    a->exclude_idle = 1;
+    a->watermark = 1;
+    a->wakeup_watermark = 1; /* replaced in perf_open once the ring size is known */
+}
+
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    return n > 0 && n < 4096 ? (int)n : 1;
+}
+
+int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
+{
+    perf_opts o = *o_in;
+    struct perf_event_attr a;
+    int hardware = o.use_hardware, no_kernel = o.no_kernel, opened = 0, first_err = 0;
+
+    memset(ps, 0, sizeof(*ps));
+    if (!o.freq || o.freq > 100000) return herr_set(e, HE_USAGE, "sampling rate %u Hz is out of range (1..100000)", o.freq);
+    if (o.stack_bytes > 65528) o.stack_bytes = 65528;
+    o.stack_bytes &= ~7u;
+    if (!o.ring_pages) o.ring_pages = 64;
+    if (o.ring_pages & (o.ring_pages - 1)) return herr_set(e, HE_USAGE, "ring pages must be a power of two");
+    ps->page = (size_t)sysconf(_SC_PAGESIZE);
+    ps->ring_bytes = ps->page * o.ring_pages;
+    ps->n_cpus = online_cpus();
+    ps->fds = xmalloc(sizeof(int) * (size_t)ps->n_cpus);
+    ps->rings = xcalloc((size_t)ps->n_cpus, sizeof(void *));
+    ps->bounce = xmalloc(65536);
+    ps->heads = xcalloc((size_t)ps->n_cpus, sizeof(uint64_t));
+    for (int c = 0; c < ps->n_cpus; c++) ps->fds[c] = -1;
+
+    for (int c = 0; c < ps->n_cpus; c++) {
+        int fd;
+        for (;;) {
+            fill_attr(&a, &o, hardware, no_kernel);
+            a.wakeup_watermark = (uint32_t)(ps->ring_bytes / 4);
+            fd = sys_perf_event_open(&a, o.pid, c, -1, PERF_FLAG_FD_CLOEXEC);
+            if (fd >= 0) break;
+            if (hardware && (errno == ENOENT || errno == EOPNOTSUPP || errno == EINVAL)) {
+                hardware = 0; /* no PMU (VM): fall back to cpu-clock */
+                continue;
+            }
+            if (!no_kernel && (errno == EACCES || errno == EPERM)) {
+                no_kernel = 1; /* paranoid 2: user-space samples are still allowed */
+                continue;
+            }
+            break;
+        }
+        if (fd < 0) {
+            if (errno == ENODEV || errno == EINVAL) continue; /* offline CPU */
+            if (!first_err) first_err = errno;
+            if (errno == ESRCH || errno == EACCES || errno == EPERM || errno == ENOSYS) break;
+            continue;
+        }
+        ps->fds[c] = fd;
+        void *ring = mmap(NULL, ps->page + ps->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (ring == MAP_FAILED) {
+            int err = errno;
+            perf_close(ps);
+            return herr_set(e, -err, "cannot map the perf ring buffer: %s (raise kernel.perf_event_mlock_kb "
+                            "or use fewer ring pages)", strerror(err));
+        }
+        ps->rings[c] = ring;
+        opened++;
+    }
+    ps->hardware = hardware;
+    if (!opened) {
+        int err = first_err ? first_err : ENODEV;
+        perf_close(ps);
+        if (err == ESRCH) return herr_set(e, -err, "process %d does not exist", (int)o.pid);
+        return herr_set(e, -err, "perf_event_open failed: %s", perf_open_hint(err));
+    }
+    if (no_kernel && !o.no_kernel)
+        herr_set(e, 0, "kernel stacks are not allowed (perf_event_paranoid > 1 without CAP_PERFMON): "
+                       "profiling user space only");
+    return 0;
+}
+
+int perf_enable(perf_sampler *ps)
+{
+    for (int c = 0; c < ps->n_cpus; c++)
+        if (ps->fds[c] >= 0 && ioctl(ps->fds[c], PERF_EVENT_IOC_ENABLE, 0) != 0) return -errno;
+    return 0;
+}
+
+void perf_close(perf_sampler *ps)
+{
+    if (!ps->fds) return;
+    for (int c = 0; c < ps->n_cpus; c++) {
+        if (ps->rings[c]) munmap(ps->rings[c], ps->page + ps->ring_bytes);
+        if (ps->fds[c] >= 0) close(ps->fds[c]);
+    }
+    free(ps->fds);
+    free(ps->rings);
+    free(ps->bounce);
+    free(ps->heads);
+    memset(ps, 0, sizeof(*ps));
+}
+
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd;
+
+static int take(rd *r, void *out, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n) return -1;
+    memcpy(out, r->p, n);
+    r->p += n;
+    return 0;
+}
+
+static int parse_sample(const uint8_t *rec, size_t size, perf_sample *s, int has_regs)
+{
+    rd r = {rec + sizeof(struct perf_event_header), rec + size};
+    uint32_t pidtid[2], cpu[2];
+    memset(s, 0, sizeof(*s));
+    uint64_t ip;
+    if (take(&r, &ip, 8) || take(&r, pidtid, 8) || take(&r, &s->time, 8) || take(&r, cpu, 8) ||
+        take(&r, &s->period, 8) || take(&r, &s->n_chain, 8))
+        return -1;
+    s->pid = pidtid[0];
+    s->tid = pidtid[1];
+    s->cpu = cpu[0];
+    if (s->n_chain > (size_t)(r.end - r.p) / 8) return -1;
+    s->chain = (const uint64_t *)r.p;
+    r.p += s->n_chain * 8;
+    if (!has_regs) return 0;
+    if (take(&r, &s->abi, 8)) return -1;
+    if (s->abi) {
+        uint64_t regs[3];
+        if (take(&r, regs, 24)) return -1;
+        s->bp = regs[0];
+        s->sp = regs[1];
+        s->ip = regs[2];
+    }
+    uint64_t size_req;
+    if (take(&r, &size_req, 8)) return -1;
+    if (size_req) {
+        uint64_t dyn;
+        if (size_req > (size_t)(r.end - r.p) - 8) return -1;
+        s->stack = r.p;
+        r.p += size_req;
+        if (take(&r, &dyn, 8)) return -1;
+        s->stack_size = dyn < size_req ? dyn : size_req;
+    }
+    return 0;
+}
+
+static void dispatch(perf_sampler *ps, const uint8_t *rec, size_t size, int samples, const perf_handlers *h, void *ctx)
+{
+    const struct perf_event_header *hd = (const void *)rec;
+    const uint8_t *body = rec + sizeof(*hd), *end = rec + size;
+    if (samples != (hd->type == PERF_RECORD_SAMPLE)) return;
+    ps->records++;
+    switch (hd->type) {
+    case PERF_RECORD_SAMPLE: {
+        perf_sample s;
+        ps->samples++;
+        if (parse_sample(rec, size, &s, 1) == 0 && h->sample) h->sample(ctx, &s);
+        break;
+    }
+    case PERF_RECORD_MMAP2: {
+        struct {
+            uint32_t pid, tid;
+            uint64_t addr, len, pgoff;
+            uint32_t maj, min;
+            uint64_t ino, ino_gen;
+            uint32_t prot, flags;
+        } m;
+        if ((size_t)(end - body) <= sizeof(m) || !h->mmap) break;
+        memcpy(&m, body, sizeof(m));
+        const char *fn = (const char *)body + sizeof(m);
+        if (!memchr(fn, 0, (size_t)(end - (const uint8_t *)fn))) break;
+        perf_mmap_ev ev = {m.pid, m.tid, m.addr, m.len, m.pgoff, m.maj, m.min, m.ino, m.prot, fn};
+        h->mmap(ctx, &ev);
+        break;
+    }
+    case PERF_RECORD_MMAP: {
+        struct { uint32_t pid, tid; uint64_t addr, len, pgoff; } m;
+        if ((size_t)(end - body) <= sizeof(m) || !h->mmap) break;
+        memcpy(&m, body, sizeof(m));
+        const char *fn = (const char *)body + sizeof(m);
+        if (!memchr(fn, 0, (size_t)(end - (const uint8_t *)fn))) break;
+        perf_mmap_ev ev = {m.pid, m.tid, m.addr, m.len, m.pgoff, 0, 0, 0, 4 /* PROT_EXEC */, fn};
+        h->mmap(ctx, &ev);
+        break;
+    }
+    case PERF_RECORD_COMM: {
+        uint32_t pt[2];
+        if ((size_t)(end - body) <= 8 || !h->comm) break;
+        memcpy(pt, body, 8);
+        const char *comm = (const char *)body + 8;
+        if (!memchr(comm, 0, (size_t)(end - (const uint8_t *)comm))) break;
+        h->comm(ctx, pt[0], pt[1], comm, (hd->misc & PERF_RECORD_MISC_COMM_EXEC) != 0);
+        break;
+    }
+    case PERF_RECORD_FORK:
+    case PERF_RECORD_EXIT: {
+        uint32_t v[4];
+        if ((size_t)(end - body) < 16) break;
+        memcpy(v, body, 16);
+        if (hd->type == PERF_RECORD_FORK && h->fork) h->fork(ctx, v[0], v[1], v[2]);
+        if (hd->type == PERF_RECORD_EXIT && h->exit) h->exit(ctx, v[0], v[2]);
+        break;
+    }
+    case PERF_RECORD_LOST: {
+        uint64_t v[2];
+        if ((size_t)(end - body) < 16) break;
+        memcpy(v, body, 16);
+        ps->lost += v[1];
+        if (h->lost) h->lost(ctx, v[1]);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/*
+ * Walks ring c from tail to *head (read from the ring when *head is 0, and
+ * stored back, so pass 2 stops exactly where pass 1 did); with consume,
+ * advances the tail.
+ */
+static int drain(perf_sampler *ps, int c, int samples, int consume, uint64_t *head_io,
+                 const perf_handlers *h, void *ctx)
+{
+    struct perf_event_mmap_page *meta = ps->rings[c];
+    const uint8_t *data = (const uint8_t *)ps->rings[c] + ps->page;
+    uint64_t head = *head_io ? *head_io : __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
+    uint64_t tail = meta->data_tail, pos = tail;
+    size_t mask = ps->ring_bytes - 1;
+    int n = 0;
+
+    while (pos < head) {
+        struct perf_event_header hd;
+        size_t off = (size_t)(pos & mask);
+        const uint8_t *rec;
+        if (off + sizeof(hd) <= ps->ring_bytes) {
+            memcpy(&hd, data + off, sizeof(hd));
+        } else {
+            size_t first = ps->ring_bytes - off;
+            memcpy(&hd, data + off, first);
+            memcpy((uint8_t *)&hd + first, data, sizeof(hd) - first);
+        }
+        if (hd.size < sizeof(hd) || pos + hd.size > head) break; /* corrupt: stop, resync next poll */
+        if (off + hd.size <= ps->ring_bytes) {
+            rec = data + off;
+        } else {
+            size_t first = ps->ring_bytes - off;
+            memcpy(ps->bounce, data + off, first);
+            memcpy(ps->bounce + first, data, hd.size - first);
+            rec = ps->bounce;
+        }
+        dispatch(ps, rec, hd.size, samples, h, ctx);
+        pos += hd.size;
+        n++;
+    }
+    *head_io = pos;
+    if (consume) __atomic_store_n(&meta->data_tail, pos, __ATOMIC_RELEASE);
+    return n;
+}
+
+int perf_poll(perf_sampler *ps, int timeout_ms, const perf_handlers *h, void *ctx)
+{
+    struct pollfd pfds[4096];
+    int np = 0, n = 0;
+    for (int c = 0; c < ps->n_cpus && np < (int)ARRAY_SIZE(pfds); c++) {
+        if (ps->fds[c] < 0) continue;
+        pfds[np].fd = ps->fds[c];
+        pfds[np].events = POLLIN;
+        np++;
+    }
+    if (timeout_ms > 0 && poll(pfds, (nfds_t)np, timeout_ms) < 0 && errno != EINTR) return -errno;
+    for (int c = 0; c < ps->n_cpus; c++) {
+        ps->heads[c] = 0;
+        if (ps->rings[c]) drain(ps, c, 0, 0, &ps->heads[c], h, ctx);
+    }
+    for (int c = 0; c < ps->n_cpus; c++)
+        if (ps->rings[c] && ps->heads[c]) n += drain(ps, c, 1, 1, &ps->heads[c], h, ctx);
+    return n;
+}

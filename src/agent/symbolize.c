@@ -1,0 +1,621 @@
+/*
+ * symbolize.c: addresses to names, file:line and inlined frames.
+ *
+ * Owns: the module cache (one libdwfl session per ELF file, keyed by build
+ * ID, else by device/inode/size/mtime), the address cache, /proc/kallsyms
+ * and /tmp/perf-PID.map tables, and demangling.
+ *
+ * Invariants: every string handed out lives in s->strs and stays valid until
+ * sym_trim()/sym_free(); the module cache holds at most max_modules entries
+ * with an open Dwfl (older ones are closed at sym_trim); the address cache
+ * holds at most max_cache_entries (cleared at sym_trim when past it).
+ *
+ * Algorithm: a file offset becomes an ELF vaddr through the PT_LOAD segment
+ * that contains it; libdwfl (reported offline, debuginfo found by
+ * dwfl_standard_find_debuginfo: build ID and debuglink under debug_dir) gives
+ * the symbol, the CU and the line; dwarf_getscopes() lists the inlined
+ * subroutines around the address, innermost first, each one's caller line
+ * being the DW_AT_call_file/call_line of the inlined DIE (as eu-addr2line -i).
+ */
+#include "core/common.h"
+#include "agent/symbolize.h"
+
+#include <dlfcn.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <dwarf.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "core/mem.h"
+
+struct sym_module {
+    char *path, *display;
+    char *build_id;          /* hex or NULL */
+    uint64_t key;
+    Dwfl *dwfl;
+    Dwfl_Module *mod;
+    GElf_Addr bias;          /* dwfl address = vaddr + bias */
+    GElf_Phdr *loads;
+    size_t n_loads;
+    int failed;
+    uint64_t last_use;
+};
+
+typedef struct ksym {
+    uint64_t addr;
+    uint32_t name;
+} ksym;
+
+typedef struct perfmap_ent {
+    uint64_t start, end;
+    uint32_t name;
+} perfmap_ent;
+
+typedef struct perfmap {
+    pid_t pid;
+    perfmap_ent *ents;
+    size_t n;
+    off_t size_seen;
+} perfmap;
+
+typedef struct cache_ent {
+    sym_result r;
+} cache_ent;
+
+struct symbolizer {
+    sym_opts o;
+    strtab strs;
+    sym_module **mods;
+    size_t n_mods, cap_mods;
+    hmap64 mod_index;        /* key -> index into mods */
+    hmap64 addr_index;       /* hash(module key, off) -> index into cache */
+    cache_ent *cache;
+    size_t n_cache, cap_cache;
+    ksym *ksyms;
+    size_t n_ksyms;
+    int ksyms_loaded;
+    perfmap *pmaps;
+    size_t n_pmaps, cap_pmaps;
+    uint64_t clock;
+    char *debuginfo_path;
+};
+
+static const char *intern(symbolizer *s, const char *str)
+{
+    int32_t id;
+    if (!str) return NULL;
+    id = strtab_intern_cstr(&s->strs, str);
+    if (id < 0) return NULL;
+    return strtab_get(&s->strs, (uint32_t)id);
+}
+
+symbolizer *sym_new(const sym_opts *o)
+{
+    symbolizer *s = xcalloc(1, sizeof(*s));
+    if (o) s->o = *o;
+    if (!s->o.max_modules) s->o.max_modules = 256;
+    if (!s->o.max_cache_entries) s->o.max_cache_entries = 1u << 20;
+    if (!s->o.debug_dir) s->o.debug_dir = "/usr/lib/debug";
+    s->debuginfo_path = xstrdup(s->o.debug_dir);
+    strtab_init(&s->strs);
+    hmap64_init(&s->mod_index);
+    hmap64_init(&s->addr_index);
+    return s;
+}
+
+static void module_close(sym_module *m)
+{
+    if (m->dwfl) dwfl_end(m->dwfl);
+    m->dwfl = NULL;
+    m->mod = NULL;
+}
+
+static void module_free(sym_module *m)
+{
+    module_close(m);
+    free(m->path);
+    free(m->display);
+    free(m->build_id);
+    free(m->loads);
+    free(m);
+}
+
+void sym_free(symbolizer *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->n_mods; i++) module_free(s->mods[i]);
+    free(s->mods);
+    hmap64_release(&s->mod_index);
+    hmap64_release(&s->addr_index);
+    free(s->cache);
+    free(s->ksyms);
+    for (size_t i = 0; i < s->n_pmaps; i++) free(s->pmaps[i].ents);
+    free(s->pmaps);
+    strtab_release(&s->strs);
+    free(s->debuginfo_path);
+    free(s);
+}
+
+static void cache_clear(symbolizer *s)
+{
+    hmap64_release(&s->addr_index);
+    hmap64_init(&s->addr_index);
+    s->n_cache = 0;
+}
+
+static int mod_lru_cmp(const void *a, const void *b)
+{
+    const sym_module *x = *(sym_module *const *)a, *y = *(sym_module *const *)b;
+    return x->last_use > y->last_use ? -1 : x->last_use < y->last_use;
+}
+
+void sym_trim(symbolizer *s)
+{
+    /* Results hold strings from s->strs, so caches and strings go together. */
+    cache_clear(s);
+    strtab_release(&s->strs);
+    strtab_init(&s->strs);
+    if (s->n_mods > s->o.max_modules) {
+        qsort(s->mods, s->n_mods, sizeof(*s->mods), mod_lru_cmp);
+        for (size_t i = s->o.max_modules; i < s->n_mods; i++) module_free(s->mods[i]);
+        s->n_mods = s->o.max_modules;
+    }
+    /* Failed opens are retried once per trim period (the file may appear). */
+    size_t w = 0;
+    for (size_t i = 0; i < s->n_mods; i++) {
+        if (s->mods[i]->failed) { module_free(s->mods[i]); continue; }
+        s->mods[w++] = s->mods[i];
+    }
+    s->n_mods = w;
+    hmap64_release(&s->mod_index);
+    hmap64_init(&s->mod_index);
+    for (size_t i = 0; i < s->n_mods; i++) hmap64_put(&s->mod_index, s->mods[i]->key, (uint32_t)i);
+    free(s->ksyms);
+    s->ksyms = NULL;
+    s->n_ksyms = 0;
+    s->ksyms_loaded = 0;
+    for (size_t i = 0; i < s->n_pmaps; i++) free(s->pmaps[i].ents);
+    s->n_pmaps = 0;
+}
+
+static char *hex_build_id(const unsigned char *id, int len)
+{
+    char *out;
+    if (len <= 0 || len > 64) return NULL;
+    out = xmalloc((size_t)len * 2 + 1);
+    for (int i = 0; i < len; i++) {
+        static const char hx[] = "0123456789abcdef";
+        out[2 * i] = hx[id[i] >> 4];
+        out[2 * i + 1] = hx[id[i] & 15];
+    }
+    out[2 * len] = 0;
+    return out;
+}
+
+static const Dwfl_Callbacks offline_cb = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = NULL, /* set per symbolizer below */
+};
+
+/*
+ * libdwfl keeps a pointer to the callbacks; every Dwfl shares one static copy
+ * (the debug directory of the first symbolizer wins).
+ */
+static Dwfl_Callbacks shared_cb;
+static char *shared_debug_path;
+
+static int module_open_shared(symbolizer *s, sym_module *m, herr *e)
+{
+    Elf *elf;
+    size_t nph;
+    if (!shared_cb.find_debuginfo) {
+        shared_cb = offline_cb;
+        shared_debug_path = xstrdup(s->debuginfo_path); /* lives as long as the process */
+        shared_cb.debuginfo_path = &shared_debug_path;
+    }
+    m->dwfl = dwfl_begin(&shared_cb);
+    if (!m->dwfl) return herr_set(e, -ENOMEM, "dwfl_begin failed");
+    dwfl_report_begin(m->dwfl);
+    m->mod = dwfl_report_offline(m->dwfl, m->display ? m->display : m->path, m->path, -1);
+    dwfl_report_end(m->dwfl, NULL, NULL);
+    if (!m->mod) {
+        int rc = herr_set(e, HE_FORMAT, "cannot read '%s' as ELF: %s", m->path, dwfl_errmsg(-1));
+        module_close(m);
+        return rc;
+    }
+    elf = dwfl_module_getelf(m->mod, &m->bias);
+    if (!elf || elf_getphdrnum(elf, &nph)) {
+        module_close(m);
+        return herr_set(e, HE_FORMAT, "'%s' has no program headers", m->path);
+    }
+    free(m->loads);
+    m->loads = xcalloc(nph ? nph : 1, sizeof(GElf_Phdr));
+    m->n_loads = 0;
+    for (size_t i = 0; i < nph; i++) {
+        GElf_Phdr ph;
+        if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD) m->loads[m->n_loads++] = ph;
+    }
+    const unsigned char *bid;
+    GElf_Addr vaddr;
+    int bl = dwfl_module_build_id(m->mod, &bid, &vaddr);
+    if (bl > 0 && !m->build_id) m->build_id = hex_build_id(bid, bl);
+    return 0;
+}
+
+int sym_module_get(symbolizer *s, const char *path, const char *display, sym_module **out, herr *e)
+{
+    struct stat st;
+    uint64_t key;
+    uint32_t idx;
+    sym_module *m;
+    int rc;
+
+    *out = NULL;
+    if (stat(path, &st) != 0) {
+        rc = -errno;
+        return herr_set(e, rc, "cannot open '%s': %s", path, strerror(errno));
+    }
+    key = hash_u64((uint64_t)st.st_dev * 0x9e3779b97f4a7c15ULL ^ (uint64_t)st.st_ino) ^
+          hash_u64((uint64_t)st.st_size ^ ((uint64_t)st.st_mtime << 20));
+    idx = hmap64_get(&s->mod_index, key);
+    if (idx != HMAP_EMPTY) {
+        m = s->mods[idx];
+        m->last_use = ++s->clock;
+        if (m->failed) return herr_set(e, HE_FORMAT, "'%s' could not be read as ELF", path);
+        *out = m;
+        return 0;
+    }
+    m = xcalloc(1, sizeof(*m));
+    m->path = xstrdup(path);
+    m->display = xstrdup(display ? display : path);
+    m->key = key;
+    m->last_use = ++s->clock;
+    rc = module_open_shared(s, m, e);
+    if (rc) m->failed = 1;
+    if (HGROW(s->mods, s->cap_mods, s->n_mods + 1)) {
+        module_free(m);
+        return herr_set(e, -ENOMEM, "out of memory");
+    }
+    s->mods[s->n_mods] = m;
+    hmap64_put(&s->mod_index, key, (uint32_t)s->n_mods);
+    s->n_mods++;
+    if (rc) return rc;
+    *out = m;
+    return 0;
+}
+
+const char *sym_module_build_id(const sym_module *m)
+{
+    return m ? m->build_id : NULL;
+}
+
+/* ---- demangling ---- */
+
+typedef char *(*cxa_demangle_fn)(const char *, char *, size_t *, int *);
+
+static cxa_demangle_fn load_cxa_demangle(void)
+{
+    static cxa_demangle_fn fn;
+    static int tried;
+    if (!tried) {
+        void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+        tried = 1;
+        if (h) fn = (cxa_demangle_fn)dlsym(h, "__cxa_demangle");
+    }
+    return fn;
+}
+
+static int is_rust_hash(const char *p, size_t n)
+{
+    /* "::h" followed by 16 hex digits at the end. */
+    if (n != 19 || p[0] != ':' || p[1] != ':' || p[2] != 'h') return 0;
+    for (size_t i = 3; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* Rust v0 (_R...): we do not decode the grammar; names stay mangled. */
+char *sym_demangle(const char *name, char *out, size_t out_size)
+{
+    cxa_demangle_fn fn;
+    char *d;
+    int status = 0;
+    size_t len;
+    if (!name || out_size == 0 || strncmp(name, "_Z", 2)) return NULL;
+    fn = load_cxa_demangle();
+    if (!fn) return NULL;
+    d = fn(name, NULL, NULL, &status);
+    if (!d || status != 0) { free(d); return NULL; }
+    len = strlen(d);
+    /* Rust legacy mangling is Itanium-shaped with a trailing ::h<hash>. */
+    if (len > 19 && is_rust_hash(d + len - 19, 19)) {
+        len -= 19;
+        d[len] = 0;
+    }
+    if (len >= out_size) len = out_size - 1;
+    memcpy(out, d, len);
+    out[len] = 0;
+    free(d);
+    return out;
+}
+
+static const char *demangled(symbolizer *s, const char *name)
+{
+    char tmp[1024];
+    if (!name) return NULL;
+    if (sym_demangle(name, tmp, sizeof(tmp))) return intern(s, tmp);
+    return intern(s, name);
+}
+
+/* ---- ELF/DWARF lookup ---- */
+
+static int off_to_vaddr(const sym_module *m, uint64_t off, uint64_t *vaddr)
+{
+    for (size_t i = 0; i < m->n_loads; i++) {
+        const GElf_Phdr *ph = &m->loads[i];
+        if (off >= ph->p_offset && off < ph->p_offset + ph->p_filesz) {
+            *vaddr = off - ph->p_offset + ph->p_vaddr;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const char *die_name(Dwarf_Die *die, int *is_linkage)
+{
+    Dwarf_Attribute attr;
+    const char *n;
+    *is_linkage = 0;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+        dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr)) {
+        n = dwarf_formstring(&attr);
+        if (n) { *is_linkage = 1; return n; }
+    }
+    if (dwarf_attr_integrate(die, DW_AT_name, &attr)) return dwarf_formstring(&attr);
+    return NULL;
+}
+
+static void fill_frame(symbolizer *s, sym_frame *f, const char *raw)
+{
+    f->function = demangled(s, raw);
+    f->mangled = raw && f->function && strcmp(raw, f->function) ? intern(s, raw) : NULL;
+}
+
+static void lookup_dwarf(symbolizer *s, sym_module *m, Dwarf_Addr addr, const char *symname, sym_result *r)
+{
+    Dwarf_Addr cu_bias;
+    Dwarf_Die *cudie = dwfl_module_addrdie(m->mod, addr, &cu_bias);
+    Dwfl_Line *line = dwfl_module_getsrc(m->mod, addr);
+    const char *src_file = NULL;
+    int src_line = 0;
+    Dwarf_Die *scopes = NULL;
+    int n_scopes;
+    Dwarf_Files *files = NULL;
+    size_t n_files = 0;
+
+    if (line) {
+        int lno = 0;
+        src_file = dwfl_lineinfo(line, NULL, &lno, NULL, NULL, NULL);
+        src_line = lno;
+    }
+    if (!cudie) goto symonly;
+    n_scopes = dwarf_getscopes(cudie, addr - cu_bias, &scopes);
+    if (n_scopes <= 0) goto symonly;
+    dwarf_getsrcfiles(cudie, &files, &n_files);
+    /* Frame 0 is at the sample's line; each inlined scope's call site gives its caller's line. */
+    const char *cur_file = src_file;
+    int cur_line = src_line;
+    for (int i = 0; i < n_scopes && r->n < SYM_MAX_INLINE; i++) {
+        int tag = dwarf_tag(&scopes[i]), is_linkage;
+        if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+        const char *nm = die_name(&scopes[i], &is_linkage);
+        sym_frame *f = &r->frames[r->n++];
+        if (tag == DW_TAG_subprogram && symname) nm = symname;
+        fill_frame(s, f, nm);
+        f->file = intern(s, cur_file);
+        f->line = cur_line;
+        if (tag == DW_TAG_subprogram) break;
+        Dwarf_Attribute attr;
+        Dwarf_Word fidx = 0, cl = 0;
+        cur_file = NULL;
+        cur_line = 0;
+        if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &fidx) == 0 && files)
+            cur_file = dwarf_filesrc(files, fidx, NULL, NULL);
+        if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &cl) == 0) cur_line = (int)cl;
+    }
+    free(scopes);
+    if (r->n > 0) return;
+symonly:
+    if (symname) {
+        fill_frame(s, &r->frames[0], symname);
+        r->frames[0].file = intern(s, src_file);
+        r->frames[0].line = src_line;
+        r->n = 1;
+    }
+}
+
+int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
+{
+    uint64_t ckey, vaddr;
+    uint32_t idx;
+    memset(r, 0, sizeof(*r));
+    if (!m) return 0;
+    r->module = intern(s, m->display);
+    r->build_id = m->build_id ? intern(s, m->build_id) : NULL;
+    m->last_use = ++s->clock;
+    ckey = hash_u64(m->key ^ hash_u64(off + 0x51ed27));
+    idx = hmap64_get(&s->addr_index, ckey);
+    if (idx != HMAP_EMPTY) {
+        *r = s->cache[idx].r;
+        return 0;
+    }
+    if (!m->dwfl && !m->failed) {
+        herr e = {0};
+        if (module_open_shared(s, m, &e)) m->failed = 1;
+    }
+    if (m->dwfl && off_to_vaddr(m, off, &vaddr) == 0) {
+        GElf_Addr a = vaddr + m->bias, sym_off = 0;
+        GElf_Sym sym;
+        const char *symname = dwfl_module_addrinfo(m->mod, a, &sym_off, &sym, NULL, NULL, NULL);
+        r->vaddr = vaddr;
+        if (s->o.no_dwarf) {
+            if (symname) {
+                fill_frame(s, &r->frames[0], symname);
+                r->n = 1;
+            }
+        } else {
+            lookup_dwarf(s, m, a, symname, r);
+        }
+    } else {
+        r->vaddr = off;
+    }
+    if (s->n_cache < s->o.max_cache_entries && !HGROW(s->cache, s->cap_cache, s->n_cache + 1)) {
+        s->cache[s->n_cache].r = *r;
+        if (hmap64_put(&s->addr_index, ckey, (uint32_t)s->n_cache) == 0) s->n_cache++;
+    }
+    return 0;
+}
+
+/* ---- kernel ---- */
+
+static int ksym_cmp(const void *a, const void *b)
+{
+    const ksym *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static void load_kallsyms(symbolizer *s)
+{
+    FILE *f = fopen("/proc/kallsyms", "re");
+    char line[512];
+    size_t cap = 0;
+    s->ksyms_loaded = 1;
+    if (!f) return;
+    while (fgets(line, sizeof(line), f)) {
+        char *end, *name, type;
+        uint64_t addr = strtoull(line, &end, 16);
+        if (end == line || addr == 0) continue;
+        while (*end == ' ') end++;
+        type = *end;
+        if (!(type == 't' || type == 'T' || type == 'w' || type == 'W')) continue;
+        name = end + 1;
+        while (*name == ' ') name++;
+        name[strcspn(name, " \t\n")] = 0;
+        if (!*name) continue;
+        if (HGROW(s->ksyms, cap, s->n_ksyms + 1)) break;
+        int32_t id = strtab_intern_cstr(&s->strs, name);
+        if (id < 0) break;
+        s->ksyms[s->n_ksyms].addr = addr;
+        s->ksyms[s->n_ksyms].name = (uint32_t)id;
+        s->n_ksyms++;
+    }
+    fclose(f);
+    qsort(s->ksyms, s->n_ksyms, sizeof(ksym), ksym_cmp);
+}
+
+int sym_kernel_lookup(symbolizer *s, uint64_t addr, sym_result *r)
+{
+    size_t lo = 0, hi;
+    memset(r, 0, sizeof(*r));
+    r->is_kernel = 1;
+    r->module = intern(s, "[kernel.kallsyms]");
+    r->vaddr = addr;
+    if (!s->ksyms_loaded) load_kallsyms(s);
+    if (!s->n_ksyms || addr < s->ksyms[0].addr) return 0;
+    hi = s->n_ksyms;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->ksyms[mid].addr <= addr) lo = mid; else hi = mid;
+    }
+    /* Past the last symbol by more than 1 MiB: not a kernel text symbol we know. */
+    if (lo == s->n_ksyms - 1 && addr - s->ksyms[lo].addr > (1u << 20)) return 0;
+    r->frames[0].function = strtab_get(&s->strs, s->ksyms[lo].name);
+    r->n = 1;
+    return 0;
+}
+
+/* ---- JIT perf maps ---- */
+
+static int pm_cmp(const void *a, const void *b)
+{
+    const perfmap_ent *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static perfmap *perfmap_load(symbolizer *s, pid_t pid, const char *root)
+{
+    char path[512];
+    struct stat st;
+    perfmap *pm = NULL;
+    for (size_t i = 0; i < s->n_pmaps; i++)
+        if (s->pmaps[i].pid == pid) pm = &s->pmaps[i];
+    snprintf(path, sizeof(path), "%s/tmp/perf-%d.map", root ? root : "", (int)pid);
+    if (stat(path, &st) != 0) return pm;
+    if (pm && pm->size_seen == st.st_size) return pm;
+    if (!pm) {
+        if (HGROW(s->pmaps, s->cap_pmaps, s->n_pmaps + 1)) return NULL;
+        pm = &s->pmaps[s->n_pmaps++];
+        memset(pm, 0, sizeof(*pm));
+        pm->pid = pid;
+    }
+    free(pm->ents);
+    pm->ents = NULL;
+    pm->n = 0;
+    pm->size_seen = st.st_size;
+    FILE *f = fopen(path, "re");
+    if (!f) return pm;
+    char line[1024];
+    size_t cap = 0;
+    /* Cap: a JIT map of more than 4M entries is truncated (memory stays bounded). */
+    while (pm->n < (4u << 20) && fgets(line, sizeof(line), f)) {
+        char *p = line, *end;
+        uint64_t start = strtoull(p, &end, 16), size;
+        if (end == p || *end != ' ') continue;
+        p = end + 1;
+        size = strtoull(p, &end, 16);
+        if (end == p || *end != ' ') continue;
+        p = end + 1;
+        p[strcspn(p, "\n")] = 0;
+        int32_t id = strtab_intern_cstr(&s->strs, p);
+        if (id < 0 || HGROW(pm->ents, cap, pm->n + 1)) break;
+        pm->ents[pm->n++] = (perfmap_ent){start, start + size, (uint32_t)id};
+    }
+    fclose(f);
+    qsort(pm->ents, pm->n, sizeof(perfmap_ent), pm_cmp);
+    return pm;
+}
+
+int sym_perfmap_lookup(symbolizer *s, pid_t pid, const char *root, uint64_t addr, sym_result *r)
+{
+    perfmap *pm = perfmap_load(s, pid, root);
+    size_t lo = 0, hi;
+    memset(r, 0, sizeof(*r));
+    if (!pm || !pm->n || addr < pm->ents[0].start) return HE_NOTFOUND;
+    hi = pm->n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (pm->ents[mid].start <= addr) lo = mid; else hi = mid;
+    }
+    if (addr >= pm->ents[lo].end) return HE_NOTFOUND;
+    r->frames[0].function = strtab_get(&s->strs, pm->ents[lo].name);
+    r->n = 1;
+    r->module = intern(s, "[jit]");
+    r->vaddr = addr;
+    return 0;
+}
+
+void sym_perfmap_forget(symbolizer *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->n_pmaps; i++) {
+        if (s->pmaps[i].pid != pid) continue;
+        free(s->pmaps[i].ents);
+        s->pmaps[i] = s->pmaps[--s->n_pmaps];
+        return;
+    }
+}
