@@ -620,9 +620,8 @@
         s.lshare = s.sl / L; s.rshare = s.sr / R; s.change = s.rshare - s.lshare;
         s.ltshare = s.l / L; s.rtshare = s.r / R;
       }
-      cols = [['name', 'Function'], ['lshare', 'Left self'], ['rshare', 'Right self'], ['change', 'Change (self)'],
-        ['ltshare', 'Left total'], ['rtshare', 'Right total']];
-      if (!['name', 'lshare', 'rshare', 'change', 'ltshare', 'rtshare'].includes(state.sort)) state.sort = 'change';
+      cols = [['name', 'Function'], ['lshare', 'Left self'], ['rshare', 'Right self'], ['change', 'Change']];
+      if (!['name', 'lshare', 'rshare', 'change'].includes(state.sort)) state.sort = 'change';
     } else {
       cols = [['name', 'Function'], ['self', 'Self'], ['total', 'Total']];
       if (!['name', 'self', 'total'].includes(state.sort)) state.sort = 'self';
@@ -670,7 +669,7 @@
         const p = (x) => (100 * x).toFixed(2) + '%';
         cell(p(s.lshare)); cell(p(s.rshare));
         cell((s.change > 0 ? '+' : '') + (100 * s.change).toFixed(2) + ' pp', s.change > 0.00005 ? 'up' : s.change < -0.00005 ? 'down' : '');
-        cell(p(s.ltshare)); cell(p(s.rtshare));
+        td0.title += '\ntotal: left ' + p(s.ltshare) + ', right ' + p(s.rtshare);
       } else {
         cell(fv(s.self) + ' (' + pct(s.self, total) + ')');
         cell(fv(s.total) + ' (' + pct(s.total, total) + ')');
