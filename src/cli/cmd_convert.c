@@ -1,0 +1,238 @@
+/*
+ * cmd_convert.c: `hearth convert INPUT [-o OUTPUT] --to FORMAT ...`:
+ * reads a profile in any format format/detect.h knows, picks one sample
+ * type, and writes pprof, folded, speedscope, flamebearer JSON or an SVG
+ * flame graph.
+ *
+ * Contract with the user: broken input prints exactly one line
+ * "hearth convert: FILE: what is wrong" and exits 1; usage errors exit 2;
+ * the output file is written atomically (nothing is left behind on error).
+ * Input is capped at 1 GiB and decompressed input at 512 MiB.
+ */
+#include <getopt.h>
+
+#include "core/common.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/units.h"
+#include "cli/cmd.h"
+#include "format/detect.h"
+#include "format/flamebearer.h"
+#include "format/folded.h"
+#include "format/pprof.h"
+#include "format/speedscope.h"
+#include "format/svg.h"
+#include "profile/flame.h"
+#include "profile/profile.h"
+
+#define CONVERT_MAX_INPUT ((size_t)1 << 30)
+#define CONVERT_MAX_DECOMPRESSED ((size_t)512 << 20)
+#define CONVERT_MAX_OUTPUT ((size_t)2 << 30)
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: hearth convert INPUT [-o OUTPUT] --to FORMAT [options]\n"
+            "\n"
+            "Converts a profile between formats. INPUT may be '-' (stdin); its format is\n"
+            "detected from the bytes (gzip or raw pprof, folded stacks, perf script text,\n"
+            "speedscope JSON; gzip/zstd-compressed text too) unless --from is given.\n"
+            "\n"
+            "  -o, --output FILE    write here (default: stdout)\n"
+            "  -t, --to FORMAT      pprof | folded | speedscope | flamebearer | svg\n"
+            "  -f, --from FORMAT    pprof | folded | perf-script | speedscope (default: auto)\n"
+            "      --type TYPE      sample type to use, e.g. cpu, samples, alloc_space, inuse_space\n"
+            "                       (default: the profile's default sample type, else the last;\n"
+            "                       with --to pprof all types are kept unless --type is given)\n"
+            "      --max-nodes N    flamebearer/svg: keep at most N nodes, the rest summed into\n"
+            "                       'other' (default: 0, no limit)\n"
+            "      --title TEXT     svg: the title (default: the input name)\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "Broken input prints one line 'hearth convert: FILE: reason' and exits 1.\n");
+}
+
+enum out_format { OUT_NONE, OUT_PPROF, OUT_FOLDED, OUT_SPEEDSCOPE, OUT_FLAMEBEARER, OUT_SVG };
+
+static enum out_format parse_out(const char *s)
+{
+    if (!strcmp(s, "pprof")) return OUT_PPROF;
+    if (!strcmp(s, "folded") || !strcmp(s, "collapsed")) return OUT_FOLDED;
+    if (!strcmp(s, "speedscope")) return OUT_SPEEDSCOPE;
+    if (!strcmp(s, "flamebearer") || !strcmp(s, "json")) return OUT_FLAMEBEARER;
+    if (!strcmp(s, "svg")) return OUT_SVG;
+    return OUT_NONE;
+}
+
+/* Keeps only sample type `type` of *p (for pprof output with --type). */
+static int keep_one_type(profile *p, int type, herr *e)
+{
+    profile one;
+    int rc;
+    if ((rc = prof_init(&one))) return herr_set(e, rc, "out of memory");
+    one.limits = p->limits;
+    if ((rc = prof_merge(&one, p, type, 1, e))) { prof_release(&one); return rc; }
+    one.period = p->period;
+    one.time_nanos = p->time_nanos;
+    one.duration_nanos = p->duration_nanos;
+    if (p->period_type.type) {
+        int32_t a = prof_cstr(&one, prof_s(p, p->period_type.type)), b = prof_cstr(&one, prof_s(p, p->period_type.unit));
+        if (a >= 0 && b >= 0) { one.period_type.type = (uint32_t)a; one.period_type.unit = (uint32_t)b; }
+    }
+    prof_release(p);
+    *p = one;
+    return 0;
+}
+
+static int write_flame(const profile *p, int type, enum out_format of, uint32_t max_nodes, const char *title,
+                       buf *out, herr *e)
+{
+    flame_tree full, cut, *t = &full;
+    const char *tname = prof_s(p, p->sample_types[type].type), *uname = prof_s(p, p->sample_types[type].unit);
+    int rc, have_cut = 0;
+    if ((rc = flame_init(&full))) return herr_set(e, rc, "out of memory");
+    if ((rc = flame_add_profile(&full, p, type, NULL, 0))) { herr_set(e, rc, "building the flame graph: %s", hearth_strerror(rc)); goto out; }
+    if (max_nodes) {
+        if ((rc = flame_truncate(&full, max_nodes, &cut))) { herr_set(e, rc, "truncating the flame graph: %s", hearth_strerror(rc)); goto out; }
+        have_cut = 1;
+        t = &cut;
+    }
+    if (of == OUT_FLAMEBEARER) {
+        flamebearer_meta meta = {0};
+        char name[256];
+        snprintf(name, sizeof name, "%s:%s", tname, uname);
+        meta.name = name;
+        meta.spy_name = "unknown";
+        meta.units = flamebearer_units(tname, uname);
+        meta.sample_rate = flamebearer_sample_rate(uname);
+        rc = flamebearer_write(t, &meta, out);
+    } else {
+        svg_opts o = {0};
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s (%s)", tname, uname);
+        o.title = title;
+        o.subtitle = sub;
+        o.units = uname;
+        rc = svg_write(t, &o, out);
+    }
+    if (rc) herr_set(e, rc, rc == HE_TOOBIG ? "output is larger than %zu bytes" : "out of memory writing output", CONVERT_MAX_OUTPUT);
+out:
+    if (have_cut) flame_release(&cut);
+    flame_release(&full);
+    return rc;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"to", required_argument, NULL, 't'},
+        {"from", required_argument, NULL, 'f'},   {"type", required_argument, NULL, 'T'},
+        {"max-nodes", required_argument, NULL, 'm'}, {"title", required_argument, NULL, 'N'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *output = "-", *want_type = NULL, *input, *title = NULL;
+    enum out_format of = OUT_NONE;
+    enum prof_format inf = PF_AUTO;
+    uint32_t max_nodes = 0;
+    buf in = BUF_INIT, out = BUF_INIT;
+    profile p;
+    herr e;
+    int c, rc, type, status = 1;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:t:f:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': output = optarg; break;
+        case 't':
+            if ((of = parse_out(optarg)) == OUT_NONE) {
+                fprintf(stderr, "hearth convert: unknown output format '%s' (pprof, folded, speedscope, flamebearer, svg)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'f':
+            inf = prof_format_parse(optarg);
+            if (inf == PF_UNKNOWN) {
+                fprintf(stderr, "hearth convert: unknown input format '%s' (pprof, folded, perf-script, speedscope)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'T': want_type = optarg; break;
+        case 'N': title = optarg; break;
+        case 'm': {
+            char *end;
+            unsigned long v;
+            errno = 0;
+            v = strtoul(optarg, &end, 10);
+            if (errno || *end || end == optarg || v > UINT32_MAX || optarg[0] == '-') {
+                fprintf(stderr, "hearth convert: --max-nodes wants a number, not '%s'\n", optarg);
+                return 2;
+            }
+            max_nodes = (uint32_t)v;
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case ':': fprintf(stderr, "hearth convert: %s needs a value\n", argv[optind - 1]); return 2;
+        default: fprintf(stderr, "hearth convert: unknown option '%s'\n", argv[optind - 1]); usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "hearth convert: %s\n", optind >= argc ? "no INPUT given" : "more than one INPUT given");
+        usage(stderr);
+        return 2;
+    }
+    if (of == OUT_NONE) {
+        fprintf(stderr, "hearth convert: --to FORMAT is required (pprof, folded, speedscope, flamebearer, svg)\n");
+        return 2;
+    }
+    input = argv[optind];
+    herr_clear(&e);
+    buf_init(&in, CONVERT_MAX_INPUT);
+    buf_init(&out, CONVERT_MAX_OUTPUT);
+    if ((rc = prof_init(&p))) {
+        fprintf(stderr, "hearth convert: out of memory\n");
+        return 1;
+    }
+    rc = buf_read_file(&in, input);
+    if (rc) {
+        if (rc == HE_TOOBIG) fprintf(stderr, "hearth convert: %s: input is larger than %zu bytes\n", input, CONVERT_MAX_INPUT);
+        else fprintf(stderr, "hearth convert: %s: cannot read: %s\n", input, hearth_strerror(rc));
+        goto out;
+    }
+    rc = prof_decode_any(&p, in.data ? in.data : "", in.len, inf, CONVERT_MAX_DECOMPRESSED, &e);
+    if (!rc) rc = prof_validate(&p, &e);
+    if (rc) {
+        fprintf(stderr, "hearth convert: %s: %s\n", input, herr_msg(&e, rc));
+        goto out;
+    }
+    buf_release(&in);
+    type = prof_pick_type(&p, want_type, &e);
+    if (type < 0) {
+        fprintf(stderr, "hearth convert: %s: %s\n", input, herr_msg(&e, HE_NOTFOUND));
+        goto out;
+    }
+    switch (of) {
+    case OUT_PPROF:
+        rc = 0;
+        if (want_type && p.n_types > 1) rc = keep_one_type(&p, type, &e);
+        if (!rc) rc = pprof_encode(&p, &out, 1, &e);
+        break;
+    case OUT_FOLDED: rc = folded_write(&p, type, &out, &e); break;
+    case OUT_SPEEDSCOPE: rc = speedscope_write(&p, type, NULL, &out, &e); break;
+    default: rc = write_flame(&p, type, of, max_nodes, title ? title : (strcmp(input, "-") ? input : "stdin"), &out, &e); break;
+    }
+    if (rc) {
+        fprintf(stderr, "hearth convert: %s: %s\n", input, herr_msg(&e, rc));
+        goto out;
+    }
+    if ((rc = buf_write_file(&out, output))) {
+        fprintf(stderr, "hearth convert: %s: cannot write: %s\n", output, hearth_strerror(rc));
+        goto out;
+    }
+    status = 0;
+out:
+    buf_release(&in);
+    buf_release(&out);
+    prof_release(&p);
+    return status;
+}
