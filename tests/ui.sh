@@ -25,9 +25,16 @@ fi
 tmp=$(mktemp -d /tmp/hearth-ui-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
-"$bin" server --listen 127.0.0.1:"$port" --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
+# Started from a subshell, so the test's SIGKILL of it (the "unreachable" case)
+# is not reported by this shell as a killed job.
+( "$bin" server --listen 127.0.0.1:"$port" --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
+  echo $! >"$tmp/pid" )
+pid=$(cat "$tmp/pid")
+cleanup() {
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"
+}
 trap cleanup EXIT
 for _ in $(seq 1 100); do
   curl -fs "$base/ready" >/dev/null 2>&1 && break

@@ -460,6 +460,16 @@
     const frames = [], byRow = [];
     for (let d = 0; d < rows; d++) byRow.push([]);
     const fg = cssVar('--frame-fg') || '#111', dim = cssVar('--dim') || '#ddd';
+    const runs = [];
+    const flushRun = (d) => {
+      const run = runs[d];
+      if (!run || run.b - run.a < 1) return;
+      g.globalAlpha = 0.6;
+      g.fillStyle = searchRe ? dim : frameColour(run.name);
+      g.fillRect(run.a, opts.inverted ? (rows - 1 - d) * ROW : d * ROW, run.b - run.a, ROW - 1);
+      g.globalAlpha = 1;
+      runs[d] = null;
+    };
     for (const n of t.nodes) {
       let x0, w;
       if (ancestors.has(n.id)) { x0 = 0; w = W; } else {
@@ -467,7 +477,13 @@
         x0 = (n.x - zx) / zt * W; w = n.total / zt * W;
         if (x0 < 0) { w += x0; x0 = 0; }
         if (x0 + w > W) w = W - x0;
-        if (w < 0.34) continue;
+        if (w < 0.34) {
+          // Too thin to draw alone: merged with its thin neighbours into one bar.
+          const run = runs[n.depth];
+          if (run && x0 <= run.b + 0.5) run.b = Math.max(run.b, x0 + w);
+          else { flushRun(n.depth); runs[n.depth] = { a: x0, b: x0 + w, name: n.name }; }
+          continue;
+        }
       }
       const y = opts.inverted ? (rows - 1 - n.depth) * ROW : n.depth * ROW;
       let colour;
@@ -488,6 +504,7 @@
       frames.push(f);
       byRow[n.depth].push(f);
     }
+    for (let d = 0; d < rows; d++) flushRun(d);
     return { frames, byRow, W, H };
   }
   function hitTest(drawn, x, y, inverted, rows) {
@@ -1333,6 +1350,7 @@
   }
 
   // Exposed for tests: pure helpers that need no server.
+  hook.redraw = () => { const t0 = performance.now(); render(); return performance.now() - t0; };
   hook.fn = { parseTime, fmtValue, frameGroup, treeFromFlamegraph, functionStats, buildSandwich };
 
   initTheme();
