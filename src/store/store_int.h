@@ -250,4 +250,31 @@ int st_block_write_head(const st_head *h, const char *tenant_dir, uint64_t flush
 /* Merges blocks in[0..n) (same tenant) into one new block; path in *out_dir. */
 int st_block_compact(st_block *const *in, size_t n, const char *tenant_dir, int64_t window, char **out_dir, herr *e);
 
+/* ---- store.c: the store object (locking in docs/store.md) ---- */
+
+struct store {
+    char *dir, *wal_dir, *tenants_dir;
+    store_opts o;
+    int lock_fd;
+    st_wal wal;
+    int wal_open;
+    uint64_t checkpoint;          /* WAL segments <= this are in blocks */
+    pthread_rwlock_t lock;        /* heads, flushing, blocks */
+    st_head **heads;
+    size_t n_heads, cap_heads;
+    st_head **flushing;           /* heads being written; still queried */
+    size_t n_flushing, cap_flushing;
+    st_block **blocks;
+    size_t n_blocks, cap_blocks;
+    char **damaged;               /* "path: reason" */
+    size_t n_damaged, cap_damaged;
+    pthread_mutex_t maint;        /* serializes flush, compaction, retention */
+    pthread_t bg;
+    int bg_running, stop;
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cv;
+    uint64_t ingested_profiles, ingested_samples, flushes, compactions, blocks_deleted; /* atomics */
+    uint64_t wal_replayed_bytes;
+};
+
 #endif
