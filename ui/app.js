@@ -400,16 +400,19 @@
     if (parts.length === 2) return parts[0];
     return s.split(/[_\s]/)[0] || s;
   }
+  // Hue and saturation from the group; a little lightness from the function
+  // itself, so neighbouring frames of one package stay distinguishable.
   const colourCache = new Map();
   function frameColour(name) {
-    const g = frameGroup(name);
-    let c = colourCache.get(g);
+    let c = colourCache.get(name);
     if (!c) {
-      const h = hash32(g);
+      const g = frameGroup(name);
+      const h = hash32(g), hn = hash32(name);
       if (g === 'total') c = 'hsl(220, 12%, 70%)';
       else if (g === 'other') c = 'hsl(0, 0%, 72%)';
-      else c = 'hsl(' + (h % 360) + ', ' + (48 + (h >>> 9) % 22) + '%, ' + (62 + (h >>> 17) % 12) + '%)';
-      colourCache.set(g, c);
+      else c = 'hsl(' + (h % 360) + ', ' + (48 + (h >>> 9) % 22) + '%, ' + (60 + (h >>> 17) % 8 + (hn % 9)) + '%)';
+      if (colourCache.size > 50000) colourCache.clear();
+      colourCache.set(name, c);
     }
     return c;
   }
@@ -593,6 +596,7 @@
     drawn = drawFlame(c, t, zoomId, {});
     const ms = performance.now() - t0;
     hook.lastRender = { root: t.nodes[0].name, total: t.total, zoom: t.nodes[zoomId].name, nodes: t.nodes.length, drawMs: ms, frames: drawn.frames };
+    if (t.diff) { hook.lastRender.left = t.leftTicks; hook.lastRender.right = t.rightTicks; }
     renderBreadcrumb(t);
     renderSearchInfo(t);
   }
@@ -786,8 +790,9 @@
           g.fillStyle = colour; g.fillRect(X(r.start), 0, Math.max(2, X(r.end) - X(r.start)), H - 14);
         } catch (e) { /* shown when applied */ }
       };
-      band(state.lfrom || state.from, state.luntil || state.until, cssVar('--fill'));
-      band(state.rfrom || state.from, state.runtil || state.until, cssVar('--right'));
+      // Only a side whose range differs from the main one gets a band.
+      if (state.lfrom || state.luntil) band(state.lfrom || state.from, state.luntil || state.until, cssVar('--fill'));
+      if (state.rfrom || state.runtil) band(state.rfrom || state.from, state.runtil || state.until, cssVar('--right'));
     }
     const pts = series || [];
     let max = 0, sum = 0;
@@ -853,6 +858,7 @@
   // Reloads the pickers, then the data.
   async function reloadAll() {
     const seq = ++querySeq;
+    acCache.clear();
     try {
       setStatus('Loading…', 'info');
       const services = await loadServices();
@@ -1115,6 +1121,7 @@
   /* ------------------------------------------------------------- autocomplete */
 
   let acItems = [], acIndex = -1, acCtx = null, acSeq = 0;
+  const acCache = new Map();
   function acContext(text, pos) {
     const before = text.slice(0, pos);
     let m = /([A-Za-z_][A-Za-z0-9_.]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)$/.exec(before);
@@ -1131,6 +1138,16 @@
     let r;
     try { r = range(state.from, state.until); } catch (e) { hideAc(); return; }
     const matchers = state.service ? ['{service_name="' + state.service + '"}'] : [];
+    // Names are cached per label and scope, so typing filters at once (a Tab
+    // right after a keystroke picks from the list that matches what is typed).
+    const key = [ctx.kind, ctx.label, state.service, state.from, state.until].join('\u0000');
+    const fill = (names) => {
+      acItems = names.filter((n) => n.toLowerCase().startsWith(ctx.prefix.toLowerCase())).slice(0, 100);
+      acCtx = ctx;
+      acIndex = acItems.length ? 0 : -1;
+      showAc();
+    };
+    if (acCache.has(key)) { fill(acCache.get(key)); return; }
     try {
       let names;
       if (ctx.kind === 'name') {
@@ -1140,11 +1157,10 @@
         const res = await call('LabelValues', { name: ctx.label, matchers, start: String(r.start), end: String(r.end) });
         names = res.names || [];
       }
+      if (acCache.size > 200) acCache.clear();
+      acCache.set(key, names);
       if (seq !== acSeq) return;
-      acItems = names.filter((n) => n.toLowerCase().startsWith(ctx.prefix.toLowerCase())).slice(0, 100);
-      acCtx = ctx;
-      acIndex = acItems.length ? 0 : -1;
-      showAc();
+      fill(names);
     } catch (e) { hideAc(); }
   }
   function showAc() {
@@ -1260,7 +1276,11 @@
       };
     }
     $('diffapply').onclick = () => {
-      for (const k of ['lquery', 'rquery', 'lfrom', 'luntil', 'rfrom', 'runtil']) state[k] = $(k).value.trim();
+      for (const k of ['lquery', 'rquery', 'lfrom', 'luntil', 'rfrom', 'runtil']) {
+        const v = $(k).value.trim();
+        // A side range equal to the main range is kept implicit (follows the main range).
+        state[k] = (k.endsWith('from') && v === state.from) || (k.endsWith('until') && v === state.until) ? '' : v;
+      }
       state.zoom = ''; writeURL(); drawTimeline(); reloadData();
     };
     for (const k of ['lquery', 'rquery', 'lfrom', 'luntil', 'rfrom', 'runtil']) $(k).onkeydown = (ev) => { if (ev.key === 'Enter') $('diffapply').click(); };

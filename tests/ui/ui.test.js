@@ -217,6 +217,53 @@ async function main() {
     await shot('07-diff');
   });
 
+  await test('diff of two time ranges of one service', async () => {
+    // v1 was ingested 20 minutes ago, v2 5 minutes ago (tests/ui.sh)
+    await open(appURL + '&view=diff&lfrom=now-30m&luntil=now-15m&rfrom=now-10m&runtil=now');
+    const r = await H(() => window.__hearth.lastRender);
+    near(r.left, pp.total(v1, TI), 0, 'left side total (v1)');
+    near(r.right, pp.total(v2, TI), 0, 'right side total (v2)');
+    assert(await page.inputValue('#lfrom') === 'now-30m' && await page.inputValue('#runtil') === 'now', 'side ranges shown in the fields');
+  });
+
+  await test('label autocomplete suggests names, then values, and runs the selector', async () => {
+    await open(appURL + '&view=flame');
+    await page.click('#selector');
+    await page.keyboard.type('{');
+    await page.waitForSelector('#autocomplete li:text-is("version")');
+    await page.click('#autocomplete li:text-is("version")');
+    await page.waitForSelector('#autocomplete li:text-is("v2")');
+    const vals = await page.$$eval('#autocomplete li', (l) => l.map((x) => x.textContent).sort());
+    assert(JSON.stringify(vals) === '["v1","v2"]', 'values of version: ' + vals);
+    await page.keyboard.type('v2');
+    await page.keyboard.press('Tab');
+    assert(await page.inputValue('#selector') === '{version="v2"}', 'selector text: ' + await page.inputValue('#selector'));
+    const seq = await H(() => window.__hearth.renderSeq);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((s) => window.__hearth.renderSeq > s && !document.getElementById('status').textContent.startsWith('Loading'), seq);
+    near(await H(() => window.__hearth.lastRender.total), pp.total(v2, TI), 0, 'total of {version="v2"}');
+    assert(new URL(page.url()).searchParams.get('query') === '{version="v2"}', 'selector in URL');
+  });
+
+  await test('drag on the timeline narrows the range', async () => {
+    await open(appURL + '&view=flame');
+    const box = await page.locator('#timeline').boundingBox();
+    const seq = await H(() => window.__hearth.renderSeq);
+    // the last ~9 minutes hold v2 (5 minutes old) but not v1 (20 minutes old)
+    await page.mouse.move(box.x + box.width * 0.85, box.y + 40);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.95, box.y + 40, { steps: 4 });
+    await page.mouse.move(box.x + box.width - 1, box.y + 40, { steps: 2 });
+    await page.mouse.up();
+    await page.waitForFunction((s) => window.__hearth.renderSeq > s && !document.getElementById('status').textContent.startsWith('Loading'), seq);
+    const q = new URL(page.url()).searchParams;
+    assert(/^\d{13}$/.test(q.get('from')) && /^\d{13}$/.test(q.get('until')), 'absolute range in URL: ' + q.get('from') + '..' + q.get('until'));
+    near(Number(q.get('until')) - Number(q.get('from')), 0.15 * 3600e3, 60e3, 'range length (ms)');
+    near(await H(() => window.__hearth.lastRender.total), pp.total(v2, TI), 0, 'total in the narrowed range');
+    assert(await page.inputValue('#range') === 'custom', 'range picker says custom');
+    await shot('13-timeline-zoomed');
+  });
+
   await test('span selector shows only the samples of one span', async () => {
     await open('?service=spans&type=' + encodeURIComponent(CPU) + '&from=now-1h&until=now&view=flame');
     const all = await H(() => window.__hearth.lastRender.total);
