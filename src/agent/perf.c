@@ -100,7 +100,13 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
     if (!o.freq || o.freq > 100000) return herr_set(e, HE_USAGE, "sampling rate %u Hz is out of range (1..100000)", o.freq);
     if (o.stack_bytes > 65528) o.stack_bytes = 65528;
     o.stack_bytes &= ~7u;
-    if (!o.ring_pages) o.ring_pages = 64;
+    ps->page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!o.ring_pages) {
+        /* A quarter second of samples per ring (stack copies dominate), 64 KiB .. 8 MiB. */
+        uint64_t want = (uint64_t)o.freq * (o.stack_bytes + 1024) / 4;
+        o.ring_pages = 16;
+        while ((uint64_t)o.ring_pages * ps->page < want && o.ring_pages < 2048) o.ring_pages *= 2;
+    }
     if (o.ring_pages & (o.ring_pages - 1)) return herr_set(e, HE_USAGE, "ring pages must be a power of two");
     ps->page = (size_t)sysconf(_SC_PAGESIZE);
     ps->ring_bytes = ps->page * o.ring_pages;
@@ -136,6 +142,11 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
         }
         ps->fds[c] = fd;
         void *ring = mmap(NULL, ps->page + ps->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        while (ring == MAP_FAILED && errno == EPERM && c == 0 && ps->ring_bytes > 8 * ps->page) {
+            /* Over kernel.perf_event_mlock_kb without CAP_IPC_LOCK: smaller rings. */
+            ps->ring_bytes /= 2;
+            ring = mmap(NULL, ps->page + ps->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        }
         if (ring == MAP_FAILED) {
             int err = errno;
             perf_close(ps);

@@ -100,7 +100,12 @@ symbolizer *sym_new(const sym_opts *o)
     if (!s->o.max_modules) s->o.max_modules = 256;
     if (!s->o.max_cache_entries) s->o.max_cache_entries = 1u << 20;
     if (!s->o.debug_dir) s->o.debug_dir = "/usr/lib/debug";
-    s->debuginfo_path = xstrdup(s->o.debug_dir);
+    {
+        /* libdwfl syntax: "" = next to the file, .debug = its .debug/ subdir, then the tree. */
+        char dp[1024];
+        snprintf(dp, sizeof(dp), ":.debug:%s", s->o.debug_dir);
+        s->debuginfo_path = xstrdup(dp);
+    }
     strtab_init(&s->strs);
     hmap64_init(&s->mod_index);
     hmap64_init(&s->addr_index);
@@ -383,6 +388,14 @@ static const char *die_name(Dwarf_Die *die, int *is_linkage)
 
 static void fill_frame(symbolizer *s, sym_frame *f, const char *raw)
 {
+    char unversioned[512];
+    const char *at = raw ? strchr(raw, '@') : NULL;
+    /* Symbol versions (memcpy@@GLIBC_2.14) are not part of the function's name. */
+    if (at && at != raw && (size_t)(at - raw) < sizeof(unversioned)) {
+        memcpy(unversioned, raw, (size_t)(at - raw));
+        unversioned[at - raw] = 0;
+        raw = unversioned;
+    }
     f->function = demangled(s, raw);
     f->mangled = raw && f->function && strcmp(raw, f->function) ? intern(s, raw) : NULL;
 }
