@@ -53,18 +53,22 @@
   const URL_KEYS = ['service', 'type', 'query', 'from', 'until', 'view', 'zoom', 'search', 'fn', 'span',
     'lquery', 'rquery', 'lfrom', 'luntil', 'rfrom', 'runtil', 'sort', 'filter'];
 
+  const DEFAULTS = Object.assign({}, state);
   function readURL() {
+    Object.assign(state, DEFAULTS);
     const q = new URLSearchParams(location.search);
     for (const k of URL_KEYS) if (q.has(k)) state[k] = q.get(k);
     if (q.has('desc')) state.desc = q.get('desc') !== '0';
     if (!['both', 'flame', 'table', 'sandwich', 'diff'].includes(state.view)) state.view = 'both';
   }
-  function writeURL() {
+  // push: a new history entry (zoom, view, range), so Back returns to the previous view.
+  function writeURL(push) {
     const q = new URLSearchParams();
     for (const k of URL_KEYS) if (state[k] !== '' && state[k] != null) q.set(k, state[k]);
     if (!state.desc) q.set('desc', '0');
     const url = location.pathname + '?' + q.toString();
-    if (url !== location.pathname + location.search) history.replaceState(null, '', url);
+    if (url === location.pathname + location.search) return;
+    if (push) history.pushState(null, '', url); else history.replaceState(null, '', url);
   }
 
   /* ------------------------------------------------------------- time */
@@ -611,7 +615,7 @@
       const a = document.createElement('a');
       a.textContent = i === 0 ? 'all' : n.name;
       a.title = n.name;
-      a.onclick = () => { state.zoom = i === 0 ? '' : pathOf(t, n.id).join(';'); writeURL(); render(); };
+      a.onclick = () => { state.zoom = i === 0 ? '' : pathOf(t, n.id).join(';'); writeURL(true); render(); };
       bc.append(a);
     });
   }
@@ -633,7 +637,9 @@
     const thead = $('fntable').tHead, tbody = $('fntable').tBodies[0];
     thead.textContent = ''; tbody.textContent = '';
     if (!t || !t.nodes.length) { tableRows = []; return; }
-    const stats = functionStats(t);
+    // Stats are computed once per tree; sorting and filtering reuse them.
+    if (!t.stats) t.stats = functionStats(t);
+    const stats = t.stats.slice();
     let cols;
     if (t.diff) {
       const L = t.leftTicks || 1, R = t.rightTicks || 1;
@@ -1214,7 +1220,7 @@
   function setRange(from, until) {
     state.from = from; state.until = until;
     state.zoom = '';
-    syncControls(); writeURL();
+    syncControls(); writeURL(true);
   }
   function applySelector() {
     let v = $('selector').value.trim();
@@ -1269,7 +1275,7 @@
           if (stats.length) state.fn = stats[0].name;
         }
         if (state.view !== 'sandwich' && state.view !== 'diff') state.sort = state.sort === 'change' ? 'self' : state.sort;
-        writeURL();
+        writeURL(true);
         if ((was === 'diff') !== (state.view === 'diff')) { state.zoom = ''; state.sort = state.view === 'diff' ? 'change' : 'self'; writeURL(); drawTimeline(); reloadData(); return; }
         sandwich = state.view === 'sandwich' && state.fn && tree && !tree.diff ? buildSandwich(tree, state.fn) : sandwich;
         render();
@@ -1285,7 +1291,8 @@
     };
     for (const k of ['lquery', 'rquery', 'lfrom', 'luntil', 'rfrom', 'runtil']) $(k).onkeydown = (ev) => { if (ev.key === 'Enter') $('diffapply').click(); };
 
-    $('search').oninput = () => { state.search = $('search').value; writeURL(); render(); };
+    // Typing in search redraws only the flame graph (the table does not depend on it).
+    $('search').oninput = () => { state.search = $('search').value; searchRe = compileSearch(state.search); writeURL(); renderFlame(); hook.renderSeq++; };
     $('filter').oninput = () => { state.filter = $('filter').value; writeURL(); renderTable(); };
     $('reset').onclick = () => { state.zoom = ''; writeURL(); render(); };
     document.addEventListener('keydown', (ev) => {
@@ -1310,7 +1317,7 @@
       if (!f) return;
       if (state.view === 'sandwich') { if (f.depth) selectFunction(f.name); return; }
       state.zoom = f.depth === 0 ? '' : pathOf(t, f.id).join(';');
-      writeURL(); render();
+      writeURL(true); render();
     };
     const callers = $('callers');
     callers.onmousemove = (ev) => {
@@ -1356,6 +1363,8 @@
       try { localStorage.setItem('hearth-theme', next); } catch (e) { /* private mode */ }
       drawTimeline(); render();
     };
+    // Back/Forward: the URL is the state; reload it (queries are cheap to repeat).
+    window.addEventListener('popstate', () => { readURL(); syncControls(); reloadAll(); });
     let resizeTimer = 0;
     window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { drawTimeline(); render(); }, 60); });
   }

@@ -130,6 +130,11 @@ async function main() {
     const crumbs = await page.$$eval('#breadcrumb a', (a) => a.map((x) => x.textContent));
     assert(crumbs[0] === 'all' && crumbs[crumbs.length - 1] === target.name, 'breadcrumb: ' + crumbs.join(' > '));
     await shot('03-zoomed');
+    await page.goBack();
+    await settled();
+    await page.waitForFunction(() => window.__hearth.lastRender && window.__hearth.lastRender.zoom === 'total');
+    await page.goForward();
+    await page.waitForFunction((n) => window.__hearth.lastRender && window.__hearth.lastRender.zoom === n, target.name);
     await page.click('#reset');
     const r = await H(() => window.__hearth.lastRender);
     assert(r.zoom === 'total', 'after reset, zoom is ' + r.zoom);
