@@ -1,0 +1,645 @@
+/*
+ * collector.c: libhearth's background thread. Drains the sample ring,
+ * aggregates by (stack, span, labels), and every upload interval turns the
+ * aggregate into two pprofs, `process_cpu` (samples:count, cpu:nanoseconds)
+ * and `memory` (alloc_objects, alloc_space, inuse_objects, inuse_space),
+ * symbolized in-process with the agent's libdw symbolizer, and hands them to
+ * the agent's uploader (bounded queue, retry, drop oldest with a count) or
+ * writes them to a directory for file:// destinations.
+ *
+ * Aggregates:
+ *   cpu   entries keyed by a hash of frames+span+labels; reset every
+ *         interval. Capped at CPU_MAX_STACKS distinct keys per interval
+ *         (further new keys are counted as dropped).
+ *   heap  a dictionary stack_hash -> frames+span+labels (the live table in
+ *         heap.c refers to objects by stack_hash), with this interval's
+ *         sampled allocations. alloc_* are per-interval deltas (what the
+ *         server sums over time); inuse_* are a snapshot of the live table at
+ *         upload time. Estimates: each sample of n bytes counts
+ *         1/(1-exp(-n/R)) objects and n times that in bytes. The dictionary
+ *         is capped at HEAP_MAX_STACKS; when it is half full, entries with no
+ *         live object and no allocation this interval are pruned.
+ *
+ * The thread is internal (its allocations are not sampled, it has no
+ * timer). It runs every 100 ms: drain, refresh the CFI module table when
+ * samples landed in modules without one, scan /proc/self/task once a second.
+ */
+#include "core/common.h"
+
+#include <math.h>
+#include <linux/futex.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/symbolize.h"
+#include "agent/upload.h"
+#include "core/buf.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/units.h"
+#include "format/pprof.h"
+#include "preload/preload.h"
+#include "preload/unwind.h"
+
+#define CPU_MAX_STACKS 65536
+#define HEAP_MAX_STACKS 65536
+#define TICK_NS 100000000ll
+#define MAX_PPROF_BYTES ((size_t)64 << 20)
+
+typedef struct agg_entry {
+    uint64_t key;
+    uint8_t n_frames, truncated;
+    uint8_t leaf_exact;          /* frames[0] is an interrupted pc, not a return address */
+    pl_span span;
+    uint32_t label_ids[PL_MAX_LABELS];
+    uint64_t frames[PL_MAX_FRAMES];
+    int64_t samples, value;      /* cpu: samples, ns */
+    double alloc_objs, alloc_bytes;  /* heap: this interval, scaled */
+    double inuse_objs, inuse_bytes;  /* heap: at build time */
+} agg_entry;
+
+typedef struct agg {
+    agg_entry *e;
+    size_t n, cap, max;
+    hmap64 index;  /* key -> entry index */
+    uint64_t dropped;
+} agg;
+
+static agg cpu_agg, heap_agg;
+static pthread_t thread;
+static int thread_started;
+static pthread_mutex_t coll_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t coll_cond;
+static int stop_flag, flush_done;
+static int64_t interval_start;
+static uploader *upl;
+static symbolizer *sym;
+static uint64_t seq;
+static _Atomic uint64_t n_uploads, n_upload_errors;
+static pl_live_item *live_buf;
+/* Bumped by producers to wake the collector early (a futex: no fd to be closed under us). */
+static _Atomic uint32_t kick_word;
+
+void pl_collector_kick(void)
+{
+    int saved = errno;
+    atomic_fetch_add_explicit(&kick_word, 1, memory_order_release);
+    syscall(SYS_futex, &kick_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = saved;
+}
+
+static void agg_init(agg *a, size_t max)
+{
+    memset(a, 0, sizeof(*a));
+    a->max = max;
+    hmap64_init(&a->index);
+}
+
+static agg_entry *agg_get(agg *a, uint64_t key, const pl_record *r)
+{
+    uint32_t at = hmap64_get(&a->index, key);
+    if (at != HMAP_EMPTY) return &a->e[at];
+    if (a->n >= a->max || HGROW(a->e, a->cap, a->n + 1) != 0) {
+        a->dropped++;
+        return NULL;
+    }
+    agg_entry *e = &a->e[a->n];
+    memset(e, 0, sizeof(*e));
+    e->key = key;
+    e->n_frames = r->n_frames;
+    e->truncated = r->truncated;
+    e->leaf_exact = r->kind == PL_REC_CPU;
+    e->span = r->span;
+    memcpy(e->label_ids, r->label_ids, sizeof(e->label_ids));
+    memcpy(e->frames, r->frames, r->n_frames * sizeof(r->frames[0]));
+    if (hmap64_put(&a->index, key, (uint32_t)a->n) != 0) {
+        a->dropped++;
+        return NULL;
+    }
+    a->n++;
+    for (size_t i = 0; i < e->n_frames; i++) pl_unwind_note_pc(e->frames[i]);
+    return e;
+}
+
+static void agg_rebuild_index(agg *a)
+{
+    hmap64_release(&a->index);
+    hmap64_init(&a->index);
+    for (size_t i = 0; i < a->n; i++) hmap64_put(&a->index, a->e[i].key, (uint32_t)i);
+}
+
+static uint64_t record_key(const pl_record *r)
+{
+    uint64_t h = hash_bytes(r->frames, r->n_frames * sizeof(r->frames[0]), 0xc0ffee);
+    h ^= hash_bytes(&r->span, sizeof(r->span), h);
+    h ^= hash_bytes(r->label_ids, sizeof(r->label_ids), h);
+    return h;
+}
+
+static void drain(void)
+{
+    pl_record *r;
+    while ((r = pl_ring_peek())) {
+        if (r->kind == PL_REC_CPU) {
+            agg_entry *e = agg_get(&cpu_agg, record_key(r), r);
+            if (e) {
+                e->samples += r->value / (int64_t)(1000000000ull / pl_g.cfg.cpu_hz);
+                e->value += r->value;
+            }
+        } else if (r->kind == PL_REC_HEAP) {
+            agg_entry *e = agg_get(&heap_agg, r->stack_hash, r);
+            if (e) {
+                double scale = pl_heap_scale((uint64_t)r->value, pl_g.cfg.heap_rate);
+                e->alloc_objs += scale;
+                e->alloc_bytes += scale * (double)r->value;
+            }
+        }
+        pl_ring_release();
+    }
+}
+
+/* ---- building pprof ---- */
+
+typedef struct pl_map {
+    uint64_t start, end, pgoff;
+    char path[256];
+    int32_t mapping;  /* profile mapping index, -1 until used */
+    sym_module *mod;
+    int mod_failed;
+} pl_map;
+
+typedef struct builder {
+    profile p;
+    pl_map *maps;
+    size_t n_maps;
+    hmap64 locs;  /* pc << 1 | leaf -> location */
+} builder;
+
+static void read_maps(builder *b)
+{
+    buf m;
+    buf_init(&m, 8 << 20);
+    if (buf_read_file(&m, "/proc/self/maps") != 0) {
+        buf_release(&m);
+        return;
+    }
+    size_t cap = 0;
+    for (char *line = m.data; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        unsigned long lo, hi, pgoff;
+        char perms[8];
+        int path_at = 0;
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &pgoff, &path_at) >= 4 &&
+            perms[2] == 'x' && path_at > 0 && line[path_at] &&
+            HGROW(b->maps, cap, b->n_maps + 1) == 0) {
+            pl_map *pm = &b->maps[b->n_maps++];
+            memset(pm, 0, sizeof(*pm));
+            pm->start = lo;
+            pm->end = hi;
+            pm->pgoff = pgoff;
+            pm->mapping = -1;
+            snprintf(pm->path, sizeof(pm->path), "%s", line + path_at);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    buf_release(&m);
+}
+
+static pl_map *map_for(builder *b, uint64_t pc)
+{
+    for (size_t i = 0; i < b->n_maps; i++)
+        if (pc >= b->maps[i].start && pc < b->maps[i].end) return &b->maps[i];
+    return NULL;
+}
+
+static int32_t location_for(builder *b, uint64_t pc, int leaf)
+{
+    uint64_t key = pc << 1 | (uint64_t)leaf;
+    uint32_t at = hmap64_get(&b->locs, key);
+    if (at != HMAP_EMPTY) return (int32_t)at;
+    profile *p = &b->p;
+    pl_map *pm = map_for(b, pc);
+    uint32_t mapping = 0;
+    prof_line lines[SYM_MAX_INLINE];
+    uint32_t n_lines = 0;
+    if (pm) {
+        if (pm->mapping < 0) {
+            prof_mapping m;
+            memset(&m, 0, sizeof(m));
+            m.memory_start = pm->start;
+            m.memory_limit = pm->end;
+            m.file_offset = pm->pgoff;
+            int32_t fn = prof_cstr(p, pm->path);
+            if (fn < 0) return fn;
+            m.filename = (uint32_t)fn;
+            if (pm->path[0] == '/' && !pm->mod && !pm->mod_failed && sym) {
+                herr e;
+                herr_clear(&e);
+                if (sym_module_get(sym, pm->path, NULL, &pm->mod, &e) != 0) pm->mod_failed = 1;
+            }
+            if (pm->mod && sym_module_build_id(pm->mod)) {
+                int32_t bid = prof_cstr(p, sym_module_build_id(pm->mod));
+                if (bid >= 0) m.build_id = (uint32_t)bid;
+            }
+            m.has_functions = pm->mod != NULL;
+            m.has_filenames = m.has_line_numbers = m.has_inline_frames = pm->mod != NULL;
+            pm->mapping = prof_mapping_add(p, &m);
+            if (pm->mapping < 0) return pm->mapping;
+        }
+        mapping = (uint32_t)pm->mapping;
+        if (pm->mod) {
+            sym_result r;
+            uint64_t off = pc - pm->start + pm->pgoff;
+            sym_lookup(sym, pm->mod, leaf ? off : off - 1, &r);
+            for (int i = 0; i < r.n && i < SYM_MAX_INLINE; i++) {
+                const sym_frame *f = &r.frames[i];
+                prof_function fn;
+                memset(&fn, 0, sizeof(fn));
+                int32_t name = prof_cstr(p, f->function ? f->function : "");
+                int32_t sys = prof_cstr(p, f->mangled ? f->mangled : (f->function ? f->function : ""));
+                int32_t file = prof_cstr(p, f->file ? f->file : "");
+                if (name < 0 || sys < 0 || file < 0) return -ENOMEM;
+                fn.name = (uint32_t)name;
+                fn.system_name = (uint32_t)sys;
+                fn.filename = (uint32_t)file;
+                int32_t fi = prof_function_intern(p, &fn);
+                if (fi < 0) return fi;
+                lines[n_lines].function = (uint32_t)fi;
+                lines[n_lines].line = f->line;
+                lines[n_lines].column = 0;
+                n_lines++;
+            }
+        }
+    }
+    int32_t loc = prof_location_add(p, pc, mapping, lines, n_lines);
+    if (loc < 0) return loc;
+    if (hmap64_put(&b->locs, key, (uint32_t)loc) != 0) return -ENOMEM;
+    return loc;
+}
+
+static int add_labels(profile *p, const agg_entry *e, prof_label *out, uint32_t *n)
+{
+    char hex[40];
+    *n = 0;
+    if (e->span.has_span) {
+        uint8_t b[8];
+        for (int i = 0; i < 8; i++) b[i] = (uint8_t)(e->span.span >> (56 - 8 * i));
+        pl_hex(hex, b, 8);
+        out[*n] = (prof_label){ (uint32_t)prof_cstr(p, "span_id"), (uint32_t)prof_cstr(p, hex), 0, 0 };
+        (*n)++;
+    }
+    if (e->span.has_trace) {
+        uint8_t b[16];
+        for (int i = 0; i < 8; i++) {
+            b[i] = (uint8_t)(e->span.trace_hi >> (56 - 8 * i));
+            b[8 + i] = (uint8_t)(e->span.trace_lo >> (56 - 8 * i));
+        }
+        pl_hex(hex, b, 16);
+        out[*n] = (prof_label){ (uint32_t)prof_cstr(p, "trace_id"), (uint32_t)prof_cstr(p, hex), 0, 0 };
+        (*n)++;
+    }
+    for (int i = 0; i < PL_MAX_LABELS; i++) {
+        const char *k, *v;
+        if (e->label_ids[i] && pl_label_get(e->label_ids[i], &k, &v) == 0) {
+            out[*n] = (prof_label){ (uint32_t)prof_cstr(p, k), (uint32_t)prof_cstr(p, v), 0, 0 };
+            (*n)++;
+        }
+    }
+    return 0;
+}
+
+static int add_sample(builder *b, const agg_entry *e, const int64_t *values)
+{
+    uint32_t locs[PL_MAX_FRAMES + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < e->n_frames; i++) {
+        if (e->frames[i] == 0) continue;
+        int32_t loc = location_for(b, e->frames[i], i == 0 && e->leaf_exact);
+        if (loc < 0) return loc;
+        locs[n++] = (uint32_t)loc;
+    }
+    int32_t stack = prof_stack_leaf_first(&b->p, locs, n);
+    if (stack < 0) return stack;
+    prof_label labels[PL_MAX_LABELS + 2];
+    uint32_t n_labels;
+    add_labels(&b->p, e, labels, &n_labels);
+    int64_t rc = prof_sample_add(&b->p, (uint32_t)stack, values, labels, n_labels);
+    return rc < 0 ? (int)rc : 0;
+}
+
+static int builder_init(builder *b)
+{
+    memset(b, 0, sizeof(*b));
+    hmap64_init(&b->locs);
+    int rc = prof_init(&b->p);
+    if (rc) return rc;
+    read_maps(b);
+    return 0;
+}
+
+static void builder_release(builder *b)
+{
+    prof_release(&b->p);
+    free(b->maps);
+    hmap64_release(&b->locs);
+    if (sym) sym_trim(sym);
+}
+
+static int set_period(profile *p, const char *type, const char *unit, int64_t period)
+{
+    int32_t t = prof_cstr(p, type), u = prof_cstr(p, unit);
+    if (t < 0 || u < 0) return -ENOMEM;
+    p->period_type.type = (uint32_t)t;
+    p->period_type.unit = (uint32_t)u;
+    p->period = period;
+    return 0;
+}
+
+static int build_cpu(builder *b, int64_t from, int64_t until)
+{
+    profile *p = &b->p;
+    int rc;
+    if ((rc = prof_add_type(p, "samples", "count")) < 0 || (rc = prof_add_type(p, "cpu", "nanoseconds")) < 0) return rc;
+    if ((rc = set_period(p, "cpu", "nanoseconds", (int64_t)(1000000000ull / pl_g.cfg.cpu_hz)))) return rc;
+    p->time_nanos = from;
+    p->duration_nanos = until - from;
+    for (size_t i = 0; i < cpu_agg.n; i++) {
+        const agg_entry *e = &cpu_agg.e[i];
+        int64_t v[2] = { e->samples, e->value };
+        if ((rc = add_sample(b, e, v))) return rc;
+    }
+    return 0;
+}
+
+static int build_heap(builder *b, int64_t from, int64_t until)
+{
+    profile *p = &b->p;
+    int rc;
+    if ((rc = prof_add_type(p, "alloc_objects", "count")) < 0 || (rc = prof_add_type(p, "alloc_space", "bytes")) < 0 ||
+        (rc = prof_add_type(p, "inuse_objects", "count")) < 0 || (rc = prof_add_type(p, "inuse_space", "bytes")) < 0)
+        return rc;
+    if ((rc = set_period(p, "space", "bytes", (int64_t)pl_g.cfg.heap_rate))) return rc;
+    int32_t dflt = prof_cstr(p, "inuse_space");
+    if (dflt > 0) p->default_sample_type = (uint32_t)dflt;
+    p->time_nanos = from;
+    p->duration_nanos = until - from;
+    for (size_t i = 0; i < heap_agg.n; i++) heap_agg.e[i].inuse_objs = heap_agg.e[i].inuse_bytes = 0;
+    size_t n_live = live_buf ? pl_heap_live_snapshot(live_buf, PL_LIVE_MAX) : 0;
+    for (size_t i = 0; i < n_live; i++) {
+        uint32_t at = hmap64_get(&heap_agg.index, live_buf[i].stack_hash);
+        if (at == HMAP_EMPTY) continue;
+        double scale = pl_heap_scale(live_buf[i].size, pl_g.cfg.heap_rate);
+        heap_agg.e[at].inuse_objs += scale;
+        heap_agg.e[at].inuse_bytes += scale * (double)live_buf[i].size;
+    }
+    for (size_t i = 0; i < heap_agg.n; i++) {
+        const agg_entry *e = &heap_agg.e[i];
+        int64_t v[4] = { llround(e->alloc_objs), llround(e->alloc_bytes), llround(e->inuse_objs), llround(e->inuse_bytes) };
+        if (!v[0] && !v[1] && !v[2] && !v[3]) continue;
+        if ((rc = add_sample(b, e, v))) return rc;
+    }
+    return 0;
+}
+
+/* After an upload: alloc deltas restart; stacks with nothing live are pruned when the dictionary is half full. */
+static void heap_interval_done(void)
+{
+    int prune = heap_agg.n > HEAP_MAX_STACKS / 2;
+    size_t w = 0;
+    for (size_t i = 0; i < heap_agg.n; i++) {
+        agg_entry *e = &heap_agg.e[i];
+        e->alloc_objs = e->alloc_bytes = 0;
+        if (prune && e->inuse_objs == 0) continue;
+        if (w != i) heap_agg.e[w] = *e;
+        w++;
+    }
+    if (prune) {
+        heap_agg.n = w;
+        agg_rebuild_index(&heap_agg);
+    }
+}
+
+static int write_file(const char *dir, const char *kind, buf *body)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s.%s.%d.%06" PRIu64 ".pb.gz", dir, pl_g.cfg.app, kind, (int)pl_g.pid, seq);
+    return buf_write_file(body, path);
+}
+
+static void emit(const char *kind, const char *suffix, uint32_t rate, buf *body, int64_t from, int64_t until)
+{
+    if (strncmp(pl_g.cfg.server, "file://", 7) == 0) {
+        int rc = write_file(pl_g.cfg.server + 7, kind, body);
+        if (rc) {
+            atomic_fetch_add(&n_upload_errors, 1);
+            log_warn("hearth: cannot write the %s profile into %s: %s", kind, pl_g.cfg.server + 7, hearth_strerror(rc));
+        } else {
+            atomic_fetch_add(&n_uploads, 1);
+        }
+        buf_release(body);
+        return;
+    }
+    if (!upl) {
+        buf_release(body);
+        return;
+    }
+    buf name;
+    buf_init(&name, 2048);
+    int rc = buf_printf(&name, "%s.%s{", pl_g.cfg.app, suffix);
+    if (!rc && pl_g.cfg.tags[0]) rc = buf_puts(&name, pl_g.cfg.tags);
+    if (!rc) rc = buf_putc(&name, '}');
+    if (!rc) {
+        upl_push(upl, name.data, from / 1000000000, (until + 999999999) / 1000000000, rate, body);
+        atomic_fetch_add(&n_uploads, 1);
+    }
+    buf_release(&name);
+    buf_release(body);
+}
+
+static void build_and_emit(int64_t from, int64_t until)
+{
+    int cpu = (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) && cpu_agg.n > 0;
+    int heap = (pl_g.cfg.profiles & HEARTH_PROFILE_HEAP) && heap_agg.n > 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if ((pass == 0 && !cpu) || (pass == 1 && !heap)) continue;
+        builder b;
+        herr e;
+        herr_clear(&e);
+        buf body;
+        buf_init(&body, MAX_PPROF_BYTES);
+        int rc = builder_init(&b);
+        if (!rc) rc = pass == 0 ? build_cpu(&b, from, until) : build_heap(&b, from, until);
+        if (!rc) rc = pprof_encode(&b.p, &body, 1, &e);
+        builder_release(&b);
+        if (rc) {
+            atomic_fetch_add(&n_upload_errors, 1);
+            log_warn("hearth: cannot build the %s profile: %s", pass == 0 ? "cpu" : "memory", herr_msg(&e, rc));
+            buf_release(&body);
+            continue;
+        }
+        if (pass == 0) emit("cpu", "cpu", pl_g.cfg.cpu_hz, &body, from, until);
+        else emit("memory", "alloc_objects", 0, &body, from, until);
+    }
+    seq++;
+    cpu_agg.n = 0;
+    hmap64_release(&cpu_agg.index);
+    hmap64_init(&cpu_agg.index);
+    heap_interval_done();
+}
+
+/* ---- the thread ---- */
+
+static int start_uploader(void)
+{
+    if (strncmp(pl_g.cfg.server, "file://", 7) == 0) {
+        const char *dir = pl_g.cfg.server + 7;
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -errno;
+        return 0;
+    }
+    upl_opts o;
+    memset(&o, 0, sizeof(o));
+    o.server = pl_g.cfg.server;
+    o.auth_token = pl_g.cfg.auth_token[0] ? pl_g.cfg.auth_token : NULL;
+    o.tenant = pl_g.cfg.tenant[0] ? pl_g.cfg.tenant : NULL;
+    o.spy_name = "hearth";
+    o.max_queue = 16;
+    o.max_queue_bytes = 32u << 20;
+    herr e;
+    herr_clear(&e);
+    int rc = upl_new(&o, &upl, &e);
+    if (rc) log_error("hearth: cannot start uploading to %s: %s", pl_g.cfg.server, herr_msg(&e, rc));
+    return rc;
+}
+
+static void *collector_main(void *arg)
+{
+    (void)arg;
+    pl_internal_register();
+    int rc = start_uploader();
+    if (rc) {
+        pl_fail("cannot set up the destination", rc);
+        return NULL;
+    }
+    sym_opts so;
+    memset(&so, 0, sizeof(so));
+    so.max_modules = 64;
+    so.max_cache_entries = 65536;
+    sym = sym_new(&so);
+    live_buf = hmallocarray(PL_LIVE_MAX, sizeof(*live_buf));
+    pl_unwind_refresh();
+    /* The program and libc get CFI at once; other modules when samples land there. */
+    pl_unwind_note_pc(getauxval(AT_ENTRY));
+    pl_unwind_note_pc((uint64_t)(uintptr_t)&fopen);
+    pl_unwind_refresh();
+    int64_t last_scan = mono_ns();
+    interval_start = now_ns();
+    int64_t next_upload = mono_ns() + (int64_t)pl_g.cfg.interval_ns;
+    uint32_t seen = atomic_load(&kick_word);
+    for (;;) {
+        struct timespec tick = { 0, TICK_NS };
+        syscall(SYS_futex, &kick_word, FUTEX_WAIT_PRIVATE, seen, &tick, NULL, 0);
+        seen = atomic_load(&kick_word);
+        pthread_mutex_lock(&coll_lock);
+        int stop = stop_flag;
+        pthread_mutex_unlock(&coll_lock);
+        if (stop) break;
+        drain();
+        pl_unwind_refresh();
+        int64_t mono = mono_ns();
+        if (mono - last_scan >= 1000000000) {
+            pl_cpu_scan_threads();
+            last_scan = mono;
+        }
+        if (mono >= next_upload) {
+            int64_t until = now_ns();
+            build_and_emit(interval_start, until);
+            interval_start = until;
+            next_upload = mono + (int64_t)pl_g.cfg.interval_ns;
+        }
+    }
+    /* Final partial interval. */
+    drain();
+    build_and_emit(interval_start, now_ns());
+    if (upl) {
+        upl_free(upl, 2000);
+        upl = NULL;
+    }
+    if (sym) {
+        sym_free(sym);
+        sym = NULL;
+    }
+    pthread_mutex_lock(&coll_lock);
+    flush_done = 1;
+    pthread_cond_broadcast(&coll_cond);
+    pthread_mutex_unlock(&coll_lock);
+    return NULL;
+}
+
+int pl_collector_start(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&coll_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (!cpu_agg.max) agg_init(&cpu_agg, CPU_MAX_STACKS);
+    if (!heap_agg.max) agg_init(&heap_agg, HEAP_MAX_STACKS);
+    stop_flag = 0;
+    flush_done = 0;
+
+    /* Created from an internal context so the thread is marked internal at once. */
+    uint8_t was = pl_tls.internal;
+    pl_tls.internal = 1;
+    int rc = pthread_create(&thread, NULL, collector_main, NULL);
+    pl_tls.internal = was;
+    if (rc) return -rc;
+    thread_started = 1;
+    return 0;
+}
+
+void pl_collector_stop(int flush)
+{
+    if (!thread_started) return;
+    pthread_mutex_lock(&coll_lock);
+    stop_flag = 1;
+    pthread_mutex_unlock(&coll_lock);
+    pl_collector_kick();
+    pthread_mutex_lock(&coll_lock);
+    /* Bounded: an exiting program must not hang on a slow server. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += flush ? 5 : 1;
+    while (!flush_done) {
+        if (pthread_cond_timedwait(&coll_cond, &coll_lock, &ts) == ETIMEDOUT) break;
+    }
+    int done = flush_done;
+    pthread_mutex_unlock(&coll_lock);
+    if (done) pthread_join(thread, NULL);
+    else pthread_detach(thread);
+    thread_started = 0;
+}
+
+void pl_collector_after_fork_child(void)
+{
+    /* The parent's collector and uploader do not exist here; their memory is abandoned, not freed (their locks may be held). */
+    pthread_mutex_init(&coll_lock, NULL);
+    thread_started = 0;
+    upl = NULL;
+    sym = NULL;
+    cpu_agg.n = 0;
+    hmap64_release(&cpu_agg.index);
+    hmap64_init(&cpu_agg.index);
+    for (size_t i = 0; i < heap_agg.n; i++) heap_agg.e[i].alloc_objs = heap_agg.e[i].alloc_bytes = 0;
+    seq = 0;
+}
+
+uint64_t pl_collector_uploads(uint64_t *errors, uint64_t *dropped)
+{
+    *errors = atomic_load(&n_upload_errors);
+    *dropped = cpu_agg.dropped + heap_agg.dropped;
+    return atomic_load(&n_uploads);
+}

@@ -1,0 +1,437 @@
+/*
+ * heap.c: malloc-family interposition with Poisson sampling by bytes, and
+ * the table of sampled objects still live.
+ *
+ * Sampling (as tcmalloc and Go do): each thread counts down heap_until, an
+ * exponentially distributed number of bytes with mean R =
+ * HEARTH_HEAP_SAMPLE_RATE; the allocation that takes it to <= 0 is sampled
+ * and a new gap is drawn. Every byte is thus hit with probability 1/R and an
+ * allocation of n bytes is sampled with probability 1 - exp(-n/R); the
+ * collector reports each sample as 1/(1 - exp(-n/R)) objects of n bytes,
+ * which is unbiased. The fast path is a thread-local subtraction and a
+ * branch; free() adds one byte load from a counting filter.
+ *
+ * Live objects: a sampled pointer goes into an open-addressing table (key
+ * ptr -> size, stack hash) under a spinlock, and a counting filter indexed by
+ * a hash of the pointer is incremented. free() and realloc() look in the
+ * table only when the filter count is non-zero, so unsampled frees never
+ * touch the lock. The filter counts saturate at 255 (then that bucket always
+ * takes the slow path; correct, just slower). Tables are anonymous mappings,
+ * never our own malloc.
+ *
+ * Recursion and bootstrap: the real functions come from dlsym(RTLD_NEXT);
+ * dlsym itself may call calloc/malloc, which are then served from a static
+ * bootstrap arena (never freed; free() recognizes its pointers). hearth's own
+ * code (the collector, symbolizer, uploader) runs with pl_tls.guard or
+ * pl_tls.internal set, so its allocations are never sampled.
+ *
+ * This file is compiled with -fno-optimize-sibling-calls (mk/preload.mk):
+ * the stack capture skips exactly two frames (the slow path and the
+ * interposed function), which needs the wrapper's frame to exist.
+ */
+#include "core/common.h"
+
+#include <dlfcn.h>
+#include <malloc.h>
+#include <math.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "preload/preload.h"
+
+#define LIVE_SLOTS (1u << 17)
+#define LIVE_MAX (LIVE_SLOTS / 4 * 3)
+#define FILTER_BITS 20
+#define BOOT_SIZE (256 * 1024)
+#define OFF_RECHECK ((int64_t)1 << 20)
+
+typedef struct live_entry {
+    uint64_t ptr;   /* 0 = empty */
+    uint64_t size;
+    uint64_t stack_hash;
+} live_entry;
+
+static void *(*real_malloc)(size_t);
+static void (*real_free)(void *);
+static void *(*real_calloc)(size_t, size_t);
+static void *(*real_realloc)(void *, size_t);
+static int (*real_posix_memalign)(void **, size_t, size_t);
+static void *(*real_aligned_alloc)(size_t, size_t);
+static void *(*real_memalign)(size_t, size_t);
+static void *(*real_valloc)(size_t);
+static void *(*real_pvalloc)(size_t);
+static _Atomic int resolving;
+
+static _Alignas(16) char boot_arena[BOOT_SIZE];
+static _Atomic size_t boot_used;
+
+static live_entry *live;
+static size_t n_live;
+static _Atomic uint8_t *filter;
+static atomic_flag live_lock = ATOMIC_FLAG_INIT;
+
+/* ---- bootstrap ---- */
+
+static void *boot_alloc(size_t n, size_t align)
+{
+    if (align < 16) align = 16;
+    size_t need = n + align;  /* room for the 16-byte size header, aligned */
+    size_t at = atomic_fetch_add(&boot_used, need + 16);
+    if (at + need + 16 > BOOT_SIZE) return NULL;
+    uintptr_t base = (uintptr_t)boot_arena + at + 16;
+    uintptr_t p = (base + align - 1) & ~(uintptr_t)(align - 1);
+    ((size_t *)p)[-1] = n;
+    return (void *)p;
+}
+
+static int is_boot(const void *p)
+{
+    return (const char *)p >= boot_arena && (const char *)p < boot_arena + BOOT_SIZE;
+}
+
+static void resolve(void)
+{
+    if (real_malloc) return;
+    atomic_store(&resolving, 1);
+    real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+    real_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
+    real_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+    real_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
+    real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
+    real_memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
+    real_valloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "valloc");
+    real_pvalloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "pvalloc");
+    void *m = dlsym(RTLD_NEXT, "malloc");
+    atomic_store(&resolving, 0);
+    /* malloc last: its being set means every other pointer is set too. */
+    __atomic_store_n(&real_malloc, (void *(*)(size_t))m, __ATOMIC_RELEASE);
+}
+
+/* ---- sampling ---- */
+
+static uint64_t rng_next(pl_thread *t)
+{
+    uint64_t x = t->rng;
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    t->rng = x;
+    return x;
+}
+
+static int64_t next_gap(pl_thread *t)
+{
+    uint64_t rate = pl_g.cfg.heap_rate ? pl_g.cfg.heap_rate : 524288;
+    /* u in (0, 1]: 53 random bits. */
+    double u = ((double)(rng_next(t) >> 11) + 1.0) / 9007199254740992.0;
+    double gap = -log(u) * (double)rate;
+    if (gap < 1) gap = 1;
+    if (gap > 1e15) gap = 1e15;
+    return (int64_t)gap;
+}
+
+double pl_heap_scale(uint64_t size, uint64_t rate)
+{
+    if (size == 0 || rate <= 1) return 1.0;
+    return 1.0 / (1.0 - exp(-(double)size / (double)rate));
+}
+
+static void live_lock_take(void)
+{
+    int spins = 0;
+    while (atomic_flag_test_and_set_explicit(&live_lock, memory_order_acquire))
+        if (++spins > 64) sched_yield();
+}
+
+static void live_lock_drop(void) { atomic_flag_clear_explicit(&live_lock, memory_order_release); }
+
+static inline size_t filter_index(uint64_t p)
+{
+    return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - FILTER_BITS));
+}
+
+static inline size_t live_index(uint64_t p) { return (size_t)(hash_u64(p) & (LIVE_SLOTS - 1)); }
+
+/* Under live_lock. Returns 0, or -ENOSPC when the table is full. */
+static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
+{
+    size_t i = live_index(p);
+    while (live[i].ptr && live[i].ptr != p) i = (i + 1) & (LIVE_SLOTS - 1);
+    if (live[i].ptr == p) {  /* an address we missed the free of: replace */
+        live[i].size = size;
+        live[i].stack_hash = stack_hash;
+        return 0;
+    }
+    if (n_live >= LIVE_MAX) return -ENOSPC;
+    live[i] = (live_entry){ p, size, stack_hash };
+    n_live++;
+    _Atomic uint8_t *f = &filter[filter_index(p)];
+    uint8_t c = atomic_load_explicit(f, memory_order_relaxed);
+    if (c < 255) atomic_store_explicit(f, (uint8_t)(c + 1), memory_order_release);
+    return 0;
+}
+
+/* Under live_lock: removes p if present (backward-shift deletion, no tombstones). */
+static int live_remove(uint64_t p)
+{
+    size_t i = live_index(p);
+    while (live[i].ptr && live[i].ptr != p) i = (i + 1) & (LIVE_SLOTS - 1);
+    if (!live[i].ptr) return 0;
+    size_t hole = i;
+    for (size_t j = (i + 1) & (LIVE_SLOTS - 1); live[j].ptr; j = (j + 1) & (LIVE_SLOTS - 1)) {
+        size_t home = live_index(live[j].ptr);
+        /* j may move to hole when its home is not in (hole, j]. */
+        int between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!between) {
+            live[hole] = live[j];
+            hole = j;
+        }
+    }
+    live[hole].ptr = 0;
+    n_live--;
+    _Atomic uint8_t *f = &filter[filter_index(p)];
+    uint8_t c = atomic_load_explicit(f, memory_order_relaxed);
+    if (c > 0 && c < 255) atomic_store_explicit(f, (uint8_t)(c - 1), memory_order_release);
+    return 1;
+}
+
+static inline void forget(void *p)
+{
+    _Atomic uint8_t *f = filter;
+    if (!p || !f || !atomic_load_explicit(&f[filter_index((uint64_t)(uintptr_t)p)], memory_order_acquire)) return;
+    live_lock_take();
+    live_remove((uint64_t)(uintptr_t)p);
+    live_lock_drop();
+}
+
+static uint64_t stack_key(const pl_record *r)
+{
+    uint64_t h = hash_bytes(r->frames, r->n_frames * sizeof(r->frames[0]), 0x5eed);
+    h ^= hash_bytes(&r->span, sizeof(r->span), h);
+    h ^= hash_bytes(r->label_ids, sizeof(r->label_ids), h);
+    return h ? h : 1;
+}
+
+/*
+ * Called when the thread's countdown reached zero (rarely). Samples the
+ * allocation p of n bytes when sampling is on; draws the next gap.
+ */
+__attribute__((noinline)) static void heap_slow(void *p, size_t n)
+{
+    pl_thread *t = &pl_tls;
+    if (!atomic_load_explicit(&pl_g.heap_on, memory_order_relaxed)) {
+        t->heap_until = OFF_RECHECK;
+        return;
+    }
+    if (t->rng == 0) {  /* first use on this thread: start the process, no sample */
+        t->rng = hash_u64((uint64_t)(uintptr_t)t ^ (uint64_t)(uintptr_t)p ^ 0x2545f4914f6cdd1dull) | 1;
+        t->heap_until = next_gap(t);
+        return;
+    }
+    t->heap_until = next_gap(t);
+    if (!p || t->guard || t->internal) return;
+    t->guard++;
+    uint64_t ticket;
+    pl_record *r = pl_ring_reserve(&ticket);
+    if (!r) {
+        atomic_fetch_add_explicit(&pl_g.n_heap_dropped, 1, memory_order_relaxed);
+        t->guard--;
+        return;
+    }
+    r->kind = PL_REC_HEAP;
+    r->tid = (uint32_t)t->tid;
+    r->value = (int64_t)n;
+    r->n_frames = (uint8_t)pl_capture_here(r->frames, PL_MAX_FRAMES, 2);
+    r->truncated = r->n_frames == PL_MAX_FRAMES;
+    pl_span_copy(&r->span);
+    pl_labels_copy(r->label_ids);
+    r->stack_hash = stack_key(r);
+    uint64_t key = r->stack_hash;
+    pl_ring_commit(ticket);
+    live_lock_take();
+    int rc = live_insert((uint64_t)(uintptr_t)p, n, key);
+    live_lock_drop();
+    if (rc) atomic_fetch_add_explicit(&pl_g.n_heap_dropped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pl_g.n_heap, 1, memory_order_relaxed);
+    t->guard--;
+}
+
+static inline void account(void *p, size_t n)
+{
+    pl_thread *t = &pl_tls;
+    if (UNLIKELY((t->heap_until -= (int64_t)n) <= 0)) heap_slow(p, n);
+}
+
+/* ---- the interposed functions ---- */
+
+void *malloc(size_t n)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (atomic_load(&resolving)) return boot_alloc(n, 16);
+        resolve();
+    }
+    void *p = real_malloc(n);
+    account(p, n);
+    return p;
+}
+
+void free(void *p)
+{
+    if (UNLIKELY(!p || is_boot(p))) return;
+    if (UNLIKELY(!real_free)) resolve();
+    forget(p);
+    real_free(p);
+}
+
+void *calloc(size_t count, size_t size)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (atomic_load(&resolving)) {
+            size_t n;
+            if (__builtin_mul_overflow(count, size, &n)) return NULL;
+            return boot_alloc(n, 16);  /* static memory: already zero */
+        }
+        resolve();
+    }
+    void *p = real_calloc(count, size);
+    size_t n;
+    if (!__builtin_mul_overflow(count, size, &n)) account(p, n);
+    return p;
+}
+
+void *realloc(void *old, size_t n)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (atomic_load(&resolving)) return boot_alloc(n, 16);
+        resolve();
+    }
+    if (UNLIKELY(old && is_boot(old))) {
+        size_t old_n = ((size_t *)old)[-1];
+        void *p = malloc(n);
+        if (p) memcpy(p, old, old_n < n ? old_n : n);
+        return p;
+    }
+    /* Forget first: once realloc returns, the old address may be reused. */
+    forget(old);
+    void *p = real_realloc(old, n);
+    if (p) account(p, n);
+    return p;
+}
+
+void *reallocarray(void *old, size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(old, n);
+}
+
+int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (atomic_load(&resolving)) {
+            void *p = boot_alloc(n, align);
+            if (!p) return ENOMEM;
+            *out = p;
+            return 0;
+        }
+        resolve();
+    }
+    int rc = real_posix_memalign(out, align, n);
+    if (rc == 0) account(*out, n);
+    return rc;
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (atomic_load(&resolving)) return boot_alloc(n, align);
+        resolve();
+    }
+    void *p = real_aligned_alloc(align, n);
+    account(p, n);
+    return p;
+}
+
+void *memalign(size_t align, size_t n)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (atomic_load(&resolving)) return boot_alloc(n, align);
+        resolve();
+    }
+    void *p = real_memalign(align, n);
+    account(p, n);
+    return p;
+}
+
+void *valloc(size_t n)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (atomic_load(&resolving)) return boot_alloc(n, 4096);
+        resolve();
+    }
+    void *p = real_valloc(n);
+    account(p, n);
+    return p;
+}
+
+void *pvalloc(size_t n)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (atomic_load(&resolving)) return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+        resolve();
+    }
+    void *p = real_pvalloc(n);
+    account(p, n);
+    return p;
+}
+
+/* ---- control ---- */
+
+int pl_heap_init(void)
+{
+    resolve();
+    if (!real_malloc || !real_free) return -ENOSYS;
+    if (live) return 0;
+    void *m = mmap(NULL, LIVE_SLOTS * sizeof(live_entry), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return -errno;
+    void *f = mmap(NULL, (size_t)1 << FILTER_BITS, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (f == MAP_FAILED) {
+        int err = -errno;
+        munmap(m, LIVE_SLOTS * sizeof(live_entry));
+        return err;
+    }
+    live = m;
+    atomic_store_explicit((_Atomic(_Atomic uint8_t *) *)&filter, (_Atomic uint8_t *)f, memory_order_release);
+    return 0;
+}
+
+void pl_heap_start(void)
+{
+    if (live) atomic_store(&pl_g.heap_on, 1);
+}
+
+void pl_heap_stop(void) { atomic_store(&pl_g.heap_on, 0); }
+
+void pl_heap_lock(void) { live_lock_take(); }
+void pl_heap_unlock(void) { live_lock_drop(); }
+
+size_t pl_heap_live_snapshot(pl_live_item *out, size_t max)
+{
+    size_t n = 0;
+    if (!live) return 0;
+    live_lock_take();
+    for (size_t i = 0; i < LIVE_SLOTS && n < max; i++)
+        if (live[i].ptr) out[n++] = (pl_live_item){ live[i].stack_hash, live[i].size };
+    live_lock_drop();
+    return n;
+}
+
+uint64_t pl_heap_live_count(void)
+{
+    return n_live;
+}

@@ -1,0 +1,80 @@
+/*
+ * wl_heap.c: deterministic allocation workload for libhearth tests and bench.
+ *
+ *   wl_heap KEEP_MIB CHURN_MIB [mix]
+ *
+ * keep_blocks() allocates KEEP_MIB MiB in 64 KiB blocks and keeps them to
+ * the end (never freed: they are live when the final profile is taken);
+ * churn() allocates CHURN_MIB MiB in 64-byte blocks, freeing each at once.
+ * Expected: inuse_space ~ KEEP_MIB MiB all in keep_blocks; alloc_space ~
+ * KEEP_MIB in keep_blocks and CHURN_MIB in churn.
+ * "mix" runs a malloc-heavy mixed-size workload instead (for the bench):
+ * CHURN_MIB MiB through malloc/realloc/free of sizes 16..4096 with a
+ * window of 1024 live blocks.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *volatile keep_sink;
+
+__attribute__((noinline)) void **keep_blocks(long mib)
+{
+    long n = mib * 16;
+    void **blocks = calloc((size_t)n + 1, sizeof(void *));
+    for (long i = 0; i < n; i++) {
+        blocks[i] = malloc(64 * 1024);
+        memset(blocks[i], 1, 64);
+    }
+    return blocks;
+}
+
+__attribute__((noinline)) void churn(long mib)
+{
+    long n = mib * 1024 * 1024 / 64;
+    for (long i = 0; i < n; i++) {
+        char *p = malloc(64);
+        p[0] = (char)i;
+        keep_sink = p;
+        free(p);
+    }
+}
+
+__attribute__((noinline)) void mix(long mib)
+{
+    enum { WINDOW = 1024 };
+    void *live[WINDOW] = { 0 };
+    uint64_t x = 88172645463325252ull, total = 0, limit = (uint64_t)mib << 20;
+    for (long i = 0; total < limit; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        size_t size = 16 + (x % 4081);
+        size_t slot = (x >> 20) % WINDOW;
+        if ((x >> 40) % 4 == 0 && live[slot]) {
+            live[slot] = realloc(live[slot], size);
+        } else {
+            free(live[slot]);
+            live[slot] = malloc(size);
+        }
+        ((char *)live[slot])[0] = 1;
+        total += size;
+    }
+    for (int i = 0; i < WINDOW; i++) free(live[i]);
+}
+
+int main(int argc, char **argv)
+{
+    long keep = argc > 1 ? strtol(argv[1], NULL, 10) : 32;
+    long churn_mib = argc > 2 ? strtol(argv[2], NULL, 10) : 256;
+    if (keep < 0 || churn_mib < 0) {
+        fprintf(stderr, "usage: wl_heap KEEP_MIB CHURN_MIB [mix]\n");
+        return 2;
+    }
+    if (argc > 3 && strcmp(argv[3], "mix") == 0) {
+        mix(churn_mib);
+        return 0;
+    }
+    keep_sink = keep_blocks(keep);
+    churn(churn_mib);
+    return 0;
+}
