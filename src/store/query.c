@@ -1,0 +1,1148 @@
+/*
+ * query.c: the read side: selection of series by tenant, profile type,
+ * label selector and time range over every source (heads, heads being
+ * flushed, blocks), and what the API builds from it: merged profiles and
+ * flame trees, time series of totals, label names/values, series lists,
+ * profile types and stats.
+ *
+ * Every query holds the store's read lock for its duration, so the sources
+ * it sees cannot be freed under it (flush and compaction swap lists under
+ * the write lock).
+ *
+ * Merge: per source, values are summed into a dense array indexed by the
+ * source's stack node id (one add per row, no hashing); then only the
+ * nodes with a non-zero sum are turned into stacks of the output profile,
+ * mapping just the locations, functions, mappings and strings those stacks
+ * use (lazily, through per-source id maps). The span column of a block is
+ * not even decoded when the query has no span filter.
+ *
+ * Series lookup in a block: the postings of every `=` matcher with a
+ * non-empty value (and of __profile_type__) are intersected, then the full
+ * selector is checked on each candidate.
+ */
+#include "core/common.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "store/store_int.h"
+
+typedef struct qsrc {
+    st_head *h;      /* exactly one of h, b */
+    st_block *b;
+} qsrc;
+
+static uint32_t src_n_series(const qsrc *q) { return q->h ? (uint32_t)q->h->n_series : q->b->n_series; }
+
+static const char *src_label(const qsrc *q, uint32_t si, const char *name)
+{
+    return q->h ? st_head_label(q->h, &q->h->series[si], name) : st_block_label(q->b, &q->b->series[si], name);
+}
+
+static uint32_t src_n_lab(const qsrc *q, uint32_t si)
+{
+    return q->h ? q->h->series[si].n_lab : q->b->series[si].n_lab;
+}
+
+static void src_lab(const qsrc *q, uint32_t si, uint32_t k, const char **name, const char **value)
+{
+    if (q->h) {
+        const st_hseries *s = &q->h->series[si];
+        *name = strtab_get(&q->h->lstr, s->lab[2 * k]);
+        *value = strtab_get(&q->h->lstr, s->lab[2 * k + 1]);
+    } else {
+        const st_bseries *s = &q->b->series[si];
+        *name = strtab_get(&q->b->lstr, s->lab[2 * k]);
+        *value = strtab_get(&q->b->lstr, s->lab[2 * k + 1]);
+    }
+}
+
+static void src_prof(const qsrc *q, uint32_t si, uint32_t *n, const int64_t **ts, const int64_t **total)
+{
+    if (q->h) {
+        *n = (uint32_t)q->h->series[si].n_prof;
+        *ts = q->h->series[si].ts;
+        *total = q->h->series[si].total;
+    } else {
+        *n = q->b->series[si].n_prof;
+        *ts = q->b->series[si].ts;
+        *total = q->b->series[si].total;
+    }
+}
+
+static const char *src_tenant(const qsrc *q) { return q->h ? q->h->tenant : q->b->tenant; }
+
+static int in_range(const store_query *q, int64_t ts)
+{
+    return ts >= q->start_ns && (q->end_ns == 0 || ts <= q->end_ns);
+}
+
+static int src_overlaps(const qsrc *s, const store_query *q)
+{
+    int64_t lo = s->h ? s->h->min_ts : s->b->min_ts, hi = s->h ? s->h->max_ts : s->b->max_ts;
+    return hi >= q->start_ns && (q->end_ns == 0 || lo <= q->end_ns);
+}
+
+/* Collects the sources of q's tenant that overlap its range. Caller holds the read lock. */
+static qsrc *sources(store *s, const store_query *q, size_t *n)
+{
+    qsrc *v = xmallocarray(s->n_heads + s->n_flushing + s->n_blocks + 1, sizeof(qsrc));
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_heads; i++)
+        v[k++] = (qsrc){s->heads[i], NULL};
+    for (size_t i = 0; i < s->n_flushing; i++)
+        v[k++] = (qsrc){s->flushing[i], NULL};
+    for (size_t i = 0; i < s->n_blocks; i++)
+        v[k++] = (qsrc){NULL, s->blocks[i]};
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!strcmp(src_tenant(&v[i]), q->tenant) && src_overlaps(&v[i], q))
+            v[m++] = v[i];
+    *n = m;
+    return v;
+}
+
+typedef struct lab_arg {
+    const qsrc *src;
+    uint32_t si;
+} lab_arg;
+
+static const char *lab_get(void *arg, const char *name)
+{
+    lab_arg *a = arg;
+    return src_label(a->src, a->si, name);
+}
+
+static int series_in_range(const qsrc *src, uint32_t si, const store_query *q)
+{
+    uint32_t n;
+    const int64_t *ts, *tot;
+    src_prof(src, si, &n, &ts, &tot);
+    for (uint32_t k = 0; k < n; k++)
+        if (in_range(q, ts[k]))
+            return 1;
+    return 0;
+}
+
+/* Postings of name=value in block b, or NULL (none). */
+static const uint32_t *postings(const st_block *b, const char *name, const char *value, uint32_t *n)
+{
+    int32_t ni = strtab_find(&b->lstr, name, strlen(name)), vi = strtab_find(&b->lstr, value, strlen(value));
+    *n = 0;
+    if (ni < 0 || vi < 0)
+        return NULL;
+    uint32_t lo = 0, hi = b->n_post;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t a = b->post_pair[2 * mid], c = b->post_pair[2 * mid + 1];
+        if (a < (uint32_t)ni || (a == (uint32_t)ni && c < (uint32_t)vi))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < b->n_post && b->post_pair[2 * lo] == (uint32_t)ni && b->post_pair[2 * lo + 1] == (uint32_t)vi) {
+        *n = b->post_off[lo + 1] - b->post_off[lo];
+        return b->post_ids + b->post_off[lo];
+    }
+    return NULL;
+}
+
+/*
+ * The series of src matched by q (profile type + selector), ascending.
+ * Returns the count; *out malloc'ed.
+ */
+static uint32_t match_series(const qsrc *src, const store_query *q, uint32_t **out)
+{
+    uint32_t ns = src_n_series(src);
+    uint32_t *cand = NULL, nc = 0;
+    if (src->b) {
+        /* Intersect the postings of the equality matchers. */
+        int have = 0;
+        const char *names[SELECTOR_MAX_MATCHERS + 1], *values[SELECTOR_MAX_MATCHERS + 1];
+        size_t ne = 0;
+        if (q->profile_type) {
+            names[ne] = "__profile_type__";
+            values[ne++] = q->profile_type;
+        }
+        for (size_t i = 0; q->sel && i < q->sel->n; i++)
+            if (q->sel->m[i].op == SEL_EQ && q->sel->m[i].value[0]) {
+                names[ne] = q->sel->m[i].name;
+                values[ne++] = q->sel->m[i].value;
+            }
+        for (size_t i = 0; i < ne; i++) {
+            uint32_t np;
+            const uint32_t *p = postings(src->b, names[i], values[i], &np);
+            if (!have) {
+                cand = xmallocarray(np + 1, sizeof(uint32_t));
+                if (np)
+                    memcpy(cand, p, np * sizeof(uint32_t));
+                nc = np;
+                have = 1;
+            } else {
+                uint32_t a = 0, b = 0, k = 0;
+                while (a < nc && b < np) {
+                    if (cand[a] < p[b])
+                        a++;
+                    else if (cand[a] > p[b])
+                        b++;
+                    else {
+                        cand[k++] = cand[a];
+                        a++;
+                        b++;
+                    }
+                }
+                nc = k;
+            }
+            if (nc == 0)
+                break;
+        }
+        if (!have) {
+            cand = xmallocarray(ns + 1, sizeof(uint32_t));
+            for (uint32_t i = 0; i < ns; i++)
+                cand[i] = i;
+            nc = ns;
+        }
+    } else {
+        cand = xmallocarray(ns + 1, sizeof(uint32_t));
+        for (uint32_t i = 0; i < ns; i++)
+            cand[i] = i;
+        nc = ns;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < nc; i++) {
+        lab_arg a = {src, cand[i]};
+        if (q->profile_type) {
+            const char *pt = src_label(src, cand[i], "__profile_type__");
+            if (!pt || strcmp(pt, q->profile_type))
+                continue;
+        }
+        if (!selector_match(q->sel, lab_get, &a))
+            continue;
+        cand[k++] = cand[i];
+    }
+    *out = cand;
+    return k;
+}
+
+/* ---- row scan ---- */
+
+/* Span ids of the query as string ids of a source; n = 0 when no filter. */
+typedef struct span_set {
+    uint32_t *ids;
+    size_t n;
+    int active;
+} span_set;
+
+static void span_set_init(span_set *ss, const qsrc *src, const store_query *q)
+{
+    ss->ids = NULL;
+    ss->n = 0;
+    ss->active = q->n_span_ids > 0;
+    if (!ss->active)
+        return;
+    ss->ids = xmallocarray(q->n_span_ids + 1, sizeof(uint32_t));
+    if (src->h) {
+        for (size_t i = 0; i < q->n_span_ids; i++) {
+            int32_t id = strtab_find(&src->h->sym.strings, q->span_ids[i], strlen(q->span_ids[i]));
+            if (id > 0)
+                ss->ids[ss->n++] = (uint32_t)id;
+        }
+    } else {
+        const st_block *b = src->b;
+        for (uint64_t id = 1; id < b->sec_n[SYM_STROFF]; id++) {
+            const char *s = st_block_str(b, (uint32_t)id);
+            for (size_t i = 0; i < q->n_span_ids; i++)
+                if (!strcmp(s, q->span_ids[i]) && ss->n < q->n_span_ids) {
+                    ss->ids[ss->n++] = (uint32_t)id;
+                    break;
+                }
+        }
+    }
+}
+
+static int span_ok(const span_set *ss, uint32_t span)
+{
+    if (!ss->active)
+        return 1;
+    if (span == 0)
+        return 0;
+    for (size_t i = 0; i < ss->n; i++)
+        if (ss->ids[i] == span)
+            return 1;
+    return 0;
+}
+
+/*
+ * Calls fn for every profile of series si of src in q's range with its rows
+ * (span filtered). fn gets (arg, ts, stacks, values, n). Stack ids are
+ * checked against the source's node count.
+ */
+typedef int (*rows_fn)(void *arg, int64_t ts, const uint32_t *stacks, const int64_t *values, size_t n);
+
+typedef struct scratch {
+    uint32_t *st;
+    int64_t *val;
+    size_t cap;
+    buf raw;
+} scratch;
+
+static void scratch_need(scratch *sc, size_t n)
+{
+    if (n > sc->cap) {
+        sc->cap = n;
+        sc->st = xreallocarray(sc->st, n, sizeof(uint32_t));
+        sc->val = xreallocarray(sc->val, n, sizeof(int64_t));
+    }
+}
+
+static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const span_set *ss, scratch *sc,
+                     rows_fn fn, void *arg, herr *e)
+{
+    int rc = 0;
+    if (src->h) {
+        const st_head *h = src->h;
+        const st_hseries *s = &h->series[si];
+        for (size_t k = 0; k < s->n_prof && !rc; k++) {
+            if (!in_range(q, s->ts[k]))
+                continue;
+            const uint32_t *st = h->r_stack + s->row0[k];
+            const int64_t *v = h->r_value + s->row0[k];
+            size_t n = s->n_rows[k];
+            if (!ss->active) {
+                rc = fn(arg, s->ts[k], st, v, n);
+                continue;
+            }
+            scratch_need(sc, n);
+            size_t m = 0;
+            for (size_t j = 0; j < n; j++)
+                if (span_ok(ss, h->r_span[s->row0[k] + j])) {
+                    sc->st[m] = st[j];
+                    sc->val[m++] = v[j];
+                }
+            rc = fn(arg, s->ts[k], sc->st, sc->val, m);
+        }
+        return rc;
+    }
+    const st_block *b = src->b;
+    const st_bseries *s = &b->series[si];
+    uint64_t n_nodes = b->sec_n[SYM_NODES];
+    for (uint32_t ci = 0; ci < s->n_chunks && !rc; ci++) {
+        const st_bchunk *c = &b->chunks[s->first_chunk + ci];
+        if (c->max_ts < q->start_ns || (q->end_ns && c->min_ts > q->end_ns))
+            continue;
+        st_chunk_rd cr;
+        if ((rc = st_block_chunk(b, c, &sc->raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)sc->raw.data, sc->raw.len, e)))
+            return rc;
+        for (uint32_t k = 0; k < c->n_prof && !rc; k++) {
+            uint32_t pi = c->first_prof + k;
+            uint64_t nr, d, sp;
+            if (st_getv(&cr.nrows, &nr) || nr != s->n_rows[pi])
+                return herr_set(e, HE_FORMAT, "block \"%s\": row count disagrees with the index", b->id);
+            int want = in_range(q, s->ts[pi]);
+            scratch_need(sc, nr);
+            uint64_t stack = 0;
+            size_t m = 0;
+            for (uint64_t j = 0; j < nr; j++) {
+                int64_t v;
+                if (st_getv(&cr.stacks, &d) || st_getz(&cr.values, &v))
+                    return herr_set(e, HE_FORMAT, "block \"%s\": sample columns end early", b->id);
+                stack += d;
+                if (ss->active) {
+                    if (st_getv(&cr.spans, &sp))
+                        return herr_set(e, HE_FORMAT, "block \"%s\": span column ends early", b->id);
+                    if (!span_ok(ss, (uint32_t)sp))
+                        continue;
+                }
+                if (stack >= n_nodes)
+                    return herr_set(e, HE_BADREF, "block \"%s\": sample refers to stack %" PRIu64 " of %" PRIu64, b->id, stack, n_nodes);
+                sc->st[m] = (uint32_t)stack;
+                sc->val[m++] = v;
+            }
+            if (want)
+                rc = fn(arg, s->ts[pi], sc->st, sc->val, m);
+        }
+    }
+    return rc;
+}
+
+/* ---- copying stacks of a source into an output profile ---- */
+
+typedef struct copier {
+    const qsrc *src;
+    profile *out;
+    uint32_t *str, *map, *fn, *loc, *node;
+    prof_line lines[512];
+} copier;
+
+static uint32_t *unmapped(size_t n)
+{
+    uint32_t *a = xmallocarray(n + 1, sizeof(uint32_t));
+    memset(a, 0xff, (n + 1) * sizeof(uint32_t));
+    a[0] = 0;
+    return a;
+}
+
+static void copier_init(copier *c, const qsrc *src, profile *out)
+{
+    c->src = src;
+    c->out = out;
+    if (src->h) {
+        const profile *p = &src->h->sym;
+        c->str = unmapped(p->strings.count);
+        c->map = unmapped(p->n_mappings);
+        c->fn = unmapped(p->n_functions);
+        c->loc = unmapped(p->n_locations);
+        c->node = unmapped(p->n_nodes);
+    } else {
+        const st_block *b = src->b;
+        c->str = unmapped(b->sec_n[SYM_STROFF]);
+        c->map = unmapped(b->sec_n[SYM_MAPPINGS]);
+        c->fn = unmapped(b->sec_n[SYM_FUNCTIONS]);
+        c->loc = unmapped(b->sec_n[SYM_LOCATIONS]);
+        c->node = unmapped(b->sec_n[SYM_NODES]);
+    }
+}
+
+static void copier_release(copier *c)
+{
+    free(c->str);
+    free(c->map);
+    free(c->fn);
+    free(c->loc);
+    free(c->node);
+}
+
+static int cp_str(copier *c, uint32_t id, uint32_t *out)
+{
+    if (c->str[id] == UINT32_MAX) {
+        const char *s;
+        size_t n;
+        if (c->src->h) {
+            s = prof_s(&c->src->h->sym, id);
+            n = strtab_len(&c->src->h->sym.strings, id);
+        } else {
+            s = st_block_str(c->src->b, id);
+            n = strlen(s);
+        }
+        int32_t r = prof_str(c->out, s, n);
+        if (r < 0)
+            return r;
+        c->str[id] = (uint32_t)r;
+    }
+    *out = c->str[id];
+    return 0;
+}
+
+static int cp_mapping(copier *c, uint32_t id, uint32_t *out)
+{
+    if (c->map[id] == UINT32_MAX) {
+        prof_mapping m;
+        memset(&m, 0, sizeof(m));
+        uint32_t fn, bid;
+        if (c->src->h) {
+            m = c->src->h->sym.mappings[id];
+            fn = m.filename;
+            bid = m.build_id;
+        } else {
+            const st_block *b = c->src->b;
+            const uint8_t *r = b->sym + b->sec_off[SYM_MAPPINGS] + (size_t)id * SYM_MAPPING_SIZE;
+            m.memory_start = st_get64(r);
+            m.memory_limit = st_get64(r + 8);
+            m.file_offset = st_get64(r + 16);
+            fn = st_get32(r + 24);
+            bid = st_get32(r + 28);
+            uint32_t f = st_get32(r + 32);
+            m.has_functions = f & 1;
+            m.has_filenames = (f >> 1) & 1;
+            m.has_line_numbers = (f >> 2) & 1;
+            m.has_inline_frames = (f >> 3) & 1;
+        }
+        int rc;
+        if ((rc = cp_str(c, fn, &m.filename)) || (rc = cp_str(c, bid, &m.build_id)))
+            return rc;
+        int32_t r = prof_mapping_intern(c->out, &m);
+        if (r < 0)
+            return r;
+        c->map[id] = (uint32_t)r;
+    }
+    *out = c->map[id];
+    return 0;
+}
+
+static int cp_function(copier *c, uint32_t id, uint32_t *out)
+{
+    if (c->fn[id] == UINT32_MAX) {
+        prof_function f;
+        uint32_t a, b2, d;
+        if (c->src->h) {
+            f = c->src->h->sym.functions[id];
+            a = f.name;
+            b2 = f.system_name;
+            d = f.filename;
+        } else {
+            const st_block *b = c->src->b;
+            const uint8_t *r = b->sym + b->sec_off[SYM_FUNCTIONS] + (size_t)id * SYM_FUNCTION_SIZE;
+            a = st_get32(r);
+            b2 = st_get32(r + 4);
+            d = st_get32(r + 8);
+            f.start_line = (int64_t)st_get64(r + 16);
+        }
+        int rc;
+        if ((rc = cp_str(c, a, &f.name)) || (rc = cp_str(c, b2, &f.system_name)) || (rc = cp_str(c, d, &f.filename)))
+            return rc;
+        int32_t r = prof_function_intern(c->out, &f);
+        if (r < 0)
+            return r;
+        c->fn[id] = (uint32_t)r;
+    }
+    *out = c->fn[id];
+    return 0;
+}
+
+static int cp_location(copier *c, uint32_t id, uint32_t *out)
+{
+    if (c->loc[id] == UINT32_MAX) {
+        uint64_t addr;
+        uint32_t mp, nl, folded;
+        int rc;
+        if (c->src->h) {
+            const profile *p = &c->src->h->sym;
+            const prof_location *l = &p->locations[id];
+            addr = l->address;
+            mp = l->mapping;
+            folded = l->is_folded;
+            nl = MIN(l->n_lines, (uint32_t)ARRAY_SIZE(c->lines));
+            for (uint32_t k = 0; k < nl; k++) {
+                c->lines[k] = p->lines[l->first_line + k];
+                if ((rc = cp_function(c, c->lines[k].function, &c->lines[k].function)))
+                    return rc;
+            }
+        } else {
+            const st_block *b = c->src->b;
+            const uint8_t *r = b->sym + b->sec_off[SYM_LOCATIONS] + (size_t)id * SYM_LOCATION_SIZE;
+            addr = st_get64(r);
+            mp = st_get32(r + 8);
+            uint32_t fl = st_get32(r + 12);
+            nl = MIN(st_get32(r + 16), (uint32_t)ARRAY_SIZE(c->lines));
+            folded = st_get32(r + 20);
+            for (uint32_t k = 0; k < nl; k++) {
+                const uint8_t *lr = b->sym + b->sec_off[SYM_LINES] + (size_t)(fl + k) * SYM_LINE_SIZE;
+                c->lines[k].line = (int64_t)st_get64(lr + 8);
+                c->lines[k].column = 0;
+                if ((rc = cp_function(c, st_get32(lr), &c->lines[k].function)))
+                    return rc;
+            }
+        }
+        if ((rc = cp_mapping(c, mp, &mp)))
+            return rc;
+        int32_t r = prof_location_intern(c->out, addr, mp, c->lines, nl);
+        if (r < 0)
+            return r;
+        c->out->locations[r].is_folded = (uint8_t)(folded != 0);
+        c->loc[id] = (uint32_t)r;
+    }
+    *out = c->loc[id];
+    return 0;
+}
+
+static void src_node(const qsrc *src, uint32_t i, uint32_t *parent, uint32_t *loc)
+{
+    if (src->h) {
+        *parent = src->h->sym.nodes[i].parent;
+        *loc = src->h->sym.nodes[i].location;
+    } else {
+        const uint8_t *r = src->b->sym + src->b->sec_off[SYM_NODES] + (size_t)i * SYM_NODE_SIZE;
+        *parent = st_get32(r);
+        *loc = st_get32(r + 4);
+    }
+}
+
+static int cp_node(copier *c, uint32_t id, uint32_t *out)
+{
+    if (c->node[id] != UINT32_MAX) {
+        *out = c->node[id];
+        return 0;
+    }
+    uint32_t chain[2048];
+    size_t n = 0;
+    uint32_t k = id;
+    while (c->node[k] == UINT32_MAX) {
+        if (n == ARRAY_SIZE(chain))
+            return HE_TOOBIG;
+        chain[n++] = k;
+        uint32_t parent, loc;
+        src_node(c->src, k, &parent, &loc);
+        k = parent;
+    }
+    uint32_t parent = c->node[k];
+    while (n > 0) {
+        uint32_t x = chain[--n], p2, loc;
+        src_node(c->src, x, &p2, &loc);
+        int rc = cp_location(c, loc, &loc);
+        if (rc)
+            return rc;
+        int32_t r = prof_node_get(c->out, parent, loc);
+        if (r < 0)
+            return r;
+        c->node[x] = parent = (uint32_t)r;
+    }
+    *out = parent;
+    return 0;
+}
+
+/* ---- merge ---- */
+
+typedef struct merge_ctx {
+    int64_t *agg;
+    uint32_t n_nodes;
+    int64_t min_ts, max_ts;
+    size_t n_profiles;
+} merge_ctx;
+
+static int merge_rows(void *arg, int64_t ts, const uint32_t *st, const int64_t *v, size_t n)
+{
+    merge_ctx *m = arg;
+    for (size_t i = 0; i < n; i++)
+        m->agg[st[i]] += v[i];
+    if (ts < m->min_ts)
+        m->min_ts = ts;
+    if (ts > m->max_ts)
+        m->max_ts = ts;
+    m->n_profiles++;
+    return 0;
+}
+
+static int parse_ptype(const char *pt, char parts[5][256])
+{
+    const char *p = pt;
+    for (int i = 0; i < 5; i++) {
+        const char *c = i < 4 ? strchr(p, ':') : p + strlen(p);
+        if (!c || (size_t)(c - p) >= 256)
+            return HE_USAGE;
+        memcpy(parts[i], p, (size_t)(c - p));
+        parts[i][c - p] = 0;
+        p = c + 1;
+    }
+    return 0;
+}
+
+static int merge_into(store *s, const store_query *q, profile *out, herr *e)
+{
+    char parts[5][256];
+    if (!q->profile_type || parse_ptype(q->profile_type, parts))
+        return herr_set(e, HE_USAGE, "a profile type like \"process_cpu:cpu:nanoseconds:cpu:nanoseconds\" is required, got \"%s\"",
+                        q->profile_type ? q->profile_type : "");
+    if (!q->tenant)
+        return herr_set(e, HE_USAGE, "no tenant given");
+    int rc;
+    if (out->n_types == 0 && (rc = prof_add_type(out, parts[1], parts[2])) < 0)
+        return rc;
+    int32_t pt = prof_cstr(out, parts[3]), pu = prof_cstr(out, parts[4]);
+    if (pt < 0 || pu < 0)
+        return -ENOMEM;
+    out->period_type.type = (uint32_t)pt;
+    out->period_type.unit = (uint32_t)pu;
+    scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    buf_init(&sc.raw, 0);
+    merge_ctx m = {NULL, 0, INT64_MAX, INT64_MIN, 0};
+    pthread_rwlock_rdlock(&s->lock);
+    size_t ns;
+    qsrc *src = sources(s, q, &ns);
+    rc = 0;
+    for (size_t i = 0; i < ns && !rc; i++) {
+        uint32_t *ser;
+        uint32_t nser = match_series(&src[i], q, &ser);
+        if (nser == 0) {
+            free(ser);
+            continue;
+        }
+        m.n_nodes = src[i].h ? src[i].h->sym.n_nodes : (uint32_t)src[i].b->sec_n[SYM_NODES];
+        m.agg = xcalloc(m.n_nodes + 1, sizeof(int64_t));
+        span_set ss;
+        span_set_init(&ss, &src[i], q);
+        for (uint32_t k = 0; k < nser && !rc; k++)
+            rc = scan_rows(&src[i], ser[k], q, &ss, &sc, merge_rows, &m, e);
+        free(ser);
+        free(ss.ids);
+        if (!rc) {
+            copier c;
+            copier_init(&c, &src[i], out);
+            for (uint32_t nd = 1; nd < m.n_nodes && !rc; nd++) {
+                if (!m.agg[nd])
+                    continue;
+                uint32_t on;
+                if ((rc = cp_node(&c, nd, &on)))
+                    break;
+                int64_t r = prof_sample_add(out, on, &m.agg[nd], NULL, 0);
+                if (r < 0)
+                    rc = (int)r;
+            }
+            copier_release(&c);
+        }
+        free(m.agg);
+        m.agg = NULL;
+        if (rc && src[i].b) {
+            /* A block that fails at read time is skipped, not fatal: log and go on with the rest. */
+            log_error("query skipped block \"%s\": %s", src[i].b->dir, herr_msg(e, rc));
+            herr_clear(e);
+            rc = 0;
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    free(src);
+    free(sc.st);
+    free(sc.val);
+    buf_release(&sc.raw);
+    if (rc)
+        return rc;
+    if (m.n_profiles) {
+        out->time_nanos = m.min_ts;
+        out->duration_nanos = m.max_ts - m.min_ts;
+    }
+    return prof_compact_samples(out);
+}
+
+int store_select_merge_profile(store *s, const store_query *q, profile *out, herr *e)
+{
+    return merge_into(s, q, out, e);
+}
+
+int store_select_merge_tree(store *s, const store_query *q, flame_tree *t, int side, herr *e)
+{
+    profile p;
+    int rc = prof_init(&p);
+    if (rc)
+        return rc;
+    p.limits.max_samples = UINT32_MAX;
+    p.limits.max_locations = UINT32_MAX - 2;
+    rc = merge_into(s, q, &p, e);
+    if (!rc && p.n_samples)
+        rc = flame_add_profile(t, &p, 0, NULL, side);
+    prof_release(&p);
+    return rc;
+}
+
+/* ---- string lists ---- */
+
+void store_strs_release(store_strs *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void strs_from_tab(const strtab *t, uint32_t first, store_strs *out)
+{
+    out->n = t->count - first;
+    out->v = xmallocarray(out->n + 1, sizeof(char *));
+    for (uint32_t i = first; i < t->count; i++)
+        out->v[i - first] = xstrndup(strtab_get(t, i), strtab_len(t, i));
+    qsort(out->v, out->n, sizeof(char *), cmp_str);
+}
+
+typedef int (*series_fn)(void *arg, const qsrc *src, uint32_t si);
+
+/* Calls fn for every series matched by q that has a profile in range. */
+static int each_series(store *s, const store_query *q, series_fn fn, void *arg)
+{
+    pthread_rwlock_rdlock(&s->lock);
+    size_t ns;
+    qsrc *src = sources(s, q, &ns);
+    int rc = 0;
+    for (size_t i = 0; i < ns && !rc; i++) {
+        uint32_t *ser;
+        uint32_t n = match_series(&src[i], q, &ser);
+        for (uint32_t k = 0; k < n && !rc; k++)
+            if (series_in_range(&src[i], ser[k], q))
+                rc = fn(arg, &src[i], ser[k]);
+        free(ser);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    free(src);
+    return rc;
+}
+
+typedef struct label_ctx {
+    strtab t;
+    const char *name;  /* NULL: names; else values of name */
+} label_ctx;
+
+static int collect_label(void *arg, const qsrc *src, uint32_t si)
+{
+    label_ctx *c = arg;
+    if (c->name) {
+        const char *v = src_label(src, si, c->name);
+        if (v && strtab_intern_cstr(&c->t, v) < 0)
+            return -ENOMEM;
+        return 0;
+    }
+    uint32_t n = src_n_lab(src, si);
+    for (uint32_t k = 0; k < n; k++) {
+        const char *a, *v;
+        src_lab(src, si, k, &a, &v);
+        if (strtab_intern_cstr(&c->t, a) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int check_q(const store_query *q, herr *e)
+{
+    if (!q->tenant)
+        return herr_set(e, HE_USAGE, "no tenant given");
+    return 0;
+}
+
+static int labels_query(store *s, const store_query *q, const char *name, store_strs *out, herr *e)
+{
+    int rc = check_q(q, e);
+    if (rc)
+        return rc;
+    label_ctx c;
+    strtab_init(&c.t);
+    strtab_intern(&c.t, "\x01", 1); /* placeholder id 0, skipped */
+    c.name = name;
+    rc = each_series(s, q, collect_label, &c);
+    if (!rc)
+        strs_from_tab(&c.t, 1, out);
+    strtab_release(&c.t);
+    return rc;
+}
+
+int store_label_names(store *s, const store_query *q, store_strs *out, herr *e)
+{
+    return labels_query(s, q, NULL, out, e);
+}
+
+int store_label_values(store *s, const store_query *q, const char *name, store_strs *out, herr *e)
+{
+    if (!name)
+        return herr_set(e, HE_USAGE, "no label name given");
+    return labels_query(s, q, name, out, e);
+}
+
+int store_profile_types(store *s, const store_query *q, store_strs *out, herr *e)
+{
+    store_query q2 = *q;
+    q2.profile_type = NULL;
+    return labels_query(s, &q2, "__profile_type__", out, e);
+}
+
+/* ---- series ---- */
+
+void store_series_release(store_series_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        for (size_t k = 0; k < l->v[i].n; k++) {
+            free((char *)l->v[i].labels[k].name);
+            free((char *)l->v[i].labels[k].value);
+        }
+        free(l->v[i].labels);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+typedef struct series_ctx {
+    strtab keys;   /* canonical text of each projected set; id = index + 1 */
+    const char *const *names;
+    size_t n_names;
+} series_ctx;
+
+static int collect_series(void *arg, const qsrc *src, uint32_t si)
+{
+    series_ctx *c = arg;
+    buf k;
+    buf_init(&k, 0);
+    uint32_t n = src_n_lab(src, si);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *a, *v;
+        src_lab(src, si, i, &a, &v);
+        if (c->n_names) {
+            size_t j;
+            for (j = 0; j < c->n_names; j++)
+                if (!strcmp(c->names[j], a))
+                    break;
+            if (j == c->n_names)
+                continue;
+        }
+        buf_puts(&k, a);
+        buf_putc(&k, 0);
+        buf_puts(&k, v);
+        buf_putc(&k, 0);
+    }
+    int rc = strtab_intern(&c->keys, k.data ? k.data : "", k.len) < 0 ? -ENOMEM : 0;
+    buf_release(&k);
+    return rc;
+}
+
+static int cmp_labelset(const void *a, const void *b)
+{
+    const store_labelset *x = a, *y = b;
+    for (size_t i = 0; i < x->n && i < y->n; i++) {
+        int c = strcmp(x->labels[i].name, y->labels[i].name);
+        if (c)
+            return c;
+        c = strcmp(x->labels[i].value, y->labels[i].value);
+        if (c)
+            return c;
+    }
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+int store_series(store *s, const store_query *q, const char *const *names, size_t n_names,
+                 store_series_list *out, herr *e)
+{
+    int rc = check_q(q, e);
+    if (rc)
+        return rc;
+    series_ctx c;
+    strtab_init(&c.keys);
+    strtab_intern(&c.keys, "\x01", 1);
+    c.names = names;
+    c.n_names = n_names;
+    rc = each_series(s, q, collect_series, &c);
+    if (!rc) {
+        out->n = c.keys.count - 1;
+        out->v = xcalloc(out->n + 1, sizeof(store_labelset));
+        for (uint32_t i = 1; i < c.keys.count; i++) {
+            const char *p = strtab_get(&c.keys, i), *end = p + strtab_len(&c.keys, i);
+            store_labelset *ls = &out->v[i - 1];
+            size_t cnt = 0;
+            for (const char *x = p; x < end; x += strlen(x) + 1)
+                cnt++;
+            ls->labels = xcalloc(cnt / 2 + 1, sizeof(store_label));
+            while (p < end) {
+                const char *v = p + strlen(p) + 1;
+                ls->labels[ls->n].name = xstrdup(p);
+                ls->labels[ls->n].value = xstrdup(v);
+                ls->n++;
+                p = v + strlen(v) + 1;
+            }
+        }
+        qsort(out->v, out->n, sizeof(store_labelset), cmp_labelset);
+    }
+    strtab_release(&c.keys);
+    return rc;
+}
+
+/* ---- time series ---- */
+
+void store_ts_release(store_ts_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        for (size_t k = 0; k < l->v[i].labels.n; k++) {
+            free((char *)l->v[i].labels.labels[k].name);
+            free((char *)l->v[i].labels.labels[k].value);
+        }
+        free(l->v[i].labels.labels);
+        free(l->v[i].points);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+typedef struct ts_group {
+    double *sum;
+    uint32_t *count;
+} ts_group;
+
+typedef struct ts_ctx {
+    const store_query *q;
+    int64_t step;
+    size_t n_buckets;
+    strtab keys;          /* group key -> id (index into groups) */
+    ts_group *groups;
+    size_t cap_groups;
+    const char *const *group_by;
+    size_t n_group_by;
+    uint32_t cur;         /* group of the series being scanned */
+} ts_ctx;
+
+static int ts_add(ts_ctx *c, int64_t ts, int64_t total)
+{
+    size_t bkt = (size_t)((ts - c->q->start_ns) / c->step);
+    if (bkt >= c->n_buckets)
+        return 0;
+    ts_group *g = &c->groups[c->cur];
+    g->sum[bkt] += (double)total;
+    g->count[bkt]++;
+    return 0;
+}
+
+static int ts_rows(void *arg, int64_t ts, const uint32_t *st, const int64_t *v, size_t n)
+{
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += v[i];
+    if (n == 0)
+        return 0; /* a span filter left nothing of this profile */
+    return ts_add(arg, ts, total);
+}
+
+static int ts_group_of(ts_ctx *c, const qsrc *src, uint32_t si)
+{
+    buf k;
+    buf_init(&k, 0);
+    for (size_t i = 0; i < c->n_group_by; i++) {
+        const char *v = src_label(src, si, c->group_by[i]);
+        buf_putc(&k, v ? 1 : 0);
+        buf_puts(&k, v ? v : "");
+        buf_putc(&k, 0);
+    }
+    int32_t id = strtab_intern(&c->keys, k.data ? k.data : "", k.len);
+    buf_release(&k);
+    if (id < 0)
+        return id;
+    if ((size_t)id >= c->cap_groups) {
+        size_t old = c->cap_groups;
+        if (HGROW(c->groups, c->cap_groups, (size_t)id + 1))
+            return -ENOMEM;
+        memset(c->groups + old, 0, (c->cap_groups - old) * sizeof(ts_group));
+    }
+    if (!c->groups[id].sum) {
+        c->groups[id].sum = xcalloc(c->n_buckets, sizeof(double));
+        c->groups[id].count = xcalloc(c->n_buckets, sizeof(uint32_t));
+    }
+    c->cur = (uint32_t)id;
+    return 0;
+}
+
+int store_select_series(store *s, const store_query *q, int64_t step_ns,
+                        const char *const *group_by, size_t n_group_by, enum store_agg agg,
+                        store_ts_list *out, herr *e)
+{
+    char parts[5][256];
+    if (!q->tenant)
+        return herr_set(e, HE_USAGE, "no tenant given");
+    if (!q->profile_type || parse_ptype(q->profile_type, parts))
+        return herr_set(e, HE_USAGE, "a profile type is required for series queries");
+    if (step_ns <= 0 || q->end_ns <= 0 || q->end_ns < q->start_ns)
+        return herr_set(e, HE_USAGE, "series queries need step > 0 and end >= start");
+    uint64_t nb = (uint64_t)(q->end_ns - q->start_ns) / (uint64_t)step_ns + 1;
+    if (nb > STORE_MAX_BUCKETS)
+        return herr_set(e, HE_TOOBIG, "range / step gives %" PRIu64 " points, more than %d", nb, STORE_MAX_BUCKETS);
+    ts_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.q = q;
+    c.step = step_ns;
+    c.n_buckets = (size_t)nb;
+    c.group_by = group_by;
+    c.n_group_by = n_group_by;
+    strtab_init(&c.keys);
+    scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    buf_init(&sc.raw, 0);
+    int rc = 0;
+    pthread_rwlock_rdlock(&s->lock);
+    size_t ns;
+    qsrc *src = sources(s, q, &ns);
+    for (size_t i = 0; i < ns && !rc; i++) {
+        uint32_t *ser;
+        uint32_t n = match_series(&src[i], q, &ser);
+        span_set ss;
+        span_set_init(&ss, &src[i], q);
+        for (uint32_t k = 0; k < n && !rc; k++) {
+            if (!series_in_range(&src[i], ser[k], q))
+                continue;
+            if ((rc = ts_group_of(&c, &src[i], ser[k])))
+                break;
+            if (ss.active) {
+                rc = scan_rows(&src[i], ser[k], q, &ss, &sc, ts_rows, &c, e);
+            } else {
+                uint32_t np;
+                const int64_t *ts, *tot;
+                src_prof(&src[i], ser[k], &np, &ts, &tot);
+                for (uint32_t j = 0; j < np; j++)
+                    if (in_range(q, ts[j]))
+                        ts_add(&c, ts[j], tot[j]);
+            }
+        }
+        free(ss.ids);
+        free(ser);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    free(src);
+    free(sc.st);
+    free(sc.val);
+    buf_release(&sc.raw);
+    if (!rc) {
+        out->n = 0;
+        out->v = xcalloc(c.keys.count + 1, sizeof(store_ts));
+        for (uint32_t g = 0; g < c.keys.count; g++) {
+            ts_group *gr = &c.groups[g];
+            store_ts *t = &out->v[out->n];
+            size_t np = 0;
+            for (size_t b = 0; b < c.n_buckets; b++)
+                np += gr->count[b] > 0;
+            if (!np)
+                continue;
+            out->n++;
+            t->points = xmallocarray(np, sizeof(store_point));
+            for (size_t b = 0; b < c.n_buckets; b++) {
+                if (!gr->count[b])
+                    continue;
+                double v = gr->sum[b];
+                if (agg == STORE_AGG_AVG)
+                    v /= gr->count[b];
+                t->points[t->n_points++] = (store_point){q->start_ns + (int64_t)b * step_ns, v};
+            }
+            const char *k = strtab_get(&c.keys, g);
+            t->labels.labels = xcalloc(n_group_by + 1, sizeof(store_label));
+            for (size_t i = 0; i < n_group_by; i++) {
+                int present = *k++;
+                if (present) {
+                    t->labels.labels[t->labels.n].name = xstrdup(group_by[i]);
+                    t->labels.labels[t->labels.n].value = xstrdup(k);
+                    t->labels.n++;
+                }
+                k += strlen(k) + 1;
+            }
+        }
+    }
+    for (uint32_t g = 0; g < c.keys.count && g < c.cap_groups; g++) {
+        free(c.groups[g].sum);
+        free(c.groups[g].count);
+    }
+    free(c.groups);
+    strtab_release(&c.keys);
+    return rc;
+}
+
+/* ---- stats ---- */
+
+int store_profile_stats(store *s, const char *tenant, store_tenant_stats *out, herr *e)
+{
+    memset(out, 0, sizeof(*out));
+    if (!tenant)
+        return herr_set(e, HE_USAGE, "no tenant given");
+    store_query q;
+    memset(&q, 0, sizeof(q));
+    q.tenant = tenant;
+    q.start_ns = INT64_MIN;
+    pthread_rwlock_rdlock(&s->lock);
+    size_t ns;
+    qsrc *src = sources(s, &q, &ns);
+    for (size_t i = 0; i < ns; i++) {
+        int64_t lo = src[i].h ? src[i].h->min_ts : src[i].b->min_ts, hi = src[i].h ? src[i].h->max_ts : src[i].b->max_ts;
+        if (src[i].h && src[i].h->n_profiles == 0)
+            continue;
+        if (!out->has_data || lo < out->oldest_ns)
+            out->oldest_ns = lo;
+        if (!out->has_data || hi > out->newest_ns)
+            out->newest_ns = hi;
+        out->has_data = 1;
+    }
+    pthread_rwlock_unlock(&s->lock);
+    free(src);
+    return 0;
+}
