@@ -232,4 +232,16 @@ typedef struct store_stats {
 } store_stats;
 int store_get_stats(store *s, store_stats *out);
 
+/*
+ * Offline check of a data directory (`hearth db verify`): every block is
+ * opened with all checksums and cross-references checked and every sample
+ * chunk decompressed and its rows checked; every WAL record after the
+ * checkpoint is decoded. One line per finding is appended to report
+ * ("DAMAGED <path>: <why>" or "ok <path>: ..."); *n_problems counts the
+ * damaged items. Does not modify the directory. 0, or an error when dir is
+ * not readable.
+ */
+#include "core/buf.h"
+int store_verify(const char *dir, buf *report, uint64_t *n_problems, herr *e);
+
 #endif
