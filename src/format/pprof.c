@@ -594,6 +594,17 @@ static int dec_location(dec *d, size_t idx)
 
 /* ---- pass 5: samples ---------------------------------------------------- */
 
+enum { PREFETCH_AHEAD = 12 };
+
+/* Prefetches the node_index slot where (parent, loc) will go (see stack_of). */
+static inline void prefetch_node_slot(const hmap64 *m, uint32_t parent, uint32_t loc)
+{
+    size_t slot = hash_u64(((uint64_t)parent << 32) | loc) & m->mask;
+    if (!m->keys) return;
+    __builtin_prefetch(&m->vals[slot], 1);
+    __builtin_prefetch(&m->keys[slot], 1);
+}
+
 /*
  * The node of the stack locs[0..n) (leaf first), reusing the previous
  * sample's nodes for the common root-side prefix.
@@ -615,10 +626,34 @@ static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
     while (same < n && same < d->prev_depth && d->prev_locs[same] == locs[n - 1 - same]) same++;
     if (same) node = d->prev_nodes[same - 1];
     for (i = same; i < n; i++) {
-        int32_t got = prof_node_get(p, node, locs[n - 1 - i]);
+        uint32_t loc = locs[n - 1 - i], fresh = p->n_nodes;
+        int32_t got = prof_node_get(p, node, loc);
         if (got < 0) return got;
         node = (uint32_t)got;
-        d->prev_locs[i] = locs[n - 1 - i];
+        d->prev_locs[i] = loc;
+        d->prev_nodes[i] = node;
+        if (node == fresh) {
+            i++;
+            break;
+        }
+    }
+    /*
+     * Below a node created just now every node is new too, and its id is
+     * known in advance (the next ones in order), so the hash slots of the
+     * frames ahead can be prefetched: the inserts then overlap their cache
+     * misses instead of paying them one after another.
+     */
+    for (size_t k = i; k < n && k < i + PREFETCH_AHEAD; k++)
+        prefetch_node_slot(&p->node_index, p->n_nodes + (uint32_t)(k - i) - 1, locs[n - 1 - k]);
+    for (; i < n; i++) {
+        uint32_t loc = locs[n - 1 - i];
+        int32_t got;
+        if (i + PREFETCH_AHEAD < n)
+            prefetch_node_slot(&p->node_index, p->n_nodes + PREFETCH_AHEAD - 1, locs[n - 1 - i - PREFETCH_AHEAD]);
+        got = prof_node_get(p, node, loc);
+        if (got < 0) return got;
+        node = (uint32_t)got;
+        d->prev_locs[i] = loc;
         d->prev_nodes[i] = node;
     }
     d->prev_depth = n;
@@ -725,6 +760,38 @@ static int dec_sample(dec *d, size_t idx)
 
 /* ---- driver ------------------------------------------------------------ */
 
+/* Reserving for more nodes than this is left to doubling (memory vs rehash). */
+enum { NODE_RESERVE_MAX = 1 << 21 };
+
+/*
+ * The number of location ids in all samples: an upper bound on the stack
+ * nodes to create. A packed varint ends at each byte below 0x80. Malformed
+ * samples just stop the count; dec_sample reports them.
+ */
+static size_t count_frames(const dec *d)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < d->samples.n; i++) {
+        wire_rd r;
+        wire_rd_init(&r, d->samples.v[i].p, d->samples.v[i].n);
+        while (!wire_eof(&r)) {
+            uint32_t f;
+            int wt;
+            const uint8_t *s;
+            size_t n;
+            if (rd_tag(&r, &f, &wt)) break;
+            if (f == 1 && wt == WT_LEN) {
+                if (wire_bytes(&r, &s, &n)) break;
+                for (size_t k = 0; k < n; k++) total += s[k] < 0x80;
+            } else {
+                total += f == 1;
+                if (wire_skip(&r, wt)) break;
+            }
+        }
+    }
+    return total;
+}
+
 static void dec_release(dec *d)
 {
     free(d->strs);
@@ -770,6 +837,9 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     for (size_t i = 0; i < d->locations.n; i++)
         if ((rc = dec_location(d, i)) != 0) return rc;
 
+    /* Sized once for the frames to come: no rehash chain while inserting. */
+    if (hmap64_reserve(&p->node_index, p->n_nodes + MIN(count_frames(d), (size_t)NODE_RESERVE_MAX)))
+        return herr_set(d->e, -ENOMEM, "out of memory for the stack index");
     d->vals = hmallocarray(p->n_types ? p->n_types : 1, sizeof *d->vals);
     d->labels = hmallocarray(p->limits.max_labels ? p->limits.max_labels : 1, sizeof *d->labels);
     if (!d->vals || !d->labels) return herr_set(d->e, -ENOMEM, "out of memory reading samples");

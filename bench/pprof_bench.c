@@ -1,0 +1,129 @@
+/*
+ * pprof_bench.c: times pprof_decode of one file against merely gunzipping it,
+ * in the same process, interleaved round by round so both see the same
+ * machine load. Prints the median of each and the ratios the issue asks for:
+ *
+ *   decode / gunzip(zlib)       the target: at most 1.5
+ *   decode / gunzip(libdeflate) the same against the fastest whole-buffer inflater
+ *   parse  (already gunzipped bytes into the model, no inflate at all)
+ *
+ * Usage: pprof_bench FILE [ROUNDS]   (ROUNDS default 30)
+ */
+#include "core/common.h"
+#include "core/buf.h"
+#include "core/compress.h"
+#include "format/pprof.h"
+#include "profile/profile.h"
+
+#include <libdeflate.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv)
+{
+    buf in = BUF_INIT, plain = BUF_INIT;
+    herr e;
+    int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 30;
+    double *t_zlib, *t_deflate, *t_decode, *t_parse;
+    struct libdeflate_decompressor *dd;
+    size_t raw_len = 0, n_samples = 0, n_locations = 0;
+    char *raw;
+
+    if (argc < 2 || rounds < 1 || rounds > 10000) {
+        fprintf(stderr, "usage: pprof_bench FILE [ROUNDS]\n");
+        return 2;
+    }
+    if (buf_read_file(&in, argv[1])) {
+        fprintf(stderr, "pprof_bench: cannot read %s\n", argv[1]);
+        return 1;
+    }
+    if (!is_gzip(in.data, in.len)) {
+        fprintf(stderr, "pprof_bench: %s is not gzip-compressed\n", argv[1]);
+        return 1;
+    }
+    herr_clear(&e);
+    if (gz_decompress(in.data, in.len, &plain, &e)) {
+        fprintf(stderr, "pprof_bench: %s\n", e.msg);
+        return 1;
+    }
+    raw = malloc(plain.len + 1);
+    dd = libdeflate_alloc_decompressor();
+    t_zlib = calloc((size_t)rounds, sizeof(double));
+    t_deflate = calloc((size_t)rounds, sizeof(double));
+    t_decode = calloc((size_t)rounds, sizeof(double));
+    t_parse = calloc((size_t)rounds, sizeof(double));
+    if (!raw || !dd || !t_zlib || !t_deflate || !t_decode || !t_parse) return 1;
+
+    for (int r = 0; r < rounds; r++) {
+        buf out;
+        profile p;
+        double t0;
+
+        buf_init(&out, PPROF_MAX_DECOMPRESSED);
+        t0 = now_ms();
+        if (gz_decompress(in.data, in.len, &out, &e)) return 1;
+        t_zlib[r] = now_ms() - t0;
+        if (out.len != plain.len) return 1;
+        buf_release(&out);
+
+        t0 = now_ms();
+        if (libdeflate_gzip_decompress(dd, in.data, in.len, raw, plain.len + 1, &raw_len) != LIBDEFLATE_SUCCESS ||
+            raw_len != plain.len) {
+            fprintf(stderr, "pprof_bench: libdeflate failed\n");
+            return 1;
+        }
+        t_deflate[r] = now_ms() - t0;
+
+        prof_init(&p);
+        t0 = now_ms();
+        if (pprof_decode(&p, in.data, in.len, 0, &e)) {
+            fprintf(stderr, "pprof_bench: %s\n", e.msg);
+            return 1;
+        }
+        t_decode[r] = now_ms() - t0;
+        n_samples = p.n_samples;
+        n_locations = p.n_locations - 1;
+        prof_release(&p);
+
+        prof_init(&p);
+        t0 = now_ms();
+        if (pprof_decode(&p, plain.data, plain.len, 0, &e)) return 1;
+        t_parse[r] = now_ms() - t0;
+        prof_release(&p);
+    }
+    double zl = median(t_zlib, rounds), de = median(t_deflate, rounds);
+    double dec = median(t_decode, rounds), pa = median(t_parse, rounds);
+    printf("file: %s (%zu bytes gzip, %zu bytes raw, %zu samples, %zu locations), %d rounds, medians\n",
+           argv[1], in.len, plain.len, n_samples, n_locations, rounds);
+    printf("gunzip (zlib, gz_decompress)   %8.2f ms\n", zl);
+    printf("gunzip (libdeflate)            %8.2f ms\n", de);
+    printf("pprof_decode (gzip input)      %8.2f ms\n", dec);
+    printf("pprof_decode (raw input)       %8.2f ms   (parse only)\n", pa);
+    printf("ratio decode / gunzip(zlib)        %.2f   (target <= 1.50)\n", dec / zl);
+    printf("ratio decode / gunzip(libdeflate)  %.2f\n", dec / de);
+    printf("ratio parse-only / gunzip(zlib)    %.2f\n", pa / zl);
+    libdeflate_free_decompressor(dd);
+    free(raw);
+    free(t_zlib); free(t_deflate); free(t_decode); free(t_parse);
+    buf_release(&in);
+    buf_release(&plain);
+    return 0;
+}
