@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/units.h"
+#include "server/connect.h"
 #include "server/http.h"
 
 #if MHD_VERSION < 0x00097002
@@ -219,6 +220,23 @@ static int tenant_valid(const char *t)
     return 1;
 }
 
+/* An error raised before the handler runs: text, or Connect JSON on RPC routes. */
+static void fail(http_resp *rs, int connect, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void fail(http_resp *rs, int connect, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!connect) {
+        http_error(rs, status, "%s", msg);
+        return;
+    }
+    connect_error(rs, connect_code_for_http(status), "%s", msg);
+    rs->status = status;
+}
+
 static void dispatch(http_server *s, req_state *st)
 {
     http_req *rq = &st->rq;
@@ -231,20 +249,21 @@ static void dispatch(http_server *s, req_state *st)
         return;
     }
     r = &s->routes[st->route];
+    int cn = (r->flags & HTTP_CONNECT) != 0;
     int is_get = !strcmp(rq->method, "GET") || !strcmp(rq->method, "HEAD");
     int is_post = !strcmp(rq->method, "POST");
     if (!((is_get && (r->flags & HTTP_GET)) || (is_post && (r->flags & HTTP_POST)))) {
-        http_error(rs, 405, "method %s not allowed on %s", rq->method, rq->path);
+        fail(rs, cn, 405, "method %s not allowed on %s", rq->method, rq->path);
         return;
     }
     if (st->too_big) {
-        http_error(rs, 413, "request body larger than the limit of %zu bytes (--max-body-size)", s->o.max_body);
+        fail(rs, cn, 413, "request body larger than the limit of %zu bytes (--max-body-size)", s->o.max_body);
         return;
     }
     if (r->flags & HTTP_TENANT) {
         const char *org = http_header(rq, "X-Scope-OrgID");
         if (org && !tenant_valid(org)) {
-            http_error(rs, 400, "invalid X-Scope-OrgID \"%.64s\": use 1-150 of [A-Za-z0-9!-_.*'()]", org);
+            fail(rs, cn, 400, "invalid X-Scope-OrgID \"%.64s\": use 1-150 of [A-Za-z0-9!-_.*'()]", org);
             return;
         }
         rq->tenant = org ? org : "anonymous";
@@ -252,7 +271,7 @@ static void dispatch(http_server *s, req_state *st)
             char msg[256] = "";
             int code = s->o.auth(s->o.auth_arg, http_header(rq, "Authorization"), org, &rq->tenant, msg, sizeof msg);
             if (code) {
-                http_error(rs, code, "%s", msg);
+                fail(rs, cn, code, "%s", msg);
                 return;
             }
         }
@@ -268,15 +287,15 @@ static void dispatch(http_server *s, req_state *st)
             if (rc) {
                 buf_release(&out);
                 if (rc == HE_TOOBIG)
-                    http_error(rs, 413, "gzip body decompresses past the limit of %zu bytes", s->o.max_decompressed);
+                    fail(rs, cn, 413, "gzip body decompresses past the limit of %zu bytes", s->o.max_decompressed);
                 else
-                    http_error(rs, 400, "Content-Encoding gzip: %s", herr_msg(&e, rc));
+                    fail(rs, cn, 400, "Content-Encoding gzip: %s", herr_msg(&e, rc));
                 return;
             }
             buf_release(&rq->body);
             rq->body = out;
         } else {
-            http_error(rs, 415, "Content-Encoding \"%.32s\" is not supported (use gzip or identity)", enc);
+            fail(rs, cn, 415, "Content-Encoding \"%.32s\" is not supported (use gzip or identity)", enc);
             return;
         }
     }

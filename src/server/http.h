@@ -46,6 +46,7 @@ enum http_route_flags {
     HTTP_TENANT = 2,  /* resolve X-Scope-OrgID and check auth before calling */
     HTTP_GET = 4,     /* GET/HEAD allowed */
     HTTP_POST = 8,    /* POST allowed */
+    HTTP_CONNECT = 16 /* a Connect RPC: errors before the handler are Connect JSON */
 };
 
 typedef struct http_route {
