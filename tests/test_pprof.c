@@ -267,7 +267,7 @@ static void assert_same(const profile *a, const profile *b)
         ASSERT_EQ(da, db);
         ASSERT(da <= 2048);
         ASSERT(!memcmp(la, lb, da * sizeof *la));
-        ASSERT(!memcmp(prof_values(a, i), prof_values(b, i), a->n_types * sizeof(int64_t)));
+        if (a->n_types) ASSERT(!memcmp(prof_values(a, i), prof_values(b, i), a->n_types * sizeof(int64_t)));
         ASSERT_EQ(a->samples[i].n_labels, b->samples[i].n_labels);
         for (uint32_t k = 0; k < a->samples[i].n_labels; k++) {
             const prof_label *x = &a->labels[a->samples[i].first_label + k];
@@ -919,4 +919,24 @@ TEST(dotnet_functions_without_ids_are_taken_by_position)
     }
     prof_release(&p);
     free(data);
+}
+
+TEST(samples_without_sample_types_round_trip)
+{
+    /* found by the fuzzer: a sample with no values in a profile with no sample types */
+    static const uint8_t in[] = {0x12, 0x04, 0xf8, 0x00, 0xff, 0x49};
+    profile a, b;
+    herr e;
+    buf out = BUF_INIT;
+    ASSERT_OK(prof_init(&a));
+    ASSERT_OK(prof_init(&b));
+    ASSERT_OK(decode_buf(&a, in, sizeof in, &e));
+    ASSERT_EQ(a.n_samples, 1);
+    ASSERT_EQ(a.n_types, 0);
+    ASSERT_OK(pprof_encode(&a, &out, 0, &e));
+    ASSERT_OK(decode_buf(&b, out.data, out.len, &e));
+    assert_same(&a, &b);
+    buf_release(&out);
+    prof_release(&a);
+    prof_release(&b);
 }

@@ -916,7 +916,7 @@ static int enc_body(const profile *p, buf *b)
         for (size_t k = 0; k < depth; k++) ids[k] = locs[k];
         if ((m = wire_begin(b, P_SAMPLE)) < 0) { rc = (int)m; break; }
         if ((rc = wire_put_packed_u64(b, 1, ids, depth)) ||
-            (rc = wire_put_packed_i64(b, 2, prof_values(p, i), p->n_types)))
+            (p->n_types && (rc = wire_put_packed_i64(b, 2, prof_values(p, i), p->n_types))))
             break;
         for (uint32_t k = 0; k < s->n_labels; k++) {
             const prof_label *l = &p->labels[s->first_label + k];
