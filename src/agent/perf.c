@@ -157,6 +157,7 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
         opened++;
     }
     ps->hardware = hardware;
+    ps->has_stack = o.stack_bytes != 0;
     if (!opened) {
         int err = first_err ? first_err : ENODEV;
         perf_close(ps);
@@ -249,7 +250,7 @@ static void dispatch(perf_sampler *ps, const uint8_t *rec, size_t size, int samp
     case PERF_RECORD_SAMPLE: {
         perf_sample s;
         ps->samples++;
-        if (parse_sample(rec, size, &s, 1) == 0 && h->sample) h->sample(ctx, &s);
+        if (parse_sample(rec, size, &s, ps->has_stack) == 0 && h->sample) h->sample(ctx, &s);
         break;
     }
     case PERF_RECORD_MMAP2: {

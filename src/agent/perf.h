@@ -66,6 +66,7 @@ typedef struct perf_sampler {
     size_t ring_bytes; /* data area bytes */
     size_t page;
     int hardware;      /* 1 if cycles, 0 if cpu-clock */
+    int has_stack;     /* samples carry user registers and a stack copy */
     uint64_t lost, samples, records;
     uint8_t *bounce;   /* for records that wrap around the ring end */
     uint64_t *heads;   /* per ring: where pass 1 of the current poll stopped */
