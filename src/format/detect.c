@@ -8,7 +8,9 @@
  *   3. first non-space byte '{'    -> speedscope JSON
  *   4. perf script header + frame  -> perf script
  *   5. a line "stack COUNT"        -> folded (comments and junk may precede)
- *   6. bytes that are not text     -> pprof (protobuf is binary)
+ *   6. control bytes or invalid    -> pprof (protobuf is binary)
+ *      UTF-8 (checked before 4 and 5 for control bytes, after for UTF-8,
+ *      so a folded file with a bad name gets the folded parser's error)
  * Anything else is PF_UNKNOWN: text we do not recognize.
  */
 #include "core/common.h"
@@ -58,20 +60,25 @@ static int folded_sniff(const char *s, size_t n)
         if (!nl && end - s == (ptrdiff_t)SNIFF_MAX) break;  /* a cut line proves nothing */
         i = len;
         while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9') i--;
-        if (i < len && i >= 2 && s[i - 1] == ' ' && s[0] != '#' && utf8_valid(s, len)) return 1;
+        if (i < len && i >= 2 && s[i - 1] == ' ' && s[0] != '#') {
+            size_t k = 0;
+            while (k < len && ((unsigned char)s[k] >= 0x20 || s[k] == '\t')) k++;
+            if (k == len) return 1;  /* text (not necessarily UTF-8: the parser says where it is not) */
+        }
         if (!nl) break;
         s = nl + 1;
     }
     return 0;
 }
 
+/* Control bytes other than line breaks and tabs: protobuf, not text. */
 static int looks_binary(const unsigned char *s, size_t n)
 {
     size_t m = MIN(n, (size_t)4096);
     for (size_t i = 0; i < m; i++)
-        if (s[i] < 0x20 && s[i] != '\n' && s[i] != '\r' && s[i] != '\t' && s[i] != '\f' && s[i] != '\v') return 1;
-    /* invalid UTF-8 in the first bytes (a cut sequence at the end is fine) */
-    return utf8_first_invalid((const char *)s, m) + 4 < m;
+        if ((s[i] < 0x20 && s[i] != '\n' && s[i] != '\r' && s[i] != '\t' && s[i] != '\f' && s[i] != '\v') || s[i] == 0x7f)
+            return 1;
+    return 0;
 }
 
 enum prof_format prof_format_detect(const void *data, size_t n)
@@ -88,6 +95,8 @@ enum prof_format prof_format_detect(const void *data, size_t n)
     if (looks_binary(u, m)) return PF_PPROF;
     if (perfscript_sniff(s, m)) return PF_PERFSCRIPT;
     if (folded_sniff(s, m)) return PF_FOLDED;
+    /* not UTF-8 and no text format fits: let the pprof decoder judge it */
+    if (utf8_first_invalid(s, m) + 4 < m) return PF_PPROF;
     return PF_UNKNOWN;
 }
 
