@@ -1,0 +1,835 @@
+/*
+ * test_store.c: the profile store. Selector parsing; ingest and every query
+ * on hand-checked data; a property test that compares random queries
+ * against a naive in-memory merge before flush, after flush, after
+ * compaction and after a restart; WAL torn tails; byte flips in every file
+ * type (verify reports them, queries on the rest still work); tenants.
+ */
+#include "t.h"
+
+#include <fcntl.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/units.h"
+#include "profile/flame.h"
+#include "store/selector.h"
+#include "store/store.h"
+
+#define HOUR 3600000000000LL
+#define CPU_TYPE "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+#define ALLOC_TYPE "process_cpu:alloc_space:bytes:cpu:nanoseconds"
+
+/* ---- selectors ---- */
+
+static const char *get_map(void *arg, const char *name)
+{
+    const char *const *kv = arg;
+    for (; *kv; kv += 2)
+        if (!strcmp(kv[0], name))
+            return kv[1];
+    return NULL;
+}
+
+TEST(selector_parses_and_matches)
+{
+    selector s;
+    herr e;
+    herr_clear(&e);
+    const char *txt = "{service_name=\"api\", env!=\"dev\", region=~\"eu.*\", pod!~'a|b',}";
+    ASSERT_OK(selector_parse(&s, txt, strlen(txt), &e));
+    ASSERT_EQ(s.n, 4);
+    const char *l1[] = {"service_name", "api", "env", "prod", "region", "eu-1", "pod", "c", NULL};
+    ASSERT(selector_match(&s, get_map, (void *)l1));
+    const char *l2[] = {"service_name", "api", "region", "xeu-1", NULL}; /* regex is anchored */
+    ASSERT(!selector_match(&s, get_map, (void *)l2));
+    const char *l3[] = {"service_name", "api", "region", "eu", "pod", "a", NULL};
+    ASSERT(!selector_match(&s, get_map, (void *)l3));
+    const char *l4[] = {"service_name", "api", "region", "eu", NULL}; /* env absent = "" != "dev" */
+    ASSERT(selector_match(&s, get_map, (void *)l4));
+    selector_release(&s);
+
+    ASSERT_OK(selector_parse(&s, "", 0, &e));
+    ASSERT_EQ(s.n, 0);
+    selector_release(&s);
+    ASSERT_OK(selector_parse(&s, " {} ", 4, &e));
+    selector_release(&s);
+    { const char *q = "{a=\"x\\\"y\"}"; ASSERT_OK(selector_parse(&s, q, strlen(q), &e)); }
+    ASSERT_STR(s.m[0].value, "x\"y");
+    selector_release(&s);
+}
+
+TEST(selector_rejects_bad_input)
+{
+    const char *bad[] = {"{a=}", "{a~\"x\"}", "{=\"x\"}", "{a=\"x\"", "a=\"x\"", "{a=\"x\"} junk", "{a=~\"(\"}",
+                         "{a=\"x\" b=\"y\"}", "{1a=\"x\"}"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        selector s;
+        herr e;
+        herr_clear(&e);
+        int rc = selector_parse(&s, bad[i], strlen(bad[i]), &e);
+        if (rc == 0)
+            t_fail(__FILE__, __LINE__, "selector %s was accepted", bad[i]);
+        ASSERT(e.msg[0] != 0);
+        selector_release(&s);
+    }
+    herr e;
+    herr_clear(&e);
+    selector s;
+    ASSERT_EQ(selector_parse(&s, "{a!\"x\"}", 7, &e), HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "offset 2");
+    selector_release(&s);
+}
+
+/* ---- a generator of random profiles and its naive model ---- */
+
+typedef struct gsample {
+    uint8_t depth;
+    uint8_t frames[6]; /* root first */
+    int64_t v[2];
+    int span, thread;  /* 0 = none */
+} gsample;
+
+typedef struct gprof {
+    int tenant, service, env;
+    int64_t ts;
+    int n;
+    gsample s[24];
+} gprof;
+
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static int rn(int n) { return (int)(rnd() % (uint64_t)n); }
+
+static int64_t t0;
+
+static void gen(gprof *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->tenant = rn(10) == 0;
+    g->service = rn(3);
+    g->env = rn(2);
+    g->ts = t0 + (int64_t)(rnd() % (uint64_t)(10 * HOUR));
+    g->n = 1 + rn(24);
+    for (int i = 0; i < g->n; i++) {
+        gsample *s = &g->s[i];
+        s->depth = (uint8_t)(1 + rn(6));
+        for (int k = 0; k < s->depth; k++)
+            s->frames[k] = (uint8_t)rn(k == 0 ? 3 : 12);
+        s->v[0] = 1 + rn(100);
+        s->v[1] = rn(4) == 0 ? 0 : rn(1000);
+        s->span = rn(4) == 0 ? 1 + rn(5) : 0;
+        s->thread = rn(5) == 0 ? 1 + rn(2) : 0;
+    }
+}
+
+static void build(const gprof *g, profile *p)
+{
+    ASSERT_OK(prof_init(p));
+    ASSERT(prof_add_type(p, "cpu", "nanoseconds") >= 0);
+    ASSERT(prof_add_type(p, "alloc_space", "bytes") >= 0);
+    p->period_type.type = (uint32_t)prof_cstr(p, "cpu");
+    p->period_type.unit = (uint32_t)prof_cstr(p, "nanoseconds");
+    p->period = 10000000;
+    for (int i = 0; i < g->n; i++) {
+        const gsample *s = &g->s[i];
+        uint32_t locs[8];
+        char name[16];
+        for (int k = 0; k < s->depth; k++) {
+            snprintf(name, sizeof(name), "f%d", s->frames[k]);
+            locs[k] = (uint32_t)prof_location_for_name(p, name, strlen(name));
+        }
+        int32_t st = prof_stack_root_first(p, locs, s->depth);
+        ASSERT(st > 0);
+        prof_label l[2];
+        uint32_t nl = 0;
+        char v[16];
+        if (s->span) {
+            snprintf(v, sizeof(v), "span-%d", s->span);
+            l[nl++] = (prof_label){(uint32_t)prof_cstr(p, "span_id"), (uint32_t)prof_cstr(p, v), 0, 0};
+        }
+        if (s->thread) {
+            snprintf(v, sizeof(v), "t%d", s->thread);
+            l[nl++] = (prof_label){(uint32_t)prof_cstr(p, "thread"), (uint32_t)prof_cstr(p, v), 0, 0};
+        }
+        ASSERT(prof_sample_add(p, (uint32_t)st, s->v, l, nl) >= 0);
+    }
+}
+
+static const char *tenant_name(int t) { return t ? "other" : "anonymous"; }
+
+static void ingest(store *s, const gprof *g)
+{
+    profile p;
+    build(g, &p);
+    char svc[16];
+    snprintf(svc, sizeof(svc), "svc%d", g->service);
+    store_label l[3] = {{"service_name", svc}, {"env", g->env ? "prod" : "dev"}, {"__name__", "process_cpu"}};
+    herr e;
+    herr_clear(&e);
+    int rc = store_ingest(s, tenant_name(g->tenant), l, 3, &p, g->ts, 10000000000LL, &e);
+    if (rc)
+        t_fail(__FILE__, __LINE__, "ingest: %s", herr_msg(&e, rc));
+    prof_release(&p);
+}
+
+/* A map from "f1;f2" (root first) to a value. */
+typedef struct smap {
+    strtab keys;
+    int64_t *v;
+    size_t cap;
+} smap;
+
+static void smap_init(smap *m)
+{
+    strtab_init(&m->keys);
+    m->v = NULL;
+    m->cap = 0;
+}
+static void smap_release(smap *m)
+{
+    strtab_release(&m->keys);
+    free(m->v);
+}
+static void smap_add(smap *m, const char *k, int64_t v)
+{
+    int32_t id = strtab_intern_cstr(&m->keys, k);
+    if ((size_t)id >= m->cap) {
+        size_t old = m->cap;
+        m->cap = (size_t)id * 2 + 16;
+        m->v = xreallocarray(m->v, m->cap, sizeof(int64_t));
+        memset(m->v + old, 0, (m->cap - old) * sizeof(int64_t));
+    }
+    m->v[id] += v;
+}
+static int64_t smap_get(const smap *m, const char *k)
+{
+    int32_t id = strtab_find(&m->keys, k, strlen(k));
+    return id < 0 ? 0 : m->v[id];
+}
+
+typedef struct query {
+    int tenant;
+    int type;
+    const char *sel;
+    int64_t start, end;
+    int n_spans;
+    const char *spans[2];
+} query;
+
+static int naive_labels_match(const gprof *g, const gsample *smp, int type, const selector *sel)
+{
+    char svc[16], thr[16];
+    snprintf(svc, sizeof(svc), "svc%d", g->service);
+    snprintf(thr, sizeof(thr), "t%d", smp->thread);
+    const char *kv[24];
+    int n = 0;
+    kv[n++] = "service_name"; kv[n++] = svc;
+    kv[n++] = "env"; kv[n++] = g->env ? "prod" : "dev";
+    kv[n++] = "__name__"; kv[n++] = "process_cpu";
+    kv[n++] = "__type__"; kv[n++] = type ? "alloc_space" : "cpu";
+    kv[n++] = "__unit__"; kv[n++] = type ? "bytes" : "nanoseconds";
+    kv[n++] = "__period_type__"; kv[n++] = "cpu";
+    kv[n++] = "__period_unit__"; kv[n++] = "nanoseconds";
+    kv[n++] = "__profile_type__"; kv[n++] = type ? ALLOC_TYPE : CPU_TYPE;
+    if (smp->thread) {
+        kv[n++] = "thread";
+        kv[n++] = thr;
+    }
+    kv[n] = NULL;
+    return selector_match(sel, get_map, kv);
+}
+
+static int naive_sample_in(const gprof *g, const gsample *smp, const query *q, const selector *sel)
+{
+    if (g->tenant != q->tenant || g->ts < q->start || (q->end && g->ts > q->end))
+        return 0;
+    if (smp->v[q->type] == 0)
+        return 0;
+    if (q->n_spans) {
+        char sp[16];
+        snprintf(sp, sizeof(sp), "span-%d", smp->span);
+        int ok = 0;
+        for (int i = 0; i < q->n_spans; i++)
+            ok |= smp->span && !strcmp(q->spans[i], sp);
+        if (!ok)
+            return 0;
+    }
+    return naive_labels_match(g, smp, q->type, sel);
+}
+
+static void naive_merge(const gprof *gs, size_t n, const query *q, const selector *sel, smap *out)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < gs[i].n; k++) {
+            const gsample *smp = &gs[i].s[k];
+            if (!naive_sample_in(&gs[i], smp, q, sel))
+                continue;
+            char key[64];
+            size_t kl = 0;
+            for (int d = 0; d < smp->depth; d++)
+                kl += (size_t)snprintf(key + kl, sizeof(key) - kl, "%sf%d", d ? ";" : "", smp->frames[d]);
+            smap_add(out, key, smp->v[q->type]);
+        }
+}
+
+static void profile_to_map(const profile *p, smap *out)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        uint32_t locs[64];
+        size_t d = prof_stack_locations(p, p->samples[i].stack, locs, 64);
+        char key[512];
+        size_t kl = 0;
+        for (size_t k = d; k-- > 0;) {
+            char name[64];
+            prof_frame_name(p, locs[k], 0, name, sizeof(name));
+            kl += (size_t)snprintf(key + kl, sizeof(key) - kl, "%s%s", kl ? ";" : "", name);
+        }
+        smap_add(out, key, prof_values(p, i)[0]);
+    }
+}
+
+static void random_query(query *q)
+{
+    static const char *sels[] = {"", "{service_name=\"svc1\"}", "{env!=\"dev\"}", "{service_name=~\"svc[12]\"}",
+                                 "{service_name!~\"svc1|svc2\"}", "{thread=\"t1\"}", "{thread=\"\"}",
+                                 "{env=\"prod\", service_name=\"svc0\"}", "{thread!=\"t2\", env=~\"d.*\"}"};
+    static const char *spans[] = {"span-1", "span-2", "span-3", "span-9"};
+    memset(q, 0, sizeof(*q));
+    q->tenant = rn(5) == 0;
+    q->type = rn(2);
+    q->sel = sels[rn((int)ARRAY_SIZE(sels))];
+    q->start = t0 + (int64_t)(rnd() % (uint64_t)(10 * HOUR)) - HOUR;
+    q->end = rn(4) == 0 ? 0 : q->start + (int64_t)(rnd() % (uint64_t)(6 * HOUR));
+    if (rn(4) == 0) {
+        q->n_spans = 1 + rn(2);
+        for (int i = 0; i < q->n_spans; i++)
+            q->spans[i] = spans[rn(4)];
+    }
+}
+
+static void check_query(store *s, const gprof *gs, size_t n, const query *q, const char *phase)
+{
+    selector sel;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(selector_parse(&sel, q->sel, strlen(q->sel), &e));
+    smap want, got;
+    smap_init(&want);
+    smap_init(&got);
+    naive_merge(gs, n, q, &sel, &want);
+    store_query sq;
+    memset(&sq, 0, sizeof(sq));
+    sq.tenant = tenant_name(q->tenant);
+    sq.profile_type = q->type ? ALLOC_TYPE : CPU_TYPE;
+    sq.sel = &sel;
+    sq.start_ns = q->start;
+    sq.end_ns = q->end;
+    sq.span_ids = q->spans;
+    sq.n_span_ids = (size_t)q->n_spans;
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    int rc = store_select_merge_profile(s, &sq, &p, &e);
+    if (rc)
+        t_fail(__FILE__, __LINE__, "%s: merge failed: %s", phase, herr_msg(&e, rc));
+    profile_to_map(&p, &got);
+    int64_t want_total = 0;
+    for (uint32_t i = 0; i < want.keys.count; i++) {
+        int64_t g = smap_get(&got, strtab_get(&want.keys, i));
+        want_total += want.v[i];
+        if (g != want.v[i])
+            t_fail(__FILE__, __LINE__, "%s: tenant %d type %d sel %s range [%" PRId64 ", %" PRId64 "] spans %d: stack %s: got %" PRId64 ", want %" PRId64,
+                   phase, q->tenant, q->type, q->sel, q->start - t0, q->end ? q->end - t0 : 0, q->n_spans, strtab_get(&want.keys, i), g, want.v[i]);
+    }
+    for (uint32_t i = 0; i < got.keys.count; i++)
+        if (smap_get(&want, strtab_get(&got.keys, i)) != got.v[i] && got.v[i] != 0)
+            t_fail(__FILE__, __LINE__, "%s: sel %s: unexpected stack %s = %" PRId64, phase, q->sel, strtab_get(&got.keys, i), got.v[i]);
+    ASSERT_OK(prof_validate(&p, &e));
+    prof_release(&p);
+
+    /* The flame tree of the same selection has the same total. */
+    flame_tree t;
+    ASSERT_OK(flame_init(&t));
+    ASSERT_OK(store_select_merge_tree(s, &sq, &t, 0, &e));
+    ASSERT_EQ(flame_total(&t, 0), want_total);
+    flame_release(&t);
+
+    /* Series of totals grouped by service, summed over the buckets, per service. */
+    if (q->end) {
+        const char *gb[] = {"service_name"};
+        store_ts_list tl;
+        ASSERT_OK(store_select_series(s, &sq, HOUR, gb, 1, STORE_AGG_SUM, &tl, &e));
+        int64_t per[3] = {0, 0, 0}, got_per[3] = {0, 0, 0};
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < gs[i].n; k++)
+                if (naive_sample_in(&gs[i], &gs[i].s[k], q, &sel))
+                    per[gs[i].service] += gs[i].s[k].v[q->type];
+        for (size_t i = 0; i < tl.n; i++) {
+            ASSERT_EQ(tl.v[i].labels.n, 1);
+            int svc = tl.v[i].labels.labels[0].value[3] - '0';
+            ASSERT(svc >= 0 && svc < 3);
+            for (size_t k = 0; k < tl.v[i].n_points; k++) {
+                ASSERT(tl.v[i].points[k].ts_ns >= q->start && tl.v[i].points[k].ts_ns <= q->end);
+                got_per[svc] += (int64_t)tl.v[i].points[k].value;
+            }
+        }
+        for (int k = 0; k < 3; k++)
+            if (per[k] != got_per[k])
+                t_fail(__FILE__, __LINE__, "%s: series sel %s svc%d: got %" PRId64 ", want %" PRId64, phase, q->sel, k, got_per[k], per[k]);
+        store_ts_release(&tl);
+    }
+
+    /* Label values of service_name: the services with a matching sample (spans ignored). */
+    if (!q->n_spans) {
+        store_strs vals;
+        ASSERT_OK(store_label_values(s, &sq, "service_name", &vals, &e));
+        int want_svc[3] = {0, 0, 0};
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < gs[i].n; k++)
+                if (naive_sample_in(&gs[i], &gs[i].s[k], q, &sel))
+                    want_svc[gs[i].service] = 1;
+        int got_svc[3] = {0, 0, 0};
+        for (size_t i = 0; i < vals.n; i++)
+            got_svc[vals.v[i][3] - '0'] = 1;
+        for (int k = 0; k < 3; k++)
+            if (want_svc[k] != got_svc[k])
+                t_fail(__FILE__, __LINE__, "%s: label values sel %s: svc%d got %d want %d", phase, q->sel, k, got_svc[k], want_svc[k]);
+        store_strs_release(&vals);
+    }
+    selector_release(&sel);
+    smap_release(&want);
+    smap_release(&got);
+}
+
+static void check_phase(store *s, const gprof *gs, size_t n, const char *phase)
+{
+    for (int i = 0; i < 60; i++) {
+        query q;
+        random_query(&q);
+        check_query(s, gs, n, &q, phase);
+    }
+}
+
+static void test_opts(store_opts *o)
+{
+    store_opts_default(o);
+    o->fsync = STORE_FSYNC_NEVER;
+    o->block_ns = HOUR;
+    o->compact_ns = 24 * HOUR;
+}
+
+TEST(property_against_naive_merge)
+{
+    t0 = (now_ns() / (24 * HOUR) - 1) * 24 * HOUR; /* yesterday 00:00: one compaction window */
+    const char *dir = t_tmpdir();
+    store_opts o;
+    test_opts(&o);
+    store *s;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    size_t n = 300;
+    gprof *gs = xcalloc(n, sizeof(gprof));
+    for (size_t i = 0; i < 150; i++) {
+        gen(&gs[i]);
+        ingest(s, &gs[i]);
+    }
+    check_phase(s, gs, 150, "head");
+    ASSERT_OK(store_flush(s, &e));
+    check_phase(s, gs, 150, "flushed");
+    for (size_t i = 150; i < 220; i++) {
+        gen(&gs[i]);
+        ingest(s, &gs[i]);
+    }
+    ASSERT_OK(store_flush(s, &e));
+    for (size_t i = 220; i < n; i++) {
+        gen(&gs[i]);
+        ingest(s, &gs[i]);
+    }
+    check_phase(s, gs, n, "blocks+head");
+    store_stats st;
+    store_get_stats(s, &st);
+    uint64_t before = st.n_blocks;
+    ASSERT_OK(store_flush(s, &e));
+    ASSERT_OK(store_compact(s, &e));
+    store_get_stats(s, &st);
+    ASSERT(st.n_blocks < before + 20);
+    ASSERT_EQ(st.n_blocks, 2); /* one per tenant: every block is in one 24 h window */
+    ASSERT(st.compactions >= 1);
+    check_phase(s, gs, n, "compacted");
+    /* Restart with data in the WAL too. */
+    gprof extra[20];
+    for (int i = 0; i < 20; i++) {
+        gen(&extra[i]);
+        ingest(s, &extra[i]);
+    }
+    store_close(s);
+    gs = xreallocarray(gs, n + 20, sizeof(gprof));
+    memcpy(gs + n, extra, sizeof(extra));
+    n += 20;
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    check_phase(s, gs, n, "restarted");
+    store_close(s);
+    buf rep;
+    buf_init(&rep, 0);
+    uint64_t problems = 9;
+    ASSERT_OK(store_verify(dir, &rep, &problems, &e));
+    if (problems)
+        t_fail(__FILE__, __LINE__, "verify: %s", rep.data);
+    buf_release(&rep);
+    free(gs);
+}
+
+TEST(labels_types_series_and_stats)
+{
+    t0 = (now_ns() / HOUR - 12) * HOUR;
+    const char *dir = t_tmpdir();
+    store_opts o;
+    test_opts(&o);
+    store *s;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    gprof g;
+    gen(&g);
+    g.tenant = 0;
+    g.service = 2;
+    g.env = 1;
+    g.ts = t0 + 5;
+    for (int i = 0; i < g.n; i++)
+        g.s[i].thread = 0;
+    g.s[0].thread = 1;
+    ingest(s, &g);
+    store_query q;
+    memset(&q, 0, sizeof(q));
+    q.tenant = "anonymous";
+    store_strs l;
+    ASSERT_OK(store_profile_types(s, &q, &l, &e));
+    ASSERT_EQ(l.n, 2);
+    ASSERT_STR(l.v[0], ALLOC_TYPE);
+    ASSERT_STR(l.v[1], CPU_TYPE);
+    store_strs_release(&l);
+    q.profile_type = CPU_TYPE;
+    ASSERT_OK(store_label_names(s, &q, &l, &e));
+    const char *want[] = {"__name__", "__period_type__", "__period_unit__", "__profile_type__", "__type__", "__unit__",
+                          "env", "service_name", "thread"};
+    ASSERT_EQ(l.n, ARRAY_SIZE(want));
+    for (size_t i = 0; i < l.n; i++)
+        ASSERT_STR(l.v[i], want[i]);
+    store_strs_release(&l);
+    /* The thread label split the profile into two series. */
+    store_series_list sl;
+    ASSERT_OK(store_series(s, &q, NULL, 0, &sl, &e));
+    ASSERT_EQ(sl.n, 2);
+    store_series_release(&sl);
+    const char *names[] = {"service_name"};
+    ASSERT_OK(store_series(s, &q, names, 1, &sl, &e));
+    ASSERT_EQ(sl.n, 1);
+    ASSERT_EQ(sl.v[0].n, 1);
+    ASSERT_STR(sl.v[0].labels[0].value, "svc2");
+    store_series_release(&sl);
+    store_tenant_stats ts;
+    ASSERT_OK(store_profile_stats(s, "anonymous", &ts, &e));
+    ASSERT_EQ(ts.has_data, 1);
+    ASSERT_EQ(ts.oldest_ns, t0 + 5);
+    ASSERT_OK(store_profile_stats(s, "other", &ts, &e));
+    ASSERT_EQ(ts.has_data, 0);
+    /* Tenants never see each other. */
+    q.tenant = "other";
+    q.profile_type = NULL;
+    ASSERT_OK(store_profile_types(s, &q, &l, &e));
+    ASSERT_EQ(l.n, 0);
+    store_strs_release(&l);
+    /* Bad input is refused with a message. */
+    profile p;
+    build(&g, &p);
+    store_label bad[] = {{"service_name", "x"}, {"9bad", "y"}};
+    herr_clear(&e);
+    ASSERT_EQ(store_ingest(s, "anonymous", bad, 2, &p, t0, 0, &e), HE_USAGE);
+    ASSERT_CONTAINS(e.msg, "9bad");
+    herr_clear(&e);
+    ASSERT_EQ(store_ingest(s, "../etc", bad, 1, &p, t0, 0, &e), HE_USAGE);
+    herr_clear(&e);
+    store_label nosvc[] = {{"env", "x"}};
+    ASSERT_EQ(store_ingest(s, "anonymous", nosvc, 1, &p, t0, 0, &e), HE_USAGE);
+    ASSERT_CONTAINS(e.msg, "service_name");
+    prof_release(&p);
+    q.tenant = "anonymous";
+    q.profile_type = "nonsense";
+    flame_tree t;
+    flame_init(&t);
+    herr_clear(&e);
+    ASSERT_EQ(store_select_merge_tree(s, &q, &t, 0, &e), HE_USAGE);
+    flame_release(&t);
+    store_close(s);
+}
+
+TEST(diff_is_two_sides_of_one_tree)
+{
+    t0 = (now_ns() / HOUR - 12) * HOUR;
+    const char *dir = t_tmpdir();
+    store_opts o;
+    test_opts(&o);
+    store *s;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    gprof a, b;
+    gen(&a);
+    gen(&b);
+    a.tenant = b.tenant = 0;
+    a.service = 0;
+    b.service = 1;
+    ingest(s, &a);
+    ingest(s, &b);
+    ASSERT_OK(store_flush(s, &e));
+    selector sa, sb;
+    ASSERT_OK(selector_parse(&sa, "{service_name=\"svc0\"}", 21, &e));
+    ASSERT_OK(selector_parse(&sb, "{service_name=\"svc1\"}", 21, &e));
+    store_query q;
+    memset(&q, 0, sizeof(q));
+    q.tenant = "anonymous";
+    q.profile_type = CPU_TYPE;
+    q.start_ns = t0 - 100 * HOUR;
+    flame_tree t;
+    flame_init(&t);
+    q.sel = &sa;
+    ASSERT_OK(store_select_merge_tree(s, &q, &t, 0, &e));
+    q.sel = &sb;
+    ASSERT_OK(store_select_merge_tree(s, &q, &t, 1, &e));
+    int64_t ta = 0, tb = 0;
+    for (int i = 0; i < a.n; i++)
+        ta += a.s[i].v[0];
+    for (int i = 0; i < b.n; i++)
+        tb += b.s[i].v[0];
+    ASSERT_EQ(flame_total(&t, 0), ta);
+    ASSERT_EQ(flame_total(&t, 1), tb);
+    flame_release(&t);
+    selector_release(&sa);
+    selector_release(&sb);
+    store_close(s);
+}
+
+/* ---- damage ---- */
+
+static void flip_byte(const char *path, long off_from_end_or_start, int from_end)
+{
+    int fd = open(path, O_RDWR);
+    ASSERT(fd >= 0);
+    struct stat st;
+    fstat(fd, &st);
+    off_t off = from_end ? st.st_size - off_from_end_or_start : off_from_end_or_start;
+    ASSERT(off >= 0 && off < st.st_size);
+    unsigned char c;
+    ASSERT_EQ(pread(fd, &c, 1, off), 1);
+    c ^= 0x5a;
+    ASSERT_EQ(pwrite(fd, &c, 1, off), 1);
+    close(fd);
+}
+
+/* Path of the only block directory of tenant under dir. */
+static void block_dir(const char *dir, const char *tenant, char *out, size_t n)
+{
+    char td[1024];
+    snprintf(td, sizeof(td), "%s/tenants/%s", dir, tenant);
+    DIR *d = opendir(td);
+    ASSERT(d);
+    struct dirent *de;
+    out[0] = 0;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.')
+            snprintf(out, n, "%s/%s", td, de->d_name);
+    closedir(d);
+    ASSERT(out[0]);
+}
+
+static int64_t cpu_total(store *s, const char *tenant)
+{
+    store_query q;
+    memset(&q, 0, sizeof(q));
+    q.tenant = tenant;
+    q.profile_type = CPU_TYPE;
+    q.start_ns = INT64_MIN;
+    flame_tree t;
+    flame_init(&t);
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_select_merge_tree(s, &q, &t, 0, &e));
+    int64_t v = flame_total(&t, 0);
+    flame_release(&t);
+    return v;
+}
+
+TEST(byte_flips_in_each_block_file_are_reported_and_skipped)
+{
+    const char *files[] = {"index", "symbols", "samples"};
+    for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+        for (int where = 0; where < 2; where++) {
+            t0 = (now_ns() / HOUR - 12) * HOUR;
+            const char *dir = t_tmpdir();
+            store_opts o;
+            test_opts(&o);
+            store *s;
+            herr e;
+            herr_clear(&e);
+            ASSERT_OK(store_open(&s, dir, &o, &e));
+            gprof a, b;
+            gen(&a);
+            gen(&b);
+            a.tenant = 0;
+            b.tenant = 1;
+            ingest(s, &a);
+            ingest(s, &b);
+            ASSERT_OK(store_flush(s, &e));
+            int64_t tb = cpu_total(s, "other");
+            ASSERT(tb > 0);
+            store_close(s);
+            char bd[2048], path[2100];
+            block_dir(dir, "anonymous", bd, sizeof(bd));
+            snprintf(path, sizeof(path), "%s/%s", bd, files[f]);
+            /* where 0: inside the header; 1: the last byte of the body */
+            flip_byte(path, where ? 1 : 20, where);
+            buf rep;
+            buf_init(&rep, 0);
+            uint64_t problems = 0;
+            ASSERT_OK(store_verify(dir, &rep, &problems, &e));
+            if (problems != 1)
+                t_fail(__FILE__, __LINE__, "flip in %s (%s): verify found %" PRIu64 " problems: %s", files[f],
+                       where ? "body" : "header", problems, rep.data);
+            ASSERT_CONTAINS(rep.data, "DAMAGED");
+            ASSERT_CONTAINS(rep.data, files[f]);
+            buf_release(&rep);
+            log_set_level(LOG_OFF);
+            ASSERT_OK(store_open(&s, dir, &o, &e));
+            log_set_level(LOG_INFO);
+            store_stats st;
+            store_get_stats(s, &st);
+            ASSERT_EQ(st.n_damaged_blocks, 1);
+            ASSERT_EQ(cpu_total(s, "other"), tb);      /* the rest still answers */
+            ASSERT_EQ(cpu_total(s, "anonymous"), 0);   /* the damaged block is skipped */
+            store_close(s);
+        }
+    }
+}
+
+static void wal_file(const char *dir, char *out, size_t n)
+{
+    char wd[1024];
+    snprintf(wd, sizeof(wd), "%s/wal", dir);
+    DIR *d = opendir(wd);
+    ASSERT(d);
+    struct dirent *de;
+    out[0] = 0;
+    off_t best = -1;
+    while ((de = readdir(d))) {
+        if (!strstr(de->d_name, ".wal"))
+            continue;
+        char p[2100];
+        snprintf(p, sizeof(p), "%s/%s", wd, de->d_name);
+        struct stat st;
+        stat(p, &st);
+        if (st.st_size > best) {
+            best = st.st_size;
+            snprintf(out, n, "%s", p);
+        }
+    }
+    closedir(d);
+    ASSERT(out[0]);
+}
+
+TEST(wal_torn_tail_is_truncated_and_flips_lose_only_the_tail)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        t0 = (now_ns() / HOUR - 12) * HOUR;
+        const char *dir = t_tmpdir();
+        store_opts o;
+        test_opts(&o);
+        store *s;
+        herr e;
+        herr_clear(&e);
+        ASSERT_OK(store_open(&s, dir, &o, &e));
+        gprof a, b;
+        gen(&a);
+        gen(&b);
+        a.tenant = b.tenant = 0;
+        ingest(s, &a);
+        int64_t ta = cpu_total(s, "anonymous");
+        ingest(s, &b);
+        store_close(s);
+        char wp[2200];
+        wal_file(dir, wp, sizeof(wp));
+        if (mode == 0) {
+            /* A torn append: half a record header of garbage at the end. */
+            int fd = open(wp, O_WRONLY | O_APPEND);
+            ASSERT_EQ(write(fd, "\x10\x00\x00", 3), 3);
+            close(fd);
+        } else {
+            /* A flipped byte inside the last record: its CRC fails, it is cut. */
+            flip_byte(wp, 5, 1);
+        }
+        log_set_level(LOG_OFF);
+        ASSERT_OK(store_open(&s, dir, &o, &e));
+        log_set_level(LOG_INFO);
+        int64_t got = cpu_total(s, "anonymous");
+        if (mode == 0)
+            ASSERT(got > ta); /* both profiles */
+        else
+            ASSERT_EQ(got, ta); /* only the first */
+        store_close(s);
+        buf rep;
+        buf_init(&rep, 0);
+        uint64_t problems = 1;
+        ASSERT_OK(store_verify(dir, &rep, &problems, &e));
+        ASSERT_EQ(problems, 0);
+        buf_release(&rep);
+    }
+}
+
+TEST(second_open_of_a_directory_is_refused)
+{
+    const char *dir = t_tmpdir();
+    store_opts o;
+    test_opts(&o);
+    store *s, *s2;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    ASSERT_EQ(store_open(&s2, dir, &o, &e), -EBUSY);
+    ASSERT_CONTAINS(e.msg, "in use");
+    store_close(s);
+}
+
+TEST(retention_drops_old_blocks)
+{
+    t0 = (now_ns() / HOUR - 24 * 40) * HOUR; /* 40 days ago */
+    const char *dir = t_tmpdir();
+    store_opts o;
+    test_opts(&o);
+    store *s;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    gprof a;
+    gen(&a);
+    a.tenant = 0;
+    ingest(s, &a);
+    ASSERT_OK(store_flush(s, &e));
+    ASSERT(cpu_total(s, "anonymous") > 0);
+    ASSERT_OK(store_compact(s, &e));
+    ASSERT_EQ(cpu_total(s, "anonymous"), 0);
+    store_stats st;
+    store_get_stats(s, &st);
+    ASSERT_EQ(st.n_blocks, 0);
+    ASSERT_EQ(st.blocks_deleted, 1);
+    store_close(s);
+}
