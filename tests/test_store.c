@@ -119,7 +119,7 @@ static void gen(gprof *g)
     g->tenant = rn(10) == 0;
     g->service = rn(3);
     g->env = rn(2);
-    g->ts = t0 + (int64_t)(rnd() % (uint64_t)(10 * HOUR));
+    g->ts = t0 + (int64_t)rn(60) * (HOUR / 6); /* on a 10 min grid, so range ends hit profiles exactly */
     g->n = 1 + rn(24);
     for (int i = 0; i < g->n; i++) {
         gsample *s = &g->s[i];
@@ -309,8 +309,8 @@ static void random_query(query *q)
     q->tenant = rn(5) == 0;
     q->type = rn(2);
     q->sel = sels[rn((int)ARRAY_SIZE(sels))];
-    q->start = t0 + (int64_t)(rnd() % (uint64_t)(10 * HOUR)) - HOUR;
-    q->end = rn(4) == 0 ? 0 : q->start + (int64_t)(rnd() % (uint64_t)(6 * HOUR));
+    q->start = t0 + (int64_t)(rn(66) - 6) * (HOUR / 6);
+    q->end = rn(4) == 0 ? 0 : q->start + (int64_t)rn(36) * (HOUR / 6);
     if (rn(4) == 0) {
         q->n_spans = 1 + rn(2);
         for (int i = 0; i < q->n_spans; i++)
