@@ -45,7 +45,7 @@
 #define LIVE_MAX (LIVE_SLOTS / 4 * 3)
 #define FILTER_BITS 20
 #define BOOT_SIZE (256 * 1024)
-#define OFF_RECHECK ((int64_t)1 << 20)
+#define OFF_RECHECK ((int64_t)1 << 18)
 
 typedef struct live_entry {
     uint64_t ptr;   /* 0 = empty */
@@ -412,7 +412,14 @@ int pl_heap_init(void)
 
 void pl_heap_start(void)
 {
-    if (live) atomic_store(&pl_g.heap_on, 1);
+    if (!live) return;
+    atomic_store(&pl_g.heap_on, 1);
+    /*
+     * The starting thread (main, for LD_PRELOAD) begins sampling now; other
+     * threads that allocated while sampling was off notice within
+     * OFF_RECHECK bytes.
+     */
+    pl_tls.heap_until = 0;
 }
 
 void pl_heap_stop(void) { atomic_store(&pl_g.heap_on, 0); }

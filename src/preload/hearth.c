@@ -143,7 +143,7 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
         return HE_USAGE;
     }
     if (strncmp(server, "http://", 7) != 0 && strncmp(server, "https://", 8) != 0 && strncmp(server, "file://", 7) != 0) {
-        snprintf(err, err_size, "HEARTH_SERVER_ADDRESS \"%.200s\" must start with http://, https:// or file://", server);
+        snprintf(err, err_size, "HEARTH_SERVER_ADDRESS '%.200s' must start with http://, https:// or file://", server);
         return HE_USAGE;
     }
     if ((rc = copy_setting(c->server, sizeof(c->server), server, "HEARTH_SERVER_ADDRESS", err, err_size))) return rc;
@@ -162,7 +162,7 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
             size_t len = comma ? (size_t)(comma - p) : strlen(p);
             const char *eq = memchr(p, '=', len);
             if (!eq || eq == p || memchr(p, '{', len) || memchr(p, '}', len)) {
-                snprintf(err, err_size, "HEARTH_TAGS \"%.200s\": each tag must be key=value, separated by commas", c->tags);
+                snprintf(err, err_size, "HEARTH_TAGS '%.200s': each tag must be key=value, separated by commas", c->tags);
                 return HE_USAGE;
             }
             p += len + (comma ? 1 : 0);
@@ -182,7 +182,7 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
             else if (strcmp(tok, "heap") == 0 || strcmp(tok, "memory") == 0) c->profiles |= HEARTH_PROFILE_HEAP;
             else if (strcmp(tok, "none") == 0) c->profiles |= 0x100;
             else {
-                snprintf(err, err_size, "HEARTH_PROFILES: unknown profile \"%.60s\" (known: cpu, heap)", tok);
+                snprintf(err, err_size, "HEARTH_PROFILES: unknown profile '%.60s' (known: cpu, heap)", tok);
                 return HE_USAGE;
             }
         }
@@ -197,7 +197,7 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
         char *end;
         unsigned long v = strtoul(hz, &end, 10);
         if (*end || v == 0 || v > 10000) {
-            snprintf(err, err_size, "HEARTH_CPU_HZ \"%.60s\" must be an integer from 1 to 10000", hz);
+            snprintf(err, err_size, "HEARTH_CPU_HZ '%.60s' must be an integer from 1 to 10000", hz);
             return HE_USAGE;
         }
         c->cpu_hz = (unsigned)v;
@@ -212,7 +212,7 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
     const char *rate = getenv("HEARTH_HEAP_SAMPLE_RATE");
     if (!c->heap_rate && rate && *rate) {
         if (parse_size(rate, &c->heap_rate) != 0 || c->heap_rate == 0) {
-            snprintf(err, err_size, "HEARTH_HEAP_SAMPLE_RATE \"%.60s\" must be a positive size in bytes (e.g. 524288 or 512KiB)", rate);
+            snprintf(err, err_size, "HEARTH_HEAP_SAMPLE_RATE '%.60s' must be a positive size in bytes (e.g. 524288 or 512KiB)", rate);
             return HE_USAGE;
         }
     }
@@ -223,7 +223,7 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
     if (!c->interval_ns && iv && *iv) {
         int64_t ns;
         if (parse_duration_ns(iv, &ns) != 0 || ns < 100000000) {
-            snprintf(err, err_size, "HEARTH_UPLOAD_INTERVAL \"%.60s\" must be a duration of at least 100ms (e.g. 10s)", iv);
+            snprintf(err, err_size, "HEARTH_UPLOAD_INTERVAL '%.60s' must be a duration of at least 100ms (e.g. 10s)", iv);
             return HE_USAGE;
         }
         c->interval_ns = (uint64_t)ns;
@@ -236,7 +236,7 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
         char *end;
         long v = strtol(sig, &end, 10);
         if (*end || v < 1 || v > SIGRTMAX || v == SIGKILL || v == SIGSTOP) {
-            snprintf(err, err_size, "HEARTH_CPU_SIGNAL \"%.60s\" must be a signal number (default %d, SIGPROF)", sig, SIGPROF);
+            snprintf(err, err_size, "HEARTH_CPU_SIGNAL '%.60s' must be a signal number (default %d, SIGPROF)", sig, SIGPROF);
             return HE_USAGE;
         }
         c->signo = (int)v;
@@ -492,6 +492,12 @@ __attribute__((destructor)) static void pl_unload(void)
     pl_guard_enter();
     if (pthread_mutex_trylock(&life_lock) == 0) {
         pl_collector_stop(1);
+        hearth_stats st;
+        hearth_get_stats(&st);
+        log_debug("hearth: at exit: %" PRIu64 " cpu samples (%" PRIu64 " dropped), %" PRIu64 " heap samples (%" PRIu64
+                  " dropped, %" PRIu64 " live), %" PRIu64 " profiles written/queued, %" PRIu64 " errors",
+                  st.cpu_samples, st.cpu_dropped, st.heap_samples, st.heap_dropped, st.heap_live, st.uploads,
+                  st.upload_errors);
         atomic_store(&pl_g.running, 0);
         pthread_mutex_unlock(&life_lock);
     }

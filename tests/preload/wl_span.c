@@ -21,7 +21,7 @@
 #pragma weak hearth_span_exit
 #pragma weak hearth_label_set
 
-#define UNIT 200000L
+#define UNIT 2000000L
 static volatile uint64_t sink;
 static long rounds;
 

@@ -35,6 +35,17 @@ static void fail(const char *what)
     pthread_mutex_unlock(&fail_lock);
 }
 
+static void *volatile keep;
+
+/* malloc + free the compiler cannot elide. */
+static void touch_alloc(size_t n)
+{
+    char *p = malloc(n);
+    p[0] = 1;
+    keep = p;
+    free(p);
+}
+
 static void on_prof(int sig) { (void)sig; own_signals++; }
 
 static void spin(long n)
@@ -109,7 +120,7 @@ static void forks(const char *self)
         if (pid < 0) { fail("fork"); continue; }
         if (pid == 0) {
             /* The child allocates and burns CPU while its own profiler runs. */
-            for (int k = 0; k < 2000; k++) free(malloc(4096));
+            for (int k = 0; k < 2000; k++) touch_alloc(4096);
             spin(2000000);
             if (i % 3 == 0) _exit(0);
             if (i % 3 == 1) exit(0);
@@ -128,7 +139,7 @@ static void forks(const char *self)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "exec-child") == 0) {
-        for (int k = 0; k < 1000; k++) free(malloc(100));
+        for (int k = 0; k < 1000; k++) touch_alloc(100);
         spin(1000000);
         return 0;
     }

@@ -1,0 +1,373 @@
+/*
+ * test_preload.c: libhearth.so end to end. Runs the deterministic workloads
+ * of tests/preload/ (built by mk/preload.mk) under the profiler, with
+ * HEARTH_OUTPUT_DIR so every profile lands as a pprof file, decodes those
+ * files with our pprof codec and checks what they say against what the
+ * workload is known to do:
+ *   - CPU shares between two callers of one frameless leaf (2/3 vs 1/3)
+ *     within 5 points, 4 threads, with frame pointers and without any;
+ *     total CPU close to what the process measured itself;
+ *   - heap: kept 64 KiB blocks vs freed 64-byte churn, inuse_space and
+ *     alloc_space within 15%;
+ *   - span labels: samples of each span hold only that span's work;
+ *   - stress (threads, fork, exec, realloc storms, the program's own SIGPROF
+ *     handler): the program exits 0 and its profiles decode;
+ *   - bad settings: the program runs normally and stderr says what is wrong.
+ *
+ * Preloaded (LD_PRELOAD) in normal builds; in sanitizer builds
+ * ($HEARTH_SANITIZE=1) the *_linked workloads are used instead, which carry
+ * the library's sanitizer-built objects inside the program.
+ */
+#include "core/common.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "format/pprof.h"
+#include "profile/profile.h"
+#include "t.h"
+
+extern char **environ;
+
+static char build_dir[1024];
+
+static const char *build(void)
+{
+    if (!build_dir[0]) {
+        const char *b = getenv("HEARTH_BUILD");
+        if (b && *b) {
+            snprintf(build_dir, sizeof(build_dir), "%s", b);
+        } else {
+            char exe[1024];
+            ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+            if (n <= 0) t_fail(__FILE__, __LINE__, "cannot find the build directory");
+            exe[n] = 0;
+            char *slash = strrchr(exe, '/');
+            if (slash) *slash = 0;           /* .../build/tests */
+            slash = strrchr(exe, '/');
+            if (slash) *slash = 0;           /* .../build */
+            snprintf(build_dir, sizeof(build_dir), "%s", exe);
+        }
+    }
+    return build_dir;
+}
+
+static int sanitized(void)
+{
+    const char *s = getenv("HEARTH_SANITIZE");
+    return (s && *s && strcmp(s, "0") != 0) || strstr(build(), "/san-") != NULL;
+}
+
+/* Path of workload `name`, the linked form in sanitizer runs. */
+static const char *workload(const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s/workloads-preload/%s%s", build(), name, sanitized() ? "_linked" : "");
+    if (access(out, X_OK) != 0)
+        t_fail(__FILE__, __LINE__, "workload %s is not built (make all builds it)", out);
+    return out;
+}
+
+/*
+ * Runs argv with the current environment plus env[] (NAME=value, NULL
+ * ended) and the profiler attached; stdout/stderr go to files in dir.
+ * Returns the exit status (or 128+signal).
+ */
+static int run(const char *dir, char *const argv[], const char *const env[])
+{
+    char lib[1100], preload[1200], out_path[1100], err_path[1100];
+    const char *l = getenv("HEARTH_LIB");
+    snprintf(lib, sizeof(lib), "%s", l && *l ? l : "");
+    if (!lib[0]) snprintf(lib, sizeof(lib), "%s/libhearth.so", build());
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
+    snprintf(out_path, sizeof(out_path), "%s/stdout", dir);
+    snprintf(err_path, sizeof(err_path), "%s/stderr", dir);
+    size_t n_env = 0;
+    while (environ[n_env]) n_env++;
+    const char **envp = calloc(n_env + 32, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < n_env; i++)
+        if (strncmp(environ[i], "HEARTH_", 7) != 0 || strncmp(environ[i], "HEARTH_SANITIZE", 15) == 0)
+            if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0) envp[k++] = environ[i];
+    if (!sanitized()) envp[k++] = preload;
+    for (size_t i = 0; env[i] && k < n_env + 31; i++) envp[k++] = env[i];
+    envp[k] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo >= 0) dup2(fo, 1);
+        if (fe >= 0) dup2(fe, 2);
+        execve(argv[0], argv, (char *const *)envp);
+        _exit(127);
+    }
+    free(envp);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static char *read_text(const char *dir, const char *name)
+{
+    char path[1100];
+    size_t len;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return t_read_file(path, &len);
+}
+
+/*
+ * Merges every profile file in dir whose name contains `kind` into dst
+ * (samples kept apart: no combining, so labels stay per sample). Returns
+ * the number of files.
+ */
+static int load_profiles(const char *dir, const char *kind, profile *dst)
+{
+    DIR *d = opendir(dir);
+    ASSERT(d != NULL);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d))) {
+        if (!strstr(de->d_name, kind) || !strstr(de->d_name, ".pb.gz")) continue;
+        char path[1200];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        size_t len;
+        char *data = t_read_file(path, &len);
+        profile p;
+        ASSERT_OK(prof_init(&p));
+        herr e;
+        herr_clear(&e);
+        int rc = pprof_decode(&p, data, len, 0, &e);
+        if (rc) t_fail(__FILE__, __LINE__, "%s does not decode: %s", path, herr_msg(&e, rc));
+        ASSERT_OK(prof_validate(&p, &e));
+        rc = prof_merge(dst, &p, -1, 0, &e);
+        if (rc) t_fail(__FILE__, __LINE__, "%s does not merge: %s", path, herr_msg(&e, rc));
+        prof_release(&p);
+        free(data);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* 1 if some frame of sample i is the function named fn. */
+static int sample_has(const profile *p, size_t i, const char *fn)
+{
+    uint32_t locs[1100];
+    size_t depth = prof_stack_locations(p, p->samples[i].stack, locs, ARRAY_SIZE(locs));
+    if (depth > ARRAY_SIZE(locs)) depth = ARRAY_SIZE(locs);
+    for (size_t k = 0; k < depth; k++) {
+        const prof_location *l = &p->locations[locs[k]];
+        for (uint32_t j = 0; j < l->n_lines || j == 0; j++) {
+            char name[256];
+            prof_frame_name(p, locs[k], j, name, sizeof(name));
+            if (strcmp(name, fn) == 0) return 1;
+            if (l->n_lines == 0) break;
+        }
+    }
+    return 0;
+}
+
+/* Sum of type t over samples having fn (NULL: all samples). */
+static int64_t sum_with(const profile *p, int t, const char *fn)
+{
+    int64_t s = 0;
+    for (size_t i = 0; i < p->n_samples; i++)
+        if (!fn || sample_has(p, i, fn)) s += prof_values(p, i)[t];
+    return s;
+}
+
+static void check_cpu_shares(const char *wl_name)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200];
+    workload(wl_name, wl, sizeof(wl));
+    char env_dir[1200];
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    const char *env[] = { env_dir, "HEARTH_CPU_HZ=250", "HEARTH_PROFILES=cpu", NULL };
+    char *argv[] = { wl, "4", "40", NULL };
+    ASSERT_EQ(run(dir, argv, env), 0);
+    char *out = read_text(dir, "stdout");
+    double cpu_s = strtod(out, NULL);
+    free(out);
+
+    char outdir[1200];
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    ASSERT(load_profiles(outdir, ".cpu.", &p) >= 1);
+    int t_cpu = prof_type_index(&p, "cpu");
+    int t_samples = prof_type_index(&p, "samples");
+    ASSERT(t_cpu >= 0 && t_samples >= 0);
+    int64_t one = sum_with(&p, t_cpu, "caller_one"), two = sum_with(&p, t_cpu, "caller_two");
+    int64_t all = sum_with(&p, t_cpu, NULL);
+    int64_t samples = sum_with(&p, t_samples, NULL);
+    printf("%s: %" PRId64 " samples, cpu %.3fs profiled vs %.3fs measured; caller_one %.1f%%, caller_two %.1f%%, "
+           "stacks with either %.1f%%\n", wl_name, samples, (double)all / 1e9, cpu_s,
+           100.0 * (double)one / (double)(one + two), 100.0 * (double)two / (double)(one + two),
+           100.0 * (double)(one + two) / (double)all);
+    ASSERT(samples >= 200);
+    double share = 100.0 * (double)one / (double)(one + two);
+    if (share < 66.7 - 5 || share > 66.7 + 5)
+        t_fail(__FILE__, __LINE__, "caller_one has %.1f%% of the leaf's CPU, expected 66.7 +- 5", share);
+    /* Nearly every sample must be attributed to a caller (unwinding through the frameless leaf). */
+    if ((double)(one + two) < 0.9 * (double)all)
+        t_fail(__FILE__, __LINE__, "only %.1f%% of samples reach caller_one/caller_two", 100.0 * (double)(one + two) / (double)all);
+    /* Every thread is sampled: profiled CPU time close to the process's own. */
+    double ratio = (double)all / 1e9 / cpu_s;
+    if (ratio < 0.8 || ratio > 1.1)
+        t_fail(__FILE__, __LINE__, "profiled CPU %.3fs vs measured %.3fs (ratio %.2f, expected 0.8..1.1)",
+               (double)all / 1e9, cpu_s, ratio);
+    prof_release(&p);
+}
+
+TEST(cpu_shares_frame_pointers) { check_cpu_shares("wl_cpu"); }
+
+TEST(cpu_shares_no_frame_pointers)
+{
+    if (sanitized()) return;  /* the linked form of wl_cpu_nofp is not built; wl_cpu covers it */
+    check_cpu_shares("wl_cpu_nofp");
+}
+
+static void check_within(const char *what, double got, double want, double tol)
+{
+    printf("%s: %.0f, expected %.0f (%+.1f%%)\n", what, got, want, 100.0 * (got - want) / want);
+    if (got < want * (1 - tol) || got > want * (1 + tol))
+        t_fail(__FILE__, __LINE__, "%s is %.0f, expected %.0f +- %.0f%%", what, got, want, tol * 100);
+}
+
+TEST(heap_known_pattern)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], env_dir[1200], outdir[1200];
+    workload("wl_heap", wl, sizeof(wl));
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    const char *env[] = { env_dir, "HEARTH_HEAP_SAMPLE_RATE=65536", "HEARTH_PROFILES=heap", NULL };
+    char *argv[] = { wl, "32", "256", NULL };
+    ASSERT_EQ(run(dir, argv, env), 0);
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    ASSERT_EQ(load_profiles(outdir, ".memory.", &p), 1);
+    int ta = prof_type_index(&p, "alloc_space"), ti = prof_type_index(&p, "inuse_space");
+    int to = prof_type_index(&p, "alloc_objects");
+    ASSERT(ta >= 0 && ti >= 0 && to >= 0 && prof_type_index(&p, "inuse_objects") >= 0);
+    check_within("keep_blocks inuse_space", (double)sum_with(&p, ti, "keep_blocks"), 32.0 * 1048576, 0.15);
+    check_within("keep_blocks alloc_space", (double)sum_with(&p, ta, "keep_blocks"), 32.0 * 1048576, 0.15);
+    check_within("churn alloc_space", (double)sum_with(&p, ta, "churn"), 256.0 * 1048576, 0.15);
+    check_within("churn alloc_objects", (double)sum_with(&p, to, "churn"), 256.0 * 1048576 / 64, 0.15);
+    double churn_inuse = (double)sum_with(&p, ti, "churn");
+    printf("churn inuse_space: %.0f\n", churn_inuse);
+    if (churn_inuse > 0.02 * 32 * 1048576) t_fail(__FILE__, __LINE__, "freed churn shows %.0f bytes in use", churn_inuse);
+    prof_release(&p);
+}
+
+TEST(span_labels_separate_work)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], env_dir[1200], outdir[1200];
+    workload("wl_span", wl, sizeof(wl));
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    const char *env[] = { env_dir, "HEARTH_CPU_HZ=250", "HEARTH_PROFILES=cpu", NULL };
+    char *argv[] = { wl, "30", NULL };
+    ASSERT_EQ(run(dir, argv, env), 0);
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    ASSERT(load_profiles(outdir, ".cpu.", &p) >= 1);
+    int64_t in_a = 0, in_b = 0, outside = 0;
+    int ts = prof_type_index(&p, "samples");
+    ASSERT(ts >= 0);
+    for (size_t i = 0; i < p.n_samples; i++) {
+        int64_t n = prof_values(&p, i)[ts];
+        const char *span = prof_sample_label(&p, i, "span_id");
+        const char *trace = prof_sample_label(&p, i, "trace_id");
+        const char *req = prof_sample_label(&p, i, "request");
+        int a = sample_has(&p, i, "span_a_work"), b = sample_has(&p, i, "span_b_work");
+        int u = sample_has(&p, i, "unlabelled_work");
+        if (span && strcmp(span, "a1a2a3a4a5a6a7a8") == 0) {
+            ASSERT_STR(trace, "0102030405060708090a0b0c0d0e0f10");
+            ASSERT(req == NULL);
+            ASSERT(!b && !u);
+            in_a += a * n;
+        } else if (span && strcmp(span, "b1b2b3b4b5b6b7b8") == 0) {
+            ASSERT_STR(trace, "1112131415161718191a1b1c1d1e1f20");
+            ASSERT_STR(req, "checkout");
+            ASSERT(!a && !u);
+            in_b += b * n;
+        } else {
+            ASSERT(span == NULL && trace == NULL && req == NULL);
+            /* The work inside spans never shows up without its span. */
+            ASSERT(!a && !b);
+            outside += u * n;
+        }
+    }
+    printf("samples: span a %" PRId64 ", span b %" PRId64 ", unlabelled %" PRId64 "\n", in_a, in_b, outside);
+    ASSERT(in_a >= 20 && in_b >= 20 && outside >= 10);
+    prof_release(&p);
+}
+
+TEST(stress_threads_fork_exec_signals)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], env_dir[1200], outdir[1200];
+    workload("wl_stress", wl, sizeof(wl));
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    const char *env[] = { env_dir, "HEARTH_CPU_HZ=1000", "HEARTH_HEAP_SAMPLE_RATE=4096", NULL };
+    char *argv[] = { wl, "1", NULL };
+    int rc = run(dir, argv, env);
+    if (rc != 0) {
+        char *err = read_text(dir, "stderr");
+        t_fail(__FILE__, __LINE__, "wl_stress exited %d: %.500s", rc, err);
+    }
+    profile cpu, mem;
+    ASSERT_OK(prof_init(&cpu));
+    ASSERT_OK(prof_init(&mem));
+    ASSERT(load_profiles(outdir, ".cpu.", &cpu) >= 1);
+    /* The parent, the children that exit(), and the exec'd ones each wrote a heap profile. */
+    int n_mem = load_profiles(outdir, ".memory.", &mem);
+    printf("%d memory profiles, %zu cpu samples, %zu memory samples\n", n_mem, cpu.n_samples, mem.n_samples);
+    ASSERT(n_mem >= 5);
+    ASSERT(sum_with(&mem, prof_type_index(&mem, "alloc_space"), "realloc_storm") > 0);
+    prof_release(&cpu);
+    prof_release(&mem);
+}
+
+static void check_bad_setting(const char *setting, const char *expect)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], env_dir[1200];
+    workload("wl_cpu", wl, sizeof(wl));
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    const char *env[] = { env_dir, setting, NULL };
+    char *argv[] = { wl, "1", "1", NULL };
+    ASSERT_EQ(run(dir, argv, env), 0);
+    char *err = read_text(dir, "stderr");
+    ASSERT_CONTAINS(err, expect);
+    free(err);
+}
+
+TEST(bad_settings_leave_the_program_alone)
+{
+    check_bad_setting("HEARTH_SERVER_ADDRESS=ftp://example", "must start with http://, https:// or file://");
+    check_bad_setting("HEARTH_CPU_HZ=fast", "HEARTH_CPU_HZ 'fast' must be an integer");
+    check_bad_setting("HEARTH_PROFILES=cpu,disk", "unknown profile 'disk'");
+    check_bad_setting("HEARTH_UPLOAD_INTERVAL=1ms", "at least 100ms");
+    check_bad_setting("HEARTH_HEAP_SAMPLE_RATE=-5", "HEARTH_HEAP_SAMPLE_RATE");
+    check_bad_setting("HEARTH_TAGS=novalue", "each tag must be key=value");
+}
+
+TEST(unwritable_output_dir_is_reported)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200];
+    workload("wl_cpu", wl, sizeof(wl));
+    const char *env[] = { "HEARTH_OUTPUT_DIR=/proc/hearth-cannot-write-here", NULL };
+    char *argv[] = { wl, "1", "1", NULL };
+    ASSERT_EQ(run(dir, argv, env), 0);
+    char *err = read_text(dir, "stderr");
+    ASSERT_CONTAINS(err, "profiling is off");
+    free(err);
+}
