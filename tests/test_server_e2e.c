@@ -1,0 +1,768 @@
+/*
+ * test_server_e2e.c: the real server (server_start on a free loopback port,
+ * a fresh data directory) driven over HTTP with libcurl, as Pyroscope
+ * clients drive it:
+ *
+ *   - every test data format in through each ingest route (legacy /ingest
+ *     folded, lines, pprof raw and multipart, speedscope, perf script;
+ *     Connect Push proto and JSON; OTLP proto and JSON) and back out
+ *     through each query route (SelectMergeStacktraces, SelectSeries,
+ *     SelectMergeProfile, render) with totals identical to what the file
+ *     itself holds (decoded locally with the same codecs);
+ *   - tenants are isolated; auth gives 401/403/200 as documented;
+ *   - hostile inputs each get a 4xx with a message and the server keeps
+ *     serving with its data intact;
+ *   - a bounded concurrent load (writers and readers) completes without
+ *     errors; throughput and RSS are printed (figures, not pass/fail).
+ */
+#include "core/common.h"
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/compress.h"
+#include "core/mem.h"
+#include "core/units.h"
+#include "core/wire.h"
+#include "format/folded.h"
+#include "format/otlp.h"
+#include "format/perfscript.h"
+#include "format/pprof.h"
+#include "format/speedscope.h"
+#include "server/server.h"
+#include "store/store.h"
+#include "t.h"
+
+static const char *CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+
+/* The selectors above are written JSON-escaped; proto and query strings want them raw. */
+static const char *unescape(const char *sel, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; *sel && k + 1 < n; sel++)
+        if (!(sel[0] == '\\' && sel[1] == '"')) out[k++] = *sel;
+    out[k] = 0;
+    return out;
+}
+
+typedef struct srv_t {
+    server *s;
+    unsigned port;
+    char dir[512];
+} srv_t;
+
+static void srv_up(srv_t *t, const char *auth_file)
+{
+    server_config c;
+    herr e = {0};
+    static int seq;
+    snprintf(t->dir, sizeof t->dir, "%s/data%d", t_tmpdir(), seq++);
+    server_config_default(&c);
+    c.listen = "127.0.0.1:0";
+    c.data_dir = t->dir;
+    c.fsync = STORE_FSYNC_NEVER;
+    c.access_log = 0;
+    c.threads = 4;
+    c.max_body = 8u << 20;
+    c.max_decompressed = 64u << 20;
+    c.auth_token_file = auth_file;
+    if (server_start(&t->s, &c, &e)) t_fail(__FILE__, __LINE__, "server_start: %s", e.msg);
+    t->port = server_port(t->s);
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+    buf *b = arg;
+    return buf_append(b, p, size * n) ? 0 : size * n;
+}
+
+/* One request; returns the HTTP status, body into out (reset first). */
+static long http(const srv_t *t, const char *method, const char *path, const char *const *headers,
+                 const void *body, size_t len, buf *out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[4096];
+    long status = 0;
+    buf_reset(out);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", t->port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    for (size_t i = 0; headers && headers[i]; i++) h = curl_slist_append(h, headers[i]);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static long post_json(const srv_t *t, const char *path, const char *tenant, const char *json, buf *out)
+{
+    char th[200];
+    const char *hs[] = {"Content-Type: application/json", tenant ? th : NULL, NULL};
+    snprintf(th, sizeof th, "X-Scope-OrgID: %s", tenant ? tenant : "");
+    return http(t, "POST", path, hs, json, strlen(json), out);
+}
+
+static json_object *parse(const buf *b)
+{
+    json_object *o = json_tokener_parse(b->data ? b->data : "");
+    if (!o) t_fail(__FILE__, __LINE__, "response is not JSON: %.200s", b->data ? b->data : "");
+    return o;
+}
+
+static int64_t jint(json_object *o, const char *k)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, k, &v)) return -1;
+    return json_object_get_int64(v);
+}
+
+/* Total of a merged flame graph (SelectMergeStacktraces, JSON). */
+static int64_t q_flame_total(const srv_t *t, const char *tenant, const char *type, const char *sel)
+{
+    char req[2048];
+    buf out;
+    json_object *o, *fg;
+    int64_t total;
+    long st;
+    buf_init(&out, 0);
+    snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"%s\",\"start\":\"0\",\"end\":\"%" PRId64 "\"}",
+             type, sel, now_ns() / 1000000 + 3600000);
+    st = post_json(t, "/querier.v1.QuerierService/SelectMergeStacktraces", tenant, req, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "SelectMergeStacktraces: %ld %s", st, out.data);
+    o = parse(&out);
+    if (!json_object_object_get_ex(o, "flamegraph", &fg)) t_fail(__FILE__, __LINE__, "no flamegraph in %.200s", out.data);
+    total = jint(fg, "total");
+    json_object_put(o);
+    buf_release(&out);
+    return total;
+}
+
+/* Sum of SelectSeries points. */
+static int64_t q_series_total(const srv_t *t, const char *tenant, const char *type, const char *sel)
+{
+    char req[2048];
+    buf out;
+    json_object *o, *series;
+    double sum = 0;
+    long st;
+    buf_init(&out, 0);
+    /* profiles keep their own timestamps (pprof time_nanos): ask for all time, 30-day steps */
+    snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"%s\",\"start\":\"0\",\"end\":\"%" PRId64 "\",\"step\":2592000}",
+             type, sel, now_ns() / 1000000 + 3600000);
+    st = post_json(t, "/querier.v1.QuerierService/SelectSeries", tenant, req, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "SelectSeries: %ld %s", st, out.data);
+    o = parse(&out);
+    if (json_object_object_get_ex(o, "series", &series))
+        for (size_t i = 0; i < json_object_array_length(series); i++) {
+            json_object *pts;
+            json_object_object_get_ex(json_object_array_get_idx(series, i), "points", &pts);
+            for (size_t k = 0; pts && k < json_object_array_length(pts); k++) {
+                json_object *v;
+                json_object_object_get_ex(json_object_array_get_idx(pts, k), "value", &v);
+                sum += json_object_get_double(v);
+            }
+        }
+    json_object_put(o);
+    buf_release(&out);
+    return (int64_t)(sum + 0.5);
+}
+
+/* Total of SelectMergeProfile (pprof over application/proto), decoded with pprof_decode. */
+static int64_t q_pprof_total(const srv_t *t, const char *tenant, const char *type, const char *sel)
+{
+    buf req, out;
+    char th[200];
+    const char *hs[] = {"Content-Type: application/proto", th, NULL};
+    profile p;
+    herr e = {0};
+    int64_t total;
+    long st;
+    char raw[1024];
+    sel = unescape(sel, raw, sizeof raw);
+    snprintf(th, sizeof th, "X-Scope-OrgID: %s", tenant ? tenant : "anonymous");
+    buf_init(&req, 0);
+    buf_init(&out, 0);
+    wire_put_bytes(&req, 1, type, strlen(type));
+    wire_put_bytes(&req, 2, sel, strlen(sel));
+    wire_put_uint(&req, 3, 0);
+    wire_put_uint(&req, 4, (uint64_t)(now_ns() / 1000000 + 3600000));
+    st = http(t, "POST", "/querier.v1.QuerierService/SelectMergeProfile", hs, req.data, req.len, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "SelectMergeProfile: %ld %s", st, out.data);
+    prof_init(&p);
+    if (pprof_decode(&p, out.data ? out.data : "", out.len, 0, &e)) t_fail(__FILE__, __LINE__, "merge profile: %s", e.msg);
+    total = p.n_types ? prof_total(&p, 0) : 0;
+    prof_release(&p);
+    buf_release(&req);
+    buf_release(&out);
+    return total;
+}
+
+/* numTicks of legacy /pyroscope/render. */
+static int64_t q_render_total(const srv_t *t, const char *tenant, const char *type, const char *sel)
+{
+    char path[2048], th[200];
+    const char *hs[] = {th, NULL};
+    char *esc;
+    buf out;
+    json_object *o, *fb;
+    int64_t total;
+    long st;
+    CURL *c = curl_easy_init();
+    char q[1024], raw[1024];
+    snprintf(q, sizeof q, "%s%s", type, unescape(sel, raw, sizeof raw));
+    esc = curl_easy_escape(c, q, 0);
+    snprintf(th, sizeof th, "X-Scope-OrgID: %s", tenant ? tenant : "anonymous");
+    snprintf(path, sizeof path, "/pyroscope/render?query=%s&from=0&until=now%%2B1h&format=json", esc);
+    curl_free(esc);
+    curl_easy_cleanup(c);
+    buf_init(&out, 0);
+    st = http(t, "GET", path, hs, NULL, 0, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "render: %ld %s", st, out.data);
+    o = parse(&out);
+    if (!json_object_object_get_ex(o, "flamebearer", &fb)) t_fail(__FILE__, __LINE__, "no flamebearer");
+    total = jint(fb, "numTicks");
+    json_object_put(o);
+    buf_release(&out);
+    return total;
+}
+
+#define CHECK_ALL_ROUTES(t, tenant, type, sel, want)                         \
+    do {                                                                     \
+        ASSERT_EQ(q_flame_total(t, tenant, type, sel), (want));             \
+        ASSERT_EQ(q_series_total(t, tenant, type, sel), (want));            \
+        ASSERT_EQ(q_pprof_total(t, tenant, type, sel), (want));             \
+        ASSERT_EQ(q_render_total(t, tenant, type, sel), (want));            \
+    } while (0)
+
+static char *slurp(const char *rel, size_t *n) { return t_read_file(t_testdata(rel), n); }
+
+static int64_t file_total(const char *rel, int (*parse_fn)(profile *, const char *, size_t, herr *), const char *type)
+{
+    size_t n;
+    char *d = slurp(rel, &n);
+    profile p;
+    herr e = {0};
+    int64_t total;
+    prof_init(&p);
+    if (parse_fn) {
+        if (parse_fn(&p, d, n, &e)) t_fail(__FILE__, __LINE__, "%s: %s", rel, e.msg);
+    } else if (pprof_decode(&p, d, n, 0, &e)) {
+        t_fail(__FILE__, __LINE__, "%s: %s", rel, e.msg);
+    }
+    total = prof_total(&p, type ? prof_type_index(&p, type) : 0);
+    prof_release(&p);
+    free(d);
+    return total;
+}
+
+static long ingest(const srv_t *t, const char *tenant, const char *query, const char *ct, const void *body, size_t n, buf *out)
+{
+    char path[1024], th[200], cth[200];
+    const char *hs[] = {th, ct ? cth : NULL, NULL};
+    snprintf(path, sizeof path, "/ingest?%s", query);
+    snprintf(th, sizeof th, "X-Scope-OrgID: %s", tenant ? tenant : "anonymous");
+    snprintf(cth, sizeof cth, "Content-Type: %s", ct ? ct : "");
+    return http(t, "POST", path, hs, body, n, out);
+}
+
+TEST(legacy_ingest_text_formats_round_trip)
+{
+    srv_t t;
+    buf out;
+    size_t n;
+    char *d;
+    int64_t want;
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+
+    /* folded, .cpu at 100 Hz: each sample is 10 ms */
+    d = slurp("collapsed/perf-vertx-stacks-01-collapsed-all.txt", &n);
+    ASSERT_EQ(ingest(&t, NULL, "name=vertx.cpu%7Benv%3Dprod%7D&sampleRate=100&from=now-30s&until=now", NULL, d, n, &out), 200);
+    free(d);
+    want = file_total("collapsed/perf-vertx-stacks-01-collapsed-all.txt", folded_parse, NULL) * 10000000;
+    ASSERT(want > 0);
+    CHECK_ALL_ROUTES(&t, NULL, CPU, "{service_name=\\\"vertx\\\",env=\\\"prod\\\"}", want);
+
+    /* lines: one stack per line, counted once each */
+    {
+        const char *lines = "main;work;a\nmain;work;b\nmain;work;a\n";
+        ASSERT_EQ(ingest(&t, NULL, "name=lines.cpu&format=lines&sampleRate=100", NULL, lines, strlen(lines), &out), 200);
+        ASSERT_EQ(q_flame_total(&t, NULL, CPU, "{service_name=\\\"lines\\\"}"), 3 * 10000000LL);
+    }
+
+    /* perf script, at 1 Hz so values stay sample counts times 1e9 */
+    d = slurp("perf-script/perf-funcab-pid-01.txt", &n);
+    ASSERT_EQ(ingest(&t, NULL, "name=perf.cpu&format=perf_script&sampleRate=1", NULL, d, n, &out), 200);
+    free(d);
+    want = file_total("perf-script/perf-funcab-pid-01.txt", perfscript_parse, NULL) * 1000000000LL;
+    CHECK_ALL_ROUTES(&t, NULL, CPU, "{service_name=\\\"perf\\\"}", want);
+
+    /* speedscope, memory type keeps values as they are */
+    d = slurp("speedscope/two-sampled.speedscope.json", &n);
+    ASSERT_EQ(ingest(&t, NULL, "name=ss.inuse_space&format=speedscope", NULL, d, n, &out), 200);
+    free(d);
+    {
+        size_t m;
+        char *raw = slurp("speedscope/two-sampled.speedscope.json", &m);
+        profile p;
+        herr e = {0};
+        prof_init(&p);
+        ASSERT_OK(speedscope_parse(&p, raw, m, &e));
+        if (p.n_types == 1) {
+            want = prof_total(&p, 0);
+            CHECK_ALL_ROUTES(&t, NULL, "memory:inuse_space:bytes:inuse_space:bytes", "{service_name=\\\"ss\\\"}", want);
+        }
+        prof_release(&p);
+        free(raw);
+    }
+    buf_release(&out);
+    server_stop(t.s);
+}
+
+TEST(legacy_ingest_pprof_raw_and_multipart)
+{
+    srv_t t;
+    buf out, body;
+    size_t n;
+    char *d;
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    buf_init(&body, 0);
+
+    d = slurp("pprof/go-large.cpu.pb.gz", &n);
+    ASSERT_EQ(ingest(&t, NULL, "name=large.cpu&format=pprof&spyName=gospy", NULL, d, n, &out), 200);
+    free(d);
+    CHECK_ALL_ROUTES(&t, NULL, CPU, "{service_name=\\\"large\\\"}", file_total("pprof/go-large.cpu.pb.gz", NULL, "cpu"));
+    ASSERT_EQ(q_flame_total(&t, NULL, "process_cpu:samples:count:cpu:nanoseconds", "{service_name=\\\"large\\\"}"),
+              file_total("pprof/go-large.cpu.pb.gz", NULL, "samples"));
+
+    /* what the Go SDK sends: multipart with profile + sample_type_config, no format */
+    d = slurp("pprof/heap.pb.gz", &n);
+    buf_puts(&body, "--XBOUNDARYX\r\nContent-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\n"
+                    "Content-Type: application/octet-stream\r\n\r\n");
+    buf_append(&body, d, n);
+    buf_puts(&body, "\r\n--XBOUNDARYX\r\nContent-Disposition: form-data; name=\"sample_type_config\"; filename=\"sample_type_config.json\"\r\n\r\n"
+                    "{\"inuse_space\":{\"units\":\"bytes\",\"aggregation\":\"average\"},\"alloc_space\":{\"units\":\"bytes\",\"cumulative\":true}}"
+                    "\r\n--XBOUNDARYX--\r\n");
+    free(d);
+    ASSERT_EQ(ingest(&t, NULL, "name=heapapp&spyName=gospy", "multipart/form-data; boundary=XBOUNDARYX", body.data, body.len, &out), 200);
+    CHECK_ALL_ROUTES(&t, NULL, "memory:inuse_space:bytes:space:bytes", "{service_name=\\\"heapapp\\\"}",
+                     file_total("pprof/heap.pb.gz", NULL, "inuse_space"));
+
+    /* a multipart with a prev_profile equal to the profile: cumulative types become zero */
+    buf_reset(&body);
+    d = slurp("pprof/heap.pb.gz", &n);
+    for (int k = 0; k < 2; k++) {
+        buf_printf(&body, "--B\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"profile.pprof\"\r\n\r\n", k ? "prev_profile" : "profile");
+        buf_append(&body, d, n);
+        buf_puts(&body, "\r\n");
+    }
+    buf_puts(&body, "--B\r\nContent-Disposition: form-data; name=\"sample_type_config\"\r\n\r\n"
+                    "{\"alloc_space\":{\"cumulative\":true},\"alloc_objects\":{\"cumulative\":true}}\r\n--B--\r\n");
+    free(d);
+    ASSERT_EQ(ingest(&t, NULL, "name=deltaapp", "multipart/form-data; boundary=B", body.data, body.len, &out), 200);
+    ASSERT_EQ(q_flame_total(&t, NULL, "memory:alloc_space:bytes:space:bytes", "{service_name=\\\"deltaapp\\\"}"), 0);
+    ASSERT_EQ(q_flame_total(&t, NULL, "memory:inuse_space:bytes:space:bytes", "{service_name=\\\"deltaapp\\\"}"),
+              file_total("pprof/heap.pb.gz", NULL, "inuse_space"));
+
+    /* gzip Content-Encoding on top of a raw pprof */
+    {
+        buf gz;
+        d = slurp("pprof/heap-js.pprof", &n);
+        buf_init(&gz, 0);
+        ASSERT_OK(gz_compress(d, n, 6, &gz));
+        char th[] = "X-Scope-OrgID: anonymous";
+        const char *hs[] = {th, "Content-Encoding: gzip", NULL};
+        ASSERT_EQ(http(&t, "POST", "/ingest?name=jsheap&format=pprof", hs, gz.data, gz.len, &out), 200);
+        free(d);
+        buf_release(&gz);
+    }
+    buf_release(&out);
+    buf_release(&body);
+    server_stop(t.s);
+}
+
+/* PushRequest{series{labels, samples{raw_profile}}} */
+static void push_request(buf *b, const char *service, const void *raw, size_t n)
+{
+    long s = wire_begin(b, 1), l;
+    const char *names[] = {"__name__", "service_name", "region"};
+    const char *values[] = {"process_cpu", service, "eu"};
+    for (int i = 0; i < 3; i++) {
+        l = wire_begin(b, 1);
+        wire_put_bytes(b, 1, names[i], strlen(names[i]));
+        wire_put_bytes(b, 2, values[i], strlen(values[i]));
+        wire_end(b, l);
+    }
+    l = wire_begin(b, 2);
+    wire_put_bytes(b, 1, raw, n);
+    wire_put_bytes(b, 2, "id-1", 4);
+    wire_end(b, l);
+    wire_end(b, s);
+}
+
+TEST(push_proto_json_and_otlp_round_trip)
+{
+    srv_t t;
+    buf out, req;
+    size_t n;
+    char *d = slurp("pprof/cpu.pb.gz", &n);
+    int64_t want = file_total("pprof/cpu.pb.gz", NULL, "cpu");
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    buf_init(&req, 0);
+
+    push_request(&req, "pushproto", d, n);
+    {
+        const char *hs[] = {"Content-Type: application/proto", NULL};
+        ASSERT_EQ(http(&t, "POST", "/push.v1.PusherService/Push", hs, req.data, req.len, &out), 200);
+    }
+    CHECK_ALL_ROUTES(&t, NULL, CPU, "{service_name=\\\"pushproto\\\",region=\\\"eu\\\"}", want);
+
+    /* the JSON form, gzip-compressed body */
+    {
+        buf js, gz, b64;
+        const char *hs[] = {"Content-Type: application/json", "Content-Encoding: gzip", NULL};
+        buf_init(&js, 0);
+        buf_init(&gz, 0);
+        buf_init(&b64, 0);
+        extern int b64_encode(const void *p, size_t n, buf *out);
+        b64_encode(d, n, &b64);
+        buf_printf(&js, "{\"series\":[{\"labels\":[{\"name\":\"__name__\",\"value\":\"process_cpu\"},{\"name\":\"service_name\",\"value\":\"pushjson\"}],"
+                        "\"samples\":[{\"rawProfile\":\"%s\",\"ID\":\"x\"}]}]}", b64.data);
+        gz_compress(js.data, js.len, 6, &gz);
+        ASSERT_EQ(http(&t, "POST", "/push.v1.PusherService/Push", hs, gz.data, gz.len, &out), 200);
+        buf_release(&js);
+        buf_release(&gz);
+        buf_release(&b64);
+    }
+    CHECK_ALL_ROUTES(&t, NULL, CPU, "{service_name=\\\"pushjson\\\"}", want);
+    free(d);
+
+    /* OTLP: protobuf into tenant "otlp-pb", JSON into tenant "otlp-js": same totals */
+    {
+        size_t npb, njs;
+        char *pb = slurp("otlp/otel-ebpf-profile.pb.bin", &npb);
+        char *js = slurp("otlp/otel-ebpf-profile.pb.json", &njs);
+        const char *h1[] = {"Content-Type: application/x-protobuf", "X-Scope-OrgID: otlp-pb", NULL};
+        const char *h2[] = {"Content-Type: application/json", "X-Scope-OrgID: otlp-js", NULL};
+        otlp_batch b;
+        herr e = {0};
+        int64_t off = 0, cpu = 0;
+        ASSERT_EQ(http(&t, "POST", "/v1development/profiles", h1, pb, npb, &out), 200);
+        ASSERT_EQ(http(&t, "POST", "/v1development/profiles", h2, js, njs, &out), 200);
+        ASSERT_OK(otlp_decode(&b, pb, npb, 0, NULL, &e));
+        for (size_t i = 0; i < b.n; i++) {
+            if (!strcmp(otlp_label(&b.v[i], "__name__"), "off_cpu")) off += prof_total(&b.v[i].prof, 0);
+            else cpu += prof_total(&b.v[i].prof, 0);
+        }
+        otlp_batch_release(&b);
+        ASSERT(off > 0 && cpu > 0);
+        CHECK_ALL_ROUTES(&t, "otlp-pb", "off_cpu:off_cpu:nanoseconds:off_cpu:nanoseconds", "{}", off);
+        CHECK_ALL_ROUTES(&t, "otlp-js", "off_cpu:off_cpu:nanoseconds:off_cpu:nanoseconds", "{}", off);
+        ASSERT_EQ(q_flame_total(&t, "otlp-pb", CPU, "{}"), cpu);
+        ASSERT_EQ(q_flame_total(&t, "otlp-js", CPU, "{}"), cpu);
+        /* tenants are isolated: the default tenant sees none of it */
+        ASSERT_EQ(q_flame_total(&t, NULL, "off_cpu:off_cpu:nanoseconds:off_cpu:nanoseconds", "{}"), 0);
+        free(pb);
+        free(js);
+    }
+    buf_release(&out);
+    buf_release(&req);
+    server_stop(t.s);
+}
+
+TEST(querier_metadata_rpcs)
+{
+    srv_t t;
+    buf out;
+    json_object *o, *arr;
+    const char *folded = "a;b 5\na;c 7\n";
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    ASSERT_EQ(ingest(&t, "t1", "name=meta.cpu%7Bpod%3Dp1%7D&sampleRate=100", NULL, folded, strlen(folded), &out), 200);
+    ASSERT_EQ(ingest(&t, "t1", "name=meta.cpu%7Bpod%3Dp2%7D&sampleRate=100", NULL, folded, strlen(folded), &out), 200);
+
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/ProfileTypes", "t1", "{}", &out), 200);
+    ASSERT_CONTAINS(out.data, "\"ID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\"");
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/LabelValues", "t1", "{\"name\":\"pod\"}", &out), 200);
+    o = parse(&out);
+    ASSERT(json_object_object_get_ex(o, "names", &arr));
+    ASSERT_EQ(json_object_array_length(arr), 2);
+    json_object_put(o);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/LabelNames", "t1", "{\"matchers\":[\"{pod=\\\"p1\\\"}\"]}", &out), 200);
+    ASSERT_CONTAINS(out.data, "\"service_name\"");
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/Series", "t1", "{\"matchers\":[\"{service_name=\\\"meta\\\"}\"],\"labelNames\":[\"pod\"]}", &out), 200);
+    o = parse(&out);
+    ASSERT(json_object_object_get_ex(o, "labelsSet", &arr));
+    ASSERT_EQ(json_object_array_length(arr), 2);
+    json_object_put(o);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/GetProfileStats", "t1", "{}", &out), 200);
+    ASSERT_CONTAINS(out.data, "\"dataIngested\":true");
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/GetProfileStats", "t2", "{}", &out), 200);
+    ASSERT_CONTAINS(out.data, "\"dataIngested\":false");
+    /* group by pod: two series */
+    {
+        char req[512];
+        snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"{}\",\"start\":\"%" PRId64 "\",\"end\":\"%" PRId64 "\",\"step\":60,\"groupBy\":[\"pod\"]}",
+                 CPU, now_ns() / 1000000 - 600000, now_ns() / 1000000 + 60000);
+        ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/SelectSeries", "t1", req, &out), 200);
+        o = parse(&out);
+        ASSERT(json_object_object_get_ex(o, "series", &arr));
+        ASSERT_EQ(json_object_array_length(arr), 2);
+        json_object_put(o);
+    }
+    /* diff: left pod p1, right pod p2, both 12 samples -> ticks 120 ms each */
+    {
+        char req[1024];
+        json_object *fg;
+        snprintf(req, sizeof req,
+                 "{\"left\":{\"profileTypeID\":\"%s\",\"labelSelector\":\"{pod=\\\"p1\\\"}\",\"start\":\"0\",\"end\":\"%" PRId64 "\"},"
+                 "\"right\":{\"profileTypeID\":\"%s\",\"labelSelector\":\"{pod=\\\"p2\\\"}\",\"start\":\"0\",\"end\":\"%" PRId64 "\"}}",
+                 CPU, now_ns() / 1000000 + 60000, CPU, now_ns() / 1000000 + 60000);
+        ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/Diff", "t1", req, &out), 200);
+        o = parse(&out);
+        ASSERT(json_object_object_get_ex(o, "flamegraph", &fg));
+        ASSERT_EQ(jint(fg, "leftTicks"), 120000000);
+        ASSERT_EQ(jint(fg, "rightTicks"), 120000000);
+        json_object_put(o);
+    }
+    /* legacy label values */
+    {
+        const char *hs[] = {"X-Scope-OrgID: t1", NULL};
+        ASSERT_EQ(http(&t, "GET", "/pyroscope/label-values?label=pod", hs, NULL, 0, &out), 200);
+        ASSERT_CONTAINS(out.data, "\"p2\"");
+    }
+    buf_release(&out);
+    server_stop(t.s);
+}
+
+TEST(auth_tokens_bound_to_tenants)
+{
+    srv_t t;
+    buf out;
+    char path[512];
+    FILE *f;
+    const char *body = "a;b 1\n";
+    snprintf(path, sizeof path, "%s/tokens", t_tmpdir());
+    f = fopen(path, "w");
+    fprintf(f, "# token tenants\nsecret1 team-a\nsecret2 team-b,team-c\nadmin *\n");
+    fclose(f);
+    srv_up(&t, path);
+    buf_init(&out, 0);
+    {
+        const char *none[] = {NULL};
+        ASSERT_EQ(http(&t, "POST", "/ingest?name=x.cpu", none, body, strlen(body), &out), 401);
+        ASSERT_CONTAINS(out.data, "Authorization");
+    }
+    {
+        const char *bad[] = {"Authorization: Bearer nope", NULL};
+        ASSERT_EQ(http(&t, "POST", "/ingest?name=x.cpu", bad, body, strlen(body), &out), 401);
+    }
+    {
+        const char *other[] = {"Authorization: Bearer secret1", "X-Scope-OrgID: team-b", NULL};
+        ASSERT_EQ(http(&t, "POST", "/ingest?name=x.cpu", other, body, strlen(body), &out), 403);
+    }
+    {
+        const char *ok[] = {"Authorization: Bearer secret1", NULL};
+        ASSERT_EQ(http(&t, "POST", "/ingest?name=x.cpu", ok, body, strlen(body), &out), 200);
+    }
+    {
+        /* basic auth: user team-c, password secret2 */
+        const char *basic[] = {"Authorization: Basic dGVhbS1jOnNlY3JldDI=", NULL};
+        ASSERT_EQ(http(&t, "POST", "/ingest?name=y.cpu", basic, body, strlen(body), &out), 200);
+    }
+    {
+        const char *h[] = {"Authorization: Bearer admin", "X-Scope-OrgID: team-a", "Content-Type: application/json", NULL};
+        char req[512];
+        snprintf(req, sizeof req, "{\"name\":\"service_name\",\"start\":\"0\",\"end\":\"%" PRId64 "\"}", now_ns() / 1000000 + 60000);
+        ASSERT_EQ(http(&t, "POST", "/querier.v1.QuerierService/LabelValues", h, req, strlen(req), &out), 200);
+        ASSERT_CONTAINS(out.data, "\"x\"");
+        ASSERT(!strstr(out.data, "\"y\""));  /* y went to team-c */
+    }
+    {
+        const char *h[] = {"Content-Type: application/json", NULL};
+        ASSERT_EQ(http(&t, "POST", "/querier.v1.QuerierService/LabelNames", h, "{}", 2, &out), 401);
+        ASSERT_CONTAINS(out.data, "\"code\":\"unauthenticated\"");
+    }
+    {
+        const char *none[] = {NULL};
+        ASSERT_EQ(http(&t, "GET", "/ready", none, NULL, 0, &out), 200);  /* ops routes stay open */
+    }
+    buf_release(&out);
+    server_stop(t.s);
+}
+
+TEST(hostile_inputs_get_4xx_and_server_keeps_serving)
+{
+    srv_t t;
+    buf out;
+    size_t n;
+    char *d;
+    const char *good = "main;work 10\n";
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    ASSERT_EQ(ingest(&t, NULL, "name=keep.cpu&sampleRate=100", NULL, good, strlen(good), &out), 200);
+
+    d = slurp("pprof/go-sample.cpu.pb.gz", &n);
+    {
+        /* truncated pprof: gunzip the file and cut it in half */
+        buf raw;
+        herr e = {0};
+        buf_init(&raw, 0);
+        ASSERT_OK(gz_decompress(d, n, &raw, &e));
+        ASSERT_EQ(ingest(&t, NULL, "name=bad.cpu&format=pprof", NULL, raw.data, raw.len / 2, &out), 400);
+        ASSERT(out.len > 10);
+        buf_release(&raw);
+        ASSERT_EQ(ingest(&t, NULL, "name=bad.cpu&format=pprof", NULL, d, n / 2, &out), 400);
+    }
+    free(d);
+    {
+        char junk[4096];
+        uint64_t x = 88172645463325252ULL;
+        for (size_t i = 0; i < sizeof junk; i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            junk[i] = (char)x;
+        }
+        ASSERT_EQ(ingest(&t, NULL, "name=bad.cpu&format=pprof", NULL, junk, sizeof junk, &out), 400);
+        ASSERT_EQ(ingest(&t, NULL, "name=bad.cpu", NULL, junk, sizeof junk, &out) / 100, 4);
+        const char *hs[] = {"Content-Type: application/x-protobuf", NULL};
+        ASSERT_EQ(http(&t, "POST", "/v1development/profiles", hs, junk, sizeof junk, &out), 400);
+    }
+    {
+        /* gzip bomb: 1 GiB of zeros is a ~1 MiB gzip body; the decompressed cap (64 MiB here) stops it */
+        buf bomb, zeros;
+        const char *hs[] = {"Content-Encoding: gzip", NULL};
+        buf_init(&zeros, 0);
+        buf_init(&bomb, 0);
+        buf_reserve(&zeros, 128u << 20);
+        memset(zeros.data, 0, 128u << 20);
+        zeros.len = 128u << 20;
+        ASSERT_OK(gz_compress(zeros.data, zeros.len, 9, &bomb));
+        buf_release(&zeros);
+        ASSERT_EQ(http(&t, "POST", "/ingest?name=bomb.cpu&format=pprof", hs, bomb.data, bomb.len, &out), 413);
+        ASSERT_CONTAINS(out.data, "decompresses past");
+        buf_release(&bomb);
+    }
+    {
+        /* body over --max-body-size (8 MiB here) */
+        char *big = xcalloc(9u << 20, 1);
+        ASSERT_EQ(ingest(&t, NULL, "name=big.cpu", NULL, big, 9u << 20, &out), 413);
+        free(big);
+    }
+    ASSERT_EQ(ingest(&t, NULL, "name=", NULL, good, strlen(good), &out), 400);
+    ASSERT_EQ(ingest(&t, NULL, "name=app.cpu%7B1bad%3Dx%7D", NULL, good, strlen(good), &out), 400);
+    ASSERT_CONTAINS(out.data, "label name");
+    ASSERT_EQ(ingest(&t, NULL, "name=app.notatype", NULL, good, strlen(good), &out), 400);
+    ASSERT_CONTAINS(out.data, "unknown profile type");
+    ASSERT_EQ(ingest(&t, NULL, "name=app.cpu&from=yesterday", NULL, good, strlen(good), &out), 400);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/SelectMergeStacktraces", NULL,
+                        "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=~\\\"(\\\"}\"}", &out), 400);
+    ASSERT_CONTAINS(out.data, "\"code\":\"invalid_argument\"");
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/SelectMergeStacktraces", NULL, "{\"profileTypeID\":\"cpu\"}", &out), 400);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/LabelNames", NULL, "{not json", &out), 400);
+    ASSERT_CONTAINS(out.data, "\"message\"");
+    ASSERT_EQ(post_json(&t, "/push.v1.PusherService/Push", NULL, "{\"series\":[{\"samples\":[{\"rawProfile\":\"!!!\"}]}]}", &out), 400);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/Nope", NULL, "{}", &out), 501);
+    {
+        const char *hs[] = {"X-Scope-OrgID: bad/tenant", NULL};
+        ASSERT_EQ(http(&t, "POST", "/ingest?name=x.cpu", hs, good, strlen(good), &out), 400);
+    }
+    ASSERT_EQ(http(&t, "GET", "/ingest", NULL, NULL, 0, &out), 405);
+    /* still serving, data intact */
+    ASSERT_EQ(http(&t, "GET", "/ready", NULL, NULL, 0, &out), 200);
+    ASSERT_EQ(q_flame_total(&t, NULL, CPU, "{service_name=\\\"keep\\\"}"), 100000000);
+    ASSERT_EQ(http(&t, "GET", "/metrics", NULL, NULL, 0, &out), 200);
+    ASSERT_CONTAINS(out.data, "hearth_http_requests_total{route=\"/ingest\",code=\"400\"}");
+    ASSERT_CONTAINS(out.data, "hearth_ingested_profiles_total{tenant=\"anonymous\"}");
+    buf_release(&out);
+    server_stop(t.s);
+}
+
+/* ---- bounded concurrent load ---- */
+
+typedef struct load_arg {
+    const srv_t *t;
+    int writer;
+    int64_t deadline;
+    long ok, fail;
+    const char *payload;
+    size_t n;
+} load_arg;
+
+static void *load_thread(void *p)
+{
+    load_arg *a = p;
+    buf out;
+    buf_init(&out, 0);
+    while (mono_ns() < a->deadline) {
+        long st;
+        if (a->writer) st = ingest(a->t, "load", "name=load.cpu&format=pprof", NULL, a->payload, a->n, &out);
+        else {
+            char req[512];
+            snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"{}\",\"start\":\"0\",\"end\":\"%" PRId64 "\",\"maxNodes\":\"1024\"}",
+                     CPU, now_ns() / 1000000 + 60000);
+            st = post_json(a->t, "/querier.v1.QuerierService/SelectMergeStacktraces", "load", req, &out);
+        }
+        if (st == 200) a->ok++;
+        else a->fail++;
+    }
+    buf_release(&out);
+    return NULL;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) v = strtol(line + 6, NULL, 10);
+    if (f) fclose(f);
+    return v;
+}
+
+TEST(concurrent_writers_and_readers)
+{
+    srv_t t;
+    size_t n;
+    char *d = slurp("pprof/go-sample.cpu.pb.gz", &n);
+    load_arg a[6];
+    pthread_t th[6];
+    long w_ok = 0, r_ok = 0, fails = 0;
+    int64_t t0;
+    const char *secs_env = getenv("HEARTH_LOAD_SECONDS");
+    double secs = secs_env ? atof(secs_env) : 2.0;
+    srv_up(&t, NULL);
+    t0 = mono_ns();
+    for (int i = 0; i < 6; i++) {
+        a[i] = (load_arg){&t, i < 4, t0 + (int64_t)(secs * 1e9), 0, 0, d, n};
+        pthread_create(&th[i], NULL, load_thread, &a[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        if (a[i].writer) w_ok += a[i].ok;
+        else r_ok += a[i].ok;
+        fails += a[i].fail;
+    }
+    printf("load: %.1f s, 4 writers %ld ingests (%.0f/s), 2 readers %ld flame graphs (%.0f/s), %ld failures, RSS %ld KiB\n",
+           secs, w_ok, w_ok / secs, r_ok, r_ok / secs, fails, rss_kib());
+    ASSERT_EQ(fails, 0);
+    ASSERT(w_ok > 0 && r_ok > 0);
+    ASSERT_EQ(q_flame_total(&t, "load", CPU, "{}"), w_ok * file_total("pprof/go-sample.cpu.pb.gz", NULL, "cpu"));
+    free(d);
+    server_stop(t.s);
+}
