@@ -1,0 +1,57 @@
+/*
+ * fuzz_folded.c: libFuzzer harness for the folded-stacks parser, and the
+ * writers fed from it (folded, flame tree -> flamebearer JSON and SVG).
+ *
+ * Any input must either fail with a negative code and a message, or parse
+ * into a profile that passes prof_validate(); its folded output must parse
+ * back to the same total (names are cleaned on write, so stacks may merge,
+ * but no value is lost), and the JSON/SVG writers must succeed.
+ */
+#include "core/common.h"
+#include "core/buf.h"
+#include "format/flamebearer.h"
+#include "format/folded.h"
+#include "format/svg.h"
+#include "profile/flame.h"
+#include "profile/profile.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    profile p, q;
+    herr e;
+    buf out = BUF_INIT, js = BUF_INIT;
+    flame_tree t;
+    int rc;
+
+    if (prof_init(&p)) return 0;
+    p.limits.max_samples = 100000;
+    herr_clear(&e);
+    rc = folded_parse(&p, (const char *)data, size, &e);
+    if (rc) {
+        if (rc >= 0 || !e.msg[0]) __builtin_trap();
+        prof_release(&p);
+        return 0;
+    }
+    if (prof_validate(&p, &e)) __builtin_trap();
+    rc = folded_write(&p, 0, &out, &e);
+    if (rc && rc != HE_TOOBIG) __builtin_trap();
+    if (!rc && out.len) {
+        if (prof_init(&q)) __builtin_trap();
+        if (folded_parse(&q, out.data, out.len, &e)) __builtin_trap();
+        if (prof_total(&q, 0) != prof_total(&p, 0)) __builtin_trap();
+        prof_release(&q);
+    }
+    if (flame_init(&t)) __builtin_trap();
+    if (flame_add_profile(&t, &p, 0, NULL, 0) == 0) {
+        if (flamebearer_write(&t, NULL, &js)) __builtin_trap();
+        buf_reset(&js);
+        if (svg_write(&t, NULL, &js)) __builtin_trap();
+    }
+    flame_release(&t);
+    buf_release(&js);
+    buf_release(&out);
+    prof_release(&p);
+    return 0;
+}

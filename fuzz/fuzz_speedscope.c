@@ -1,0 +1,46 @@
+/*
+ * fuzz_speedscope.c: libFuzzer harness for the speedscope JSON reader (and
+ * format detection, which also decides on JSON input).
+ *
+ * Any input must either fail with a negative code and a message, or parse
+ * into a profile that passes prof_validate(); writing it as speedscope and
+ * reading that back must keep the total.
+ */
+#include "core/common.h"
+#include "core/buf.h"
+#include "format/detect.h"
+#include "format/speedscope.h"
+#include "profile/profile.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    profile p, q;
+    herr e;
+    buf out = BUF_INIT;
+    int rc;
+
+    (void)prof_format_detect(data, size);
+    if (prof_init(&p)) return 0;
+    p.limits.max_samples = 100000;
+    herr_clear(&e);
+    rc = speedscope_parse(&p, (const char *)data, size, &e);
+    if (rc) {
+        if (rc >= 0 || !e.msg[0]) __builtin_trap();
+        prof_release(&p);
+        return 0;
+    }
+    if (prof_validate(&p, &e)) __builtin_trap();
+    rc = speedscope_write(&p, 0, "fuzz", &out, &e);
+    if (rc && rc != HE_TOOBIG) __builtin_trap();
+    if (!rc) {
+        if (prof_init(&q)) __builtin_trap();
+        if (speedscope_parse(&q, out.data, out.len, &e)) __builtin_trap();
+        if (prof_total(&q, 0) != prof_total(&p, 0)) __builtin_trap();
+        prof_release(&q);
+    }
+    buf_release(&out);
+    prof_release(&p);
+    return 0;
+}
