@@ -128,6 +128,26 @@ static uint32_t file_get(collector *c, uint64_t key, const char *path, const cha
     return (uint32_t)c->n_files++;
 }
 
+/*
+ * Points f->path at a name that opens now: through the root of pid (alive:
+ * we are handling its sample), else the first path seen, else the path as
+ * the process named it (same mount namespace, or the process is gone).
+ * The first process to map a file may be long gone (short-lived commands).
+ */
+static void file_fix_path(cfile *f, pid_t pid)
+{
+    char path[4096];
+    if (f->display[0] != '/') return;
+    snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, f->display);
+    if (access(path, R_OK) == 0) {
+        if (strcmp(path, f->path)) { free(f->path); f->path = xstrdup(path); }
+        return;
+    }
+    if (access(f->path, R_OK) == 0) return;
+    free(f->path);
+    f->path = xstrdup(f->display);
+}
+
 static void file_read_segs(cfile *f)
 {
     int fd = open(f->path, O_RDONLY | O_CLOEXEC);
@@ -351,7 +371,7 @@ static void proc_build_umods(collector *c, cproc *p)
         u->table = NULL;
         if (m->file == UINT32_MAX) continue;
         cfile *f = c->files[m->file];
-        if (f->elf_state == 0) file_read_segs(f);
+        if (f->elf_state == 0) { file_fix_path(f, p->pid); file_read_segs(f); }
         if (f->elf_state < 0) continue;
         uint64_t vaddr;
         if (file_vaddr(f, m->pgoff, &vaddr) == 0) u->bias = (int64_t)(m->start - vaddr);
@@ -525,6 +545,7 @@ static int32_t user_loc(collector *c, group *g, cproc *p, uint64_t pc, int is_re
     if (f->sym_gen != c->sym_gen) { f->sym = NULL; f->sym_failed = 0; f->sym_gen = c->sym_gen; }
     if (!f->sym && !f->sym_failed) {
         herr e = {0};
+        file_fix_path(f, p->pid);
         if (f->elf_state == 0) file_read_segs(f);
         if (sym_module_get(c->sym, f->path, f->display, &f->sym, &e)) {
             f->sym_failed = 1;

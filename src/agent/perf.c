@@ -102,8 +102,11 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
     o.stack_bytes &= ~7u;
     ps->page = (size_t)sysconf(_SC_PAGESIZE);
     if (!o.ring_pages) {
-        /* A quarter second of samples per ring (stack copies dominate), 64 KiB .. 8 MiB. */
-        uint64_t want = (uint64_t)o.freq * (o.stack_bytes + 1024) / 4;
+        /*
+         * Half a second of samples per ring (stack copies dominate), 64 KiB ..
+         * 8 MiB: room for the first poll, which symbolizes everything new.
+         */
+        uint64_t want = (uint64_t)o.freq * (o.stack_bytes + 1024) / 2;
         o.ring_pages = 16;
         while ((uint64_t)o.ring_pages * ps->page < want && o.ring_pages < 2048) o.ring_pages *= 2;
     }
