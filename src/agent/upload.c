@@ -132,12 +132,12 @@ static int post(uploader *u, CURL *curl, item *it, char *err, size_t err_size)
     if (cc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdrs);
     if (cc != CURLE_OK) {
-        snprintf(err, err_size, "POST %s: %s", url.data, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        snprintf(err, err_size, "%s (POST %s)", errbuf[0] ? errbuf : curl_easy_strerror(cc), url.data);
         rc = 1;
     } else if (status >= 200 && status < 300) {
         rc = 0;
     } else {
-        snprintf(err, err_size, "POST %s: HTTP %ld", url.data, status);
+        snprintf(err, err_size, "HTTP %ld (POST %s)", status, url.data);
         rc = (status == 429 || status == 408 || status >= 500) ? 1 : -1;
     }
     pthread_mutex_lock(&u->mu);

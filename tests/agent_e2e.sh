@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# agent_e2e.sh: hearth agent -> a real hearth server -> the query API.
+#
+# A workload with known shares (func_a 70%, func_b 30%) runs while the agent
+# profiles it (--comm) and pushes every second; the server must then list the
+# service, its labels (host, comm, the --tag), and a flame graph where func_a
+# holds ~70% of the workload. A second run points the agent at a port where
+# nothing listens: it must keep running, count the failures and drops, and
+# stop on time.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${HEARTH_BIN:-build/hearth}
+WL=${HEARTH_BUILD:-$PWD/build}/workloads
+TMP=$(mktemp -d)
+pass=0; fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+SPID=
+cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+if ! "$BIN" server --help >/dev/null 2>&1; then
+  echo "hearth server is not part of this build"; echo "0 passed, 1 failed"; exit 1
+fi
+PORT=$((20000 + RANDOM % 20000))
+"$BIN" server --listen 127.0.0.1:$PORT --data-dir "$TMP/data" >"$TMP/server.log" 2>&1 &
+SPID=$!
+URL=http://127.0.0.1:$PORT
+for _ in $(seq 50); do curl -sf "$URL/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+
+"$WL/shares_nofp" 3.5 & WPID=$!
+sleep 0.1
+if "$BIN" agent --server "$URL" --comm shares_nofp --upload-interval 1s --duration 3s --tag env=e2e >"$TMP/agent.log" 2>&1; then
+  ok "agent ran and stopped after --duration"
+else bad "agent failed: $(tail -3 "$TMP/agent.log")"; fi
+wait $WPID
+
+q() { curl -sf -X POST -H 'Content-Type: application/json' "$URL/querier.v1.QuerierService/$1" -d "$2"; }
+vals=$(q LabelValues '{"name":"service_name"}')
+if echo "$vals" | grep -q '"shares_nofp"'; then ok "service_name shares_nofp listed"
+else bad "service_name values: $vals"; fi
+for kv in "env e2e" "comm shares_nofp" "host $(hostname)"; do
+  set -- $kv
+  vals=$(q LabelValues "{\"name\":\"$1\"}")
+  if echo "$vals" | grep -q "\"$2\""; then ok "label $1=$2"
+  else bad "label $1: got $vals"; fi
+done
+
+now=$(date +%s%3N)
+body="{\"profile_typeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"label_selector\":\"{service_name=\\\"shares_nofp\\\"}\",\"start\":$((now - 600000)),\"end\":$((now + 60000))}"
+q SelectMergeStacktraces "$body" >"$TMP/flame.json"
+# Share of func_a and func_b among the workload's samples, from the levels encoding.
+shares=$(python3 - "$TMP/flame.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))["flamegraph"]
+names = d["names"]
+tot = {}
+for lvl in d["levels"]:
+    v = [int(x) for x in lvl["values"]]
+    for i in range(0, len(v), 4):
+        n = names[v[i + 3]]
+        tot[n] = tot.get(n, 0) + v[i + 1]
+a, b = tot.get("func_a", 0), tot.get("func_b", 0)
+s = tot.get("spend", 0)
+print("%.1f %.1f %d %d" % (100.0 * a / (a + b) if a + b else -1, 100.0 * b / (a + b) if a + b else -1, s, tot.get("burn", 0)))
+EOF
+)
+set -- $shares
+if [ $# -eq 4 ] && awk -v a="$1" 'BEGIN {exit !(a >= 65 && a <= 75)}'; then ok "query: func_a ${1}% func_b ${2}% of the workload"
+else bad "query: shares '$shares' (want func_a 70 +-5)"; fi
+if [ $# -eq 4 ] && [ "$3" -gt 0 ] && [ "$3" = "$4" ]; then ok "query: every burn() under spend() ($4 ns)"
+else bad "query: spend/burn totals '$shares'"; fi
+
+# Server down: bounded, counted, on time.
+DEAD=$((PORT + 1))
+start=$(date +%s)
+"$BIN" agent --server http://127.0.0.1:$DEAD --comm shares_nofp --upload-interval 0.2s --duration 2s --max-queue 2 >"$TMP/down.log" 2>&1 &
+APID=$!
+"$WL/shares_nofp" 1.5 >/dev/null
+wait $APID; rc=$?
+el=$(( $(date +%s) - start ))
+if [ $rc -eq 0 ] && [ $el -le 12 ]; then ok "server down: agent stopped in ${el}s"
+else bad "server down: rc=$rc after ${el}s: $(tail -2 "$TMP/down.log")"; fi
+if grep -q "dropped" "$TMP/down.log" && grep -q "last error: .*\(onnect\|refused\)" "$TMP/down.log"; then ok "server down: failures and drops reported"
+else bad "server down: no drop/failure report: $(tail -3 "$TMP/down.log")"; fi
+
+# Bad arguments say what is wrong.
+out=$("$BIN" agent 2>&1); rc=$?
+if [ $rc -eq 2 ] && echo "$out" | grep -q -- "--server URL is required"; then ok "error: no --server"
+else bad "error: no --server gave rc=$rc: $out"; fi
+out=$("$BIN" agent --server ftp://x 2>&1); rc=$?
+if [ $rc -eq 2 ] && echo "$out" | grep -q "must start with http"; then ok "error: bad URL"
+else bad "error: bad URL gave rc=$rc: $out"; fi
+out=$("$BIN" agent --server http://x --tag novalue 2>&1); rc=$?
+if [ $rc -eq 2 ] && echo "$out" | grep -q "KEY=VALUE"; then ok "error: bad tag"
+else bad "error: bad tag gave rc=$rc: $out"; fi
+
+echo "$pass passed, $fail failed"
