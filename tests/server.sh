@@ -62,7 +62,7 @@ check "after SIGKILL + restart all acknowledged data is there" '[ "$(total)" = "
 # client subcommands
 if "$BIN" ingest --help >/dev/null 2>&1; then
   check "hearth ingest uploads pprof and folded" '"$BIN" ingest --url "$url" --name "cli.cpu{env=test}" "$TD/pprof/cpu.pb.gz" "$TD/collapsed/simple.txt" >/dev/null 2>"$tmp/ing"'
-  check "hearth query prints folded stacks" '"$BIN" query --url "$url" --type process_cpu:cpu:nanoseconds:cpu:nanoseconds --query "{service_name=\"durable\"}" --from 0 --format folded > "$tmp/q.txt" && grep -q "main;idle 200000000" "$tmp/q.txt"'
+  check "hearth query prints folded stacks" '"$BIN" query --url "$url" --type process_cpu:cpu:nanoseconds:cpu:nanoseconds --query "{service_name=\"durable\"}" --from 0 --format folded > "$tmp/q.txt" && grep -q "main;idle 400000000" "$tmp/q.txt"'
   check "hearth query writes pprof" '"$BIN" query --url "$url" --type process_cpu:cpu:nanoseconds:cpu:nanoseconds --query "{service_name=\"cli\"}" --from 0 --format pprof -o "$tmp/q.pb" && [ -s "$tmp/q.pb" ]'
   check "hearth diff prints both sides" '"$BIN" diff --url "$url" --type process_cpu:cpu:nanoseconds:cpu:nanoseconds --left-query "{service_name=\"durable\"}" --right-query "{service_name=\"cli\"}" --from 0 > "$tmp/d.txt" && grep -q "total" "$tmp/d.txt"'
   check "hearth query against a dead port fails with a message" '! "$BIN" query --url http://127.0.0.1:1 --type process_cpu:cpu:nanoseconds:cpu:nanoseconds --query "{}" 2>"$tmp/err" && [ -s "$tmp/err" ]'
