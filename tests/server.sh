@@ -73,6 +73,7 @@ rc=0; for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; d
 wait "$pid"; rc=$?; pid=
 check "SIGTERM exits 0" '[ "$rc" = 0 ]'
 check "SIGTERM logged the drain" 'grep -q "hearth server stopped" "$tmp/log"'
+check "hearth export reads the data directory offline" '"$BIN" export --data-dir "$tmp/data" --query "{service_name=\"durable\"}" --format folded 2>/dev/null | grep -q "main;idle 400000000"'
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
