@@ -98,6 +98,11 @@ typedef struct dec {
     uint32_t *prev_locs;   /* previous sample's stack, root first */
     uint32_t *prev_nodes;  /* prev_nodes[i]: node of prev_locs[0..i] */
     size_t prev_depth, cap_prev;
+
+    /* the stack trie (see stack_of), indexed by node id */
+    uint32_t *first_child, *next_sibling, *n_children;
+    size_t cap_trie;
+    hmap64 wide;  /* (parent << 32 | location) -> node, for parents with many children */
 } dec;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -594,26 +599,138 @@ static int dec_location(dec *d, size_t idx)
 
 /* ---- pass 5: samples ---------------------------------------------------- */
 
-enum { PREFETCH_AHEAD = 12 };
+/*
+ * Stack nodes. Inserting every new node into the model's node_index as it is
+ * made costs a cache and TLB miss each (go-large.cpu makes 425k nodes: a 12
+ * MB table written at random). So while decoding, nodes are appended to
+ * p->nodes directly and deduplicated by a child-list trie that lives in the
+ * decoder (first child, next sibling: a lookup walks the children of one
+ * node, and nodes with more than TRIE_WIDE children get their children in
+ * a hash so a lookup stays bounded). At the end, node_index_catch_up() puts
+ * the new nodes into node_index in the order of their hash slots, so the
+ * table is written front to back. The profile is empty when decoding
+ * starts (only the root), so the trie sees every node.
+ */
+enum { TRIE_WIDE = 16 };
+#define NO_NODE UINT32_MAX
 
-/* Prefetches the node_index slot where (parent, loc) will go (see stack_of). */
-static inline void prefetch_node_slot(const hmap64 *m, uint32_t parent, uint32_t loc)
+static int trie_grow(dec *d, profile *p)
 {
-    size_t slot = hash_u64(((uint64_t)parent << 32) | loc) & m->mask;
-    if (!m->keys) return;
-    __builtin_prefetch(&m->vals[slot], 1);
-    __builtin_prefetch(&m->keys[slot], 1);
+    size_t cap = p->cap_nodes;
+    if (p->n_nodes >= UINT32_MAX - 1) return HE_TOOBIG;
+    if (HGROW(p->nodes, cap, (size_t)p->n_nodes + 1)) return -ENOMEM;
+    p->cap_nodes = cap > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)cap;
+    if (p->cap_nodes > d->cap_trie) {
+        size_t c1 = d->cap_trie, c2 = d->cap_trie, c3 = d->cap_trie;
+        if (HGROW(d->first_child, c1, p->cap_nodes) || HGROW(d->next_sibling, c2, p->cap_nodes) ||
+            HGROW(d->n_children, c3, p->cap_nodes))
+            return -ENOMEM;
+        d->cap_trie = MIN(MIN(c1, c2), c3);
+    }
+    return 0;
+}
+
+static inline uint32_t trie_find(const dec *d, uint32_t parent, uint32_t loc)
+{
+    const profile *p = d->p;
+    if (d->n_children[parent] > TRIE_WIDE) return hmap64_get(&d->wide, ((uint64_t)parent << 32) | loc);
+    for (uint32_t c = d->first_child[parent]; c != NO_NODE; c = d->next_sibling[c])
+        if (p->nodes[c].location == loc) return c;
+    return NO_NODE;
+}
+
+/* Appends the node (parent, loc), known to be new. Its id or a negative error. */
+static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
+{
+    profile *p = d->p;
+    uint32_t id;
+    int rc;
+    if (UNLIKELY(p->n_nodes >= p->cap_nodes || p->n_nodes >= d->cap_trie) && (rc = trie_grow(d, p)) != 0) return rc;
+    id = p->n_nodes++;
+    p->nodes[id].parent = parent;
+    p->nodes[id].location = loc;
+    d->first_child[id] = NO_NODE;
+    d->n_children[id] = 0;
+    d->next_sibling[id] = d->first_child[parent];
+    d->first_child[parent] = id;
+    if (UNLIKELY(++d->n_children[parent] > TRIE_WIDE)) {
+        /* the parent just became wide: index all its children, else only this one */
+        uint32_t c = d->n_children[parent] == TRIE_WIDE + 1 ? id : NO_NODE;
+        if (c == NO_NODE) {
+            if (hmap64_put(&d->wide, ((uint64_t)parent << 32) | loc, id)) return -ENOMEM;
+        } else {
+            for (; c != NO_NODE; c = d->next_sibling[c])
+                if (hmap64_put(&d->wide, ((uint64_t)parent << 32) | p->nodes[c].location, c)) return -ENOMEM;
+        }
+    }
+    return id;
 }
 
 /*
- * The node of the stack locs[0..n) (leaf first), reusing the previous
- * sample's nodes for the common root-side prefix.
+ * Puts nodes [first, n_nodes) into p->node_index in the order of the high
+ * bits of their hash slot (a counting sort into at most 2048 buckets), so the
+ * inserts walk the table front to back instead of missing the cache on every
+ * one. The sorted (parent, location, id) triples go into one scratch array,
+ * so the scatter writes to as few cache lines as possible.
+ */
+typedef struct node_entry {
+    uint32_t parent, location, id;
+} node_entry;
+
+static int node_index_catch_up(dec *d, uint32_t first)
+{
+    profile *p = d->p;
+    size_t n = p->n_nodes > first ? p->n_nodes - first : 0, bits = 0, shift, n_buckets;
+    uint32_t *count = NULL;
+    node_entry *sorted = NULL;
+    hmap64 *m = &p->node_index;
+
+    if (!n) return 0;
+    if (hmap64_reserve(m, m->count + n)) return -ENOMEM;
+    while (((size_t)1 << bits) <= m->mask) bits++;
+    shift = bits > 11 ? bits - 11 : 0;
+    n_buckets = ((size_t)1 << (bits - shift)) + 1;
+    count = calloc(n_buckets, sizeof *count);
+    sorted = hmallocarray(n, sizeof *sorted);
+    if (!count || !sorted) {
+        /* no scratch: plain inserts, same result */
+        free(count);
+        free(sorted);
+        for (uint32_t i = first; i < p->n_nodes; i++)
+            if (hmap64_put(m, ((uint64_t)p->nodes[i].parent << 32) | p->nodes[i].location, i)) return -ENOMEM;
+        return 0;
+    }
+#define NODE_BUCKET(nd) ((hash_u64(((uint64_t)(nd)->parent << 32) | (nd)->location) & m->mask) >> shift)
+    for (uint32_t i = first; i < p->n_nodes; i++) count[NODE_BUCKET(&p->nodes[i]) + 1]++;
+    for (size_t b = 1; b < n_buckets; b++) count[b] += count[b - 1];
+    for (uint32_t i = first; i < p->n_nodes; i++) {
+        const prof_node *nd = &p->nodes[i];
+        node_entry *to = &sorted[count[NODE_BUCKET(nd)]++];
+        to->parent = nd->parent;
+        to->location = nd->location;
+        to->id = i;
+    }
+#undef NODE_BUCKET
+    free(count);
+    for (size_t k = 0; k < n; k++)
+        if (hmap64_put(m, ((uint64_t)sorted[k].parent << 32) | sorted[k].location, sorted[k].id)) {
+            free(sorted);
+            return -ENOMEM;
+        }
+    free(sorted);
+    return 0;
+}
+
+/*
+ * The node of the stack locs[0..n) (leaf first). The root-side prefix shared
+ * with the previous sample reuses its nodes; below the first node created
+ * here every node is new, so no lookup is needed there.
  */
 static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
 {
-    profile *p = d->p;
     size_t same = 0, i;
     uint32_t node = 0;
+    int fresh = 0;
 
     if (n > d->cap_prev) {
         size_t cap = d->cap_prev;
@@ -626,33 +743,15 @@ static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
     while (same < n && same < d->prev_depth && d->prev_locs[same] == locs[n - 1 - same]) same++;
     if (same) node = d->prev_nodes[same - 1];
     for (i = same; i < n; i++) {
-        uint32_t loc = locs[n - 1 - i], fresh = p->n_nodes;
-        int32_t got = prof_node_get(p, node, loc);
-        if (got < 0) return got;
-        node = (uint32_t)got;
-        d->prev_locs[i] = loc;
-        d->prev_nodes[i] = node;
-        if (node == fresh) {
-            i++;
-            break;
+        uint32_t loc = locs[n - 1 - i], got = NO_NODE;
+        if (!fresh) got = trie_find(d, node, loc);
+        if (got == NO_NODE) {
+            int64_t added = trie_add(d, node, loc);
+            if (added < 0) return added;
+            got = (uint32_t)added;
+            fresh = 1;
         }
-    }
-    /*
-     * Below a node created just now every node is new too, and its id is
-     * known in advance (the next ones in order), so the hash slots of the
-     * frames ahead can be prefetched: the inserts then overlap their cache
-     * misses instead of paying them one after another.
-     */
-    for (size_t k = i; k < n && k < i + PREFETCH_AHEAD; k++)
-        prefetch_node_slot(&p->node_index, p->n_nodes + (uint32_t)(k - i) - 1, locs[n - 1 - k]);
-    for (; i < n; i++) {
-        uint32_t loc = locs[n - 1 - i];
-        int32_t got;
-        if (i + PREFETCH_AHEAD < n)
-            prefetch_node_slot(&p->node_index, p->n_nodes + PREFETCH_AHEAD - 1, locs[n - 1 - i - PREFETCH_AHEAD]);
-        got = prof_node_get(p, node, loc);
-        if (got < 0) return got;
-        node = (uint32_t)got;
+        node = got;
         d->prev_locs[i] = loc;
         d->prev_nodes[i] = node;
     }
@@ -760,38 +859,6 @@ static int dec_sample(dec *d, size_t idx)
 
 /* ---- driver ------------------------------------------------------------ */
 
-/* Reserving for more nodes than this is left to doubling (memory vs rehash). */
-enum { NODE_RESERVE_MAX = 1 << 21 };
-
-/*
- * The number of location ids in all samples: an upper bound on the stack
- * nodes to create. A packed varint ends at each byte below 0x80. Malformed
- * samples just stop the count; dec_sample reports them.
- */
-static size_t count_frames(const dec *d)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < d->samples.n; i++) {
-        wire_rd r;
-        wire_rd_init(&r, d->samples.v[i].p, d->samples.v[i].n);
-        while (!wire_eof(&r)) {
-            uint32_t f;
-            int wt;
-            const uint8_t *s;
-            size_t n;
-            if (rd_tag(&r, &f, &wt)) break;
-            if (f == 1 && wt == WT_LEN) {
-                if (wire_bytes(&r, &s, &n)) break;
-                for (size_t k = 0; k < n; k++) total += s[k] < 0x80;
-            } else {
-                total += f == 1;
-                if (wire_skip(&r, wt)) break;
-            }
-        }
-    }
-    return total;
-}
-
 static void dec_release(dec *d)
 {
     free(d->strs);
@@ -810,6 +877,10 @@ static void dec_release(dec *d)
     free(d->labels);
     free(d->prev_locs);
     free(d->prev_nodes);
+    free(d->first_child);
+    free(d->next_sibling);
+    free(d->n_children);
+    hmap64_release(&d->wide);
 }
 
 static int decode_raw(dec *d, const uint8_t *data, size_t n)
@@ -837,12 +908,12 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     for (size_t i = 0; i < d->locations.n; i++)
         if ((rc = dec_location(d, i)) != 0) return rc;
 
-    /* Sized once for the frames to come: no rehash chain while inserting. */
-    if (hmap64_reserve(&p->node_index, p->n_nodes + MIN(count_frames(d), (size_t)NODE_RESERVE_MAX)))
-        return herr_set(d->e, -ENOMEM, "out of memory for the stack index");
     d->vals = hmallocarray(p->n_types ? p->n_types : 1, sizeof *d->vals);
     d->labels = hmallocarray(p->limits.max_labels ? p->limits.max_labels : 1, sizeof *d->labels);
     if (!d->vals || !d->labels) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
+    if (trie_grow(d, p)) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
+    d->first_child[0] = NO_NODE;
+    d->n_children[0] = 0;
     for (size_t i = 0; i < d->samples.n; i++)
         if ((rc = dec_sample(d, i)) != 0) return rc;
     return 0;
@@ -852,8 +923,10 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
 {
     buf plain;
     dec d;
-    int rc;
+    int rc, rc2;
 
+    if (p->n_nodes != 1 || p->n_samples || p->n_locations > 1 || p->n_functions > 1 || p->n_mappings > 1 || p->n_types)
+        return herr_set(e, HE_USAGE, "pprof_decode needs an empty profile (prof_init or prof_reset it first)");
     if (!max_decompressed) max_decompressed = PPROF_MAX_DECOMPRESSED;
     if (n == 0) return herr_set(e, HE_FORMAT, "not a pprof profile: the input is empty");
     buf_init(&plain, max_decompressed);
@@ -877,6 +950,9 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
     d.p = p;
     d.e = e;
     rc = decode_raw(&d, data, n);
+    /* also after a failure: the partial profile keeps its invariants */
+    if ((rc2 = node_index_catch_up(&d, 1)) != 0 && !rc)
+        rc = herr_set(e, rc2, "out of memory indexing %u stack nodes", p->n_nodes);
     dec_release(&d);
     buf_release(&plain);
     return rc;
