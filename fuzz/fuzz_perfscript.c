@@ -14,6 +14,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Total of type 0 over samples with a non-empty stack (the text writers have no way to write an empty stack). */
+static int64_t stack_total(const profile *p)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < p->n_samples; i++)
+        if (p->samples[i].stack && __builtin_add_overflow(sum, p->values[i * p->n_types], &sum)) __builtin_trap();
+    return sum;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     profile p, q;
@@ -37,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!rc && out.len) {
         if (prof_init(&q)) __builtin_trap();
         if (folded_parse(&q, out.data, out.len, &e)) __builtin_trap();
-        if (prof_total(&q, 0) != prof_total(&p, 0)) __builtin_trap();
+        if (stack_total(&q) != stack_total(&p)) __builtin_trap();
         prof_release(&q);
     }
     buf_release(&out);

@@ -63,12 +63,12 @@ int folded_text_utf8(const char *data, size_t n, buf *out, herr *e)
     return 1;
 }
 
-int folded_add_sample(profile *p, hmap64 *index, uint32_t stack, int64_t v)
+int folded_add_sample(profile *p, hmap64 *index, uint32_t stack, int64_t v, int64_t *total)
 {
     uint32_t idx = hmap64_get(index, stack);
+    if (v < 0 || __builtin_add_overflow(*total, v, total)) return HE_TOOBIG;
     if (idx != HMAP_EMPTY) {
-        int64_t *slot = &p->values[(size_t)idx * p->n_types];
-        if (__builtin_add_overflow(*slot, v, slot)) return HE_TOOBIG;
+        p->values[(size_t)idx * p->n_types] += v;  /* <= *total: cannot overflow */
         return 0;
     }
     {
@@ -108,6 +108,7 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
     hmap64 index;
     uint32_t *locs = NULL;
     size_t cap_locs = 0, line_no = 0, n_stacks = 0, first_bad = 0;
+    int64_t total = 0;
     const char *s, *end;
     int rc;
 
@@ -132,6 +133,10 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
         len = (size_t)(le - s);
         if (len && s[len - 1] == '\r') len--;
         if (len == 0 || is_comment(s, len)) goto next;
+        if (memchr(s, 0, len)) {
+            rc = herr_set(e, HE_FORMAT, "line %zu contains a NUL byte (binary data, not folded stacks)", line_no);
+            goto fail;
+        }
         if (!utf8_valid(s, len)) {
             rc = herr_set(e, HE_UTF8, "line %zu is not valid UTF-8 (byte %zu of the line)", line_no,
                           utf8_first_invalid(s, len) + 1);
@@ -165,8 +170,8 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
         }
         if (depth == 0) { if (!first_bad) first_bad = line_no; goto next; }
         if ((stack = prof_stack_root_first(p, locs, depth)) < 0) { rc = stack; goto fail_oom; }
-        if ((rc = folded_add_sample(p, &index, (uint32_t)stack, count))) {
-            if (rc == HE_TOOBIG) rc = herr_set(e, rc, "line %zu: too many samples or a count sum past 2^63-1", line_no);
+        if ((rc = folded_add_sample(p, &index, (uint32_t)stack, count, &total))) {
+            if (rc == HE_TOOBIG) rc = herr_set(e, rc, "line %zu: too many samples, or the counts add up past 2^63-1", line_no);
             goto fail_oom;
         }
         n_stacks++;
@@ -275,6 +280,10 @@ int folded_write(const profile *p, int type, buf *out, herr *e)
     for (uint32_t i = 0; i < lines.count; i++) {
         uint32_t id = order[i];
         if (!line_sum[id]) continue;
+        /* A first name starting with U+FEFF would be read back as a BOM: write a real BOM before it. */
+        if (out->len == start_len && start_len == 0 && strtab_len(&lines, id) >= 3 &&
+            !memcmp(strtab_get(&lines, id), "\xef\xbb\xbf", 3) && (rc = buf_append(out, "\xef\xbb\xbf", 3)))
+            goto out;
         if ((rc = buf_append(out, strtab_get(&lines, id), strtab_len(&lines, id))) ||
             (rc = buf_putc(out, ' ')) || (rc = buf_put_i64(out, line_sum[id])) || (rc = buf_putc(out, '\n')))
             goto out;

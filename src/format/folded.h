@@ -51,12 +51,14 @@ int folded_write(const profile *p, int type, buf *out, herr *e);
  * (out untouched) for anything else, or HE_UTF8 (broken UTF-16: lone
  * surrogate, odd length) / -ENOMEM / HE_TOOBIG with e set.
  *
- * folded_add_sample: adds v to the sample of stack `stack` (value type 0),
- * creating the sample on first use; index maps stack -> sample and is owned
- * by the caller (hmap64_init before, hmap64_release after). Returns 0,
- * -ENOMEM, or HE_TOOBIG when the sum would overflow or p->limits are hit.
+ * folded_add_sample: adds v (>= 0) to the sample of stack `stack` (value
+ * type 0), creating the sample on first use; index maps stack -> sample and
+ * is owned by the caller (hmap64_init before, hmap64_release after); *total
+ * is the running total of the whole profile, kept below INT64_MAX so no
+ * consumer's sums can overflow. Returns 0, -ENOMEM, or HE_TOOBIG when the
+ * total would pass INT64_MAX or p->limits are hit.
  */
 int folded_text_utf8(const char *data, size_t n, buf *out, herr *e);
-int folded_add_sample(profile *p, hmap64 *index, uint32_t stack, int64_t v);
+int folded_add_sample(profile *p, hmap64 *index, uint32_t stack, int64_t v, int64_t *total);
 
 #endif

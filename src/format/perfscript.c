@@ -152,6 +152,7 @@ typedef struct ps_state {
     uint32_t *stack;     /* root-first scratch */
     size_t cap_stack;
     size_t n_headers, n_samples, line_no;
+    int64_t total;
 } ps_state;
 
 /* Perl's truthiness of a string: "" and "0" are false. */
@@ -171,7 +172,8 @@ static int end_sample(ps_state *st)
         for (size_t k = from; k < to; k++) st->stack[depth++] = st->frames[k];
     }
     if ((node = prof_stack_root_first(st->p, st->stack, depth)) < 0) return node;
-    if ((rc = folded_add_sample(st->p, &st->index, (uint32_t)node, st->period ? st->period : 1))) return rc;
+    if ((rc = folded_add_sample(st->p, &st->index, (uint32_t)node, st->period ? st->period : 1, &st->total)))
+        return rc == HE_TOOBIG ? herr_set(st->e, rc, "line %zu: too many samples, or the periods add up past 2^63-1", st->line_no) : rc;
     st->n_samples++;
 reset:
     st->n_frames = st->n_groups = 0;
@@ -344,6 +346,7 @@ int perfscript_parse(profile *p, const char *data, size_t n, herr *e)
     buf_init(&st.pname, 4096);
     if (p->n_types == 0 && (rc = prof_add_type(p, "samples", "count")) < 0) goto out;
     rc = 0;
+    if (n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) s += 3;  /* a UTF-8 BOM is not part of a comm */
     while (s < end) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         size_t len = (size_t)((nl ? nl : end) - s);
@@ -352,6 +355,10 @@ int perfscript_parse(profile *p, const char *data, size_t n, herr *e)
         st.line_no++;
         if (len && s[len - 1] == '\r') len--;
         if (len && s[0] == '#') goto next;
+        if (memchr(s, 0, len)) {
+            rc = herr_set(e, HE_FORMAT, "line %zu contains a NUL byte (binary data, not perf script text)", st.line_no);
+            goto out;
+        }
         if (!utf8_valid(s, len)) {
             rc = herr_set(e, HE_UTF8, "line %zu is not valid UTF-8 (byte %zu of the line)", st.line_no,
                           utf8_first_invalid(s, len) + 1);

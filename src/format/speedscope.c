@@ -63,6 +63,7 @@ typedef struct ss_state {
     size_t n_frames;
     uint32_t *stack;
     size_t cap_stack;
+    int64_t total;
 } ss_state;
 
 static int add_stack(ss_state *st, const uint32_t *frames, size_t depth, int64_t v, size_t prof_i)
@@ -72,8 +73,9 @@ static int add_stack(ss_state *st, const uint32_t *frames, size_t depth, int64_t
     if (depth > st->cap_stack && (rc = HGROW(st->stack, st->cap_stack, depth))) return rc;
     for (size_t i = 0; i < depth; i++) st->stack[i] = (uint32_t)st->locs[frames[i]];
     if ((node = prof_stack_root_first(st->p, st->stack, depth)) < 0) return node;
-    if ((rc = folded_add_sample(st->p, &st->index, (uint32_t)node, v)))
-        return herr_set(st->e, rc, "profile %zu: too many samples or a weight sum past 2^63-1", prof_i);
+    if (v < 0) return herr_set(st->e, HE_FORMAT, "profiles[%zu]: negative weight %" PRId64, prof_i, v);
+    if ((rc = folded_add_sample(st->p, &st->index, (uint32_t)node, v, &st->total)))
+        return herr_set(st->e, rc, "profiles[%zu]: too many samples, or the weights add up past 2^63-1", prof_i);
     return 0;
 }
 
