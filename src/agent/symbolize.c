@@ -420,6 +420,25 @@ static void lookup_dwarf(symbolizer *s, sym_module *m, Dwarf_Addr addr, const ch
     if (!cudie) goto symonly;
     n_scopes = dwarf_getscopes(cudie, addr - cu_bias, &scopes);
     if (n_scopes <= 0) goto symonly;
+    /*
+     * dwarf_getscopes() follows an inlined subroutine to its abstract
+     * definition; the physical nesting (inlined -> its caller -> ... ->
+     * the real function) comes from dwarf_getscopes_die() on the innermost
+     * function scope, as eu-addr2line -i does.
+     */
+    for (int i = 0; i < n_scopes; i++) {
+        int tag = dwarf_tag(&scopes[i]);
+        if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+            Dwarf_Die inner = scopes[i];
+            Dwarf_Die *phys = NULL;
+            int n_phys = dwarf_getscopes_die(&inner, &phys);
+            free(scopes);
+            scopes = phys;
+            n_scopes = n_phys;
+            break;
+        }
+    }
+    if (n_scopes <= 0) { free(scopes); scopes = NULL; goto symonly; }
     dwarf_getsrcfiles(cudie, &files, &n_files);
     /* Frame 0 is at the sample's line; each inlined scope's call site gives its caller's line. */
     const char *cur_file = src_file;
