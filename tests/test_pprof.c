@@ -199,6 +199,10 @@ static void check_file(const char *name)
     rc = decode_buf(&p, data, n, &e);
     if (rc) t_fail(__FILE__, __LINE__, "%s: decode failed (%d): %s", name, rc, e.msg);
     ASSERT_OK(prof_validate(&p, &e));
+    /* the model's node index knows every node, and no two nodes are equal */
+    ASSERT_EQ(p.node_index.count, p.n_nodes - 1);
+    for (uint32_t i = 1; i < p.n_nodes; i++)
+        ASSERT_EQ(hmap64_get(&p.node_index, ((uint64_t)p.nodes[i].parent << 32) | p.nodes[i].location), i);
     ASSERT_EQ(p.n_types, ref.n_types);
     ASSERT_EQ(p.n_samples, ref.n_samples);
     for (uint32_t t = 0; t < p.n_types && t < 16; t++)
@@ -939,4 +943,57 @@ TEST(samples_without_sample_types_round_trip)
     buf_release(&out);
     prof_release(&a);
     prof_release(&b);
+}
+
+TEST(nodes_with_many_children_deduplicate)
+{
+    /* root gets 40 children (past the trie's list limit), visited three times in different orders */
+    buf b = BUF_INIT;
+    profile p;
+    herr e;
+    long m;
+    uint32_t first_round[40];
+    m = wire_begin(&b, 1); wire_put_uint(&b, 1, 0); wire_end(&b, m);
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 40; i++) {
+            uint64_t stack[2] = {(uint64_t)(r == 1 ? 40 - i : i + 1), 41};  /* leaf, then root 41 */
+            m = wire_begin(&b, 2);
+            wire_put_packed_u64(&b, 1, stack, r == 2 ? 1 : 2);
+            wire_put_uint(&b, 2, 1);
+            wire_end(&b, m);
+        }
+    for (int i = 1; i <= 41; i++) {
+        m = wire_begin(&b, 4); wire_put_uint(&b, 1, (uint64_t)i); wire_end(&b, m);
+    }
+    ASSERT_OK(prof_init(&p));
+    ASSERT_OK(decode_buf(&p, b.data, b.len, &e));
+    ASSERT_EQ(p.n_samples, 120);
+    /* root 41 + its 40 children, then 40 one-frame stacks directly under the root */
+    ASSERT_EQ(p.n_nodes, 1 + 1 + 40 + 40);
+    for (int i = 0; i < 40; i++) first_round[i] = p.samples[i].stack;
+    for (int i = 0; i < 40; i++) ASSERT_EQ(p.samples[40 + i].stack, first_round[39 - i]);
+    for (int i = 0; i < 40; i++) ASSERT_EQ(p.nodes[p.samples[80 + i].stack].parent, 0);
+    /* and the model finds them: no new node is made */
+    ASSERT_EQ(prof_node_get(&p, p.nodes[first_round[7]].parent, p.nodes[first_round[7]].location),
+              (int32_t)first_round[7]);
+    ASSERT_EQ(p.n_nodes, 82);
+    prof_release(&p);
+    buf_release(&b);
+}
+
+TEST(decode_needs_an_empty_profile)
+{
+    knobs k = good();
+    buf b;
+    profile p;
+    herr e;
+    build(&k, &b);
+    ASSERT_OK(prof_init(&p));
+    ASSERT_OK(decode_buf(&p, b.data, b.len, &e));
+    ASSERT_EQ(decode_buf(&p, b.data, b.len, &e), HE_USAGE);
+    ASSERT_CONTAINS(e.msg, "empty profile");
+    ASSERT_OK(prof_reset(&p));
+    ASSERT_OK(decode_buf(&p, b.data, b.len, &e));
+    prof_release(&p);
+    buf_release(&b);
 }
