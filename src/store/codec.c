@@ -22,6 +22,21 @@
 
 int st_putv(buf *b, uint64_t v)
 {
+    if (LIKELY(b->data && b->cap - b->len > 11)) {
+        /* Fast path: room for any varint and the NUL buf keeps after the data. */
+        uint8_t *p = (uint8_t *)b->data + b->len;
+        size_t n = 0;
+        while (v >= 0x80) {
+            p[n++] = (uint8_t)(v | 0x80);
+            v >>= 7;
+        }
+        p[n++] = (uint8_t)v;
+        if (LIKELY(b->max == 0 || b->len + n <= b->max)) {
+            b->len += n;
+            b->data[b->len] = 0;
+            return 0;
+        }
+    }
     uint8_t tmp[10];
     size_t n = 0;
     while (v >= 0x80) {

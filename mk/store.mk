@@ -1,0 +1,7 @@
+# Rules of the store part: the benchmark helper (bench/store.sh builds it).
+$(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/libhearth_core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libhearth_core.a $(LIBS)
+
+store-bench: $(BUILD)/bench/store_bench
+.PHONY: store-bench
