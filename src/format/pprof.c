@@ -153,10 +153,25 @@ static int bad_wiretype(dec *d, const char *what, size_t idx, uint32_t field, co
                     where(w, sizeof w, what, idx), field, name, wt_name(wt), expected);
 }
 
+/* wire_varint with 2- and 3-byte values inline too (location ids, values). */
+static inline int rd_varint(wire_rd *r, uint64_t *v)
+{
+    const uint8_t *p = r->p;
+    if (LIKELY(r->end - p >= 3)) {
+        uint64_t x = p[0];
+        if (x < 0x80) { r->p = p + 1; *v = x; return 0; }
+        x = (x & 0x7f) | (uint64_t)p[1] << 7;
+        if (p[1] < 0x80) { r->p = p + 2; *v = x; return 0; }
+        x = (x & 0x3fff) | (uint64_t)p[2] << 14;
+        if (p[2] < 0x80) { r->p = p + 3; *v = x; return 0; }
+    }
+    return wire_varint(r, v);
+}
+
 static inline int rd_tag(wire_rd *r, uint32_t *field, int *wt)
 {
     uint64_t t;
-    int rc = wire_varint(r, &t);
+    int rc = rd_varint(r, &t);
     if (UNLIKELY(rc)) return rc;
     *wt = (int)(t & 7);
     t >>= 3;
@@ -228,7 +243,7 @@ static inline int str_ref(dec *d, uint64_t idx, uint32_t *out, const char *what,
     do {                                                                           \
         if (UNLIKELY(wt != WT_VARINT))                                             \
             return bad_wiretype(d, WHAT, idx, f, name, wt, "varint");             \
-        if (UNLIKELY((rc = wire_varint(&r, &v)) != 0)) return wire_fail(d, rc, WHAT, idx); \
+        if (UNLIKELY((rc = rd_varint(&r, &v)) != 0)) return wire_fail(d, rc, WHAT, idx); \
         dst = v;                                                                   \
     } while (0)
 
@@ -816,7 +831,7 @@ static int dec_sample(dec *d, size_t idx)
                 return bad_wiretype(d, WHAT, idx, f, f == 1 ? "location_id" : "value", wt, "varint or packed");
             }
             while (!wire_eof(&sub)) {
-                if (UNLIKELY((rc = wire_varint(&sub, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
+                if (UNLIKELY((rc = rd_varint(&sub, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
                 if (f == 1) {
                     uint32_t loc = idmap_get(&d->location_ids, v);
                     if (UNLIKELY(loc == HMAP_EMPTY))
