@@ -106,7 +106,9 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
 {
     buf utf8 = BUF_INIT;
     hmap64 index;
-    uint32_t *locs = NULL;
+    strtab frames;           /* frame text -> dense id, a cache in front of prof_location_for_name */
+    uint32_t *locs = NULL, *loc_of = NULL;
+    size_t cap_loc_of = 0;
     size_t cap_locs = 0, line_no = 0, n_stacks = 0, first_bad = 0;
     int64_t total = 0;
     const char *s, *end;
@@ -119,6 +121,7 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
     if (n >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) { data += 3; n -= 3; }
 
     hmap64_init(&index);
+    strtab_init(&frames);
     if (p->n_types == 0 && (rc = prof_add_type(p, "samples", "count")) < 0) goto fail_oom;
     rc = 0;
     s = data;
@@ -133,15 +136,6 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
         len = (size_t)(le - s);
         if (len && s[len - 1] == '\r') len--;
         if (len == 0 || is_comment(s, len)) goto next;
-        if (memchr(s, 0, len)) {
-            rc = herr_set(e, HE_FORMAT, "line %zu contains a NUL byte (binary data, not folded stacks)", line_no);
-            goto fail;
-        }
-        if (!utf8_valid(s, len)) {
-            rc = herr_set(e, HE_UTF8, "line %zu is not valid UTF-8 (byte %zu of the line)", line_no,
-                          utf8_first_invalid(s, len) + 1);
-            goto fail;
-        }
         sp = memrchr(s, ' ', len);
         if (!sp || sp == s) { if (!first_bad) first_bad = line_no; goto next; }
         rc = parse_count(sp + 1, (size_t)(s + len - sp - 1), &count);
@@ -163,8 +157,28 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
                     goto fail;
                 }
                 if (depth == cap_locs && (rc = HGROW(locs, cap_locs, depth + 1))) goto fail_oom;
-                if ((loc = prof_location_for_name(p, f, (size_t)(fe - f))) < 0) { rc = loc; goto fail_oom; }
-                locs[depth++] = (uint32_t)loc;
+                /* One probe of our own table per frame instead of prof's three (string, function, location). */
+                {
+                    uint32_t before = frames.count;
+                    int32_t fid = strtab_intern(&frames, f, (size_t)(fe - f));
+                    if (fid < 0) { rc = fid; goto fail_oom; }
+                    if (frames.count > before) {
+                        /* Text checks once per distinct frame: the hot path only hashes. */
+                        if (memchr(f, 0, (size_t)(fe - f))) {
+                            rc = herr_set(e, HE_FORMAT, "line %zu contains a NUL byte (binary data, not folded stacks)", line_no);
+                            goto fail;
+                        }
+                        if (!utf8_valid(f, (size_t)(fe - f))) {
+                            rc = herr_set(e, HE_UTF8, "line %zu is not valid UTF-8 (byte %zu of the line)", line_no,
+                                          (size_t)(f - s) + utf8_first_invalid(f, (size_t)(fe - f)) + 1);
+                            goto fail;
+                        }
+                        if ((rc = HGROW(loc_of, cap_loc_of, (size_t)fid + 1))) goto fail_oom;
+                        if ((loc = prof_location_for_name(p, f, (size_t)(fe - f))) < 0) { rc = loc; goto fail_oom; }
+                        loc_of[fid] = (uint32_t)loc;
+                    }
+                    locs[depth++] = loc_of[fid];
+                }
             }
             f = fe + 1;
         }
@@ -193,6 +207,8 @@ fail_oom:
 fail:
 out:
     free(locs);
+    free(loc_of);
+    strtab_release(&frames);
     hmap64_release(&index);
     buf_release(&utf8);
     return rc;
