@@ -263,7 +263,7 @@ static void assert_same(const profile *a, const profile *b)
         }
     }
     ASSERT_EQ(a->n_types, b->n_types);
-    ASSERT(!memcmp(a->sample_types, b->sample_types, a->n_types * sizeof *a->sample_types));
+    if (a->n_types) ASSERT(!memcmp(a->sample_types, b->sample_types, a->n_types * sizeof *a->sample_types));
     ASSERT_EQ(a->n_samples, b->n_samples);
     for (size_t i = 0; i < a->n_samples; i++) {
         size_t da = prof_stack_locations(a, a->samples[i].stack, la, 2048);
