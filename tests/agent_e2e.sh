@@ -30,7 +30,7 @@ for _ in $(seq 50); do curl -sf "$URL/ready" >/dev/null 2>&1 && break; sleep 0.1
 
 "$WL/shares_nofp" 3.5 & WPID=$!
 sleep 0.1
-if "$BIN" agent --server "$URL" --comm shares_nofp --upload-interval 1s --duration 3s --tag env=e2e >"$TMP/agent.log" 2>&1; then
+if "$BIN" agent --server "$URL" --comm shares_nofp --rate 499 --upload-interval 1s --duration 3s --tag env=e2e >"$TMP/agent.log" 2>&1; then
   ok "agent ran and stopped after --duration"
 else bad "agent failed: $(tail -3 "$TMP/agent.log")"; fi
 wait $WPID
@@ -55,14 +55,30 @@ import json, sys
 d = json.load(open(sys.argv[1]))["flamegraph"]
 names = d["names"]
 tot = {}
+levels = []  # per depth: list of (x, total, name)
 for lvl in d["levels"]:
     v = [int(x) for x in lvl["values"]]
+    row, end = [], 0
     for i in range(0, len(v), 4):
-        n = names[v[i + 3]]
-        tot[n] = tot.get(n, 0) + v[i + 1]
+        x = end + v[i]
+        row.append((x, v[i + 1], names[v[i + 3]]))
+        end = x + v[i + 1]
+        tot[names[v[i + 3]]] = tot.get(names[v[i + 3]], 0) + v[i + 1]
+    levels.append(row)
+def parent(depth, x):
+    for px, pt, pn in levels[depth - 1]:
+        if px <= x < px + pt:
+            return pn
+    return None
+burn_all = burn_under_spend = 0
+for depth, row in enumerate(levels):
+    for x, t, n in row:
+        if n == "burn":
+            burn_all += t
+            if parent(depth, x) == "spend":
+                burn_under_spend += t
 a, b = tot.get("func_a", 0), tot.get("func_b", 0)
-s = tot.get("spend", 0)
-print("%.1f %.1f %d %d" % (100.0 * a / (a + b) if a + b else -1, 100.0 * b / (a + b) if a + b else -1, s, tot.get("burn", 0)))
+print("%.1f %.1f %d %d" % (100.0 * a / (a + b) if a + b else -1, 100.0 * b / (a + b) if a + b else -1, burn_under_spend, burn_all))
 EOF
 )
 set -- $shares

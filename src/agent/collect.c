@@ -30,6 +30,7 @@
 #include <linux/perf_event.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -748,7 +749,8 @@ collector *coll_new(const coll_opts *o)
     c->o = *o;
     if (!c->o.max_procs) c->o.max_procs = 32768;
     if (!c->o.max_maps_per_proc) c->o.max_maps_per_proc = 65536;
-    if (!c->o.max_files) c->o.max_files = 1024;
+    if (!c->o.max_files) c->o.max_files = 512;
+    if (!c->o.max_table_bytes) c->o.max_table_bytes = (size_t)64 << 20;
     if (!c->o.max_depth) c->o.max_depth = 256;
     c->sym = sym_new(NULL);
     c->sym_gen = 1;
@@ -786,12 +788,49 @@ void coll_free(collector *c)
     free(c);
 }
 
-/* Forgets exited processes and unreferenced files past the cap; rebuilds the indexes. */
+/*
+ * Drops every file no mapping refers to any more, when there are more than
+ * max_files or their CFI tables take more than max_table_bytes; the file
+ * array is compacted and the mappings' indices remapped.
+ */
+static void gc_files(collector *c)
+{
+    size_t bytes = 0, w = 0;
+    for (size_t i = 0; i < c->n_files; i++) bytes += c->files[i]->tab.n_rows * sizeof(unw_row);
+    if (c->n_files <= c->o.max_files && bytes <= c->o.max_table_bytes) return;
+    uint32_t *remap = xmallocarray(c->n_files ? c->n_files : 1, sizeof(uint32_t));
+    for (size_t i = 0; i < c->n_files; i++) {
+        cfile *f = c->files[i];
+        if (!f->refs) {
+            file_release(f);
+            free(f);
+            remap[i] = UINT32_MAX;
+            continue;
+        }
+        remap[i] = (uint32_t)w;
+        c->files[w++] = f;
+    }
+    c->n_files = w;
+    hmap64_release(&c->file_index);
+    hmap64_init(&c->file_index);
+    for (size_t i = 0; i < c->n_files; i++) hmap64_put(&c->file_index, c->files[i]->key, (uint32_t)i);
+    if (c->vdso_file != UINT32_MAX) c->vdso_file = remap[c->vdso_file];
+    for (size_t i = 0; i < c->n_procs; i++) {
+        cproc *p = c->procs[i];
+        for (size_t k = 0; k < p->n_maps; k++)
+            if (p->maps[k].file != UINT32_MAX) p->maps[k].file = remap[p->maps[k].file];
+        p->umods_dirty = 1;
+    }
+    free(remap);
+}
+
+/* Forgets exited processes (also those whose exit record was lost) and, past the caps, unused files. */
 static void gc(collector *c)
 {
     size_t w = 0;
     for (size_t i = 0; i < c->n_procs; i++) {
         cproc *p = c->procs[i];
+        if (!p->dead && kill(p->pid, 0) != 0 && errno == ESRCH) p->dead = 1;
         if (p->dead) { proc_clear_maps(c, p); proc_free(p); continue; }
         p->group = -1; /* groups are renumbered below */
         c->procs[w++] = p;
@@ -800,26 +839,12 @@ static void gc(collector *c)
     hmap64_release(&c->proc_index);
     hmap64_init(&c->proc_index);
     for (size_t i = 0; i < c->n_procs; i++) hmap64_put(&c->proc_index, (uint64_t)(uint32_t)c->procs[i]->pid, (uint32_t)i);
-    /* Files: drop the CFI tables and segments of unreferenced files when past the cap (the key stays). */
-    if (c->n_files > c->o.max_files) {
-        for (size_t i = 0; i < c->n_files; i++) {
-            cfile *f = c->files[i];
-            if (f->refs) continue;
-            unw_table_release(&f->tab);
-            free(f->segs);
-            f->segs = NULL;
-            f->n_segs = 0;
-            f->elf_state = 0;
-            f->tab_state = 0;
-        }
-    }
+    gc_files(c);
     for (size_t i = 0; i < c->n_groups; i++) {
         free(c->groups[i].service);
         free(c->groups[i].container_id);
     }
     c->n_groups = 0;
-    /* Mappings keep their files; umods point into file tables, which may have been released. */
-    for (size_t i = 0; i < c->n_procs; i++) c->procs[i]->umods_dirty = 1;
 }
 
 int coll_flush(collector *c, int64_t start_ns, int64_t end_ns, coll_flush_fn fn, void *ctx)

@@ -34,7 +34,8 @@ typedef struct coll_opts {
     int comm_label;             /* put a "comm" label on every sample (agent) */
     size_t max_procs;           /* tracked processes; default 32768 */
     size_t max_maps_per_proc;   /* default 65536 */
-    size_t max_files;           /* unwind tables kept; default 1024 */
+    size_t max_files;           /* files (with CFI tables) kept when unused; default 512 */
+    size_t max_table_bytes;     /* CFI tables kept when unused; default 64 MiB */
     uint32_t max_depth;         /* frames per stack; default 256 */
 } coll_opts;
 

@@ -78,9 +78,10 @@ struct symbolizer {
     ksym *ksyms;
     size_t n_ksyms;
     int ksyms_loaded;
+    strtab kstrs;            /* kallsyms names: kept across trims (the kernel's text rarely changes) */
     perfmap *pmaps;
     size_t n_pmaps, cap_pmaps;
-    uint64_t clock;
+    uint64_t clock, trims;
     char *debuginfo_path;
 };
 
@@ -107,6 +108,7 @@ symbolizer *sym_new(const sym_opts *o)
         s->debuginfo_path = xstrdup(dp);
     }
     strtab_init(&s->strs);
+    strtab_init(&s->kstrs);
     hmap64_init(&s->mod_index);
     hmap64_init(&s->addr_index);
     return s;
@@ -141,6 +143,7 @@ void sym_free(symbolizer *s)
     for (size_t i = 0; i < s->n_pmaps; i++) free(s->pmaps[i].ents);
     free(s->pmaps);
     strtab_release(&s->strs);
+    strtab_release(&s->kstrs);
     free(s->debuginfo_path);
     free(s);
 }
@@ -160,14 +163,23 @@ static int mod_lru_cmp(const void *a, const void *b)
 
 void sym_trim(symbolizer *s)
 {
-    /* Results hold strings from s->strs, so caches and strings go together. */
-    cache_clear(s);
-    strtab_release(&s->strs);
-    strtab_init(&s->strs);
+    /*
+     * Results hold strings from s->strs, so the address cache and the strings
+     * go together, and only when past their bounds: a steady workload keeps
+     * hitting the cache across upload intervals.
+     */
+    if (s->n_cache >= s->o.max_cache_entries || s->strs.count >= s->o.max_cache_entries) {
+        cache_clear(s);
+        strtab_release(&s->strs);
+        strtab_init(&s->strs);
+        for (size_t i = 0; i < s->n_pmaps; i++) free(s->pmaps[i].ents);
+        s->n_pmaps = 0; /* their names lived in strs */
+    }
     if (s->n_mods > s->o.max_modules) {
         qsort(s->mods, s->n_mods, sizeof(*s->mods), mod_lru_cmp);
         for (size_t i = s->o.max_modules; i < s->n_mods; i++) module_free(s->mods[i]);
         s->n_mods = s->o.max_modules;
+        cache_clear(s); /* cached results may name freed modules' keys; strings stay valid */
     }
     /* Failed opens are retried once per trim period (the file may appear). */
     size_t w = 0;
@@ -179,12 +191,15 @@ void sym_trim(symbolizer *s)
     hmap64_release(&s->mod_index);
     hmap64_init(&s->mod_index);
     for (size_t i = 0; i < s->n_mods; i++) hmap64_put(&s->mod_index, s->mods[i]->key, (uint32_t)i);
-    free(s->ksyms);
-    s->ksyms = NULL;
-    s->n_ksyms = 0;
-    s->ksyms_loaded = 0;
-    for (size_t i = 0; i < s->n_pmaps; i++) free(s->pmaps[i].ents);
-    s->n_pmaps = 0;
+    /* kallsyms: reloaded every 64 trims (modules load and unload). */
+    if (++s->trims % 64 == 0) {
+        free(s->ksyms);
+        s->ksyms = NULL;
+        s->n_ksyms = 0;
+        s->ksyms_loaded = 0;
+        strtab_release(&s->kstrs);
+        strtab_init(&s->kstrs);
+    }
 }
 
 static char *hex_build_id(const unsigned char *id, int len)
@@ -541,7 +556,7 @@ static void load_kallsyms(symbolizer *s)
         name[strcspn(name, " \t\n")] = 0;
         if (!*name) continue;
         if (HGROW(s->ksyms, cap, s->n_ksyms + 1)) break;
-        int32_t id = strtab_intern_cstr(&s->strs, name);
+        int32_t id = strtab_intern_cstr(&s->kstrs, name);
         if (id < 0) break;
         s->ksyms[s->n_ksyms].addr = addr;
         s->ksyms[s->n_ksyms].name = (uint32_t)id;
@@ -567,7 +582,7 @@ int sym_kernel_lookup(symbolizer *s, uint64_t addr, sym_result *r)
     }
     /* Past the last symbol by more than 1 MiB: not a kernel text symbol we know. */
     if (lo == s->n_ksyms - 1 && addr - s->ksyms[lo].addr > (1u << 20)) return 0;
-    r->frames[0].function = strtab_get(&s->strs, s->ksyms[lo].name);
+    r->frames[0].function = strtab_get(&s->kstrs, s->ksyms[lo].name);
     r->n = 1;
     return 0;
 }

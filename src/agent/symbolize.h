@@ -62,7 +62,11 @@ typedef struct sym_module sym_module;
 /* A new symbolizer (o may be NULL for defaults). Dies on OOM (CLI/agent). */
 symbolizer *sym_new(const sym_opts *o);
 void sym_free(symbolizer *s);
-/* Drops caches past their bounds; invalidates every string returned so far. */
+/*
+ * Drops caches that are past their bounds (and closes least recently used
+ * modules past max_modules). May invalidate every string returned so far:
+ * copy what you keep before calling it.
+ */
 void sym_trim(symbolizer *s);
 
 /*

@@ -142,13 +142,13 @@ static void state_row(const state *s, uint64_t pc, unw_row *row)
         return;
     }
     if (s->ra_unknown || s->cfa_kind == UNW_CFA_UNDEF || s->cfa_off > INT32_MAX || s->cfa_off < INT32_MIN ||
-        s->ra_off > INT16_MAX || s->ra_off < INT16_MIN || s->ra_off == 0) {
+        s->ra_off > INT8_MAX || s->ra_off < INT8_MIN || s->ra_off == 0) {
         row->cfa_kind = UNW_CFA_UNDEF; /* gap: fall back to frame pointers */
         return;
     }
     row->cfa_kind = s->cfa_kind;
     row->cfa_off = (int32_t)s->cfa_off;
-    row->ra_off = (int16_t)s->ra_off;
+    row->ra_off = (int8_t)s->ra_off;
     if (s->fp_saved && !s->fp_unknown && s->fp_off >= INT16_MIN && s->fp_off <= INT16_MAX && s->fp_off != 0)
         row->fp_off = (int16_t)s->fp_off;
 }
@@ -476,6 +476,13 @@ static int build_elf(unw_table *t, Elf *elf, herr *e)
     if (!eh && !dbg) return herr_set(e, HE_NOTFOUND, "no .eh_frame or .debug_frame section");
     t->lo = UINT64_MAX;
     t->hi = 0;
+    {
+        /* About one row per 8 bytes of CFI: one allocation instead of many doublings. */
+        size_t guess = ((eh ? eh_sh.sh_size : 0) + (dbg ? dbg_sh.sh_size : 0)) / 8 + 16;
+        if (guess > UNW_MAX_ROWS) guess = UNW_MAX_ROWS;
+        rs.v = hmallocarray(guess, sizeof(unw_row));
+        rs.cap = rs.v ? guess : 0;
+    }
     if (eh) {
         Elf_Data *d = elf_getdata(eh, NULL);
         if (!d || !d->d_buf) return herr_set(e, HE_FORMAT, "cannot read .eh_frame");
@@ -487,7 +494,10 @@ static int build_elf(unw_table *t, Elf *elf, herr *e)
         if ((rc = parse_section(&rs, d->d_buf, d->d_size, dbg_sh.sh_addr, 0, &t->lo, &t->hi, e))) goto fail;
         t->from_debug_frame = 1;
     }
-    qsort(rs.v, rs.n, sizeof(unw_row), row_cmp);
+    /* FDEs are usually in address order already: skip the sort then. */
+    int sorted = 1;
+    for (size_t i = 1; i < rs.n && sorted; i++) sorted = row_cmp(&rs.v[i - 1], &rs.v[i]) <= 0;
+    if (!sorted) qsort(rs.v, rs.n, sizeof(unw_row), row_cmp);
     /* Collapse: last row at each pc wins; drop rows equal to their predecessor. */
     size_t w = 0;
     for (size_t i = 0; i < rs.n; i++) {
@@ -499,7 +509,8 @@ static int build_elf(unw_table *t, Elf *elf, herr *e)
         if (w > 0 && same_rule(&rs.v[w - 1], &rs.v[i])) continue;
         rs.v[w++] = rs.v[i];
     }
-    t->rows = rs.v;
+    t->rows = w ? hreallocarray(rs.v, w, sizeof(unw_row)) : rs.v;
+    if (!t->rows) t->rows = rs.v;
     t->n_rows = w;
     if (t->lo == UINT64_MAX) t->lo = 0;
     return 0;

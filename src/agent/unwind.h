@@ -44,11 +44,10 @@ enum unw_cfa_kind {
 typedef struct unw_row {
     uint64_t pc;
     int32_t cfa_off;
-    int16_t ra_off;   /* RA saved at CFA + ra_off (always -8 from gcc/clang) */
     int16_t fp_off;   /* rbp saved at CFA + fp_off; 0 = rbp unchanged */
+    int8_t ra_off;    /* RA saved at CFA + ra_off (always -8 from gcc/clang) */
     uint8_t cfa_kind; /* enum unw_cfa_kind */
-    uint8_t pad[7];
-} unw_row;
+} unw_row;            /* 16 bytes: a big binary has a million rows */
 
 /*
  * The rows of one ELF file, sorted by pc, one row per pc. A gap between FDEs

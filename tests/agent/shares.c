@@ -10,6 +10,9 @@
  *          func_b for 30%.
  * forkexec the parent runs func_b (30%) then forks and execs itself as
  *          "child-a", which runs func_a (70%); the parent waits for it.
+ * fixed    a fixed amount of work (SECONDS x 100 chunks of burn(), about
+ *          SECONDS of CPU on an idle machine): its run time measures the
+ *          slowdown a profiler causes (bench/agent.sh).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -63,6 +66,9 @@ int main(int argc, char **argv)
         int st;
         waitpid(pid, &st, 0);
         return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+    } else if (!strcmp(mode, "fixed")) {
+        long chunks = (long)(total * 100);
+        for (long i = 0; i < chunks; i++) burn(1400000);
     } else if (!strcmp(mode, "child-a")) {
         func_a(total * 0.7);
     } else {
