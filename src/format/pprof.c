@@ -30,9 +30,9 @@
  * functions, locations, samples. pprof ids are arbitrary uint64; an idmap
  * maps them to model indices with a dense array for small ids (the usual
  * 1..n) and an hmap64 for the rest. Samples reuse the stack nodes of the
- * previous sample for the shared root-side prefix (consecutive samples of
- * real profiles share most of their stack), so only the differing frames
- * cost a hash lookup. Nothing is allocated per sample: the scratch arrays
+ * previous sample for the shared root-side prefix, find the rest in a trie
+ * local to the decoder, and the model's node index is filled once at the
+ * end (see stack_of). Nothing is allocated per sample: the scratch arrays
  * live in the decoder and grow to the largest sample.
  *
  * Invariants: every index written into the model was checked against its
@@ -615,16 +615,18 @@ static int dec_location(dec *d, size_t idx)
 /* ---- pass 5: samples ---------------------------------------------------- */
 
 /*
- * Stack nodes. Inserting every new node into the model's node_index as it is
- * made costs a cache and TLB miss each (go-large.cpu makes 425k nodes: a 12
- * MB table written at random). So while decoding, nodes are appended to
- * p->nodes directly and deduplicated by a child-list trie that lives in the
- * decoder (first child, next sibling: a lookup walks the children of one
- * node, and nodes with more than TRIE_WIDE children get their children in
- * a hash so a lookup stays bounded). At the end, node_index_catch_up() puts
- * the new nodes into node_index in the order of their hash slots, so the
- * table is written front to back. The profile is empty when decoding
- * starts (only the root), so the trie sees every node.
+ * Stack nodes. Looking every frame up in the model's node_index as it is
+ * read costs a cache and TLB miss per frame (go-large.cpu makes 425k nodes:
+ * a 12 MB table touched at random, growing by rehash). So while decoding,
+ * nodes are appended to p->nodes directly and deduplicated by a child-list
+ * trie that lives in the decoder (first child, next sibling: a lookup walks
+ * the children of one node, and nodes with more than TRIE_WIDE children get
+ * their children in a hash so a lookup stays bounded). Lookups are rare:
+ * the prefix shared with the previous sample needs none, and below a node
+ * created for this sample every node is new. At the end,
+ * node_index_catch_up() puts the new nodes into node_index in one sized
+ * pass. The profile is empty when decoding starts (only the root), so the
+ * trie sees every node.
  */
 enum { TRIE_WIDE = 16 };
 #define NO_NODE UINT32_MAX
@@ -682,57 +684,19 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
 }
 
 /*
- * Puts nodes [first, n_nodes) into p->node_index in the order of the high
- * bits of their hash slot (a counting sort into at most 2048 buckets), so the
- * inserts walk the table front to back instead of missing the cache on every
- * one. The sorted (parent, location, id) triples go into one scratch array,
- * so the scatter writes to as few cache lines as possible.
+ * Puts nodes [first, n_nodes) into p->node_index, sized once for all of them.
+ * (Inserting in hash-slot order was measured too: no faster, because the cost
+ * is the first touch of the fresh table's pages, not the order of writes.)
  */
-typedef struct node_entry {
-    uint32_t parent, location, id;
-} node_entry;
-
 static int node_index_catch_up(dec *d, uint32_t first)
 {
     profile *p = d->p;
-    size_t n = p->n_nodes > first ? p->n_nodes - first : 0, bits = 0, shift, n_buckets;
-    uint32_t *count = NULL;
-    node_entry *sorted = NULL;
     hmap64 *m = &p->node_index;
 
-    if (!n) return 0;
-    if (hmap64_reserve(m, m->count + n)) return -ENOMEM;
-    while (((size_t)1 << bits) <= m->mask) bits++;
-    shift = bits > 11 ? bits - 11 : 0;
-    n_buckets = ((size_t)1 << (bits - shift)) + 1;
-    count = calloc(n_buckets, sizeof *count);
-    sorted = hmallocarray(n, sizeof *sorted);
-    if (!count || !sorted) {
-        /* no scratch: plain inserts, same result */
-        free(count);
-        free(sorted);
-        for (uint32_t i = first; i < p->n_nodes; i++)
-            if (hmap64_put(m, ((uint64_t)p->nodes[i].parent << 32) | p->nodes[i].location, i)) return -ENOMEM;
-        return 0;
-    }
-#define NODE_BUCKET(nd) ((hash_u64(((uint64_t)(nd)->parent << 32) | (nd)->location) & m->mask) >> shift)
-    for (uint32_t i = first; i < p->n_nodes; i++) count[NODE_BUCKET(&p->nodes[i]) + 1]++;
-    for (size_t b = 1; b < n_buckets; b++) count[b] += count[b - 1];
-    for (uint32_t i = first; i < p->n_nodes; i++) {
-        const prof_node *nd = &p->nodes[i];
-        node_entry *to = &sorted[count[NODE_BUCKET(nd)]++];
-        to->parent = nd->parent;
-        to->location = nd->location;
-        to->id = i;
-    }
-#undef NODE_BUCKET
-    free(count);
-    for (size_t k = 0; k < n; k++)
-        if (hmap64_put(m, ((uint64_t)sorted[k].parent << 32) | sorted[k].location, sorted[k].id)) {
-            free(sorted);
-            return -ENOMEM;
-        }
-    free(sorted);
+    if (p->n_nodes <= first) return 0;
+    if (hmap64_reserve(m, m->count + (p->n_nodes - first))) return -ENOMEM;
+    for (uint32_t i = first; i < p->n_nodes; i++)
+        if (hmap64_put(m, ((uint64_t)p->nodes[i].parent << 32) | p->nodes[i].location, i)) return -ENOMEM;
     return 0;
 }
 
