@@ -17,6 +17,9 @@ fail() { echo "FAIL ui: $*"; echo "0 passed, 1 failed"; exit 1; }
 command -v node >/dev/null || fail "node is missing: run scripts/deps (package nodejs)"
 [ -d "$td/pprof" ] || fail "test data not found at $td"
 [ -x "$bin" ] || fail "hearth binary not found at $bin"
+for f in "$root"/ui/*.js "$root"/tests/ui/*.js; do
+  node --check "$f" 2>"$build/ui-syntax.log" || fail "syntax error in $f: $(head -n 5 "$build/ui-syntax.log")"
+done
 if [ ! -d "$root/tests/ui/node_modules/playwright-core" ]; then
   (cd "$root/tests/ui" && npm install --no-audit --no-fund --silent >/dev/null 2>&1) ||
     fail "npm install of playwright-core in tests/ui failed"

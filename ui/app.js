@@ -125,7 +125,8 @@
     const a = Math.abs(v);
     return a >= 100 || Number.isInteger(v) ? String(Math.round(v)) : v.toFixed(digits == null ? 2 : digits);
   }
-  function fmtValue(v, unit, sampleType) {
+  // short: counts without their word (the table header names it).
+  function fmtValue(v, unit, sampleType, short) {
     if (!isFinite(v)) return String(v);
     const a = Math.abs(v);
     switch (unit) {
@@ -146,7 +147,7 @@
         return (v < 0 ? '-' : '') + num(x) + ' ' + u[i];
       }
       default: {
-        const word = /object/.test(sampleType) ? ' objects' : /goroutine/.test(sampleType) ? ' goroutines' : unit === 'count' || !unit ? ' samples' : ' ' + unit;
+        const word = short ? '' : countWord(unit, sampleType, v);
         if (a >= 1e9) return num(v / 1e9) + ' G' + word;
         if (a >= 1e6) return num(v / 1e6) + ' M' + word;
         if (a >= 1e4) return num(v / 1e3) + ' k' + word;
@@ -154,6 +155,12 @@
       }
     }
   }
+  function countWord(unit, sampleType, v) {
+    const w = /object/.test(sampleType) ? 'objects' : /goroutine/.test(sampleType) ? 'goroutines' : unit === 'count' || !unit ? 'samples' : unit;
+    return ' ' + (v === 1 ? w.replace(/s$/, '') : w);
+  }
+  const isCount = () => !/^(nanoseconds|microseconds|milliseconds|seconds|bytes)$/.test(typeInfo(state.type).unit);
+  const fvShort = (v) => fmtValue(v, curUnit(), typeInfo(state.type).sampleType, true);
   const curUnit = () => typeInfo(state.type).unit;
   const fv = (v) => fmtValue(v, curUnit(), typeInfo(state.type).sampleType);
   const pct = (v, t) => (t > 0 ? (100 * v / t).toFixed(v / t < 0.001 && v ? 3 : 2) : '0.00') + '%';
@@ -450,7 +457,40 @@
   function drawFlame(c, t, zoomId, opts) {
     const dpr = window.devicePixelRatio || 1;
     const W = Math.max(200, c.parentElement.clientWidth);
-    const rows = t.maxDepth + 1;
+    const z = t.nodes[zoomId] || t.nodes[0];
+    const zx = z.x, zt = z.total || 1;
+    const ancestors = new Set();
+    for (let p = z; p && p.parent >= 0; p = t.nodes[p.parent]) ancestors.add(p.parent);
+    // Pass 1: depth first in x order, pruning subtrees outside the zoom and
+    // below frames too thin to draw (those merge into one bar per row), so the
+    // cost follows what is visible, not the size of the tree.
+    const items = [], runs = [];
+    let maxDepth = 0;
+    const stack = [0];
+    while (stack.length) {
+      const n = t.nodes[stack.pop()];
+      let x0, w;
+      if (ancestors.has(n.id)) { x0 = 0; w = W; } else {
+        if (n.x + n.total <= zx || n.x >= zx + zt || n.total <= 0) continue;
+        x0 = (n.x - zx) / zt * W; w = n.total / zt * W;
+        if (x0 < 0) { w += x0; x0 = 0; }
+        if (x0 + w > W) w = W - x0;
+        if (w < 0.34) {
+          let row = runs[n.depth];
+          if (!row) row = runs[n.depth] = [];
+          const last = row[row.length - 1];
+          if (last && x0 <= last.b + 0.5) last.b = Math.max(last.b, x0 + w);
+          else row.push({ a: x0, b: x0 + w, name: n.name });
+          if (n.depth > maxDepth) maxDepth = n.depth;
+          continue;
+        }
+      }
+      items.push({ n, x0, w });
+      if (n.depth > maxDepth) maxDepth = n.depth;
+      for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+    }
+    // Pass 2: paint.
+    const rows = maxDepth + 1;
     const H = rows * ROW;
     c.style.height = H + 'px';
     c.width = Math.round(W * dpr); c.height = Math.round(H * dpr);
@@ -460,62 +500,42 @@
     g.font = '11px ui-monospace, Menlo, Consolas, monospace';
     g.textBaseline = 'middle';
     const charW = g.measureText('m').width || 6.6;
-    const z = t.nodes[zoomId] || t.nodes[0];
-    const zx = z.x, zt = z.total || 1;
-    const ancestors = new Set();
-    for (let p = z; p && p.parent >= 0; p = t.nodes[p.parent]) ancestors.add(p.parent);
+    const fg = cssVar('--frame-fg') || '#111', dim = cssVar('--dim') || '#ddd';
+    const rowY = (d) => (opts.inverted ? (rows - 1 - d) * ROW : d * ROW);
+    g.globalAlpha = 0.6;
+    runs.forEach((row, d) => {
+      for (const r of row || []) {
+        if (r.b - r.a < 1) continue;
+        g.fillStyle = searchRe ? dim : frameColour(r.name);
+        g.fillRect(r.a, rowY(d), r.b - r.a, ROW - 1);
+      }
+    });
+    g.globalAlpha = 1;
     const frames = [], byRow = [];
     for (let d = 0; d < rows; d++) byRow.push([]);
-    const fg = cssVar('--frame-fg') || '#111', dim = cssVar('--dim') || '#ddd';
-    const runs = [];
-    const flushRun = (d) => {
-      const run = runs[d];
-      if (!run || run.b - run.a < 1) return;
-      g.globalAlpha = 0.6;
-      g.fillStyle = searchRe ? dim : frameColour(run.name);
-      g.fillRect(run.a, opts.inverted ? (rows - 1 - d) * ROW : d * ROW, run.b - run.a, ROW - 1);
-      g.globalAlpha = 1;
-      runs[d] = null;
-    };
-    for (const n of t.nodes) {
-      let x0, w;
-      if (ancestors.has(n.id)) { x0 = 0; w = W; } else {
-        if (n.x + n.total <= zx || n.x >= zx + zt) continue;
-        x0 = (n.x - zx) / zt * W; w = n.total / zt * W;
-        if (x0 < 0) { w += x0; x0 = 0; }
-        if (x0 + w > W) w = W - x0;
-        if (w < 0.34) {
-          // Too thin to draw alone: merged with its thin neighbours into one bar.
-          const run = runs[n.depth];
-          if (run && x0 <= run.b + 0.5) run.b = Math.max(run.b, x0 + w);
-          else { flushRun(n.depth); runs[n.depth] = { a: x0, b: x0 + w, name: n.name }; }
-          continue;
-        }
-      }
-      const y = opts.inverted ? (rows - 1 - n.depth) * ROW : n.depth * ROW;
-      let colour;
-      if (t.diff) colour = diffColour(diffChange(n, t));
-      else colour = frameColour(n.name);
+    for (const { n, x0, w } of items) {
+      const y = rowY(n.depth);
+      let colour = t.diff ? diffColour(diffChange(n, t)) : frameColour(n.name);
       if (searchRe && !searchRe.test(n.name)) colour = dim;
-      if (ancestors.has(n.id)) g.globalAlpha = 0.55;
+      g.globalAlpha = ancestors.has(n.id) ? 0.55 : 1;
       g.fillStyle = colour;
       g.fillRect(x0, y, Math.max(w - (w > 2 ? 0.5 : 0), 0.34), ROW - 1);
       if (w > 24) {
         const maxc = Math.floor((w - 6) / charW);
         let label = n.name;
         if (label.length > maxc) label = maxc > 2 ? label.slice(0, maxc - 1) + '…' : '';
-        if (label) { g.fillStyle = fg; g.fillText(label, x0 + 3, y + ROW / 2); }
+        if (label) { g.globalAlpha = 1; g.fillStyle = fg; g.fillText(label, x0 + 3, y + ROW / 2); }
       }
-      g.globalAlpha = 1;
       const f = { id: n.id, name: n.name, x: Math.round(x0 * 10) / 10, y, w: Math.round(w * 10) / 10, depth: n.depth };
       frames.push(f);
       byRow[n.depth].push(f);
     }
-    for (let d = 0; d < rows; d++) flushRun(d);
-    return { frames, byRow, W, H };
+    g.globalAlpha = 1;
+    return { frames, byRow, W, H, rows };
   }
-  function hitTest(drawn, x, y, inverted, rows) {
+  function hitTest(drawn, x, y, inverted) {
     if (!drawn) return null;
+    const rows = drawn.rows;
     let d = Math.floor(y / ROW);
     if (inverted) d = rows - 1 - d;
     const row = drawn.byRow[d];
@@ -631,9 +651,14 @@
 
   /* ------------------------------------------------------------- table */
 
-  let tableRows = [];
+  let tableRows = [], tableKey = null, treeSerial = 0;
+  // Rebuilds the table only when what it shows changed (not on zoom or hover).
   function renderTable() {
     const t = currentTree();
+    if (t && !t.serial) t.serial = ++treeSerial;
+    const shown = [t ? t.serial : 0, state.sort, state.desc, state.filter, state.fn, !!fileLines].join('\u0000');
+    if (shown === tableKey) return;
+    tableKey = shown;
     const thead = $('fntable').tHead, tbody = $('fntable').tBodies[0];
     thead.textContent = ''; tbody.textContent = '';
     if (!t || !t.nodes.length) { tableRows = []; return; }
@@ -650,7 +675,8 @@
       cols = [['name', 'Function'], ['lshare', 'Left self'], ['rshare', 'Right self'], ['change', 'Change']];
       if (!['name', 'lshare', 'rshare', 'change'].includes(state.sort)) state.sort = 'change';
     } else {
-      cols = [['name', 'Function'], ['self', 'Self'], ['total', 'Total']];
+      const u = isCount() ? ' (' + countWord(curUnit(), typeInfo(state.type).sampleType, 2).trim() + ')' : '';
+      cols = [['name', 'Function'], ['self', 'Self' + u], ['total', 'Total' + u]];
       if (!['name', 'self', 'total'].includes(state.sort)) state.sort = 'self';
     }
     const key = state.sort, dir = state.desc ? -1 : 1;
@@ -698,8 +724,8 @@
         cell((s.change > 0 ? '+' : '') + (100 * s.change).toFixed(2) + ' pp', s.change > 0.00005 ? 'up' : s.change < -0.00005 ? 'down' : '');
         td0.title += '\ntotal: left ' + p(s.ltshare) + ', right ' + p(s.rtshare);
       } else {
-        cell(fv(s.self) + ' (' + pct(s.self, total) + ')');
-        cell(fv(s.total) + ' (' + pct(s.total, total) + ')');
+        cell(fvShort(s.self) + ' (' + pct(s.self, total) + ')');
+        cell(fvShort(s.total) + ' (' + pct(s.total, total) + ')');
       }
       frag.append(row);
     }
@@ -852,7 +878,9 @@
       const res = await call('ProfileTypes', { start: String(r.start), end: String(r.end) });
       ids = (res.profileTypes || []).map((p) => p.ID || p.id).filter(Boolean);
     }
-    ids.sort((a, b) => (a.startsWith('process_cpu') ? -1 : b.startsWith('process_cpu') ? 1 : a < b ? -1 : 1));
+    // The most useful type first: CPU time, then other CPU, memory in use, the rest.
+    const rank = (id) => (/^process_cpu:cpu:/.test(id) ? 0 : /^process_cpu:/.test(id) ? 1 : /^memory:inuse_space:/.test(id) ? 2 : /^wall:/.test(id) ? 3 : 4);
+    ids.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1));
     const sel = $('ptype');
     sel.textContent = '';
     if (!ids.length) sel.append(new Option('(no profile types)', ''));
@@ -1026,6 +1054,7 @@
       if (seq !== querySeq) return;
       fileLines = pprofFileLines(bytes);
       hook.fileLines = fileLines.size;
+      renderTable(); // row titles gain file:line
     } catch (e) {
       hook.fileLinesError = String(e.message || e); // hovers then say "file:line unknown"
     }
@@ -1058,7 +1087,7 @@
   function xmlEsc(s) { return String(s).replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' }[c])); }
   function svgText(t) {
     const d = drawn || drawFlame($('flame'), t, zoomId, {});
-    const W = Math.round(d.W), H = (t.maxDepth + 1) * ROW + 30;
+    const W = Math.round(d.W), H = d.rows * ROW + 30;
     const out = ['<?xml version="1.0" encoding="UTF-8"?>',
       '<svg xmlns="http://www.w3.org/2000/svg" width="' + W + '" height="' + H + '" viewBox="0 0 ' + W + ' ' + H + '" font-family="monospace" font-size="11">',
       '<rect width="100%" height="100%" fill="#ffffff"/>',
@@ -1307,13 +1336,13 @@
     flame.onmousemove = (ev) => {
       const t = flameTree(); if (!t) return;
       const p = canvasPoint(flame, ev);
-      showTooltip(ev, hitTest(drawn, p.x, p.y, false, t.maxDepth + 1), t);
+      showTooltip(ev, hitTest(drawn, p.x, p.y, false), t);
     };
     flame.onmouseleave = () => { $('tooltip').hidden = true; };
     flame.onclick = (ev) => {
       const t = flameTree(); if (!t) return;
       const p = canvasPoint(flame, ev);
-      const f = hitTest(drawn, p.x, p.y, false, t.maxDepth + 1);
+      const f = hitTest(drawn, p.x, p.y, false);
       if (!f) return;
       if (state.view === 'sandwich') { if (f.depth) selectFunction(f.name); return; }
       state.zoom = f.depth === 0 ? '' : pathOf(t, f.id).join(';');
@@ -1323,13 +1352,13 @@
     callers.onmousemove = (ev) => {
       if (!sandwich) return;
       const p = canvasPoint(callers, ev);
-      showTooltip(ev, hitTest(drawnCallers, p.x, p.y, true, sandwich.callers.maxDepth + 1), sandwich.callers);
+      showTooltip(ev, hitTest(drawnCallers, p.x, p.y, true), sandwich.callers);
     };
     callers.onmouseleave = () => { $('tooltip').hidden = true; };
     callers.onclick = (ev) => {
       if (!sandwich) return;
       const p = canvasPoint(callers, ev);
-      const f = hitTest(drawnCallers, p.x, p.y, true, sandwich.callers.maxDepth + 1);
+      const f = hitTest(drawnCallers, p.x, p.y, true);
       if (f && f.depth) selectFunction(f.name);
     };
 

@@ -54,6 +54,11 @@ async function main() {
   // Opens a URL and waits until the data has been drawn (or a status says why not).
   const open = async (query) => {
     await page.goto(BASE + '/' + (query || ''));
+    try {
+      await page.waitForFunction(() => window.__hearth, null, { timeout: 5000 });
+    } catch (e) {
+      throw new Error('the app did not start: ' + (consoleErrors.join(' | ') || e.message));
+    }
     await settled();
   };
   const shot = (name) => page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: false });
