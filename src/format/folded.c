@@ -7,9 +7,11 @@
  * transcoding; a UTF-8 BOM is skipped), then split into lines. A stack line
  * ends in one space and a decimal count; everything before the last space is
  * the stack, split on ';'. Empty frames (";;") are dropped. Lines that do not
- * end in " COUNT" are skipped (comments, headers, junk, like flamegraph.pl
- * and speedscope do), but if no line at all is a stack the input is
- * rejected, naming the first offending line. Samples are aggregated per
+ * end in " COUNT" are skipped (comments, headers, junk), as flamegraph.pl
+ * and speedscope do; a line that does end in a count is a stack even if it
+ * starts with '#' (so every name we write reads back). If no line at all is
+ * a stack the input is rejected, naming the first offending non-comment
+ * line. Samples are aggregated per
  * stack node while reading (hmap stack -> sample), so a file of N lines
  * with D distinct stacks holds D samples.
  *
@@ -135,16 +137,16 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
         line_no++;
         len = (size_t)(le - s);
         if (len && s[len - 1] == '\r') len--;
-        if (len == 0 || is_comment(s, len)) goto next;
+        if (len == 0) goto next;
         sp = memrchr(s, ' ', len);
-        if (!sp || sp == s) { if (!first_bad) first_bad = line_no; goto next; }
+        if (!sp || sp == s) { if (!first_bad && !is_comment(s, len)) first_bad = line_no; goto next; }
         rc = parse_count(sp + 1, (size_t)(s + len - sp - 1), &count);
         if (rc == HE_TOOBIG) {
             rc = herr_set(e, HE_TOOBIG, "line %zu: count %.*s is larger than 2^63-1", line_no,
                           (int)MIN((size_t)(s + len - sp - 1), 40), sp + 1);
             goto fail;
         }
-        if (rc) { rc = 0; if (!first_bad) first_bad = line_no; goto next; }
+        if (rc) { rc = 0; if (!first_bad && !is_comment(s, len)) first_bad = line_no; goto next; }
         /* Frames: sp marks the end of the stack text. */
         for (f = s; f < sp;) {
             const char *semi = memchr(f, ';', (size_t)(sp - f));

@@ -20,10 +20,10 @@
 /*
  * Parses folded stacks from data[0..n) into p (prof_init'ed, empty), with one
  * sample type "samples" (unit "count"). Input may be UTF-8 (optional BOM) or
- * UTF-16 LE/BE with a BOM; lines end in LF or CRLF. Blank lines and comment
- * lines ('#' or '//' first) are skipped; a line that does not end in
- * " COUNT" is skipped as "clearly not a stack" (like flamegraph.pl and
- * speedscope). Lines with the same stack are summed.
+ * UTF-16 LE/BE with a BOM; lines end in LF or CRLF. A line that does not
+ * end in " COUNT" (blank, comment, junk) is skipped as "clearly not a
+ * stack", like flamegraph.pl and speedscope do; one that does is a stack,
+ * whatever its first character. Lines with the same stack are summed.
  *
  * Errors (with e naming the line): HE_FORMAT when no line is a stack (the
  * first offending line number is given), HE_UTF8 for text that is not UTF-8
