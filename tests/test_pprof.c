@@ -997,3 +997,56 @@ TEST(decode_needs_an_empty_profile)
     prof_release(&p);
     buf_release(&b);
 }
+
+TEST(zstd_input_and_numeric_labels)
+{
+    size_t n;
+    char *data = read_testdata("cpu.pb.gz", &n);
+    buf plain, z = BUF_INIT;
+    profile a, b;
+    herr e;
+    plain_bytes(data, n, &plain);
+    ASSERT_OK(zstd_compress(plain.data, plain.len, 3, &z));
+    ASSERT_OK(prof_init(&a));
+    ASSERT_OK(prof_init(&b));
+    ASSERT_OK(decode_buf(&a, data, n, &e));
+    ASSERT_OK(decode_buf(&b, z.data, z.len, &e));
+    assert_same(&a, &b);
+    prof_release(&a);
+    prof_release(&b);
+    buf_release(&plain);
+    buf_release(&z);
+    free(data);
+
+    /* a numeric label with a unit survives decode and a round trip */
+    buf in = BUF_INIT, out = BUF_INIT;
+    long m, m2;
+    m = wire_begin(&in, 1); wire_put_uint(&in, 1, 1); wire_end(&in, m);
+    m = wire_begin(&in, 2);
+    wire_put_uint(&in, 2, 5);
+    m2 = wire_begin(&in, 3);
+    wire_put_uint(&in, 1, 2);
+    wire_put_int(&in, 3, -4096);
+    wire_put_uint(&in, 4, 3);
+    wire_end(&in, m2);
+    wire_end(&in, m);
+    wire_put_bytes(&in, 6, "", 0);
+    wire_put_bytes(&in, 6, "alloc", 5);
+    wire_put_bytes(&in, 6, "bytes_freed", 11);
+    wire_put_bytes(&in, 6, "bytes", 5);
+    ASSERT_OK(prof_init(&a));
+    ASSERT_OK(prof_init(&b));
+    ASSERT_OK(decode_buf(&a, in.data, in.len, &e));
+    ASSERT_EQ(a.n_labels, 1);
+    ASSERT_STR(prof_s(&a, a.labels[0].key), "bytes_freed");
+    ASSERT_EQ(a.labels[0].str, 0);
+    ASSERT_EQ(a.labels[0].num, -4096);
+    ASSERT_STR(prof_s(&a, a.labels[0].num_unit), "bytes");
+    ASSERT_OK(pprof_encode(&a, &out, 1, &e));
+    ASSERT_OK(decode_buf(&b, out.data, out.len, &e));
+    assert_same(&a, &b);
+    prof_release(&a);
+    prof_release(&b);
+    buf_release(&in);
+    buf_release(&out);
+}
