@@ -612,7 +612,10 @@
       hook.lastCallers = { root: sandwich.callers.nodes[0].name, total: sandwich.callers.total, frames: drawnCallers.frames };
       zoomId = 0;
     } else {
-      $('flamecaption').textContent = t.diff ? 'Width: left + right; colour: change of each frame\'s share from left to right.' : '';
+      let cap;
+      if (t.diff) cap = 'Left ' + fv(t.leftTicks) + ', right ' + fv(t.rightTicks) + '. Width: left + right; colour: change of each frame\'s share from left to right.';
+      else cap = 'Total ' + fv(t.total) + ' · ' + fullSelectorSafe() + (state.span.trim() ? ' · only span ' + state.span.trim() : '');
+      $('flamecaption').textContent = cap;
       zoomId = state.zoom ? findPath(t, state.zoom.split(';')) : 0;
       if (zoomId < 0) zoomId = 0;
     }

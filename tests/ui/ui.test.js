@@ -90,6 +90,31 @@ async function main() {
     await shot('01-main-table-flame');
   });
 
+  await test('helpers: time parsing, units, colour groups, levels decoding', async () => {
+    const r = await page.evaluate(() => {
+      const f = window.__hearth.fn, now = 1700000000000, out = {};
+      out.rel = f.parseTime('now-15m', now) === now - 900e3 && f.parseTime('now', now) === now;
+      out.units = [f.parseTime('1700000000', now), f.parseTime('1700000000000', now), f.parseTime('1700000000000000', now), f.parseTime('1700000000000000000', now)];
+      try { f.parseTime('yesterday-ish', now); out.bad = 'no error'; } catch (e) { out.bad = e.message; }
+      out.fmt = [f.fmtValue(1.5e9, 'nanoseconds', 'cpu'), f.fmtValue(3 * 1048576, 'bytes', 'inuse_space'), f.fmtValue(12000, 'count', 'alloc_objects'), f.fmtValue(1, 'count', 'samples')];
+      out.groups = [f.frameGroup('github.com/foo/bar.(*T).Method'), f.frameGroup('java.util.HashMap.get'), f.frameGroup('std::vector<int>::push_back'), f.frameGroup('libc.so.6')];
+      // total(10) -> a(6: self 1) -> b(5); c(4) at depth 1; diff tuples for the same shape
+      const t = f.treeFromFlamegraph({ names: ['total', 'a', 'b', 'c'], levels: [{ values: ['0', '10', '0', '0'] }, { values: ['0', '6', '1', '1', '0', '4', '4', '3'] }, { values: ['0', '5', '5', '2'] }] }, false);
+      out.tree = t.nodes.map((n) => [n.name, n.x, n.total, n.parent].join(':')).join(' ');
+      const d = f.treeFromFlamegraph({ names: ['total', 'a', 'c'], leftTicks: '10', rightTicks: '20',
+        levels: [{ values: ['0', '10', '0', '0', '20', '0', '0'] }, { values: ['0', '6', '6', '0', '5', '5', '1', '0', '4', '4', '0', '15', '15', '2'] }] }, true);
+      out.diff = d.nodes.map((n) => [n.name, n.l, n.r, n.x, n.parent].join(':')).join(' ');
+      return out;
+    });
+    assert(r.rel, 'relative times');
+    assert(JSON.stringify(r.units) === JSON.stringify([1700000000000, 1700000000000, 1700000000000, 1700000000000]), 'unix time units: ' + r.units);
+    assert(/cannot read the time/.test(r.bad), 'bad time error: ' + r.bad);
+    assert(JSON.stringify(r.fmt) === JSON.stringify(['1.50 s', '3 MiB', '12 k objects', '1 sample']), 'value formats: ' + r.fmt);
+    assert(JSON.stringify(r.groups) === JSON.stringify(['github.com/foo/bar', 'java.util', 'std', 'libc.so.6']), 'colour groups: ' + r.groups);
+    assert(r.tree === 'total:0:10:-1 a:0:6:0 c:6:4:0 b:0:5:1', 'levels decoding: ' + r.tree);
+    assert(r.diff === 'total:10:20:0:-1 a:6:5:0:0 c:4:15:11:0', 'diff levels decoding: ' + r.diff);
+  });
+
   await test('flame graph draws the root and the expected top frames with their shares', async () => {
     const r = await H(() => window.__hearth.lastRender);
     assert(r.root === 'total', 'root frame is ' + r.root);
@@ -114,6 +139,7 @@ async function main() {
     assert(tip.includes(f.name), 'tooltip names ' + f.name + ': ' + tip);
     assert(/Total.*(ms|s|µs|min)\s*\(\d+\.\d+%\)/.test(tip), 'tooltip total with unit and percent: ' + tip);
     assert(/Self/.test(tip), 'tooltip self: ' + tip);
+    assert(/\.go:\d+/.test(tip), 'tooltip has file:line from the merged pprof: ' + tip);
     await shot('02-hover-tooltip');
     await page.mouse.move(1, 1);
   });
@@ -246,6 +272,7 @@ async function main() {
     const vals = await page.$$eval('#autocomplete li', (l) => l.map((x) => x.textContent).sort());
     assert(JSON.stringify(vals) === '["v1","v2"]', 'values of version: ' + vals);
     await page.keyboard.type('v2');
+    await shot('14-autocomplete');
     await page.keyboard.press('Tab');
     assert(await page.inputValue('#selector') === '{version="v2"}', 'selector text: ' + await page.inputValue('#selector'));
     const seq = await H(() => window.__hearth.renderSeq);
@@ -339,6 +366,17 @@ async function main() {
     console.log('# large graph: ' + fig.nodes + ' nodes, ' + fig.frames + ' frames drawn; median full redraw (graph + table) ' +
       fig.redrawMs.toFixed(1) + ' ms, of which canvas ' + fig.flameMs.toFixed(1) + ' ms');
     await shot('11-dark-large');
+  });
+
+  await test('laptop-size window: no horizontal scrolling, graph fills the width', async () => {
+    await page.setViewportSize({ width: 1024, height: 640 });
+    await open(appURL);
+    const m = await page.evaluate(() => ({ sw: document.scrollingElement.scrollWidth, iw: window.innerWidth,
+      cw: document.getElementById('flame').clientWidth, root: window.__hearth.lastRender.frames[0] }));
+    assert(m.sw <= m.iw, 'page wider than the window: ' + m.sw + ' > ' + m.iw);
+    assert(m.cw > 500 && Math.abs(m.root.w - m.cw) <= 1, 'root frame spans the graph: ' + JSON.stringify(m));
+    await shot('15-laptop-1024x640');
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   await test('unreachable server: a clear message, no crash', async () => {
