@@ -70,6 +70,7 @@ typedef struct cproc {
     cmap *maps;
     size_t n_maps, cap_maps;
     unw_module *umods;
+    uint32_t *lazy;   /* per umod: its file, for building its table on first use */
     size_t n_umods;
     int umods_dirty;
     int scanned, dead, filtered_out, filter_checked;
@@ -172,14 +173,18 @@ static void file_read_segs(cfile *f)
                 f->segs[f->n_segs++] = (seg){ph.p_offset, ph.p_vaddr, ph.p_filesz};
         }
         f->elf_state = 1;
-        if (f->tab_state == 0) {
-            herr e = {0};
-            f->tab_state = unw_table_build_fd(&f->tab, fd, &e) == 0 ? 1 : -1;
-            if (f->tab_state < 0) log_debug("no CFI for %s: %s", f->display, e.msg);
-        }
     }
     if (elf) elf_end(elf);
     close(fd);
+}
+
+/* Builds f's CFI table on first need: only files that show up in stacks pay for it. */
+static void file_build_table(cfile *f)
+{
+    herr e = {0};
+    if (f->tab_state != 0 || f->elf_state != 1) return;
+    f->tab_state = unw_table_build_file(&f->tab, f->path, &e) == 0 ? 1 : -1;
+    if (f->tab_state < 0) log_debug("no CFI for %s: %s", f->display, e.msg);
 }
 
 /* The ELF vaddr of file offset off, via its PT_LOAD segments. */
@@ -242,6 +247,7 @@ static void proc_free(cproc *p)
 {
     free(p->maps);
     free(p->umods);
+    free(p->lazy);
     free(p);
 }
 
@@ -362,10 +368,13 @@ static void proc_build_umods(collector *c, cproc *p)
 {
     free(p->umods);
     p->umods = xcalloc(p->n_maps ? p->n_maps : 1, sizeof(unw_module));
+    free(p->lazy);
+    p->lazy = xcalloc(p->n_maps ? p->n_maps : 1, sizeof(uint32_t));
     p->n_umods = 0;
     for (size_t i = 0; i < p->n_maps; i++) {
         cmap *m = &p->maps[i];
         unw_module *u = &p->umods[p->n_umods++];
+        p->lazy[p->n_umods - 1] = UINT32_MAX;
         u->start = m->start;
         u->end = m->end;
         u->bias = 0;
@@ -377,8 +386,22 @@ static void proc_build_umods(collector *c, cproc *p)
         uint64_t vaddr;
         if (file_vaddr(f, m->pgoff, &vaddr) == 0) u->bias = (int64_t)(m->start - vaddr);
         if (!c->o.no_dwarf_unwind && f->tab_state == 1) u->table = &f->tab;
+        p->lazy[p->n_umods - 1] = m->file;
     }
     p->umods_dirty = 0;
+}
+
+/* Gives the module containing pc its CFI table, building it if this is its first use. */
+static void ensure_table(collector *c, cproc *p, uint64_t pc)
+{
+    const unw_module *um = unw_module_find(p->umods, p->n_umods, pc);
+    if (!um || um->table || c->o.no_dwarf_unwind) return;
+    size_t k = (size_t)(um - p->umods);
+    if (p->lazy[k] == UINT32_MAX) return;
+    cfile *f = c->files[p->lazy[k]];
+    file_build_table(f);
+    if (f->tab_state == 1) p->umods[k].table = &f->tab;
+    else p->lazy[k] = UINT32_MAX;
 }
 
 static int proc_selected(collector *c, cproc *p)
@@ -624,8 +647,12 @@ static void on_sample(void *ctx, const perf_sample *s)
         unw_regs r = {s->ip, s->sp, s->bp};
         int rc = 1;
         dpcs[nd++] = r.ip;
-        while (nd < max_depth && (rc = unw_step(p->umods, p->n_umods, &r, nd == 1, read_stack, &sm)) == 1)
+        for (;;) {
+            if (nd >= max_depth) break;
+            ensure_table(c, p, nd == 1 ? r.ip : r.ip - 1);
+            if ((rc = unw_step(p->umods, p->n_umods, &r, nd == 1, read_stack, &sm)) != 1) break;
             dpcs[nd++] = r.ip;
+        }
         /* A clean end of stack, or at least as deep as the FP chain: trust CFI. */
         if (rc == 0 || nd >= max_depth || nd >= nf) { upcs = dpcs; nu = nd; c->st.dwarf_stacks++; }
         else { upcs = fpcs; nu = nf; c->st.fp_stacks++; }

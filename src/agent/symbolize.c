@@ -43,7 +43,15 @@ struct sym_module {
     size_t n_loads;
     int failed;
     uint64_t last_use;
+    struct msym *syms;       /* function symbols sorted by address (dwfl's own lookup is linear) */
+    size_t n_syms;
+    int syms_loaded;
 };
+
+typedef struct msym {
+    GElf_Addr addr, size;    /* dwfl addresses */
+    const char *name;        /* in the ELF's string table, valid while the Dwfl lives */
+} msym;
 
 typedef struct ksym {
     uint64_t addr;
@@ -116,6 +124,10 @@ symbolizer *sym_new(const sym_opts *o)
 
 static void module_close(sym_module *m)
 {
+    free(m->syms);
+    m->syms = NULL;
+    m->n_syms = 0;
+    m->syms_loaded = 0;
     if (m->dwfl) dwfl_end(m->dwfl);
     m->dwfl = NULL;
     m->mod = NULL;
@@ -487,6 +499,48 @@ symonly:
     }
 }
 
+static int msym_cmp(const void *a, const void *b)
+{
+    const msym *x = a, *y = b;
+    if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
+    return x->size > y->size ? -1 : x->size < y->size; /* larger (non-zero) size first */
+}
+
+static void load_syms(sym_module *m)
+{
+    int n = dwfl_module_getsymtab(m->mod);
+    size_t cap = 0;
+    m->syms_loaded = 1;
+    for (int i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        const char *name = dwfl_module_getsym_info(m->mod, i, &sym, &addr, NULL, NULL, NULL);
+        if (!name || !*name || GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF) continue;
+        if (HGROW(m->syms, cap, m->n_syms + 1)) break;
+        m->syms[m->n_syms++] = (msym){addr, sym.st_size, name};
+    }
+    qsort(m->syms, m->n_syms, sizeof(msym), msym_cmp);
+}
+
+/* The function symbol covering addr (dwfl address), preferring one whose size covers it. */
+static const char *find_sym(sym_module *m, GElf_Addr addr)
+{
+    size_t lo = 0, hi;
+    if (!m->syms_loaded) load_syms(m);
+    if (!m->n_syms || addr < m->syms[0].addr) return NULL;
+    hi = m->n_syms;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->syms[mid].addr <= addr) lo = mid; else hi = mid;
+    }
+    /* Walk back over aliases at the same address to the sized one. */
+    size_t k = lo;
+    while (k > 0 && m->syms[k - 1].addr == m->syms[lo].addr) k--;
+    const msym *best = &m->syms[k];
+    if (best->size && addr >= best->addr + best->size) return NULL; /* in a gap after it */
+    return best->name;
+}
+
 int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
 {
     uint64_t ckey, vaddr;
@@ -507,9 +561,8 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
         if (module_open_shared(s, m, &e)) m->failed = 1;
     }
     if (m->dwfl && off_to_vaddr(m, off, &vaddr) == 0) {
-        GElf_Addr a = vaddr + m->bias, sym_off = 0;
-        GElf_Sym sym;
-        const char *symname = dwfl_module_addrinfo(m->mod, a, &sym_off, &sym, NULL, NULL, NULL);
+        GElf_Addr a = vaddr + m->bias;
+        const char *symname = find_sym(m, a);
         r->vaddr = vaddr;
         if (s->o.no_dwarf) {
             if (symname) {
