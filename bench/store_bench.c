@@ -152,7 +152,7 @@ static int cmd_ingest(const char *dir, int hours, int services, int samples, con
             stacks[n_stacks++] = pool.samples[i].stack;
         }
     free(seen);
-    printf("pool_stacks=%zu pool_nodes=%u pool_locations=%u\n", n_stacks, pool.n_nodes, pool.n_locations);
+    fprintf(rowbinary && !strcmp(rowbinary, "-") ? stderr : stdout, "pool_stacks=%zu pool_nodes=%u pool_locations=%u\n", n_stacks, pool.n_nodes, pool.n_locations);
 
     store_opts o;
     store_opts_default(&o);

@@ -183,6 +183,26 @@ static void ingest(store *s, const gprof *g)
     prof_release(&p);
 }
 
+/* A flame tree as text: one line per node, depth first, children sorted. */
+typedef struct walk_buf {
+    buf b;
+} walk_buf;
+static int walk_line(const flame_tree *t, uint32_t node, uint32_t depth, void *arg)
+{
+    walk_buf *w = arg;
+    buf_printf(&w->b, "%u %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", depth, strtab_get(&t->names, t->nodes[node].name),
+               t->nodes[node].total, t->nodes[node].self, t->nodes[node].total2, t->nodes[node].self2);
+    return 0;
+}
+static char *tree_text(flame_tree *t)
+{
+    walk_buf w;
+    buf_init(&w.b, 0);
+    flame_sort(t);
+    flame_walk(t, walk_line, &w);
+    return buf_detach(&w.b, NULL);
+}
+
 /* A map from "f1;f2" (root first) to a value. */
 typedef struct smap {
     strtab keys;
@@ -355,14 +375,23 @@ static void check_query(store *s, const gprof *gs, size_t n, const query *q, con
         if (smap_get(&want, strtab_get(&got.keys, i)) != got.v[i] && got.v[i] != 0)
             t_fail(__FILE__, __LINE__, "%s: sel %s: unexpected stack %s = %" PRId64, phase, q->sel, strtab_get(&got.keys, i), got.v[i]);
     ASSERT_OK(prof_validate(&p, &e));
-    prof_release(&p);
 
-    /* The flame tree of the same selection has the same total. */
-    flame_tree t;
+    /* The flame tree of the same selection is the tree of the merged profile. */
+    flame_tree t, t2;
     ASSERT_OK(flame_init(&t));
+    ASSERT_OK(flame_init(&t2));
     ASSERT_OK(store_select_merge_tree(s, &sq, &t, 0, &e));
     ASSERT_EQ(flame_total(&t, 0), want_total);
+    if (p.n_samples)
+        ASSERT_OK(flame_add_profile(&t2, &p, 0, NULL, 0));
+    char *a = tree_text(&t), *b = tree_text(&t2);
+    if (strcmp(a, b))
+        t_fail(__FILE__, __LINE__, "%s: flame tree differs from the merged profile's:\n%s\nvs\n%s", phase, a, b);
+    free(a);
+    free(b);
     flame_release(&t);
+    flame_release(&t2);
+    prof_release(&p);
 
     /* Series of totals grouped by service, summed over the buckets, per service. */
     if (q->end) {

@@ -625,30 +625,25 @@ static int parse_ptype(const char *pt, char parts[5][256])
     return 0;
 }
 
-static int merge_into(store *s, const store_query *q, profile *out, herr *e)
+typedef int (*emit_fn)(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_nodes, herr *e);
+
+/*
+ * Sums the selected rows of every source into a per-source array indexed
+ * by stack node, then hands it to emit. A block that fails while being read
+ * is logged and skipped, never fatal.
+ */
+static int select_agg(store *s, const store_query *q, emit_fn emit, void *arg, merge_ctx *m, herr *e)
 {
-    char parts[5][256];
-    if (!q->profile_type || parse_ptype(q->profile_type, parts))
-        return herr_set(e, HE_USAGE, "a profile type like \"process_cpu:cpu:nanoseconds:cpu:nanoseconds\" is required, got \"%s\"",
-                        q->profile_type ? q->profile_type : "");
-    if (!q->tenant)
-        return herr_set(e, HE_USAGE, "no tenant given");
-    int rc;
-    if (out->n_types == 0 && (rc = prof_add_type(out, parts[1], parts[2])) < 0)
-        return rc;
-    int32_t pt = prof_cstr(out, parts[3]), pu = prof_cstr(out, parts[4]);
-    if (pt < 0 || pu < 0)
-        return -ENOMEM;
-    out->period_type.type = (uint32_t)pt;
-    out->period_type.unit = (uint32_t)pu;
     scratch sc;
     memset(&sc, 0, sizeof(sc));
     buf_init(&sc.raw, 0);
-    merge_ctx m = {NULL, 0, INT64_MAX, INT64_MIN, 0};
+    m->min_ts = INT64_MAX;
+    m->max_ts = INT64_MIN;
+    m->n_profiles = 0;
     pthread_rwlock_rdlock(&s->lock);
     size_t ns;
     qsrc *src = sources(s, q, &ns);
-    rc = 0;
+    int rc = 0;
     for (size_t i = 0; i < ns && !rc; i++) {
         uint32_t *ser;
         uint32_t nser = match_series(&src[i], q, &ser);
@@ -656,33 +651,19 @@ static int merge_into(store *s, const store_query *q, profile *out, herr *e)
             free(ser);
             continue;
         }
-        m.n_nodes = src[i].h ? src[i].h->sym.n_nodes : (uint32_t)src[i].b->sec_n[SYM_NODES];
-        m.agg = xcalloc(m.n_nodes + 1, sizeof(int64_t));
+        m->n_nodes = src[i].h ? src[i].h->sym.n_nodes : (uint32_t)src[i].b->sec_n[SYM_NODES];
+        m->agg = xcalloc(m->n_nodes + 1, sizeof(int64_t));
         span_set ss;
         span_set_init(&ss, &src[i], q);
         for (uint32_t k = 0; k < nser && !rc; k++)
-            rc = scan_rows(&src[i], ser[k], q, &ss, &sc, merge_rows, &m, e);
+            rc = scan_rows(&src[i], ser[k], q, &ss, &sc, merge_rows, m, e);
         free(ser);
         free(ss.ids);
-        if (!rc) {
-            copier c;
-            copier_init(&c, &src[i], out);
-            for (uint32_t nd = 1; nd < m.n_nodes && !rc; nd++) {
-                if (!m.agg[nd])
-                    continue;
-                uint32_t on;
-                if ((rc = cp_node(&c, nd, &on)))
-                    break;
-                int64_t r = prof_sample_add(out, on, &m.agg[nd], NULL, 0);
-                if (r < 0)
-                    rc = (int)r;
-            }
-            copier_release(&c);
-        }
-        free(m.agg);
-        m.agg = NULL;
-        if (rc && src[i].b) {
-            /* A block that fails at read time is skipped, not fatal: log and go on with the rest. */
+        if (!rc)
+            rc = emit(arg, &src[i], m->agg, m->n_nodes, e);
+        free(m->agg);
+        m->agg = NULL;
+        if (rc && src[i].b && rc != -ENOMEM) {
             log_error("query skipped block \"%s\": %s", src[i].b->dir, herr_msg(e, rc));
             herr_clear(e);
             rc = 0;
@@ -693,7 +674,55 @@ static int merge_into(store *s, const store_query *q, profile *out, herr *e)
     free(sc.st);
     free(sc.val);
     buf_release(&sc.raw);
+    return rc;
+}
+
+static int emit_profile(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_nodes, herr *e)
+{
+    profile *out = arg;
+    copier c;
+    copier_init(&c, src, out);
+    int rc = 0;
+    for (uint32_t nd = 1; nd < n_nodes && !rc; nd++) {
+        if (!agg[nd])
+            continue;
+        uint32_t on;
+        if ((rc = cp_node(&c, nd, &on)))
+            break;
+        int64_t r = prof_sample_add(out, on, &agg[nd], NULL, 0);
+        if (r < 0)
+            rc = (int)r;
+    }
+    copier_release(&c);
+    return rc;
+}
+
+static int check_merge_query(const store_query *q, char parts[5][256], herr *e)
+{
+    if (!q->profile_type || parse_ptype(q->profile_type, parts))
+        return herr_set(e, HE_USAGE, "a profile type like \"process_cpu:cpu:nanoseconds:cpu:nanoseconds\" is required, got \"%s\"",
+                        q->profile_type ? q->profile_type : "");
+    if (!q->tenant)
+        return herr_set(e, HE_USAGE, "no tenant given");
+    return 0;
+}
+
+static int merge_into(store *s, const store_query *q, profile *out, herr *e)
+{
+    char parts[5][256];
+    int rc = check_merge_query(q, parts, e);
     if (rc)
+        return rc;
+    if (out->n_types == 0 && (rc = prof_add_type(out, parts[1], parts[2])) < 0)
+        return rc;
+    int32_t pt = prof_cstr(out, parts[3]), pu = prof_cstr(out, parts[4]);
+    if (pt < 0 || pu < 0)
+        return -ENOMEM;
+    out->period_type.type = (uint32_t)pt;
+    out->period_type.unit = (uint32_t)pu;
+    merge_ctx m;
+    memset(&m, 0, sizeof(m));
+    if ((rc = select_agg(s, q, emit_profile, out, &m, e)))
         return rc;
     if (m.n_profiles) {
         out->time_nanos = m.min_ts;
@@ -707,19 +736,198 @@ int store_select_merge_profile(store *s, const store_query *q, profile *out, her
     return merge_into(s, q, out, e);
 }
 
+/*
+ * The flame tree straight from a source's stack tree: each source node is
+ * resolved to a flame node once (memo), each location's frame names are
+ * built and interned once (memo), so the cost follows the distinct nodes
+ * and locations, not the samples. Names follow prof_frame_name().
+ */
+typedef struct tree_ctx {
+    flame_tree *t;
+    int side;
+} tree_ctx;
+
+typedef struct loc_names {
+    int32_t *first;   /* per location: index into ids, -1 = not yet */
+    uint32_t *count;
+    uint32_t *ids;    /* name id, file id, line (low 32 bits) triples, outermost frame first */
+    size_t n_ids, cap_ids;
+} loc_names;
+
+static void frame_name_block(const st_block *b, uint32_t loc, uint32_t k, char *out, size_t n, const char **file, int64_t *line)
+{
+    const uint8_t *r = b->sym + b->sec_off[SYM_LOCATIONS] + (size_t)loc * SYM_LOCATION_SIZE;
+    uint64_t addr = st_get64(r);
+    uint32_t mp = st_get32(r + 8), fl = st_get32(r + 12), nl = st_get32(r + 16);
+    *file = "";
+    *line = 0;
+    if (k < nl) {
+        const uint8_t *lr = b->sym + b->sec_off[SYM_LINES] + (size_t)(fl + k) * SYM_LINE_SIZE;
+        uint32_t fn = st_get32(lr);
+        *line = (int64_t)st_get64(lr + 8);
+        if (fn) {
+            const uint8_t *fr = b->sym + b->sec_off[SYM_FUNCTIONS] + (size_t)fn * SYM_FUNCTION_SIZE;
+            const char *name = st_block_str(b, st_get32(fr));
+            if (!*name)
+                name = st_block_str(b, st_get32(fr + 4));
+            *file = st_block_str(b, st_get32(fr + 8));
+            if (*name) {
+                snprintf(out, n, "%s", name);
+                return;
+            }
+        }
+    }
+    if (mp) {
+        const uint8_t *mr = b->sym + b->sec_off[SYM_MAPPINGS] + (size_t)mp * SYM_MAPPING_SIZE;
+        const char *f = st_block_str(b, st_get32(mr + 24)), *base = strrchr(f, '/');
+        base = base ? base + 1 : f;
+        if (*base) {
+            uint64_t start = st_get64(mr), off = addr >= start ? addr - start + st_get64(mr + 16) : addr;
+            snprintf(out, n, "%s+0x%" PRIx64, base, off);
+            return;
+        }
+    }
+    snprintf(out, n, "0x%" PRIx64, addr);
+}
+
+static int loc_frames(flame_tree *t, const qsrc *src, loc_names *ln, uint32_t loc)
+{
+    if (ln->first[loc] >= 0)
+        return 0;
+    uint32_t nl;
+    if (src->h)
+        nl = src->h->sym.locations[loc].n_lines;
+    else
+        nl = st_get32(src->b->sym + src->b->sec_off[SYM_LOCATIONS] + (size_t)loc * SYM_LOCATION_SIZE + 16);
+    uint32_t frames = nl ? nl : 1;
+    if (ln->n_ids + 3 * (size_t)frames > ln->cap_ids) {
+        size_t c = ln->cap_ids;
+        if (HGROW(ln->ids, c, ln->n_ids + 3 * (size_t)frames))
+            return -ENOMEM;
+        ln->cap_ids = c;
+    }
+    ln->first[loc] = (int32_t)ln->n_ids;
+    ln->count[loc] = frames;
+    char name[1024];
+    for (uint32_t k = frames; k-- > 0;) {
+        const char *file = "";
+        int64_t line = 0;
+        if (src->h) {
+            const profile *p = &src->h->sym;
+            prof_frame_name(p, loc, k, name, sizeof(name));
+            const prof_location *l = &p->locations[loc];
+            if (k < l->n_lines) {
+                const prof_line *pl = &p->lines[l->first_line + k];
+                line = pl->line;
+                if (pl->function)
+                    file = prof_s(p, p->functions[pl->function].filename);
+            }
+        } else {
+            frame_name_block(src->b, loc, k, name, sizeof(name), &file, &line);
+        }
+        int32_t nid = strtab_intern_cstr(&t->names, name);
+        int32_t fid = *file ? strtab_intern_cstr(&t->names, file) : 0;
+        if (nid < 0 || fid < 0)
+            return -ENOMEM;
+        ln->ids[ln->n_ids++] = (uint32_t)nid;
+        ln->ids[ln->n_ids++] = (uint32_t)fid;
+        ln->ids[ln->n_ids++] = (uint32_t)line;
+    }
+    return 0;
+}
+
+static int emit_tree(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_nodes, herr *e)
+{
+    tree_ctx *tc = arg;
+    flame_tree *t = tc->t;
+    uint32_t n_locs = src->h ? src->h->sym.n_locations : (uint32_t)src->b->sec_n[SYM_LOCATIONS];
+    int32_t *fnode = xmallocarray(n_nodes + 1, sizeof(int32_t));
+    uint32_t *depth = xmallocarray(n_nodes + 1, sizeof(uint32_t));
+    memset(fnode, 0xff, (n_nodes + 1) * sizeof(int32_t));
+    fnode[0] = 0;
+    depth[0] = 0;
+    loc_names ln = {xmallocarray(n_locs + 1, sizeof(int32_t)), xmallocarray(n_locs + 1, sizeof(uint32_t)), NULL, 0, 0};
+    memset(ln.first, 0xff, (n_locs + 1) * sizeof(int32_t));
+    int rc = 0;
+    uint32_t chain[2048];
+    for (uint32_t nd = 1; nd < n_nodes && !rc; nd++) {
+        int64_t v = agg[nd];
+        if (!v)
+            continue;
+        size_t nc = 0;
+        uint32_t cur = nd;
+        while (cur && fnode[cur] < 0 && nc < ARRAY_SIZE(chain)) {
+            chain[nc++] = cur;
+            uint32_t parent, loc;
+            src_node(src, cur, &parent, &loc);
+            cur = parent;
+        }
+        if (cur && fnode[cur] < 0) {
+            rc = herr_set(e, HE_TOOBIG, "stack deeper than %zu frames", ARRAY_SIZE(chain));
+            break;
+        }
+        while (nc > 0 && !rc) {
+            uint32_t c = chain[--nc], parent, loc;
+            src_node(src, c, &parent, &loc);
+            if ((rc = loc_frames(t, src, &ln, loc)))
+                break;
+            int32_t node = fnode[parent];
+            uint32_t d = depth[parent];
+            const uint32_t *ids = ln.ids + ln.first[loc];
+            for (uint32_t k = 0; k < ln.count[loc]; k++, ids += 3) {
+                node = flame_child(t, (uint32_t)node, ids[0]);
+                if (node < 0) {
+                    rc = node;
+                    break;
+                }
+                if (t->nodes[node].file == 0 && ids[1]) {
+                    t->nodes[node].file = ids[1];
+                    t->nodes[node].line = (int32_t)ids[2];
+                }
+                d++;
+            }
+            fnode[c] = node;
+            depth[c] = d;
+            if (d > t->max_depth)
+                t->max_depth = d;
+        }
+        if (rc)
+            break;
+        uint32_t leaf = (uint32_t)fnode[nd];
+        if (tc->side) {
+            t->is_diff = 1;
+            t->nodes[leaf].self2 += v;
+        } else {
+            t->nodes[leaf].self += v;
+        }
+        for (uint32_t n = leaf;;) {
+            if (tc->side)
+                t->nodes[n].total2 += v;
+            else
+                t->nodes[n].total += v;
+            if (n == 0)
+                break;
+            n = t->nodes[n].parent;
+        }
+    }
+    free(fnode);
+    free(depth);
+    free(ln.first);
+    free(ln.count);
+    free(ln.ids);
+    return rc;
+}
+
 int store_select_merge_tree(store *s, const store_query *q, flame_tree *t, int side, herr *e)
 {
-    profile p;
-    int rc = prof_init(&p);
+    char parts[5][256];
+    int rc = check_merge_query(q, parts, e);
     if (rc)
         return rc;
-    p.limits.max_samples = UINT32_MAX;
-    p.limits.max_locations = UINT32_MAX - 2;
-    rc = merge_into(s, q, &p, e);
-    if (!rc && p.n_samples)
-        rc = flame_add_profile(t, &p, 0, NULL, side);
-    prof_release(&p);
-    return rc;
+    tree_ctx tc = {t, side ? 1 : 0};
+    merge_ctx m;
+    memset(&m, 0, sizeof(m));
+    return select_agg(s, q, emit_tree, &tc, &m, e);
 }
 
 /* ---- string lists ---- */
