@@ -9,6 +9,8 @@
  *   (libdeflate + parse) / gunzip(zlib): what decode would cost with a
  *          libdeflate gunzip, as the sum of the two measured parts
  *
+ * It also times pprof_encode (gzip) against gzip -1 (its level) of the bytes it writes.
+ *
  * Usage: pprof_bench FILE [ROUNDS]   (ROUNDS default 30)
  */
 #include "core/common.h"
@@ -44,7 +46,7 @@ int main(int argc, char **argv)
     buf in = BUF_INIT, plain = BUF_INIT;
     herr e;
     int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 30;
-    double *t_zlib, *t_deflate, *t_decode, *t_parse;
+    double *t_zlib, *t_deflate, *t_decode, *t_parse, *t_enc, *t_gz;
     struct libdeflate_decompressor *dd;
     size_t raw_len = 0, n_samples = 0, n_locations = 0;
     char *raw;
@@ -72,7 +74,9 @@ int main(int argc, char **argv)
     t_deflate = calloc((size_t)rounds, sizeof(double));
     t_decode = calloc((size_t)rounds, sizeof(double));
     t_parse = calloc((size_t)rounds, sizeof(double));
-    if (!raw || !dd || !t_zlib || !t_deflate || !t_decode || !t_parse) return 1;
+    t_enc = calloc((size_t)rounds, sizeof(double));
+    t_gz = calloc((size_t)rounds, sizeof(double));
+    if (!raw || !dd || !t_zlib || !t_deflate || !t_decode || !t_parse || !t_enc || !t_gz) return 1;
 
     for (int r = 0; r < rounds; r++) {
         buf out;
@@ -109,6 +113,19 @@ int main(int argc, char **argv)
         t0 = now_ms();
         if (pprof_decode(&p, plain.data, plain.len, 0, &e)) return 1;
         t_parse[r] = now_ms() - t0;
+
+        /* encode (gzip) against gzip-compressing the bytes it writes */
+        buf enc = BUF_INIT, gz = BUF_INIT;
+        t0 = now_ms();
+        if (pprof_encode(&p, &enc, 1, &e)) return 1;
+        t_enc[r] = now_ms() - t0;
+        buf_reset(&enc);
+        if (pprof_encode(&p, &enc, 0, &e)) return 1;
+        t0 = now_ms();
+        if (gz_compress(enc.data, enc.len, 1, &gz)) return 1;
+        t_gz[r] = now_ms() - t0;
+        buf_release(&enc);
+        buf_release(&gz);
         prof_release(&p);
     }
     double zl = median(t_zlib, rounds), de = median(t_deflate, rounds);
@@ -119,15 +136,19 @@ int main(int argc, char **argv)
     printf("gunzip (libdeflate)            %8.2f ms\n", de);
     printf("pprof_decode (gzip input)      %8.2f ms\n", dec);
     printf("pprof_decode (raw input)       %8.2f ms   (parse only)\n", pa);
+    double en = median(t_enc, rounds), gzc = median(t_gz, rounds);
+    printf("pprof_encode (gzip output)     %8.2f ms\n", en);
+    printf("gzip -1 of the encoded bytes   %8.2f ms   (zlib, in process)\n", gzc);
     printf("ratio decode / gunzip(zlib)        %.2f   (target <= 1.50)\n", dec / zl);
     printf("ratio decode / gunzip(libdeflate)  %.2f\n", dec / de);
     printf("ratio parse-only / gunzip(zlib)    %.2f\n", pa / zl);
     /* What decode would cost if gz_decompress inflated whole buffers with
      * libdeflate: the sum of two parts measured above, not a run of its own. */
     printf("ratio (gunzip(libdeflate) + parse-only) / gunzip(zlib)  %.2f   (projection)\n", (de + pa) / zl);
+    printf("ratio encode / gzip -1 of its output  %.2f\n", en / gzc);
     libdeflate_free_decompressor(dd);
     free(raw);
-    free(t_zlib); free(t_deflate); free(t_decode); free(t_parse);
+    free(t_zlib); free(t_deflate); free(t_decode); free(t_parse); free(t_enc); free(t_gz);
     buf_release(&in);
     buf_release(&plain);
     return 0;

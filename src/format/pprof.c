@@ -939,6 +939,12 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
 
 /* ---- encoder ------------------------------------------------------------ */
 
+/*
+ * gzip level of encoded profiles. 1, not Go's default 6: on go-large.cpu it
+ * is 3.4x faster for 6% more bytes, and the server encodes on the query path.
+ */
+enum { PPROF_GZIP_LEVEL = 1 };
+
 static int enc_value_type(buf *b, uint32_t field, const prof_value_type *vt)
 {
     long m = wire_begin(b, field);
@@ -1051,7 +1057,7 @@ int pprof_encode(const profile *p, buf *out, int gzip, herr *e)
         buf raw;
         buf_init(&raw, out->max);
         rc = enc_body(p, &raw);
-        if (!rc) rc = gz_compress(raw.data ? raw.data : "", raw.len, 6, out);
+        if (!rc) rc = gz_compress(raw.data ? raw.data : "", raw.len, PPROF_GZIP_LEVEL, out);
         buf_release(&raw);
     }
     if (rc) {

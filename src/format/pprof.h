@@ -42,7 +42,7 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
 
 /*
  * Appends p as pprof bytes to out (gzip-compressed when gzip is non-zero, at
- * gzip's default level 6, as Go's pprof writes). The output is valid for
+ * level 1: fast, for the query path). The output is valid for
  * google/pprof: string_table[0] is "", mapping/function/location ids are the
  * model indices (1-based, unique), every model string is written (so string
  * ids are kept). p must pass prof_validate(); references are not re-checked.
