@@ -479,8 +479,8 @@
           let row = runs[n.depth];
           if (!row) row = runs[n.depth] = [];
           const last = row[row.length - 1];
-          if (last && x0 <= last.b + 0.5) last.b = Math.max(last.b, x0 + w);
-          else row.push({ a: x0, b: x0 + w, name: n.name });
+          if (last && x0 <= last.b + 0.5) { last.b = Math.max(last.b, x0 + w); last.count++; last.value += n.total; }
+          else row.push({ a: x0, b: x0 + w, name: n.name, count: 1, value: n.total, depth: n.depth });
           if (n.depth > maxDepth) maxDepth = n.depth;
           continue;
         }
@@ -502,7 +502,7 @@
     const charW = g.measureText('m').width || 6.6;
     const fg = cssVar('--frame-fg') || '#111', dim = cssVar('--dim') || '#ddd';
     const rowY = (d) => (opts.inverted ? (rows - 1 - d) * ROW : d * ROW);
-    g.globalAlpha = 0.6;
+    g.globalAlpha = 0.75;
     runs.forEach((row, d) => {
       for (const r of row || []) {
         if (r.b - r.a < 1) continue;
@@ -531,7 +531,7 @@
       byRow[n.depth].push(f);
     }
     g.globalAlpha = 1;
-    return { frames, byRow, W, H, rows };
+    return { frames, byRow, runs, W, H, rows };
   }
   function hitTest(drawn, x, y, inverted) {
     if (!drawn) return null;
@@ -547,6 +547,8 @@
       else if (x > f.x + Math.max(f.w, 1)) lo = mid + 1;
       else return f;
     }
+    // A bar of frames too thin to draw one by one.
+    for (const r of (drawn.runs && drawn.runs[d]) || []) if (x >= r.a - 0.5 && x <= r.b + 0.5 && r.b - r.a >= 1) return { run: r };
     return null;
   }
 
@@ -624,6 +626,8 @@
     const ms = performance.now() - t0;
     hook.lastRender = { root: t.nodes[0].name, total: t.total, zoom: t.nodes[zoomId].name, nodes: t.nodes.length, drawMs: ms, frames: drawn.frames };
     if (t.diff) { hook.lastRender.left = t.leftTicks; hook.lastRender.right = t.rightTicks; }
+    hook.lastRender.runs = [];
+    drawn.runs.forEach((row, d) => { for (const r of row || []) if (r.b - r.a >= 1) hook.lastRender.runs.push({ depth: d, x: r.a, w: r.b - r.a, count: r.count, value: r.value }); });
     renderBreadcrumb(t);
     renderSearchInfo(t);
   }
@@ -759,8 +763,24 @@
   function showTooltip(ev, f, t) {
     const tip = $('tooltip');
     if (!f) { tip.hidden = true; return; }
-    const n = t.nodes[f.id];
     tip.textContent = '';
+    if (f.run) {
+      const d = document.createElement('div');
+      d.className = 'tname';
+      d.textContent = f.run.count + ' frames too narrow to draw one by one';
+      const v = document.createElement('div');
+      v.textContent = (t.diff ? '' : fv(f.run.value) + ' (' + pct(f.run.value, t.total) + ') · ') + 'click a frame above to zoom in, or search';
+      tip.append(d, v);
+    } else fillTooltip(tip, t, t.nodes[f.id]);
+    tip.hidden = false;
+    const pad = 14;
+    let x = ev.clientX + pad, y = ev.clientY + pad;
+    const r = tip.getBoundingClientRect();
+    if (x + r.width > window.innerWidth) x = Math.max(0, ev.clientX - r.width - pad);
+    if (y + r.height > window.innerHeight) y = Math.max(0, ev.clientY - r.height - pad);
+    tip.style.left = x + 'px'; tip.style.top = y + 'px';
+  }
+  function fillTooltip(tip, t, n) {
     const name = document.createElement('div');
     name.className = 'tname'; name.textContent = n.name;
     tip.append(name);
@@ -780,13 +800,6 @@
       row('Total', fv(n.total) + ' (' + pct(n.total, t.total) + ')');
     }
     tip.append(tb);
-    tip.hidden = false;
-    const pad = 14;
-    let x = ev.clientX + pad, y = ev.clientY + pad;
-    const r = tip.getBoundingClientRect();
-    if (x + r.width > window.innerWidth) x = Math.max(0, ev.clientX - r.width - pad);
-    if (y + r.height > window.innerHeight) y = Math.max(0, ev.clientY - r.height - pad);
-    tip.style.left = x + 'px'; tip.style.top = y + 'px';
   }
   function canvasPoint(c, ev) {
     const r = c.getBoundingClientRect();
@@ -1138,6 +1151,7 @@
     try {
       if (kind === 'pprof') {
         if (state.view === 'diff') throw new Error('pprof export is for a single selection; leave the diff view first');
+        if (state.span.trim()) throw new Error('pprof export of one span is not available (SelectMergeProfile has no span selector); export folded or flamebearer JSON instead, or clear the Span field');
         const r = range(state.from, state.until);
         const bytes = await fetchMergedPprof(fullSelector(state.query), r);
         let blob = new Blob([bytes], { type: 'application/octet-stream' });
@@ -1346,7 +1360,7 @@
       const t = flameTree(); if (!t) return;
       const p = canvasPoint(flame, ev);
       const f = hitTest(drawn, p.x, p.y, false);
-      if (!f) return;
+      if (!f || f.run) return;
       if (state.view === 'sandwich') { if (f.depth) selectFunction(f.name); return; }
       state.zoom = f.depth === 0 ? '' : pathOf(t, f.id).join(';');
       writeURL(true); render();
@@ -1362,7 +1376,7 @@
       if (!sandwich) return;
       const p = canvasPoint(callers, ev);
       const f = hitTest(drawnCallers, p.x, p.y, true);
-      if (f && f.depth) selectFunction(f.name);
+      if (f && !f.run && f.depth) selectFunction(f.name);
     };
 
     const tl = $('timeline');

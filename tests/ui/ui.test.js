@@ -363,6 +363,14 @@ async function main() {
       ms.sort((a, b) => a - b);
       return { nodes: window.__hearth.lastRender.nodes, frames: window.__hearth.lastRender.frames.length, redrawMs: ms[2], flameMs: window.__hearth.lastRender.drawMs };
     });
+    // the thousands of thin children of main.next show as one bar with a tooltip
+    const run = (await H(() => window.__hearth.lastRender.runs)).sort((a, b) => b.w - a.w)[0];
+    assert(run && run.count > 1000, 'a bar of thin frames: ' + JSON.stringify(run));
+    const box = await page.locator('#flame').boundingBox();
+    await page.mouse.move(box.x + run.x + run.w / 2, box.y + run.depth * 18 + 9);
+    await page.waitForSelector('#tooltip:not([hidden])');
+    const tip = await page.textContent('#tooltip');
+    assert(tip.includes(run.count + ' frames too narrow'), 'thin-frame tooltip: ' + tip);
     console.log('# large graph: ' + fig.nodes + ' nodes, ' + fig.frames + ' frames drawn; median full redraw (graph + table) ' +
       fig.redrawMs.toFixed(1) + ' ms, of which canvas ' + fig.flameMs.toFixed(1) + ' ms');
     await shot('11-dark-large');
