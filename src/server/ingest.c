@@ -315,6 +315,7 @@ void ingest_legacy(http_req *rq, http_resp *rs)
     size_t body_len = rq->body.len;
     stc cfg[32];
     int n_cfg = 0;
+    part parts[8];          /* prev points here, so it lives for the whole handler */
     const part *prev = NULL;
 
     memset(&lab, 0, sizeof lab);
@@ -347,7 +348,6 @@ void ingest_legacy(http_req *rq, http_resp *rs)
         goto fail;
     }
     if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
-        part parts[8];
         const part *pp, *sc;
         int np = multipart_split(body, body_len, ct, parts, (int)ARRAY_SIZE(parts), &e);
         if (np < 0) {
