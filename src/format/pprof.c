@@ -688,9 +688,8 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
  * (Inserting in hash-slot order was measured too: no faster, because the cost
  * is the first touch of the fresh table's pages, not the order of writes.)
  */
-static int node_index_catch_up(dec *d, uint32_t first)
+static int node_index_catch_up(profile *p, uint32_t first)
 {
-    profile *p = d->p;
     hmap64 *m = &p->node_index;
 
     if (p->n_nodes <= first) return 0;
@@ -929,11 +928,12 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
     d.p = p;
     d.e = e;
     rc = decode_raw(&d, data, n);
-    /* also after a failure: the partial profile keeps its invariants */
-    if ((rc2 = node_index_catch_up(&d, 1)) != 0 && !rc)
-        rc = herr_set(e, rc2, "out of memory indexing %u stack nodes", p->n_nodes);
+    /* scratch and input go first: the index is the largest allocation */
     dec_release(&d);
     buf_release(&plain);
+    /* also after a failure: the partial profile keeps its invariants */
+    if ((rc2 = node_index_catch_up(p, 1)) != 0 && !rc)
+        rc = herr_set(e, rc2, "out of memory indexing %u stack nodes", p->n_nodes);
     return rc;
 }
 
