@@ -14,8 +14,9 @@
  * that contains it; libdwfl (reported offline, debuginfo found by
  * dwfl_standard_find_debuginfo: build ID and debuglink under debug_dir) gives
  * the symbol, the CU and the line; dwarf_getscopes() lists the inlined
- * subroutines around the address, innermost first, each one's caller line
- * being the DW_AT_call_file/call_line of the inlined DIE (as eu-addr2line -i).
+ * subroutines around the address (a descent from the CU into the DIEs whose
+ * ranges hold it), innermost first, each one's caller line being the
+ * DW_AT_call_file/call_line of the inlined DIE (as eu-addr2line -i).
  */
 #include "core/common.h"
 #include "agent/symbolize.h"
@@ -427,6 +428,61 @@ static void fill_frame(symbolizer *s, sym_frame *f, const char *raw)
     f->mangled = raw && f->function && strcmp(raw, f->function) ? intern(s, raw) : NULL;
 }
 
+#define MAX_SCOPE_DEPTH 64
+
+/*
+ * The function scopes (subprogram, inlined subroutines) containing pc,
+ * innermost first, found by descending from the CU only into DIEs whose
+ * ranges contain pc (and into namespaces, which have none). dwarf_getscopes
+ * + dwarf_getscopes_die walk whole CUs, which for big CUs costs far more.
+ * Returns the count (scopes malloc'ed, caller frees) or 0.
+ */
+static int find_scopes(Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **out)
+{
+    Dwarf_Die path[MAX_SCOPE_DEPTH], cur = *cudie, child;
+    int depth = 0, n = 0;
+    *out = NULL;
+    while (depth < MAX_SCOPE_DEPTH && dwarf_child(&cur, &child) == 0) {
+        int found = 0;
+        do {
+            int tag = dwarf_tag(&child);
+            if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block) {
+                if (dwarf_haspc(&child, pc) > 0) { found = 1; break; }
+            } else if (tag == DW_TAG_namespace || tag == DW_TAG_module) {
+                /* No ranges of their own: look inside for a match without committing. */
+                Dwarf_Die inner;
+                if (dwarf_child(&child, &inner) == 0) {
+                    do {
+                        int t2 = dwarf_tag(&inner);
+                        if ((t2 == DW_TAG_subprogram || t2 == DW_TAG_namespace) &&
+                            (t2 == DW_TAG_namespace || dwarf_haspc(&inner, pc) > 0)) {
+                            found = 2;
+                            break;
+                        }
+                    } while (dwarf_siblingof(&inner, &inner) == 0);
+                }
+                if (found) break;
+            }
+        } while (dwarf_siblingof(&child, &child) == 0);
+        if (!found) break;
+        if (found == 1) path[depth++] = child;
+        cur = child;
+    }
+    for (int i = 0; i < depth; i++) {
+        int tag = dwarf_tag(&path[i]);
+        n += tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine;
+    }
+    if (!n) return 0;
+    *out = malloc(sizeof(Dwarf_Die) * (size_t)n);
+    if (!*out) return 0;
+    int k = 0;
+    for (int i = depth - 1; i >= 0; i--) {
+        int tag = dwarf_tag(&path[i]);
+        if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) (*out)[k++] = path[i];
+    }
+    return n;
+}
+
 static void lookup_dwarf(symbolizer *s, sym_module *m, Dwarf_Addr addr, const char *symname, sym_result *r)
 {
     Dwarf_Addr cu_bias;
@@ -445,27 +501,8 @@ static void lookup_dwarf(symbolizer *s, sym_module *m, Dwarf_Addr addr, const ch
         src_line = lno;
     }
     if (!cudie) goto symonly;
-    n_scopes = dwarf_getscopes(cudie, addr - cu_bias, &scopes);
+    n_scopes = find_scopes(cudie, addr - cu_bias, &scopes);
     if (n_scopes <= 0) goto symonly;
-    /*
-     * dwarf_getscopes() follows an inlined subroutine to its abstract
-     * definition; the physical nesting (inlined -> its caller -> ... ->
-     * the real function) comes from dwarf_getscopes_die() on the innermost
-     * function scope, as eu-addr2line -i does.
-     */
-    for (int i = 0; i < n_scopes; i++) {
-        int tag = dwarf_tag(&scopes[i]);
-        if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
-            Dwarf_Die inner = scopes[i];
-            Dwarf_Die *phys = NULL;
-            int n_phys = dwarf_getscopes_die(&inner, &phys);
-            free(scopes);
-            scopes = phys;
-            n_scopes = n_phys;
-            break;
-        }
-    }
-    if (n_scopes <= 0) { free(scopes); scopes = NULL; goto symonly; }
     dwarf_getsrcfiles(cudie, &files, &n_files);
     /* Frame 0 is at the sample's line; each inlined scope's call site gives its caller's line. */
     const char *cur_file = src_file;
