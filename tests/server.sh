@@ -38,6 +38,8 @@ check "bad flag is a usage error" '! "$BIN" server --no-such-flag 2>/dev/null'
 
 start || exit 1
 check "/ready answers 200" '[ "$(curl -s -o /dev/null -w "%{http_code}" "$url/ready")" = 200 ]'
+check "the web UI is served at / with a content type" '[ "$(curl -s -o /dev/null -w "%{http_code} %{content_type}" "$url/")" = "200 text/html; charset=utf-8" ]'
+check "a gzip pprof without format= is taken as pprof" '[ "$(curl -s -o /dev/null -w "%{http_code}" --data-binary @"$TD/pprof/cpu.pb.gz" "$url/ingest?name=noformat")" = 200 ]'
 check "/healthz answers 200" '[ "$(curl -s -o /dev/null -w "%{http_code}" "$url/healthz")" = 200 ]'
 
 # acknowledged writes, then SIGKILL

@@ -329,8 +329,8 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
             char *end;
             unsigned long long v = strtoull(cl, &end, 10);
             if (*end || v > s->o.max_body) {
-                http_error(&st->rs, 413, "request body of %s bytes is larger than the limit of %zu bytes (--max-body-size)",
-                           cl, s->o.max_body);
+                fail(&st->rs, st->route >= 0 && (s->routes[st->route].flags & HTTP_CONNECT), 413,
+                     "request body of %.20s bytes is larger than the limit of %zu bytes (--max-body-size)", cl, s->o.max_body);
                 return queue(c, st);
             }
         }

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 #include <strings.h>
 
+#include "core/compress.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -373,6 +374,11 @@ void ingest_legacy(http_req *rq, http_resp *rs)
         is_pprof = 1;
     }
 
+    /* no format and no multipart: a body that is clearly pprof (gzip, or protobuf
+     * that does not parse as text) is taken as pprof, as SDKs that forget the
+     * parameter expect; Pyroscope would read it as folded and fail */
+    if (!is_pprof && (!format || !*format) && (is_gzip(body, body_len) || prof_format_detect(body, body_len) == PF_PPROF))
+        is_pprof = 1;
     snprintf(app, sizeof app, "%s", key->app);
     nt = naming_suffix(key->app, &app_len);
     if (is_pprof) {

@@ -232,6 +232,11 @@ static const http_route routes[] = {
     {"/pyroscope/render-diff", HTTP_GET | HTTP_TENANT, query_render_diff, NULL},
     {"/pyroscope/label-values", HTTP_GET | HTTP_TENANT, query_legacy_label_values, NULL},
     {"/pyroscope/labels", HTTP_GET | HTTP_TENANT, query_legacy_labels, NULL},
+    /* the Pyroscope 0.x paths of the same routes */
+    {"/render", HTTP_GET | HTTP_TENANT, query_render, "/pyroscope/render"},
+    {"/render-diff", HTTP_GET | HTTP_TENANT, query_render_diff, "/pyroscope/render-diff"},
+    {"/label-values", HTTP_GET | HTTP_TENANT, query_legacy_label_values, "/pyroscope/label-values"},
+    {"/labels", HTTP_GET | HTTP_TENANT, query_legacy_labels, "/pyroscope/labels"},
     {"/", HTTP_PREFIX | HTTP_GET, h_ui, "ui"},
     {NULL, 0, NULL, NULL},
 };
