@@ -766,3 +766,133 @@ TEST(concurrent_writers_and_readers)
     free(d);
     server_stop(t.s);
 }
+
+/* Total of samples of type `type` whose label `key` is one of ids[0..n). */
+static int64_t span_total(const char *rel, const char *type, const char *key, const char *const *ids, size_t n)
+{
+    size_t len;
+    char *d = slurp(rel, &len);
+    profile p;
+    herr e = {0};
+    int64_t sum = 0;
+    int t;
+    prof_init(&p);
+    if (pprof_decode(&p, d, len, 0, &e)) t_fail(__FILE__, __LINE__, "%s: %s", rel, e.msg);
+    t = prof_type_index(&p, type);
+    for (size_t i = 0; i < p.n_samples; i++) {
+        const char *v = prof_sample_label(&p, i, key);
+        for (size_t k = 0; v && k < n; k++)
+            if (!strcmp(v, ids[k])) sum += prof_values(&p, i)[t];
+    }
+    prof_release(&p);
+    free(d);
+    return sum;
+}
+
+/* The first n distinct values of label key in a pprof file. */
+static size_t span_ids(const char *rel, const char *key, char ids[][64], size_t max)
+{
+    size_t len, n = 0;
+    char *d = slurp(rel, &len);
+    profile p;
+    herr e = {0};
+    prof_init(&p);
+    if (pprof_decode(&p, d, len, 0, &e)) t_fail(__FILE__, __LINE__, "%s: %s", rel, e.msg);
+    for (size_t i = 0; i < p.n_samples && n < max; i++) {
+        const char *v = prof_sample_label(&p, i, key);
+        size_t k;
+        if (!v) continue;
+        for (k = 0; k < n && strcmp(ids[k], v); k++) {}
+        if (k == n) snprintf(ids[n++], 64, "%s", v);
+    }
+    prof_release(&p);
+    free(d);
+    return n;
+}
+
+static int64_t q_span_total(const srv_t *t, const char *sel, char ids[][64], size_t n)
+{
+    buf req, out;
+    json_object *o, *fg;
+    int64_t total;
+    long st;
+    buf_init(&req, 0);
+    buf_init(&out, 0);
+    buf_printf(&req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"%s\",\"start\":\"0\",\"end\":\"%" PRId64 "\",\"spanSelector\":[",
+               CPU, sel, now_ns() / 1000000 + 3600000);
+    for (size_t k = 0; k < n; k++) buf_printf(&req, "%s\"%s\"", k ? "," : "", ids[k]);
+    buf_puts(&req, "]}");
+    st = post_json(t, "/querier.v1.QuerierService/SelectMergeSpanProfile", NULL, req.data, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "SelectMergeSpanProfile: %ld %s", st, out.data);
+    o = parse(&out);
+    if (!json_object_object_get_ex(o, "flamegraph", &fg)) t_fail(__FILE__, __LINE__, "no flamegraph");
+    total = jint(fg, "total");
+    json_object_put(o);
+    buf_release(&req);
+    buf_release(&out);
+    return total;
+}
+
+TEST(span_profiles_and_legacy_profile_id)
+{
+    srv_t t;
+    buf out;
+    size_t n;
+    char *d;
+    char ids[3][64];
+    size_t k;
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+
+    /* 33 of 63 samples carry span_id: they stay per sample, one series */
+    d = slurp("pprof/single_group_with_optional_span_id.pb.gz", &n);
+    ASSERT_EQ(ingest(&t, NULL, "name=spans.cpu&format=pprof", NULL, d, n, &out), 200);
+    free(d);
+    k = span_ids("pprof/single_group_with_optional_span_id.pb.gz", "span_id", ids, 2);
+    ASSERT(k >= 1);
+    {
+        const char *one[] = {ids[0]};
+        int64_t w1 = span_total("pprof/single_group_with_optional_span_id.pb.gz", "cpu", "span_id", one, 1);
+        int64_t all = file_total("pprof/single_group_with_optional_span_id.pb.gz", NULL, "cpu");
+        ASSERT(w1 > 0 && w1 < all);
+        ASSERT_EQ(q_span_total(&t, "{service_name=\\\"spans\\\"}", ids, 1), w1);
+        snprintf(ids[1], 64, "00000000deadbeef");
+        ASSERT_EQ(q_span_total(&t, "{service_name=\\\"spans\\\"}", ids + 1, 1), 0);
+        /* the whole profile is still there for ordinary queries */
+        ASSERT_EQ(q_flame_total(&t, NULL, CPU, "{service_name=\\\"spans\\\"}"), all);
+    }
+    /* span_id is not a series label */
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/LabelNames", NULL, "{}", &out), 200);
+    ASSERT(!strstr(out.data, "\"span_id\""));
+
+    /* legacy profile_id labels are read as span_id */
+    d = slurp("pprof/go.cpu.labels.pprof", &n);
+    ASSERT_EQ(ingest(&t, NULL, "name=legacyid.cpu&format=pprof", NULL, d, n, &out), 200);
+    free(d);
+    k = span_ids("pprof/go.cpu.labels.pprof", "profile_id", ids, 1);
+    ASSERT_EQ(k, 1);
+    {
+        const char *one[] = {ids[0]};
+        int64_t w = span_total("pprof/go.cpu.labels.pprof", "cpu", "profile_id", one, 1);
+        ASSERT(w > 0);
+        ASSERT_EQ(q_span_total(&t, "{service_name=\\\"legacyid\\\"}", ids, 1), w);
+    }
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/LabelNames", NULL, "{}", &out), 200);
+    ASSERT(!strstr(out.data, "\"profile_id\""));
+
+    /* render-diff: left and right ticks are each side's total */
+    {
+        char path[1024];
+        json_object *o;
+        snprintf(path, sizeof path, "/pyroscope/render-diff?leftQuery=%s&leftFrom=0&leftUntil=now%%2B1h&rightQuery=%s&rightFrom=0&rightUntil=now%%2B1h",
+                 "process_cpu%3Acpu%3Ananoseconds%3Acpu%3Ananoseconds%7Bservice_name%3D%22spans%22%7D",
+                 "process_cpu%3Acpu%3Ananoseconds%3Acpu%3Ananoseconds%7Bservice_name%3D%22legacyid%22%7D");
+        ASSERT_EQ(http(&t, "GET", path, NULL, NULL, 0, &out), 200);
+        o = parse(&out);
+        ASSERT_EQ(jint(o, "leftTicks"), file_total("pprof/single_group_with_optional_span_id.pb.gz", NULL, "cpu"));
+        ASSERT_EQ(jint(o, "rightTicks"), file_total("pprof/go.cpu.labels.pprof", NULL, "cpu"));
+        json_object_put(o);
+    }
+    buf_release(&out);
+    server_stop(t.s);
+}
