@@ -204,6 +204,7 @@
 
   /* ------------------------------------------------------------- trees */
 
+  const NO_CHILDREN = Object.freeze([]); // shared by every leaf of a decoded tree
   // Builds a tree from the server's FlameGraph(Diff) levels encoding.
   function treeFromFlamegraph(fg, diff) {
     const names = fg.names || [];
@@ -212,28 +213,29 @@
     let prev = [];
     const stride = diff ? 7 : 4;
     for (let d = 0; d < levels.length; d++) {
-      const v = (levels[d].values || []).map(Number);
+      const v = levels[d].values || [];
       if (v.length % stride) throw new Error('the flame graph level ' + d + ' has ' + v.length + ' values, not a multiple of ' + stride);
       const cur = [];
       let endL = 0, endR = 0, p = 0;
       for (let i = 0; i < v.length; i += stride) {
         let n;
+        // int64s arrive as JSON strings; unary + converts without an extra array.
         if (!diff) {
-          const x = endL + v[i];
-          n = { name: names[v[i + 3]], depth: d, x, total: v[i + 1], self: v[i + 2] };
-          endL = x + n.total;
+          const x = endL + +v[i], total = +v[i + 1];
+          n = { id: nodes.length, name: names[+v[i + 3]], depth: d, x, total, self: +v[i + 2], parent: -1, children: NO_CHILDREN };
+          endL = x + total;
         } else {
-          const xl = endL + v[i], xr = endR + v[i + 3];
-          n = { name: names[v[i + 6]], depth: d, x: xl + xr, total: v[i + 1] + v[i + 4], self: v[i + 2] + v[i + 5],
-            l: v[i + 1], sl: v[i + 2], r: v[i + 4], sr: v[i + 5] };
-          endL = xl + n.l; endR = xr + n.r;
+          const xl = endL + +v[i], xr = endR + +v[i + 3], l = +v[i + 1], r = +v[i + 4], sl = +v[i + 2], sr = +v[i + 5];
+          n = { id: nodes.length, name: names[+v[i + 6]], depth: d, x: xl + xr, total: l + r, self: sl + sr, parent: -1, children: NO_CHILDREN, l, sl, r, sr };
+          endL = xl + l; endR = xr + r;
         }
         if (n.name === undefined) n.name = '?';
-        n.id = nodes.length; n.children = []; n.parent = -1;
         if (d > 0 && prev.length) {
           while (p < prev.length - 1 && n.x >= prev[p].x + prev[p].total) p++;
-          n.parent = prev[p].id;
-          nodes[n.parent].children.push(n.id);
+          const parent = prev[p];
+          n.parent = parent.id;
+          if (parent.children === NO_CHILDREN) parent.children = [];
+          parent.children.push(n.id);
         }
         nodes.push(n); cur.push(n);
       }
@@ -961,11 +963,14 @@
       } else {
         fgP = call('SelectMergeStacktraces', { profileTypeID: state.type, labelSelector: selector, start: String(r.start), end: String(r.end), maxNodes: String(MAX_NODES) });
       }
-      const [pts, fgRes] = await Promise.all([seriesP.catch((e) => { throw e; }), fgP]);
+      const tq = performance.now();
+      const [pts, fgRes] = await Promise.all([seriesP, fgP]);
       if (seq !== querySeq) return;
+      const td = performance.now();
       series = pts;
       rawFG = fgRes.flamegraph || null;
       tree = rawFG && (rawFG.levels || []).length ? treeFromFlamegraph(rawFG, diff) : null;
+      hook.timings = { queryMs: td - tq, decodeMs: performance.now() - td };
       if (tree && !tree.total) tree = null;
       sandwich = state.fn && tree && !tree.diff ? buildSandwich(tree, state.fn) : null;
       fileLines = null;

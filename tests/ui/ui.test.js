@@ -361,7 +361,8 @@ async function main() {
       const ms = [];
       for (let i = 0; i < 5; i++) ms.push(window.__hearth.redraw());
       ms.sort((a, b) => a - b);
-      return { nodes: window.__hearth.lastRender.nodes, frames: window.__hearth.lastRender.frames.length, redrawMs: ms[2], flameMs: window.__hearth.lastRender.drawMs };
+      return { nodes: window.__hearth.lastRender.nodes, frames: window.__hearth.lastRender.frames.length, redrawMs: ms[2], flameMs: window.__hearth.lastRender.drawMs,
+        queryMs: window.__hearth.timings.queryMs, decodeMs: window.__hearth.timings.decodeMs };
     });
     // the thousands of thin children of main.next show as one bar with a tooltip
     const run = (await H(() => window.__hearth.lastRender.runs)).sort((a, b) => b.w - a.w)[0];
@@ -372,8 +373,28 @@ async function main() {
     const tip = await page.textContent('#tooltip');
     assert(tip.includes(run.count + ' frames too narrow'), 'thin-frame tooltip: ' + tip);
     console.log('# large graph: ' + fig.nodes + ' nodes, ' + fig.frames + ' frames drawn; median full redraw (graph + table) ' +
-      fig.redrawMs.toFixed(1) + ' ms, of which canvas ' + fig.flameMs.toFixed(1) + ' ms');
+      fig.redrawMs.toFixed(1) + ' ms, of which canvas ' + fig.flameMs.toFixed(1) + ' ms; query + JSON ' + fig.queryMs.toFixed(0) +
+      ' ms, levels decoding ' + fig.decodeMs.toFixed(0) + ' ms');
     await shot('11-dark-large');
+  });
+
+  await test('custom range and theme switch', async () => {
+    await open(appURL + '&view=flame');
+    await page.selectOption('#range', 'custom');
+    assert(await page.isVisible('#from'), 'custom range fields shown');
+    await page.fill('#from', 'now-10m');
+    await page.fill('#until', 'now');
+    const seq = await H(() => window.__hearth.renderSeq);
+    await page.press('#from', 'Enter');
+    await page.waitForFunction((s) => window.__hearth.renderSeq > s && !document.getElementById('status').textContent.startsWith('Loading'), seq);
+    assert(new URL(page.url()).searchParams.get('from') === 'now-10m', 'from in URL: ' + page.url());
+    near(await H(() => window.__hearth.lastRender.total), pp.total(v2, TI), 0, 'only v2 (5 minutes old) in the last 10 minutes');
+    const before = await page.evaluate(() => document.documentElement.dataset.theme);
+    await page.click('#theme');
+    const after = await page.evaluate(() => ({ theme: document.documentElement.dataset.theme, bg: getComputedStyle(document.body).backgroundColor }));
+    assert(before === 'light' && after.theme === 'dark' && after.bg !== 'rgb(255, 255, 255)', 'theme switched: ' + before + ' -> ' + JSON.stringify(after));
+    await shot('16-dark-custom-range');
+    await page.click('#theme');
   });
 
   await test('laptop-size window: no horizontal scrolling, graph fills the width', async () => {
