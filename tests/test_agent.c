@@ -203,6 +203,30 @@ TEST(unwind_table_rows_sorted_and_found)
     unw_table_release(&t);
 }
 
+TEST(unwind_table_covers_libc_function_entries)
+{
+    /* At any function's first instruction the CFA is rsp + 8 and the RA is at CFA - 8. */
+    void *fns[] = {(void *)qsort, (void *)strtol, (void *)fopen, (void *)getpid, (void *)pthread_create,
+                   (void *)snprintf, (void *)malloc, (void *)usleep};
+    Dl_info di;
+    unw_table t;
+    herr e = {0};
+    ASSERT(dladdr(fns[0], &di) && di.dli_fname);
+    ASSERT_OK(unw_table_build_file(&t, di.dli_fname, &e));
+    ASSERT(t.n_rows > 1000);
+    for (size_t i = 0; i < ARRAY_SIZE(fns); i++) {
+        Dl_info fi;
+        ASSERT(dladdr(fns[i], &fi));
+        if (strcmp(fi.dli_fname, di.dli_fname)) continue; /* not in libc on this system */
+        const unw_row *row = unw_find(&t, (uint64_t)(uintptr_t)fns[i] - (uint64_t)(uintptr_t)fi.dli_fbase);
+        if (!row) t_fail(__FILE__, __LINE__, "no CFI row for %s in %s", fi.dli_sname ? fi.dli_sname : "?", di.dli_fname);
+        ASSERT_EQ(row->cfa_kind, UNW_CFA_SP);
+        ASSERT_EQ(row->cfa_off, 8);
+        ASSERT_EQ(row->ra_off, -8);
+    }
+    unw_table_release(&t);
+}
+
 TEST(unwind_table_bad_input)
 {
     unw_table t;

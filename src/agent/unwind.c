@@ -119,9 +119,16 @@ typedef struct state {
     int64_t ra_off;
 } state;
 
+typedef struct block {
+    uint64_t pc;
+    size_t first, n;
+} block;
+
 typedef struct rows {
     unw_row *v;
     size_t n, cap;
+    block *fdes;       /* where each FDE's rows start, for sorting by FDE */
+    size_t n_fdes, cap_fdes;
 } rows;
 
 static int rows_push(rows *rs, const unw_row *row)
@@ -365,11 +372,6 @@ static int row_cmp(const void *a, const void *b)
     return gy - gx; /* gaps first, so a real row at the same pc wins */
 }
 
-typedef struct block {
-    uint64_t pc;
-    size_t first, n;
-} block;
-
 static int block_cmp(const void *a, const void *b)
 {
     const block *x = a, *y = b;
@@ -378,37 +380,28 @@ static int block_cmp(const void *a, const void *b)
 
 /*
  * Each FDE's rows are already sorted and end with its gap row, so sorting
- * the FDE blocks by start (ten times fewer items than rows) and copying
- * them in order sorts the table. Blocks start where a row's pc drops.
+ * the FDEs by start (several times fewer items than rows) and copying their
+ * rows in that order sorts the table. Overlapping FDEs (rare) would leave
+ * rows going back in pc: then a full sort settles it.
  */
 static int sort_blocks(rows *rs)
 {
-    block *bl = NULL;
-    size_t nb = 0, cap = 0;
     unw_row *out;
-    for (size_t i = 0; i < rs->n; i++) {
-        if (i == 0 || rs->v[i].pc < rs->v[i - 1].pc) {
-            if (HGROW(bl, cap, nb + 1)) { free(bl); return -ENOMEM; }
-            bl[nb++] = (block){rs->v[i].pc, i, 0};
-        }
-        bl[nb - 1].n++;
-    }
-    qsort(bl, nb, sizeof(block), block_cmp);
+    qsort(rs->fdes, rs->n_fdes, sizeof(block), block_cmp);
     out = hmallocarray(rs->n ? rs->n : 1, sizeof(unw_row));
-    if (!out) { free(bl); return -ENOMEM; }
+    if (!out) return -ENOMEM;
     size_t w = 0;
-    for (size_t b = 0; b < nb; b++) {
-        memcpy(out + w, rs->v + bl[b].first, bl[b].n * sizeof(unw_row));
-        w += bl[b].n;
+    for (size_t b = 0; b < rs->n_fdes; b++) {
+        memcpy(out + w, rs->v + rs->fdes[b].first, rs->fdes[b].n * sizeof(unw_row));
+        w += rs->fdes[b].n;
     }
-    free(bl);
-    /* Rare overlaps or equal pcs across blocks: a final pass fixes what the block order did not. */
+    free(rs->v);
+    rs->v = out;
+    rs->n = w;
+    rs->cap = w;
     int sorted = 1;
     for (size_t i = 1; i < w && sorted; i++) sorted = row_cmp(&out[i - 1], &out[i]) <= 0;
     if (!sorted) qsort(out, w, sizeof(unw_row), row_cmp);
-    free(rs->v);
-    rs->v = out;
-    rs->cap = rs->n;
     return 0;
 }
 
@@ -471,6 +464,7 @@ static int parse_section(rows *rs, const uint8_t *sec, size_t size, uint64_t sec
             }
             if (r.bad) goto bad;
             if (pc_begin == 0 || pc_range == 0) { p = entry_end; continue; } /* discarded by the linker */
+            size_t first_row = rs->n;
             state s, init;
             memset(&s, 0, sizeof(s));
             s.cfa_kind = UNW_CFA_UNDEF;
@@ -489,6 +483,8 @@ static int parse_section(rows *rs, const uint8_t *sec, size_t size, uint64_t sec
             row.pc = pc_begin + pc_range;
             row.cfa_kind = UNW_CFA_UNDEF;
             if ((rc = rows_push(rs, &row))) return herr_set(e, rc, "CFI table too large");
+            if (HGROW(rs->fdes, rs->cap_fdes, rs->n_fdes + 1)) return herr_set(e, -ENOMEM, "out of memory");
+            rs->fdes[rs->n_fdes++] = (block){pc_begin, first_row, rs->n - first_row};
             if (pc_begin < *lo) *lo = pc_begin;
             if (pc_begin + pc_range > *hi) *hi = pc_begin + pc_range;
         }
@@ -506,7 +502,7 @@ static int build_elf(unw_table *t, Elf *elf, herr *e)
     size_t shstrndx;
     Elf_Scn *scn = NULL, *eh = NULL, *dbg = NULL;
     GElf_Shdr sh, eh_sh = {0}, dbg_sh = {0};
-    rows rs = {NULL, 0, 0};
+    rows rs = {NULL, 0, 0, NULL, 0, 0};
     int rc;
 
     memset(t, 0, sizeof(*t));
@@ -556,6 +552,7 @@ static int build_elf(unw_table *t, Elf *elf, herr *e)
         if (w > 0 && same_rule(&rs.v[w - 1], &rs.v[i])) continue;
         rs.v[w++] = rs.v[i];
     }
+    free(rs.fdes);
     t->rows = w ? hreallocarray(rs.v, w, sizeof(unw_row)) : rs.v;
     if (!t->rows) t->rows = rs.v;
     t->n_rows = w;
@@ -563,6 +560,7 @@ static int build_elf(unw_table *t, Elf *elf, herr *e)
     return 0;
 fail:
     free(rs.v);
+    free(rs.fdes);
     memset(t, 0, sizeof(*t));
     return rc;
 }
