@@ -110,6 +110,11 @@ typedef struct bwriter {
     size_t n_chunks, cap_chunks;
     /* the chunk being built */
     buf c_nrows, c_stacks, c_values, c_spans, raw, z;
+    hmap64 agg_index;      /* stack -> index into agg_* for the chunk being built */
+    uint32_t *agg_stack;
+    int64_t *agg_value;
+    size_t n_agg, cap_agg;
+    buf c_aggs, c_aggv;
     uint32_t c_prof, c_first;
     int level;
     int64_t min_ts, max_ts;
@@ -152,6 +157,9 @@ static int bw_begin(bwriter *w, const char *tenant_dir, int level, herr *e)
     buf_init(&w->c_stacks, 0);
     buf_init(&w->c_values, 0);
     buf_init(&w->c_spans, 0);
+    buf_init(&w->c_aggs, 0);
+    buf_init(&w->c_aggv, 0);
+    hmap64_init(&w->agg_index);
     buf_init(&w->raw, 0);
     buf_init(&w->z, 0);
     return 0;
@@ -179,6 +187,11 @@ static void bw_abort(bwriter *w)
     buf_release(&w->c_stacks);
     buf_release(&w->c_values);
     buf_release(&w->c_spans);
+    buf_release(&w->c_aggs);
+    buf_release(&w->c_aggv);
+    hmap64_release(&w->agg_index);
+    free(w->agg_stack);
+    free(w->agg_value);
     buf_release(&w->raw);
     buf_release(&w->z);
     free(w->sort);
@@ -206,20 +219,45 @@ static void bw_series_begin(bwriter *w, const char *const *lab, uint32_t n_lab)
     w->c_first = 0;
 }
 
+static int cmp_u64(const void *a, const void *b);
+
 static int bw_flush_chunk(bwriter *w)
 {
     if (w->c_prof == 0)
         return 0;
     bw_series *s = &w->series[w->n_series - 1];
     int rc;
+    /* The rollup columns: rows summed by stack, sorted by stack, for queries without a span filter. */
+    uint64_t *ord = xmallocarray(w->n_agg + 1, sizeof(uint64_t));
+    for (size_t i = 0; i < w->n_agg; i++)
+        ord[i] = (uint64_t)w->agg_stack[i] << 32 | i;
+    qsort(ord, w->n_agg, sizeof(uint64_t), cmp_u64);
+    buf_reset(&w->c_aggs);
+    buf_reset(&w->c_aggv);
+    uint32_t prev = 0;
+    for (size_t k = 0; k < w->n_agg; k++) {
+        uint32_t i = (uint32_t)ord[k];
+        if ((rc = st_putv(&w->c_aggs, w->agg_stack[i] - prev)) || (rc = st_putz(&w->c_aggv, w->agg_value[i]))) {
+            free(ord);
+            return rc;
+        }
+        prev = w->agg_stack[i];
+    }
+    free(ord);
     buf_reset(&w->raw);
-    if ((rc = st_putv(&w->raw, w->c_prof)) || (rc = st_putv(&w->raw, w->c_nrows.len)) ||
+    if ((rc = st_putv(&w->raw, w->c_prof)) || (rc = st_putv(&w->raw, w->n_agg)) || (rc = st_putv(&w->raw, w->c_nrows.len)) ||
         (rc = st_putv(&w->raw, w->c_stacks.len)) || (rc = st_putv(&w->raw, w->c_values.len)) ||
-        (rc = st_putv(&w->raw, w->c_spans.len)) || (rc = buf_append(&w->raw, w->c_nrows.data, w->c_nrows.len)) ||
+        (rc = st_putv(&w->raw, w->c_spans.len)) || (rc = st_putv(&w->raw, w->c_aggs.len)) ||
+        (rc = st_putv(&w->raw, w->c_aggv.len)) || (rc = buf_append(&w->raw, w->c_nrows.data, w->c_nrows.len)) ||
         (rc = buf_append(&w->raw, w->c_stacks.data, w->c_stacks.len)) ||
         (rc = buf_append(&w->raw, w->c_values.data, w->c_values.len)) ||
-        (rc = buf_append(&w->raw, w->c_spans.data, w->c_spans.len)))
+        (rc = buf_append(&w->raw, w->c_spans.data, w->c_spans.len)) ||
+        (rc = buf_append(&w->raw, w->c_aggs.data, w->c_aggs.len)) ||
+        (rc = buf_append(&w->raw, w->c_aggv.data, w->c_aggv.len)))
         return rc;
+    w->n_agg = 0;
+    hmap64_release(&w->agg_index);
+    hmap64_init(&w->agg_index);
     buf_reset(&w->z);
     if ((rc = zstd_compress(w->raw.data, w->raw.len, w->level, &w->z)))
         return rc;
@@ -277,6 +315,21 @@ static int bw_profile(bwriter *w, int64_t ts, int64_t dur, const uint32_t *stack
             return rc;
         prev = stack[i];
         total += value[i];
+        uint32_t ai = hmap64_get_or_put(&w->agg_index, stack[i], (uint32_t)w->n_agg);
+        if (ai == HMAP_EMPTY)
+            return -ENOMEM;
+        if (ai == w->n_agg) {
+            if (w->n_agg == w->cap_agg) {
+                size_t c = w->cap_agg ? w->cap_agg * 2 : 1024;
+                w->agg_stack = xreallocarray(w->agg_stack, c, sizeof(uint32_t));
+                w->agg_value = xreallocarray(w->agg_value, c, sizeof(int64_t));
+                w->cap_agg = c;
+            }
+            w->agg_stack[ai] = stack[i];
+            w->agg_value[ai] = 0;
+            w->n_agg++;
+        }
+        w->agg_value[ai] += value[i];
     }
     if ((rc = st_putv(&w->c_nrows, n)))
         return rc;
@@ -569,6 +622,21 @@ int st_block_write_head(const st_head *h, const char *tenant_dir, uint64_t flush
     return rc;
 }
 
+int st_block_remove(const char *dir)
+{
+    char parent[PATH_MAX], del[PATH_MAX + 64];
+    snprintf(parent, sizeof(parent), "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        return st_rmtree(dir);
+    *slash = 0;
+    snprintf(del, sizeof(del), "%s/.del-%s", parent, slash + 1);
+    if (rename(dir, del) != 0)
+        return -errno;
+    st_fsync_dir(parent);
+    return st_rmtree(del);
+}
+
 /* ---- reader ---- */
 
 static int map_file(const char *path, const char magic[8], void **map, size_t *map_len, const uint8_t **body,
@@ -796,24 +864,26 @@ out:
 int st_chunk_rd_init(st_chunk_rd *r, const uint8_t *p, size_t n, herr *e)
 {
     st_rd h = {p, p + n};
-    uint64_t np, l[4];
-    if (st_getv_max(&h, STORE_CHUNK_PROFILES * 4, &np))
+    uint64_t np, na, l[6];
+    if (st_getv_max(&h, STORE_CHUNK_PROFILES * 4, &np) || st_getv_max(&h, UINT32_MAX, &na))
         return herr_set(e, HE_FORMAT, "sample chunk: bad header");
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 6; k++)
         if (st_getv(&h, &l[k]))
             return herr_set(e, HE_FORMAT, "sample chunk: bad header");
     size_t left = (size_t)(h.end - h.p);
-    if (l[0] > left || l[1] > left - l[0] || l[2] > left - l[0] - l[1] || l[3] != left - l[0] - l[1] - l[2])
-        return herr_set(e, HE_FORMAT, "sample chunk: column sizes do not add up");
+    st_rd *cols[6] = {&r->nrows, &r->stacks, &r->values, &r->spans, &r->agg_stacks, &r->agg_values};
     const uint8_t *c = h.p;
-    r->nrows = (st_rd){c, c + l[0]};
-    c += l[0];
-    r->stacks = (st_rd){c, c + l[1]};
-    c += l[1];
-    r->values = (st_rd){c, c + l[2]};
-    c += l[2];
-    r->spans = (st_rd){c, c + l[3]};
+    for (int k = 0; k < 6; k++) {
+        if (l[k] > left)
+            return herr_set(e, HE_FORMAT, "sample chunk: column sizes do not add up");
+        *cols[k] = (st_rd){c, c + l[k]};
+        c += l[k];
+        left -= l[k];
+    }
+    if (left != 0)
+        return herr_set(e, HE_FORMAT, "sample chunk: %zu bytes after the last column", left);
     r->n_prof = (uint32_t)np;
+    r->n_agg = (uint32_t)na;
     r->i = 0;
     return 0;
 }
@@ -847,6 +917,7 @@ static int deep_check(st_block *b, herr *e)
                 rc = herr_set(e, HE_FORMAT, "block \"%s\": chunk has %u profiles, index says %u", b->id, cr.n_prof, c->n_prof);
                 break;
             }
+            int64_t rows_sum = 0;
             for (uint32_t k = 0; k < c->n_prof && !rc; k++) {
                 uint64_t nr, d, sp;
                 int64_t v;
@@ -866,8 +937,24 @@ static int deep_check(st_block *b, herr *e)
                                       b->id, stack, sp);
                         break;
                     }
+                    rows_sum += v;
                 }
             }
+            /* The rollup must be the rows summed by stack: check the stacks and the grand total. */
+            uint64_t stack = 0, d;
+            int64_t agg_sum = 0, v;
+            for (uint32_t k = 0; k < cr.n_agg && !rc; k++) {
+                if (st_getv(&cr.agg_stacks, &d) || st_getz(&cr.agg_values, &v)) {
+                    rc = herr_set(e, HE_FORMAT, "block \"%s\": rollup columns end early", b->id);
+                    break;
+                }
+                stack += d;
+                if (stack >= b->sec_n[SYM_NODES])
+                    rc = herr_set(e, HE_BADREF, "block \"%s\": rollup refers to stack %" PRIu64 " out of range", b->id, stack);
+                agg_sum += v;
+            }
+            if (!rc && agg_sum != rows_sum)
+                rc = herr_set(e, HE_FORMAT, "block \"%s\": chunk rollup sums to %" PRId64 ", its rows to %" PRId64, b->id, agg_sum, rows_sum);
         }
     }
     buf_release(&raw);

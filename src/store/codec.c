@@ -53,7 +53,7 @@ int st_puts(buf *b, const char *s, size_t n)
     return rc ? rc : buf_append(b, s, n);
 }
 
-int st_getv(st_rd *r, uint64_t *v)
+int st_getv_slow(st_rd *r, uint64_t *v)
 {
     uint64_t x = 0;
     for (int shift = 0; shift < 70; shift += 7) {

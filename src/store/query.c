@@ -294,8 +294,12 @@ static void scratch_need(scratch *sc, size_t n)
     }
 }
 
+/* Rows of a whole chunk summed by stack: (arg, min_ts, max_ts, n_profiles, stacks, values, n). */
+typedef int (*agg_fn_t)(void *arg, int64_t min_ts, int64_t max_ts, uint32_t n_prof, const uint32_t *stacks,
+                        const int64_t *values, size_t n);
+
 static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const span_set *ss, scratch *sc,
-                     rows_fn fn, void *arg, herr *e)
+                     rows_fn fn, agg_fn_t agg_fn, void *arg, herr *e)
 {
     int rc = 0;
     if (src->h) {
@@ -332,6 +336,23 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
         st_chunk_rd cr;
         if ((rc = st_block_chunk(b, c, &sc->raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)sc->raw.data, sc->raw.len, e)))
             return rc;
+        if (agg_fn && !ss->active && in_range(q, c->min_ts) && in_range(q, c->max_ts)) {
+            /* The whole chunk is selected: its rollup replaces its rows. */
+            scratch_need(sc, cr.n_agg);
+            uint64_t stack = 0, d;
+            for (uint32_t j = 0; j < cr.n_agg; j++) {
+                int64_t v;
+                if (st_getv(&cr.agg_stacks, &d) || st_getz(&cr.agg_values, &v))
+                    return herr_set(e, HE_FORMAT, "block \"%s\": rollup columns end early", b->id);
+                stack += d;
+                if (stack >= n_nodes)
+                    return herr_set(e, HE_BADREF, "block \"%s\": rollup refers to stack %" PRIu64 " of %" PRIu64, b->id, stack, n_nodes);
+                sc->st[j] = (uint32_t)stack;
+                sc->val[j] = v;
+            }
+            rc = agg_fn(arg, c->min_ts, c->max_ts, c->n_prof, sc->st, sc->val, cr.n_agg);
+            continue;
+        }
         for (uint32_t k = 0; k < c->n_prof && !rc; k++) {
             uint32_t pi = c->first_prof + k;
             uint64_t nr, d, sp;
@@ -611,6 +632,19 @@ static int merge_rows(void *arg, int64_t ts, const uint32_t *st, const int64_t *
     return 0;
 }
 
+static int merge_agg(void *arg, int64_t min_ts, int64_t max_ts, uint32_t n_prof, const uint32_t *st, const int64_t *v, size_t n)
+{
+    merge_ctx *m = arg;
+    for (size_t i = 0; i < n; i++)
+        m->agg[st[i]] += v[i];
+    if (min_ts < m->min_ts)
+        m->min_ts = min_ts;
+    if (max_ts > m->max_ts)
+        m->max_ts = max_ts;
+    m->n_profiles += n_prof;
+    return 0;
+}
+
 static int parse_ptype(const char *pt, char parts[5][256])
 {
     const char *p = pt;
@@ -656,7 +690,7 @@ static int select_agg(store *s, const store_query *q, emit_fn emit, void *arg, m
         span_set ss;
         span_set_init(&ss, &src[i], q);
         for (uint32_t k = 0; k < nser && !rc; k++)
-            rc = scan_rows(&src[i], ser[k], q, &ss, &sc, merge_rows, m, e);
+            rc = scan_rows(&src[i], ser[k], q, &ss, &sc, merge_rows, merge_agg, m, e);
         free(ser);
         free(ss.ids);
         if (!rc)
@@ -1265,7 +1299,7 @@ int store_select_series(store *s, const store_query *q, int64_t step_ns,
             if ((rc = ts_group_of(&c, &src[i], ser[k])))
                 break;
             if (ss.active) {
-                rc = scan_rows(&src[i], ser[k], q, &ss, &sc, ts_rows, &c, e);
+                rc = scan_rows(&src[i], ser[k], q, &ss, &sc, ts_rows, NULL, &c, e);
             } else {
                 uint32_t np;
                 const int64_t *ts, *tot;

@@ -181,9 +181,9 @@ static int load_blocks(store *s, herr *e)
             if (!strcmp(be->d_name, ".") || !strcmp(be->d_name, ".."))
                 continue;
             snprintf(bpath, sizeof(bpath), "%s/%s", tpath, be->d_name);
-            if (!strncmp(be->d_name, ".tmp-", 5)) {
+            if (!strncmp(be->d_name, ".tmp-", 5) || !strncmp(be->d_name, ".del-", 5)) {
                 if (!s->o.read_only) {
-                    log_info("removing unfinished block \"%s\"", bpath);
+                    log_info("removing %s block \"%s\"", be->d_name[1] == 't' ? "unfinished" : "deleted", bpath);
                     st_rmtree(bpath);
                 }
                 continue;
@@ -224,7 +224,7 @@ static int load_blocks(store *s, herr *e)
             continue;
         }
         if (!s->o.read_only)
-            st_rmtree(s->blocks[i]->dir);
+            st_block_remove(s->blocks[i]->dir);
         st_block_close(s->blocks[i]);
         free(s->blocks[i]);
     }
@@ -540,7 +540,7 @@ int store_flush(store *s, herr *e)
         /* Keep the heads (still queried) and drop the blocks written this round: the next flush retries. */
         for (size_t i = 0; i < nf; i++)
             if (nb[i]) {
-                st_rmtree(nb[i]->dir);
+                st_block_remove(nb[i]->dir);
                 st_block_close(nb[i]);
                 free(nb[i]);
             }
@@ -580,7 +580,7 @@ static void remove_blocks(store *s, st_block **del, size_t n)
             }
     pthread_rwlock_unlock(&s->lock);
     for (size_t k = 0; k < n; k++) {
-        st_rmtree(del[k]->dir);
+        st_block_remove(del[k]->dir);
         st_block_close(del[k]);
         free(del[k]);
     }

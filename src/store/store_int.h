@@ -48,7 +48,15 @@ int st_puts(buf *b, const char *s, size_t n);
 typedef struct st_rd {
     const uint8_t *p, *end;
 } st_rd;
-int st_getv(st_rd *r, uint64_t *v);
+int st_getv_slow(st_rd *r, uint64_t *v);
+static inline int st_getv(st_rd *r, uint64_t *v)
+{
+    if (LIKELY(r->p < r->end && *r->p < 0x80)) {
+        *v = *r->p++;
+        return 0;
+    }
+    return st_getv_slow(r, v);
+}
 int st_getz(st_rd *r, int64_t *v);
 /* A varint that must be <= max (HE_FORMAT otherwise). */
 int st_getv_max(st_rd *r, uint64_t max, uint64_t *v);
@@ -241,9 +249,17 @@ int st_block_chunk(const st_block *b, const st_bchunk *c, buf *out, herr *e);
 /* Chunk column reader: walks profiles of a decoded chunk. */
 typedef struct st_chunk_rd {
     st_rd nrows, stacks, values, spans;
-    uint32_t n_prof, i;
+    st_rd agg_stacks, agg_values;  /* the chunk's rows summed by stack (no spans) */
+    uint32_t n_prof, n_agg, i;
 } st_chunk_rd;
 int st_chunk_rd_init(st_chunk_rd *r, const uint8_t *p, size_t n, herr *e);
+
+/*
+ * Deletes a block directory crash-safely: renamed to .del-<id> first (one
+ * atomic step that takes it out of the store), then its files removed; a
+ * leftover .del-* is finished at the next open.
+ */
+int st_block_remove(const char *dir);
 
 /* Writes head h as a new block under tenant_dir; the new block's path in *out_dir (malloc'ed). */
 int st_block_write_head(const st_head *h, const char *tenant_dir, uint64_t flush_seq, char **out_dir, herr *e);

@@ -62,8 +62,9 @@ int store_verify(const char *dir, buf *report, uint64_t *n_problems, herr *e)
             if (!strcmp(be->d_name, ".") || !strcmp(be->d_name, ".."))
                 continue;
             snprintf(bpath, sizeof(bpath), "%s/%s", path, be->d_name);
-            if (!strncmp(be->d_name, ".tmp-", 5)) {
-                buf_printf(report, "note %s: unfinished block from an interrupted flush; removed at the next open\n", bpath);
+            if (!strncmp(be->d_name, ".tmp-", 5) || !strncmp(be->d_name, ".del-", 5)) {
+                buf_printf(report, "note %s: %s; removed at the next open\n", bpath,
+                           be->d_name[1] == 't' ? "unfinished block from an interrupted flush" : "block whose deletion was interrupted");
                 continue;
             }
             st_block b;
