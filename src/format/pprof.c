@@ -70,6 +70,13 @@ typedef struct idmap {
     hmap64 sparse;
 } idmap;
 
+/* Per stack node while decoding: one cache line holds what a lookup reads. */
+struct trie_node {
+    uint32_t first_child, next_sibling;
+    uint32_t location;  /* copy of p->nodes[i].location, so a sibling walk reads one array */
+    uint32_t n_children;
+};
+
 typedef struct dec {
     profile *p;
     herr *e;
@@ -100,7 +107,7 @@ typedef struct dec {
     size_t prev_depth, cap_prev;
 
     /* the stack trie (see stack_of), indexed by node id */
-    uint32_t *first_child, *next_sibling, *n_children;
+    struct trie_node *trie;
     size_t cap_trie;
     hmap64 wide;  /* (parent << 32 | location) -> node, for parents with many children */
 } dec;
@@ -637,22 +644,16 @@ static int trie_grow(dec *d, profile *p)
     if (p->n_nodes >= UINT32_MAX - 1) return HE_TOOBIG;
     if (HGROW(p->nodes, cap, (size_t)p->n_nodes + 1)) return -ENOMEM;
     p->cap_nodes = cap > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)cap;
-    if (p->cap_nodes > d->cap_trie) {
-        size_t c1 = d->cap_trie, c2 = d->cap_trie, c3 = d->cap_trie;
-        if (HGROW(d->first_child, c1, p->cap_nodes) || HGROW(d->next_sibling, c2, p->cap_nodes) ||
-            HGROW(d->n_children, c3, p->cap_nodes))
-            return -ENOMEM;
-        d->cap_trie = MIN(MIN(c1, c2), c3);
-    }
+    if (p->cap_nodes > d->cap_trie && HGROW(d->trie, d->cap_trie, p->cap_nodes)) return -ENOMEM;
     return 0;
 }
 
 static inline uint32_t trie_find(const dec *d, uint32_t parent, uint32_t loc)
 {
-    const profile *p = d->p;
-    if (d->n_children[parent] > TRIE_WIDE) return hmap64_get(&d->wide, ((uint64_t)parent << 32) | loc);
-    for (uint32_t c = d->first_child[parent]; c != NO_NODE; c = d->next_sibling[c])
-        if (p->nodes[c].location == loc) return c;
+    const struct trie_node *t = d->trie;
+    if (t[parent].n_children > TRIE_WIDE) return hmap64_get(&d->wide, ((uint64_t)parent << 32) | loc);
+    for (uint32_t c = t[parent].first_child; c != NO_NODE; c = t[c].next_sibling)
+        if (t[c].location == loc) return c;
     return NO_NODE;
 }
 
@@ -660,24 +661,27 @@ static inline uint32_t trie_find(const dec *d, uint32_t parent, uint32_t loc)
 static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
 {
     profile *p = d->p;
+    struct trie_node *t;
     uint32_t id;
     int rc;
     if (UNLIKELY(p->n_nodes >= p->cap_nodes || p->n_nodes >= d->cap_trie) && (rc = trie_grow(d, p)) != 0) return rc;
     id = p->n_nodes++;
     p->nodes[id].parent = parent;
     p->nodes[id].location = loc;
-    d->first_child[id] = NO_NODE;
-    d->n_children[id] = 0;
-    d->next_sibling[id] = d->first_child[parent];
-    d->first_child[parent] = id;
-    if (UNLIKELY(++d->n_children[parent] > TRIE_WIDE)) {
+    t = d->trie;
+    t[id].first_child = NO_NODE;
+    t[id].n_children = 0;
+    t[id].location = loc;
+    t[id].next_sibling = t[parent].first_child;
+    t[parent].first_child = id;
+    if (UNLIKELY(++t[parent].n_children > TRIE_WIDE)) {
         /* the parent just became wide: index all its children, else only this one */
-        uint32_t c = d->n_children[parent] == TRIE_WIDE + 1 ? id : NO_NODE;
+        uint32_t c = t[parent].n_children == TRIE_WIDE + 1 ? id : NO_NODE;
         if (c == NO_NODE) {
             if (hmap64_put(&d->wide, ((uint64_t)parent << 32) | loc, id)) return -ENOMEM;
         } else {
-            for (; c != NO_NODE; c = d->next_sibling[c])
-                if (hmap64_put(&d->wide, ((uint64_t)parent << 32) | p->nodes[c].location, c)) return -ENOMEM;
+            for (; c != NO_NODE; c = t[c].next_sibling)
+                if (hmap64_put(&d->wide, ((uint64_t)parent << 32) | t[c].location, c)) return -ENOMEM;
         }
     }
     return id;
@@ -855,9 +859,7 @@ static void dec_release(dec *d)
     free(d->labels);
     free(d->prev_locs);
     free(d->prev_nodes);
-    free(d->first_child);
-    free(d->next_sibling);
-    free(d->n_children);
+    free(d->trie);
     hmap64_release(&d->wide);
 }
 
@@ -890,8 +892,10 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     d->labels = hmallocarray(p->limits.max_labels ? p->limits.max_labels : 1, sizeof *d->labels);
     if (!d->vals || !d->labels) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
     if (trie_grow(d, p)) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
-    d->first_child[0] = NO_NODE;
-    d->n_children[0] = 0;
+    d->trie[0].first_child = NO_NODE;
+    d->trie[0].next_sibling = NO_NODE;
+    d->trie[0].location = 0;
+    d->trie[0].n_children = 0;
     for (size_t i = 0; i < d->samples.n; i++)
         if ((rc = dec_sample(d, i)) != 0) return rc;
     return 0;
