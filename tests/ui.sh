@@ -61,5 +61,10 @@ ingest 'large{}' go-large.cpu.pb.gz 900
 rm -rf "$shots"; mkdir -p "$shots"
 cd "$root/tests/ui" && BASE=$base SHOTS=$shots TESTDATA=$td SERVER_PID=$pid timeout -k 5 110 node ui.test.js
 rc=$?
-[ $rc -eq 124 ] && echo "FAIL ui: browser tests timed out" && echo "0 passed, 1 failed"
+[ $rc -eq 124 ] && echo "FAIL ui: browser tests timed out" && echo "0 passed, 1 failed" && exit 1
+# The server must not have reported memory or undefined-behaviour errors while serving the UI.
+if grep -qE 'runtime error|AddressSanitizer|LeakSanitizer' "$tmp/server.log"; then
+  grep -E -A5 'runtime error|AddressSanitizer' "$tmp/server.log" | head -n 20
+  echo "FAIL ui: the server reported sanitizer errors"; echo "0 passed, 1 failed"; exit 1
+fi
 exit $rc

@@ -654,7 +654,7 @@
     walk(t, (n) => {
       if (n.depth && searchRe.test(n.name)) { matched++; if (inside++ === 0) value += n.total; }
     }, (n) => { if (n.depth && searchRe.test(n.name)) inside--; });
-    $('searchinfo').textContent = matched + ' frames match, ' + fv(value) + ' = ' + pct(value, t.total) + ' of total';
+    $('searchinfo').textContent = matched + (matched === 1 ? ' frame matches, ' : ' frames match, ') + fv(value) + ' = ' + pct(value, t.total) + ' of total';
     hook.lastSearch = { matched, value, share: t.total ? value / t.total : 0 };
   }
 
@@ -670,6 +670,7 @@
     tableKey = shown;
     const thead = $('fntable').tHead, tbody = $('fntable').tBodies[0];
     thead.textContent = ''; tbody.textContent = '';
+    $('tablebox').classList.toggle('empty', !t || !t.nodes.length);
     if (!t || !t.nodes.length) { tableRows = []; return; }
     // Stats are computed once per tree; sorting and filtering reuse them.
     if (!t.stats) t.stats = functionStats(t);
