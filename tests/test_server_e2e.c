@@ -955,3 +955,92 @@ TEST(every_pprof_testdata_file_through_push)
     buf_release(&req);
     server_stop(t.s);
 }
+
+/* What Grafana's data source sends: Connect with application/proto. Decode the answers with wire.h. */
+static int64_t proto_flame_total(const srv_t *t, const char *type, const char *sel, int64_t *n_names, int64_t *n_levels)
+{
+    buf req, out;
+    const char *hs[] = {"Content-Type: application/proto", "Connect-Protocol-Version: 1", NULL};
+    wire_rd r, fg;
+    uint32_t f;
+    int wt;
+    int64_t total = -1;
+    long st;
+    buf_init(&req, 0);
+    buf_init(&out, 0);
+    wire_put_bytes(&req, 1, type, strlen(type));
+    wire_put_bytes(&req, 2, sel, strlen(sel));
+    wire_put_uint(&req, 4, (uint64_t)(now_ns() / 1000000 + 3600000));
+    wire_put_uint(&req, 5, 100);  /* max_nodes */
+    st = http(t, "POST", "/querier.v1.QuerierService/SelectMergeStacktraces", hs, req.data, req.len, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "proto SelectMergeStacktraces: %ld", st);
+    *n_names = *n_levels = 0;
+    wire_rd_init(&r, out.data, out.len);
+    while (!wire_eof(&r)) {
+        const uint8_t *p;
+        size_t n;
+        ASSERT_OK(wire_tag(&r, &f, &wt));
+        ASSERT_EQ(f, 1);
+        ASSERT_OK(wire_bytes(&r, &p, &n));
+        wire_rd_init(&fg, p, n);
+        while (!wire_eof(&fg)) {
+            uint64_t v;
+            ASSERT_OK(wire_tag(&fg, &f, &wt));
+            if (f == 1) { ASSERT_OK(wire_bytes(&fg, &p, &n)); (*n_names)++; }
+            else if (f == 2) { ASSERT_OK(wire_bytes(&fg, &p, &n)); (*n_levels)++; }
+            else if (f == 3) { ASSERT_OK(wire_expect_varint(&fg, wt, &v)); total = (int64_t)v; }
+            else ASSERT_OK(wire_skip(&fg, wt));
+        }
+    }
+    buf_release(&req);
+    buf_release(&out);
+    return total;
+}
+
+TEST(connect_proto_answers_as_grafana_reads_them)
+{
+    srv_t t;
+    buf out;
+    size_t n;
+    char *d = slurp("pprof/go-large.cpu.pb.gz", &n);
+    int64_t names, levels, want = file_total("pprof/go-large.cpu.pb.gz", NULL, "cpu");
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    ASSERT_EQ(ingest(&t, NULL, "name=graf.cpu&format=pprof", NULL, d, n, &out), 200);
+    free(d);
+    ASSERT_EQ(proto_flame_total(&t, CPU, "{service_name=\"graf\"}", &names, &levels), want);
+    /* max_nodes 100: at most 100 names besides "total" and "other" */
+    ASSERT(names >= 2 && names <= 102);
+    ASSERT(levels >= 2);
+    {
+        /* ProfileTypes over proto: one ProfileType message per type, ID = field 1 */
+        const char *hs[] = {"Content-Type: application/proto", NULL};
+        wire_rd r;
+        uint32_t f;
+        int wt, found = 0;
+        ASSERT_EQ(http(&t, "POST", "/querier.v1.QuerierService/ProfileTypes", hs, "", 0, &out), 200);
+        wire_rd_init(&r, out.data, out.len);
+        while (!wire_eof(&r)) {
+            const uint8_t *p;
+            size_t len;
+            wire_rd m;
+            ASSERT_OK(wire_tag(&r, &f, &wt));
+            ASSERT_OK(wire_bytes(&r, &p, &len));
+            wire_rd_init(&m, p, len);
+            while (!wire_eof(&m)) {
+                ASSERT_OK(wire_tag(&m, &f, &wt));
+                ASSERT_OK(wire_bytes(&m, &p, &len));
+                if (f == 1 && len == strlen(CPU) && !memcmp(p, CPU, len)) found = 1;
+            }
+        }
+        ASSERT(found);
+    }
+    {
+        /* errors stay Connect JSON even for proto requests */
+        const char *hs[] = {"Content-Type: application/proto", NULL};
+        ASSERT_EQ(http(&t, "POST", "/querier.v1.QuerierService/SelectMergeStacktraces", hs, "\xff\xff", 2, &out), 400);
+        ASSERT_CONTAINS(out.data, "\"code\":\"invalid_argument\"");
+    }
+    buf_release(&out);
+    server_stop(t.s);
+}
