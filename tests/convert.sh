@@ -6,7 +6,8 @@
 #  - pprof -> pprof -> folded equals pprof -> folded (nothing lost or changed);
 #  - every perf script file -> folded equals stackcollapse-perf.pl --pid's
 #    output (expected-collapsed/*-collapsed-pid.txt), byte for byte;
-#  - speedscope / flamebearer output is valid JSON, SVG is well-formed XML;
+#  - speedscope / flamebearer output is valid JSON, SVG is well-formed XML,
+#    and its inline script searches and zooms correctly (node + a DOM shim);
 #  - stdin input, -o output, --help, usage errors;
 #  - broken input (truncated, random, bad gzip, gzip bomb, wrong wire type,
 #    bad string reference, invalid UTF-8, empty): exactly one error line
@@ -144,6 +145,73 @@ for f in "$TD"/collapsed/*.txt "$TD"/speedscope/*.json "$TD"/pprof/cpu.pb.gz "$T
   "$BIN" convert "$f" --to speedscope 2>/dev/null | "$BIN" convert - --to folded -o "$tmp/b.folded" 2>"$tmp/err"
   if cmp -s "$tmp/a.folded" "$tmp/b.folded"; then ok; else bad "$name: folded -> speedscope -> folded differs"; fi
 done
+
+# The SVG's inline script, run by node against a small DOM shim: search
+# reports the matched share (nested matches once), click-zoom rescales.
+cat >"$tmp/svgjs.js" <<'EOF'
+// Runs the inline script of an SVG flame graph against a minimal DOM, then
+// exercises search and zoom; prints what it saw. Usage: node svgjs.js FILE
+const fs = require('fs'), vm = require('vm');
+const svgText = fs.readFileSync(process.argv[2], 'utf8');
+const script = svgText.slice(svgText.indexOf('<![CDATA[') + 9, svgText.indexOf(']]>'));
+function el(attrs) {
+  return { attrs: Object.assign({}, attrs), style: {}, firstChild: { nodeValue: ' ' },
+    getAttribute(k) { return this.attrs[k] === undefined ? null : String(this.attrs[k]); },
+    setAttribute(k, v) { this.attrs[k] = v; }, textContent: '' };
+}
+const frames = [];
+const re = /<g class="f" n="([^"]*)"><title>([^<]*)<\/title><rect x="([^"]+)" y="([^"]+)" width="([^"]+)" height="[^"]+" fill="([^"]+)"/g;
+let m;
+while ((m = re.exec(svgText))) {
+  const rect = el({ x: +m[3], y: +m[4], width: +m[5], fill: m[6] }), text = el({}), title = el({});
+  title.textContent = m[2];
+  const g = el({ n: m[1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&') });
+  g.classList = { contains: (c) => c === 'f' };
+  g.parentNode = null;
+  g.getElementsByTagName = (t) => [t === 'rect' ? rect : t === 'text' ? text : title];
+  g.rect = rect; g.text = text;
+  frames.push(g);
+}
+const ids = {};
+for (const id of ['details', 'matched', 'unzoom', 'search']) ids[id] = el({});
+const width = +/<svg[^>]* width="(\d+)"/.exec(svgText)[1];
+const root = el({ width: width });
+root.addEventListener = () => {};
+const listeners = {};
+const context = {
+  document: { documentElement: root, getElementById: (id) => ids[id], getElementsByClassName: () => frames },
+  window: { addEventListener: (ev, fn) => { listeners[ev] = fn; } },
+  prompt: () => null, console,
+};
+vm.createContext(context);
+vm.runInContext(script, context);
+listeners.load();
+const out = { frames: frames.length };
+const byName = (n) => frames.find((f) => f.attrs.n === n);
+const term = process.argv[3], zoomTo = process.argv[4];
+if (term) { vm.runInContext('search(' + JSON.stringify(term) + ')', context); out.matched = ids.matched.firstChild.nodeValue; }
+if (zoomTo) {
+  context.zoomFrame = byName(zoomTo);
+  vm.runInContext('zoom(frames.filter(function (f) { return f.g === zoomFrame; })[0])', context);
+  out.zoom = {};
+  for (const f of frames) out.zoom[f.attrs.n] = f.style.display === 'none' ? 'hidden' : (+f.rect.attrs.width).toFixed(1) + (f.attrs.opacity === '0.5' ? ' dim' : '');
+  vm.runInContext('unzoom()', context);
+  out.unzoomed = (+byName(zoomTo).rect.attrs.width).toFixed(1);
+}
+console.log(JSON.stringify(out));
+EOF
+printf 'a;b;c 5\na;b;d 4\na;b 5\na;e;f 2\n' >"$tmp/ex.folded"
+if ! command -v node >/dev/null; then
+  bad "node is not installed (scripts/deps installs nodejs): cannot check the SVG script"
+elif "$BIN" convert "$tmp/ex.folded" --to svg -o "$tmp/ex.svg" 2>"$tmp/err"; then
+  got=$(node "$tmp/svgjs.js" "$tmp/ex.svg" 'c|d' b 2>&1)
+  want='{"frames":7,"matched":"Matched: 56.3%","zoom":{"all":"1180.0 dim","a":"1180.0 dim","b":"1180.0","c":"421.5","d":"337.1","e":"hidden","f":"hidden"},"unzoomed":"1032.5"}'
+  [ "$got" = "$want" ] && ok || bad "SVG script search/zoom: got $got"
+  got=$(node "$tmp/svgjs.js" "$tmp/ex.svg" '^(a|b)$' 2>&1)
+  [ "$got" = '{"frames":7,"matched":"Matched: 100.0%"}' ] && ok || bad "SVG script nested search: got $got"
+else
+  bad "svg of a small profile: $(cat "$tmp/err")"
+fi
 
 # flamebearer total equals the folded total; --max-nodes keeps the total.
 "$BIN" convert "$TD/pprof/go-large.cpu.pb.gz" --to folded -o "$tmp/large.folded"

@@ -265,6 +265,9 @@ TEST(speedscope_rejects_broken)
     herr e;
     ASSERT(speed("{\"profiles\": [", &rc, &e) == NULL);
     ASSERT_EQ(rc, HE_FORMAT);
+    ASSERT(speed("{\"shared\":{\"frames\":[]},\"profiles\":[]} trailing", &rc, &e) == NULL);
+    ASSERT_EQ(rc, HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "after the end");
     ASSERT(speed("{\"foo\": 1}", &rc, &e) == NULL);
     ASSERT_EQ(rc, HE_FORMAT);
     ASSERT(speed("{\"shared\":{\"frames\":[{\"name\":\"a\"}]},\"profiles\":[{\"type\":\"sampled\",\"unit\":\"none\","

@@ -256,6 +256,12 @@ int speedscope_parse(profile *p, const char *data, size_t n, herr *e)
                       json_tokener_get_parse_end(tok));
         goto out;
     }
+    for (size_t i = json_tokener_get_parse_end(tok); i < n; i++) {
+        if (data[i] != ' ' && data[i] != '\t' && data[i] != '\n' && data[i] != '\r') {
+            rc = herr_set(e, HE_FORMAT, "not valid JSON: unexpected data after the end of the document at byte %zu", i);
+            goto out;
+        }
+    }
     if (!json_object_is_type(root, json_type_object) || !json_object_object_get_ex(root, "profiles", &profiles) ||
         !json_object_is_type(profiles, json_type_array)) {
         rc = herr_set(e, HE_FORMAT, "JSON is not a speedscope file (no \"profiles\" array)");
