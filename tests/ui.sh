@@ -46,6 +46,19 @@ for _ in $(seq 1 100); do
 done
 curl -fs "$base/ready" >/dev/null || fail "hearth server not ready after 10 s (log: $(tail -n 3 "$tmp/server.log"))"
 
+# The UI is served from the binary, byte for byte what ui/ holds, with types a
+# browser accepts (a stale build or a wrong MIME type fails here, clearly).
+for f in index.html app.js style.css; do
+  curl -fs "$base/$f" -o "$tmp/served" || fail "GET /$f failed"
+  cmp -s "$tmp/served" "$root/ui/$f" || fail "the server's /$f differs from ui/$f: rebuild (make) so the binary embeds the current UI"
+  ct=$(curl -fsI "$base/$f" | tr -d '\r' | sed -n 's/^[Cc]ontent-[Tt]ype: *//p')
+  case "$f:$ct" in
+    *.html:text/html*|*.js:*javascript*|*.css:text/css*) ;;
+    *) fail "/$f served as '$ct'";;
+  esac
+done
+curl -fs "$base/" | cmp -s - "$root/ui/index.html" || fail "GET / does not serve ui/index.html"
+
 now=$(date +%s)
 ingest() { # NAME FILE AGE_SECONDS
   local from=$((now - $3)) out
