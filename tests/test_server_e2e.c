@@ -210,6 +210,31 @@ static int64_t q_pprof_total(const srv_t *t, const char *tenant, const char *typ
     return total;
 }
 
+/* Total of SelectMergeProfile answered as protojson google.v1.Profile (type 0). */
+static int64_t q_pprof_json_total(const srv_t *t, const char *tenant, const char *type, const char *sel)
+{
+    char req[2048];
+    buf out;
+    json_object *o, *samples;
+    int64_t total = 0;
+    long st;
+    buf_init(&out, 0);
+    snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"%s\",\"start\":\"0\",\"end\":\"%" PRId64 "\"}",
+             type, sel, now_ns() / 1000000 + 3600000);
+    st = post_json(t, "/querier.v1.QuerierService/SelectMergeProfile", tenant, req, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "SelectMergeProfile (JSON): %ld %s", st, out.data);
+    o = parse(&out);
+    if (json_object_object_get_ex(o, "sample", &samples))
+        for (size_t i = 0; i < json_object_array_length(samples); i++) {
+            json_object *v;
+            json_object_object_get_ex(json_object_array_get_idx(samples, i), "value", &v);
+            total += json_object_get_int64(json_object_array_get_idx(v, 0));
+        }
+    json_object_put(o);
+    buf_release(&out);
+    return total;
+}
+
 /* numTicks of legacy /pyroscope/render. */
 static int64_t q_render_total(const srv_t *t, const char *tenant, const char *type, const char *sel)
 {
@@ -244,6 +269,7 @@ static int64_t q_render_total(const srv_t *t, const char *tenant, const char *ty
         ASSERT_EQ(q_flame_total(t, tenant, type, sel), (want));             \
         ASSERT_EQ(q_series_total(t, tenant, type, sel), (want));            \
         ASSERT_EQ(q_pprof_total(t, tenant, type, sel), (want));             \
+        ASSERT_EQ(q_pprof_json_total(t, tenant, type, sel), (want));        \
         ASSERT_EQ(q_render_total(t, tenant, type, sel), (want));            \
     } while (0)
 

@@ -450,6 +450,112 @@ done:
 void query_merge_stacktraces(http_req *rq, http_resp *rs) { merge_stacktraces(rq, rs, 0); }
 void query_merge_span(http_req *rq, http_resp *rs) { merge_stacktraces(rq, rs, 1); }
 
+static void jw_value_type(jw *w, const char *key, const prof_value_type *vt)
+{
+    jw_key(w, key);
+    jw_obj(w);
+    jw_key(w, "type");
+    jw_i64s(w, vt->type);
+    jw_key(w, "unit");
+    jw_i64s(w, vt->unit);
+    jw_obj_end(w);
+}
+
+/*
+ * google.v1.Profile in protojson (what Pyroscope answers for JSON requests):
+ * the model's indices are the pprof ids (1-based tables, string 0 = "").
+ */
+static int profile_json(const profile *p, buf *out)
+{
+    jw w;
+    uint32_t locs[1024];
+    jw_init(&w, out);
+    jw_obj(&w);
+    jw_key(&w, "sampleType");
+    jw_arr(&w);
+    for (uint32_t t = 0; t < p->n_types; t++) {
+        jw_obj(&w);
+        jw_key(&w, "type"); jw_i64s(&w, p->sample_types[t].type);
+        jw_key(&w, "unit"); jw_i64s(&w, p->sample_types[t].unit);
+        jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
+    jw_key(&w, "sample");
+    jw_arr(&w);
+    for (size_t i = 0; i < p->n_samples && !w.err; i++) {
+        size_t depth = prof_stack_locations(p, p->samples[i].stack, locs, ARRAY_SIZE(locs));
+        jw_obj(&w);
+        jw_key(&w, "locationId");
+        jw_arr(&w);
+        for (size_t k = 0; k < MIN(depth, ARRAY_SIZE(locs)); k++) jw_i64s(&w, locs[k]);
+        jw_arr_end(&w);
+        jw_key(&w, "value");
+        jw_arr(&w);
+        for (uint32_t t = 0; t < p->n_types; t++) jw_i64s(&w, prof_values(p, i)[t]);
+        jw_arr_end(&w);
+        jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
+    jw_key(&w, "mapping");
+    jw_arr(&w);
+    for (uint32_t m = 1; m < p->n_mappings; m++) {
+        const prof_mapping *mp = &p->mappings[m];
+        jw_obj(&w);
+        jw_key(&w, "id"); jw_i64s(&w, m);
+        jw_key(&w, "memoryStart"); jw_i64s(&w, (int64_t)mp->memory_start);
+        jw_key(&w, "memoryLimit"); jw_i64s(&w, (int64_t)mp->memory_limit);
+        jw_key(&w, "fileOffset"); jw_i64s(&w, (int64_t)mp->file_offset);
+        jw_key(&w, "filename"); jw_i64s(&w, mp->filename);
+        jw_key(&w, "buildId"); jw_i64s(&w, mp->build_id);
+        jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
+    jw_key(&w, "location");
+    jw_arr(&w);
+    for (uint32_t l = 1; l < p->n_locations && !w.err; l++) {
+        const prof_location *lp = &p->locations[l];
+        jw_obj(&w);
+        jw_key(&w, "id"); jw_i64s(&w, l);
+        jw_key(&w, "mappingId"); jw_i64s(&w, lp->mapping);
+        jw_key(&w, "address"); jw_i64s(&w, (int64_t)lp->address);
+        jw_key(&w, "line");
+        jw_arr(&w);
+        for (uint32_t k = 0; k < lp->n_lines; k++) {
+            const prof_line *ln = &p->lines[lp->first_line + k];
+            jw_obj(&w);
+            jw_key(&w, "functionId"); jw_i64s(&w, ln->function);
+            jw_key(&w, "line"); jw_i64s(&w, ln->line);
+            jw_obj_end(&w);
+        }
+        jw_arr_end(&w);
+        jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
+    jw_key(&w, "function");
+    jw_arr(&w);
+    for (uint32_t f = 1; f < p->n_functions; f++) {
+        const prof_function *fp = &p->functions[f];
+        jw_obj(&w);
+        jw_key(&w, "id"); jw_i64s(&w, f);
+        jw_key(&w, "name"); jw_i64s(&w, fp->name);
+        jw_key(&w, "systemName"); jw_i64s(&w, fp->system_name);
+        jw_key(&w, "filename"); jw_i64s(&w, fp->filename);
+        jw_key(&w, "startLine"); jw_i64s(&w, fp->start_line);
+        jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
+    jw_key(&w, "stringTable");
+    jw_arr(&w);
+    for (uint32_t i = 0; i < p->strings.count && !w.err; i++) jw_string(&w, strtab_get(&p->strings, i), strtab_len(&p->strings, i));
+    jw_arr_end(&w);
+    jw_key(&w, "timeNanos"); jw_i64s(&w, p->time_nanos);
+    jw_key(&w, "durationNanos"); jw_i64s(&w, p->duration_nanos);
+    jw_value_type(&w, "periodType", &p->period_type);
+    jw_key(&w, "period"); jw_i64s(&w, p->period);
+    jw_obj_end(&w);
+    return w.err;
+}
+
 void query_merge_profile(http_req *rq, http_resp *rs)
 {
     server *s = rq->ctx;
@@ -465,23 +571,19 @@ void query_merge_profile(http_req *rq, http_resp *rs)
         return;
     }
     if (make_query(rq, rs, &r, r.label_selector, &sel, &q, 1)) goto done;
-    if (connect_is_json(rq)) {
-        connect_error(rs, "unimplemented", "SelectMergeProfile answers in application/proto only (a google.v1.Profile); ask with Content-Type: application/proto");
-        goto done;
-    }
     if ((rc = prof_init(&p))) {
         connect_error(rs, "resource_exhausted", "out of memory");
         goto done;
     }
     rc = store_select_merge_profile(s->st, &q, &p, &e);
-    if (!rc) rc = pprof_encode(&p, &rs->body, 0, &e);
+    if (!rc) rc = connect_is_json(rq) ? profile_json(&p, &rs->body) : pprof_encode(&p, &rs->body, 0, &e);
     prof_release(&p);
     if (rc) {
         buf_reset(&rs->body);
         store_fail(rs, rc, &e);
         goto done;
     }
-    rs->content_type = "application/proto";
+    rs->content_type = connect_is_json(rq) ? "application/json" : "application/proto";
 done:
     selector_release(&sel);
     creq_release(&r);
