@@ -883,6 +883,28 @@ static int emit_tree(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_
     loc_names ln = {xmallocarray(n_locs + 1, sizeof(int32_t)), xmallocarray(n_locs + 1, sizeof(uint32_t)), NULL, 0, 0};
     memset(ln.first, 0xff, (n_locs + 1) * sizeof(int32_t));
     int rc = 0;
+    /* Size the tree once for the source nodes in use: no regrowth while building. */
+    uint8_t *used = xcalloc(n_nodes + 1, 1);
+    size_t n_used = 0;
+    for (uint32_t nd = 1; nd < n_nodes; nd++) {
+        if (!agg[nd])
+            continue;
+        for (uint32_t cur = nd; cur && !used[cur];) {
+            used[cur] = 1;
+            n_used++;
+            uint32_t parent, loc;
+            src_node(src, cur, &parent, &loc);
+            cur = parent;
+        }
+    }
+    free(used);
+    size_t need = (size_t)t->n_nodes + n_used + 16;
+    if (need > t->cap_nodes && need < INT32_MAX) {
+        t->nodes = xreallocarray(t->nodes, need, sizeof(flame_node));
+        t->cap_nodes = (uint32_t)need;
+    }
+    if (hmap64_reserve(&t->children, need))
+        rc = -ENOMEM;
     uint32_t chain[2048];
     for (uint32_t nd = 1; nd < n_nodes && !rc; nd++) {
         int64_t v = agg[nd];
