@@ -38,12 +38,14 @@
  * Thread safety and locking: every call on an open store may run from any
  * number of threads at once (the server calls ingest and queries from its
  * pool). Inside: the WAL has a mutex and a group-commit condition variable
- * (one fdatasync covers every writer waiting); the head is guarded by a
- * store-wide rwlock (ingest takes it for writing after the WAL append,
- * queries for reading); the block list is copied under a mutex with
- * reference counts so queries never wait for flush, compaction or retention,
- * which swap in new blocks and retire old ones once no query holds them.
- * See docs/store.md.
+ * (one fdatasync covers every writer waiting); heads and the block list are
+ * guarded by a writer-preferring rwlock: ingest takes it for writing just
+ * for the WAL append and the head insert (the fsync wait is outside it),
+ * each query takes it for reading for its whole duration, and flush,
+ * compaction and retention write blocks without it and take it for writing
+ * only to swap lists (they are serialized by their own mutex). So queries
+ * run in parallel with each other; ingest waits for running queries. See
+ * docs/store.md.
  *
  * Damaged data: a block whose checksum or cross-reference check fails at
  * open is logged, skipped by every query and listed by store_stats();
@@ -77,7 +79,7 @@ typedef struct store_opts {
     int64_t flush_interval_ns;     /* the head is flushed at least this often, default 10 min */
     int64_t compact_interval_ns;   /* background compaction + retention period, default 5 min */
     size_t head_max_bytes;         /* flush when the head grows past this, default 256 MiB */
-    size_t max_series_per_tenant;  /* new series past this are refused (HE_TOOBIG), default 100000 */
+    size_t max_series_per_tenant;  /* new series past this (per tenant and 1 h partition) are refused (HE_TOOBIG), default 100000 */
     size_t max_profile_samples;    /* refuse bigger profiles, default 1M samples */
     int background;                /* 1: start the flush/compaction thread (server); 0: CLI/tests */
     int read_only;                 /* 1: no WAL replay into a writable log, no writes (db verify/stats) */
