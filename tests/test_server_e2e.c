@@ -1062,6 +1062,46 @@ TEST(connect_proto_answers_as_grafana_reads_them)
         ASSERT(found);
     }
     {
+        /* PROFILE_FORMAT_TREE: Pyroscope's tree bytes; every node once, so the selfs sum to the total */
+        buf req;
+        const char *hs[] = {"Content-Type: application/proto", NULL};
+        wire_rd r, tr;
+        uint32_t f;
+        int wt;
+        int64_t self_sum = 0, nodes = 0, kids_sum = 0;
+        buf_init(&req, 0);
+        wire_put_bytes(&req, 1, CPU, strlen(CPU));
+        wire_put_bytes(&req, 2, "{service_name=\"graf\"}", 21);
+        wire_put_uint(&req, 4, (uint64_t)(now_ns() / 1000000 + 3600000));
+        wire_put_uint(&req, 5, 100);
+        wire_put_uint(&req, 6, 2);
+        ASSERT_EQ(http(&t, "POST", "/querier.v1.QuerierService/SelectMergeStacktraces", hs, req.data, req.len, &out), 200);
+        wire_rd_init(&r, out.data, out.len);
+        ASSERT_OK(wire_tag(&r, &f, &wt));
+        ASSERT_EQ(f, 2);
+        {
+            const uint8_t *p;
+            size_t len;
+            ASSERT_OK(wire_bytes(&r, &p, &len));
+            wire_rd_init(&tr, p, len);
+        }
+        while (!wire_eof(&tr)) {
+            uint64_t nl, self, kids;
+            ASSERT_OK(wire_varint(&tr, &nl));
+            ASSERT((size_t)(tr.end - tr.p) >= nl);
+            tr.p += nl;
+            ASSERT_OK(wire_varint(&tr, &self));
+            ASSERT_OK(wire_varint(&tr, &kids));
+            self_sum += (int64_t)self;
+            kids_sum += (int64_t)kids;
+            nodes++;
+        }
+        ASSERT_EQ(self_sum, want);
+        ASSERT_EQ(nodes, kids_sum + 1);
+        ASSERT(nodes <= 2 * 100 + 2);  /* kept nodes, plus at most one "other" under each */
+        buf_release(&req);
+    }
+    {
         /* errors stay Connect JSON even for proto requests */
         const char *hs[] = {"Content-Type: application/proto", NULL};
         ASSERT_EQ(http(&t, "POST", "/querier.v1.QuerierService/SelectMergeStacktraces", hs, "\xff\xff", 2, &out), 400);

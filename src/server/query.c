@@ -180,6 +180,39 @@ static int write_flamegraph(buf *out, flame_tree *t, int json, int diff)
     return rc;
 }
 
+/*
+ * Pyroscope's tree bytes (PROFILE_FORMAT_TREE, pkg/model Tree.MarshalTruncate):
+ * nodes in pre-order, each as varint(len(name)) name varint(self)
+ * varint(n_children); the first node is a virtual root with an empty name
+ * whose children are the top frames. t is already truncated ("other" nodes).
+ */
+static int write_tree_bytes(const flame_tree *t, buf *out)
+{
+    uint32_t *stack = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    if (!t->n_nodes) return 0;
+    if (HGROW(stack, cap, 1)) return -ENOMEM;
+    stack[n++] = 0;
+    while (n && !rc) {
+        uint32_t id = stack[--n], kids = 0;
+        const flame_node *nd = &t->nodes[id];
+        const char *name = id ? strtab_get(&t->names, nd->name) : "";
+        size_t len = id ? strtab_len(&t->names, nd->name) : 0;
+        if ((rc = wire_put_varint(out, len)) || (rc = buf_append(out, name, len)) ||
+            (rc = wire_put_varint(out, (uint64_t)(nd->self < 0 ? 0 : nd->self))))
+            break;
+        for (uint32_t c = nd->first_child; c; c = t->nodes[c].next_sibling) {
+            if (HGROW(stack, cap, n + 1)) { rc = -ENOMEM; break; }
+            stack[n++] = c;
+            kids++;
+        }
+        if (!rc) rc = wire_put_varint(out, kids);
+    }
+    free(stack);
+    return rc;
+}
+
 static uint32_t max_nodes_of(const server *s, const creq *r)
 {
     if (r->has_max_nodes && r->max_nodes > 0) return (uint32_t)MIN(r->max_nodes, (int64_t)1 << 20);
@@ -405,10 +438,6 @@ static void merge_stacktraces(http_req *rq, http_resp *rs, int span)
         creq_release(&r);
         return;
     }
-    if (r.format == 2) {
-        connect_error(rs, "unimplemented", "format PROFILE_FORMAT_TREE is not supported by hearth: use the flame graph or SelectMergeProfile (pprof)");
-        goto done;
-    }
     if (span) {
         if (!r.span_selector.n) {
             connect_error(rs, "invalid_argument", "SelectMergeSpanProfile needs at least one span ID in span_selector");
@@ -431,7 +460,20 @@ static void merge_stacktraces(http_req *rq, http_resp *rs, int span)
     }
     flame_release(&t);
     json = want_json(rq, rs);
-    if (json) {
+    if (r.format == 2) {
+        /* PROFILE_FORMAT_TREE: the tree bytes in field 2 ("tree", base64 in JSON) */
+        buf tree;
+        buf_init(&tree, 0);
+        rc = write_tree_bytes(&out, &tree);
+        if (!rc && json) {
+            buf_puts(&rs->body, "{\"tree\":\"");
+            rc = b64_encode(tree.data ? tree.data : "", tree.len, &rs->body);
+            buf_puts(&rs->body, "\"}");
+        } else if (!rc) {
+            rc = wire_put_bytes(&rs->body, 2, tree.data ? tree.data : "", tree.len);
+        }
+        buf_release(&tree);
+    } else if (json) {
         buf_puts(&rs->body, "{\"flamegraph\":");
         rc = write_flamegraph(&rs->body, &out, 1, 0);
         buf_puts(&rs->body, "}");
