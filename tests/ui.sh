@@ -41,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 100); do
   curl -fs "$base/ready" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || { cat "$tmp/server.log"; fail "hearth server exited at start"; }
+  kill -0 "$pid" 2>/dev/null || fail "hearth server exited at start: $(tail -n 5 "$tmp/server.log")"
   sleep 0.1
 done
 curl -fs "$base/ready" >/dev/null || fail "hearth server not ready after 10 s (log: $(tail -n 3 "$tmp/server.log"))"
