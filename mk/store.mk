@@ -5,3 +5,6 @@ $(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/libhearth_core.a
 
 store-bench: $(BUILD)/bench/store_bench
 .PHONY: store-bench
+
+# Built with everything so tests/store_db.sh can make a data directory.
+all: $(BUILD)/bench/store_bench
