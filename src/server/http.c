@@ -225,6 +225,8 @@ static MHD_RESULT queue(struct MHD_Connection *c, req_state *st)
                             rs->content_type ? rs->content_type : "text/plain; charset=utf-8");
     if (rs->cache_control) MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, rs->cache_control);
     if (gzipped) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    /* lets a browser on the web UI ask for basic-auth credentials (token as password) */
+    if (rs->status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"hearth\", charset=\"UTF-8\"");
     MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
     ret = MHD_queue_response(c, (unsigned)rs->status, r);
     MHD_destroy_response(r);
