@@ -146,6 +146,17 @@ for f in "$TD"/collapsed/*.txt "$TD"/speedscope/*.json "$TD"/pprof/cpu.pb.gz "$T
   if cmp -s "$tmp/a.folded" "$tmp/b.folded"; then ok; else bad "$name: folded -> speedscope -> folded differs"; fi
 done
 
+# Text formats -> pprof -> folded keeps every stack and count.
+for f in "$TD"/collapsed/*.txt "$TD"/speedscope/*.json "$TD"/perf-script/perf-*.txt; do
+  name=$(basename "$f")
+  if "$BIN" convert "$f" --to pprof -o "$tmp/t.pb.gz" 2>"$tmp/err" && "$BIN" convert "$tmp/t.pb.gz" --to folded -o "$tmp/t1.folded" 2>>"$tmp/err" &&
+     "$BIN" convert "$f" --to folded -o "$tmp/t2.folded" 2>>"$tmp/err" && cmp -s "$tmp/t1.folded" "$tmp/t2.folded"; then
+    ok
+  else
+    bad "$name -> pprof -> folded differs: $(head -c 300 "$tmp/err")"
+  fi
+done
+
 # The SVG's inline script, run by node against a small DOM shim: search
 # reports the matched share (nested matches once), click-zoom rescales.
 cat >"$tmp/svgjs.js" <<'EOF'
