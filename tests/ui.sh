@@ -70,6 +70,7 @@ ingest 'app{version=v1}' cpu.pb.gz 1200
 ingest 'app{version=v2}' go-sample.cpu.pb.gz 300
 ingest 'spans{}' single_group_with_optional_span_id.pb.gz 600
 ingest 'large{}' go-large.cpu.pb.gz 900
+ingest 'heap{}' heap.pb.gz 600
 
 rm -rf "$shots"; mkdir -p "$shots"
 cd "$root/tests/ui" && BASE=$base SHOTS=$shots TESTDATA=$td SERVER_PID=$pid timeout -k 5 110 node ui.test.js

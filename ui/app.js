@@ -415,6 +415,14 @@
   }
   // Hue and saturation from the group; a little lightness from the function
   // itself, so neighbouring frames of one package stay distinguishable.
+  // The name without its import path or directories (what to show when the
+  // whole name does not fit): "github.com/a/b/pkg.(*T).F" -> "pkg.(*T).F".
+  function shortName(name) {
+    const paren = name.indexOf('(');
+    const head = paren >= 0 ? name.slice(0, paren) : name;
+    const slash = head.lastIndexOf('/');
+    return slash >= 0 && slash < name.length - 1 ? name.slice(slash + 1) : name;
+  }
   const colourCache = new Map();
   function frameColour(name) {
     let c = colourCache.get(name);
@@ -525,6 +533,7 @@
       if (w > 24) {
         const maxc = Math.floor((w - 6) / charW);
         let label = n.name;
+        if (label.length > maxc) label = shortName(label);
         if (label.length > maxc) label = maxc > 2 ? label.slice(0, maxc - 1) + '…' : '';
         if (label) { g.globalAlpha = 1; g.fillStyle = fg; g.fillText(label, x0 + 3, y + ROW / 2); }
       }
@@ -724,7 +733,7 @@
       const sw = document.createElement('span');
       sw.className = 'swatch';
       sw.style.background = t.diff ? diffColour(s.lshare ? (s.rshare - s.lshare) / s.lshare : (s.rshare ? Infinity : 0)) : frameColour(s.name);
-      td0.append(sw, s.name);
+      td0.append(sw, shortName(s.name));
       td0.title = s.name + (fileLines && fileLines.get(s.name) ? '\n' + fileLines.get(s.name) : '');
       row.append(td0);
       const cell = (text, cls) => { const td = document.createElement('td'); td.textContent = text; if (cls) td.className = cls; row.append(td); };
@@ -1432,7 +1441,7 @@
 
   // Exposed for tests: pure helpers that need no server.
   hook.redraw = () => { const t0 = performance.now(); render(); return performance.now() - t0; };
-  hook.fn = { parseTime, fmtValue, frameGroup, treeFromFlamegraph, functionStats, buildSandwich };
+  hook.fn = { parseTime, fmtValue, frameGroup, shortName, treeFromFlamegraph, functionStats, buildSandwich };
 
   initTheme();
   readURL();

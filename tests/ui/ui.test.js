@@ -97,6 +97,7 @@ async function main() {
       out.units = [f.parseTime('1700000000', now), f.parseTime('1700000000000', now), f.parseTime('1700000000000000', now), f.parseTime('1700000000000000000', now)];
       try { f.parseTime('yesterday-ish', now); out.bad = 'no error'; } catch (e) { out.bad = e.message; }
       out.fmt = [f.fmtValue(1.5e9, 'nanoseconds', 'cpu'), f.fmtValue(3 * 1048576, 'bytes', 'inuse_space'), f.fmtValue(12000, 'count', 'alloc_objects'), f.fmtValue(1, 'count', 'samples')];
+      out.short = [f.shortName('github.com/foo/bar.(*T).Method'), f.shortName('net/http.(*conn).serve'), f.shortName('main.main'), f.shortName('org/mozilla/javascript/Kit:.get')];
       out.groups = [f.frameGroup('github.com/foo/bar.(*T).Method'), f.frameGroup('java.util.HashMap.get'), f.frameGroup('std::vector<int>::push_back'), f.frameGroup('libc.so.6')];
       // total(10) -> a(6: self 1) -> b(5); c(4) at depth 1; diff tuples for the same shape
       const t = f.treeFromFlamegraph({ names: ['total', 'a', 'b', 'c'], levels: [{ values: ['0', '10', '0', '0'] }, { values: ['0', '6', '1', '1', '0', '4', '4', '3'] }, { values: ['0', '5', '5', '2'] }] }, false);
@@ -110,6 +111,7 @@ async function main() {
     assert(JSON.stringify(r.units) === JSON.stringify([1700000000000, 1700000000000, 1700000000000, 1700000000000]), 'unix time units: ' + r.units);
     assert(/cannot read the time/.test(r.bad), 'bad time error: ' + r.bad);
     assert(JSON.stringify(r.fmt) === JSON.stringify(['1.50 s', '3 MiB', '12 k objects', '1 sample']), 'value formats: ' + r.fmt);
+    assert(JSON.stringify(r.short) === JSON.stringify(['bar.(*T).Method', 'http.(*conn).serve', 'main.main', 'Kit:.get']), 'short names: ' + r.short);
     assert(JSON.stringify(r.groups) === JSON.stringify(['github.com/foo/bar', 'java.util', 'std', 'libc.so.6']), 'colour groups: ' + r.groups);
     assert(r.tree === 'total:0:10:-1 a:0:6:0 c:6:4:0 b:0:5:1', 'levels decoding: ' + r.tree);
     assert(r.diff === 'total:10:20:0:-1 a:6:5:0:0 c:4:15:11:0', 'diff levels decoding: ' + r.diff);
@@ -376,6 +378,50 @@ async function main() {
       fig.redrawMs.toFixed(1) + ' ms, of which canvas ' + fig.flameMs.toFixed(1) + ' ms; query + JSON ' + fig.queryMs.toFixed(0) +
       ' ms, levels decoding ' + fig.decodeMs.toFixed(0) + ' ms');
     await shot('11-dark-large');
+  });
+
+  await test('memory profiles: in-use bytes by default, sizes and object counts with units', async () => {
+    const heap = load('heap.pb.gz');
+    await open('?service=heap&from=now-1h&until=now&view=both');
+    const type = await page.inputValue('#ptype');
+    assert(/^memory:inuse_space:bytes:/.test(type), 'default memory type is in-use bytes: ' + type);
+    near(await H(() => window.__hearth.lastRender.total), pp.total(heap, heap.types.indexOf('inuse_space:bytes')), 0, 'in-use bytes total');
+    const cell = await page.textContent('#fntable tbody tr:nth-child(1) td:nth-child(2)');
+    assert(/\d (B|KiB|MiB|GiB) \(/.test(cell), 'bytes with a unit: ' + cell);
+    await shot('17-memory-inuse');
+    const types = await page.$$eval('#ptype option', (o) => o.map((x) => x.value));
+    const objects = types.find((t) => /^memory:alloc_objects:count:/.test(t));
+    assert(objects, 'alloc_objects offered: ' + types);
+    const seq = await H(() => window.__hearth.renderSeq);
+    await page.selectOption('#ptype', objects);
+    await page.waitForFunction((s) => window.__hearth.renderSeq > s && !document.getElementById('status').textContent.startsWith('Loading'), seq);
+    near(await H(() => window.__hearth.lastRender.total), pp.total(heap, heap.types.indexOf('alloc_objects:count')), 0, 'allocated objects total');
+    assert(/Self \(objects\)/.test(await page.textContent('#fntable thead')), 'objects in the table header');
+    const f = (await frames()).filter((x) => x.depth === 1).sort((a, b) => b.w - a.w)[0];
+    const box = await page.locator('#flame').boundingBox();
+    await page.mouse.move(box.x + f.x + f.w / 2, box.y + f.y + 9);
+    await page.waitForSelector('#tooltip:not([hidden])');
+    const tip = await page.textContent('#tooltip');
+    assert(/Total.*objects \(\d/.test(tip), 'tooltip counts objects: ' + tip);
+    await page.mouse.move(1, 1);
+  });
+
+  await test('a function keeps its colour between renders and services', async () => {
+    const colourOf = (name) => page.evaluate((n) => {
+      const f = window.__hearth.lastRender.frames.find((x) => x.name === n);
+      if (!f) return null;
+      const c = document.getElementById('flame'), d = window.devicePixelRatio || 1;
+      return Array.from(c.getContext('2d').getImageData(Math.round((f.x + 1) * d), Math.round((f.y + 3) * d), 1, 1).data).join(',');
+    }, name);
+    await open(appURL + '&view=flame');
+    const a = await colourOf('runtime.main');
+    await open('?service=spans&type=' + encodeURIComponent(CPU) + '&from=now-1h&until=now&view=flame');
+    const b = await colourOf('runtime.main');
+    await open(appURL + '&view=flame');
+    const c = await colourOf('runtime.main');
+    assert(a && a === b && b === c, 'runtime.main colours: ' + [a, b, c].join(' / '));
+    const m = await colourOf('main.main');
+    assert(m && m !== a, 'another package gets another colour: ' + m + ' vs ' + a);
   });
 
   await test('custom range and theme switch', async () => {
