@@ -41,6 +41,8 @@ check "/ready answers 200" '[ "$(curl -s -o /dev/null -w "%{http_code}" "$url/re
 check "the web UI is served at / with a content type" '[ "$(curl -s -o /dev/null -w "%{http_code} %{content_type}" "$url/")" = "200 text/html; charset=utf-8" ]'
 check "a gzip pprof without format= is taken as pprof" '[ "$(curl -s -o /dev/null -w "%{http_code}" --data-binary @"$TD/pprof/cpu.pb.gz" "$url/ingest?name=noformat")" = 200 ]'
 check "large answers are gzipped for clients that accept it" 'curl -s -o /dev/null --data-binary @"$TD/pprof/go-large.cpu.pb.gz" "$url/ingest?name=big.cpu&format=pprof" && curl -s -D - -o /dev/null -H "Accept-Encoding: gzip" -H "Content-Type: application/json" -d "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"big\\\"}\",\"start\":\"0\"}" "$url/querier.v1.QuerierService/SelectMergeStacktraces" | grep -qi "^content-encoding: gzip"'
+check "a chunked body far past --max-body-size is cut off" '! head -c 80000000 /dev/zero | curl -s -f -o /dev/null -H "Transfer-Encoding: chunked" --data-binary @- "$url/ingest?name=x.cpu"'
+check "... and the server keeps serving" '[ "$(curl -s -o /dev/null -w "%{http_code}" "$url/ready")" = 200 ]'
 check "/healthz answers 200" '[ "$(curl -s -o /dev/null -w "%{http_code}" "$url/healthz")" = 200 ]'
 
 # acknowledged writes, then SIGKILL

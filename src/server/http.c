@@ -372,6 +372,8 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
         st->rq.wire_bytes += *upload_size;
         if (!st->too_big && buf_append(&st->rq.body, upload_data, *upload_size)) st->too_big = 1;
         *upload_size = 0;
+        /* a chunked body far past the cap: stop reading it (closes the connection) */
+        if (st->too_big && st->rq.wire_bytes > 2 * s->o.max_body + (1u << 20)) return MHD_NO;
         return MHD_YES;
     }
     dispatch(s, st);
