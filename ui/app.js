@@ -571,6 +571,7 @@
   let zoomId = 0;
   let drawn = null, drawnCallers = null;
   let series = null;        // timeline points
+  let seriesError = '';     // why the timeline could not be loaded
   let fileLines = null;     // function name -> "file:line", from SelectMergeProfile
   let querySeq = 0;
   let queryRange = null;    // {start, end} of the main query
@@ -626,7 +627,11 @@
       zoomId = 0;
     } else {
       let cap;
-      if (t.diff) cap = 'Left ' + fv(t.leftTicks) + ', right ' + fv(t.rightTicks) + '. Width: left + right; colour: change of each frame\'s share from left to right.';
+      if (t.diff) {
+        cap = 'Left ' + fv(t.leftTicks) + ', right ' + fv(t.rightTicks) + '. Width: left + right; colour: change of each frame\'s share from left to right.';
+        if ((state.lquery || state.query) === (state.rquery || state.query) && (state.lfrom + state.luntil) === (state.rfrom + state.runtil))
+          cap = 'Both sides are the same selection: set a left and a right selector (e.g. {version="v1"} and {version="v2"}) or drag two ranges on the timeline. ' + cap;
+      }
       else cap = 'Total ' + fv(t.total) + ' · ' + fullSelectorSafe() + (state.span.trim() ? ' · only span ' + state.span.trim() : '');
       $('flamecaption').textContent = cap;
       zoomId = state.zoom ? findPath(t, state.zoom.split(';')) : 0;
@@ -877,7 +882,7 @@
       g.fillRect(Math.min(drag.x0, drag.x1), 0, Math.abs(drag.x1 - drag.x0), H);
     }
     $('timelinelabel').textContent = fmtDate(start) + ' → ' + fmtDate(end) +
-      (pts.length ? ' · ' + pts.length + ' points, sum ' + fv(sum) : ' · no points') + ' · drag to zoom in';
+      (seriesError ? ' · timeline unavailable: ' + seriesError : pts.length ? ' · ' + pts.length + ' points, sum ' + fv(sum) : ' · no points') + ' · drag to zoom in';
     hook.timeline = { points: pts.length, start, end };
   }
 
@@ -928,7 +933,7 @@
       await loadTypes();
       if (seq !== querySeq) return;
       if (!services.length && !state.service) {
-        tree = null; series = null; sandwich = null;
+        tree = null; series = null; seriesError = ''; sandwich = null;
         queryRange = range(state.from, state.until);
         setStatus('No data: no service has sent profiles in this time range. Send some (hearth ingest, an SDK or the agent) or widen the range.', 'info');
         drawTimeline(); render();
@@ -936,7 +941,7 @@
       }
       await reloadData(seq);
     } catch (e) {
-      if (seq === querySeq) { tree = null; series = null; render(); drawTimeline(); reportError(e); }
+      if (seq === querySeq) { tree = null; series = null; seriesError = ''; render(); drawTimeline(); reportError(e); }
     }
   }
 
@@ -957,7 +962,9 @@
           const merged = [];
           for (const p of pts) { if (merged.length && merged[merged.length - 1].t === p.t) merged[merged.length - 1].v += p.v; else merged.push(p); }
           return merged;
-        });
+        })
+        // The timeline is secondary: its failure is shown on it, the graph still loads.
+        .catch((e) => { hook.seriesError = e.message; return { error: e.message }; });
       let fgP, diff = false;
       if (state.view === 'diff') {
         diff = true;
@@ -977,7 +984,8 @@
       const [pts, fgRes] = await Promise.all([seriesP, fgP]);
       if (seq !== querySeq) return;
       const td = performance.now();
-      series = pts;
+      series = Array.isArray(pts) ? pts : null;
+      seriesError = Array.isArray(pts) ? '' : pts.error;
       rawFG = fgRes.flamegraph || null;
       tree = rawFG && (rawFG.levels || []).length ? treeFromFlamegraph(rawFG, diff) : null;
       hook.timings = { queryMs: td - tq, decodeMs: performance.now() - td };
@@ -993,7 +1001,7 @@
       render();
       if (tree && !diff) loadFileLines(seq, selector, r);
     } catch (e) {
-      if (seq === querySeq) { tree = null; series = null; sandwich = null; drawTimeline(); render(); reportError(e); }
+      if (seq === querySeq) { tree = null; series = null; seriesError = ''; sandwich = null; drawTimeline(); render(); reportError(e); }
     }
   }
 
