@@ -91,11 +91,13 @@ static int route_find(const http_server *s, const char *path)
 
 const char *http_arg(const http_req *rq, const char *name)
 {
+    if (!rq->conn) return NULL;  /* a request built by a test, without a connection */
     return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 const char *http_header(const http_req *rq, const char *name)
 {
+    if (!rq->conn) return NULL;
     return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
