@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -860,5 +861,124 @@ TEST(retention_drops_old_blocks)
     store_get_stats(s, &st);
     ASSERT_EQ(st.n_blocks, 0);
     ASSERT_EQ(st.blocks_deleted, 1);
+    store_close(s);
+}
+
+/* ---- threads ---- */
+
+typedef struct thr_arg {
+    store *s;
+    int id, n;
+    int64_t sum;       /* cpu values ingested by this thread */
+    volatile int *stop;
+} thr_arg;
+
+static void *ingest_thread(void *p)
+{
+    thr_arg *a = p;
+    for (int i = 0; i < a->n; i++) {
+        gprof g;
+        memset(&g, 0, sizeof(g));
+        g.service = a->id % 3;
+        g.env = 1;
+        g.ts = t0 + (int64_t)(a->id * 1000 + i) * 1000000000LL;
+        g.n = 5;
+        for (int k = 0; k < g.n; k++) {
+            g.s[k].depth = 2;
+            g.s[k].frames[0] = (uint8_t)(k % 3);
+            g.s[k].frames[1] = (uint8_t)(i % 12);
+            g.s[k].v[0] = 1 + k;
+            g.s[k].v[1] = 7;
+            a->sum += g.s[k].v[0];
+        }
+        profile pr;
+        build(&g, &pr);
+        char svc[16];
+        snprintf(svc, sizeof(svc), "svc%d", g.service);
+        store_label l[2] = {{"service_name", svc}, {"__name__", "process_cpu"}};
+        herr e;
+        herr_clear(&e);
+        if (store_ingest(a->s, "anonymous", l, 2, &pr, g.ts, 0, &e))
+            a->sum = -1000000000;
+        prof_release(&pr);
+    }
+    return NULL;
+}
+
+static void *query_thread(void *p)
+{
+    thr_arg *a = p;
+    while (!*a->stop) {
+        store_query q;
+        memset(&q, 0, sizeof(q));
+        q.tenant = "anonymous";
+        q.profile_type = CPU_TYPE;
+        q.start_ns = INT64_MIN;
+        flame_tree t;
+        flame_init(&t);
+        herr e;
+        herr_clear(&e);
+        if (store_select_merge_tree(a->s, &q, &t, 0, &e) == 0)
+            a->n++;
+        flame_release(&t);
+        store_strs l;
+        if (store_label_values(a->s, &q, "service_name", &l, &e) == 0)
+            store_strs_release(&l);
+    }
+    return NULL;
+}
+
+static void *maint_thread(void *p)
+{
+    thr_arg *a = p;
+    while (!*a->stop) {
+        herr e;
+        herr_clear(&e);
+        store_flush(a->s, &e);
+        store_compact(a->s, &e);
+        a->n++;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+TEST(concurrent_ingest_queries_flush_and_compaction)
+{
+    t0 = (now_ns() / (24 * HOUR) - 1) * 24 * HOUR;
+    const char *dir = t_tmpdir();
+    store_opts o;
+    test_opts(&o);
+    o.fsync = STORE_FSYNC_ALWAYS; /* group commit with several writers */
+    store *s;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    volatile int stop = 0;
+    thr_arg ing[4], qa[2], ma;
+    pthread_t ti[4], tq[2], tm;
+    for (int i = 0; i < 4; i++) {
+        ing[i] = (thr_arg){s, i, 60, 0, &stop};
+        pthread_create(&ti[i], NULL, ingest_thread, &ing[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        qa[i] = (thr_arg){s, i, 0, 0, &stop};
+        pthread_create(&tq[i], NULL, query_thread, &qa[i]);
+    }
+    ma = (thr_arg){s, 0, 0, 0, &stop};
+    pthread_create(&tm, NULL, maint_thread, &ma);
+    int64_t want = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(ti[i], NULL);
+        want += ing[i].sum;
+    }
+    stop = 1;
+    for (int i = 0; i < 2; i++)
+        pthread_join(tq[i], NULL);
+    pthread_join(tm, NULL);
+    ASSERT(qa[0].n > 0 && ma.n > 0);
+    ASSERT_EQ(cpu_total(s, "anonymous"), want);
+    store_close(s);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    ASSERT_EQ(cpu_total(s, "anonymous"), want);
     store_close(s);
 }
