@@ -345,7 +345,7 @@ async function main() {
     await open(appURL + '&query=' + encodeURIComponent('{version=~"("}'));
     const s = await status();
     assert(await page.$eval('#status', (e) => e.className === 'error'), 'error style');
-    assert(/failed/.test(s) && s.length > 30, 'error message with the server reason: ' + s);
+    assert(/failed \(invalid_argument\): .*version/.test(s), 'error with the Connect code and the server\'s reason: ' + s);
     await shot('09-error-bad-selector');
     await open(appURL + '&query=' + encodeURIComponent('{version="nope"}'));
     assert(/No data/.test(await status()), 'no-data message: ' + (await status()));
