@@ -1050,3 +1050,35 @@ TEST(zstd_input_and_numeric_labels)
     buf_release(&in);
     buf_release(&out);
 }
+
+TEST(label_string_and_size_limits)
+{
+    knobs k = good();
+    buf b;
+    profile p;
+    herr e;
+    build(&k, &b);
+
+    ASSERT_OK(prof_init(&p));
+    p.limits.max_labels = 0;  /* the sample has one label */
+    ASSERT_EQ(decode_buf(&p, b.data, b.len, &e), HE_TOOBIG);
+    ASSERT_CONTAINS(e.msg, "sample 0 has more than 0 labels");
+    prof_release(&p);
+
+    ASSERT_OK(prof_init(&p));
+    p.limits.max_string_len = 5;  /* "a.out" fits, "samples" (string_table[3]) does not */
+    ASSERT_EQ(decode_buf(&p, b.data, b.len, &e), HE_TOOBIG);
+    ASSERT_CONTAINS(e.msg, "string_table[3] is 7 bytes long, more than the limit of 5 bytes");
+    prof_release(&p);
+
+    ASSERT_OK(prof_init(&p));
+    herr_clear(&e);
+    ASSERT_EQ(pprof_decode(&p, b.data, b.len, b.len - 1, &e), HE_TOOBIG);  /* raw input over the cap */
+    ASSERT_CONTAINS(e.msg, "more than the limit");
+    prof_release(&p);
+    ASSERT_OK(prof_init(&p));
+    herr_clear(&e);
+    ASSERT_OK(pprof_decode(&p, b.data, b.len, b.len, &e));
+    prof_release(&p);
+    buf_release(&b);
+}
