@@ -71,6 +71,12 @@ ingest 'app{version=v2}' go-sample.cpu.pb.gz 300
 ingest 'spans{}' single_group_with_optional_span_id.pb.gz 600
 ingest 'large{}' go-large.cpu.pb.gz 900
 ingest 'heap{}' heap.pb.gz 600
+# A synthetic 11,111-node graph (100 x 10 x 10 distinct stacks) for the responsiveness figures.
+awk 'BEGIN { for (i = 0; i < 100; i++) for (j = 0; j < 10; j++) for (k = 0; k < 10; k++)
+  printf "main;svc_%d;handler_%d_%d;leaf_%d_%d_%d %d\n", i, i, j, i, j, k, (i % 7 + 1) * (k + 1) }' >"$tmp/wide.folded"
+out=$(curl -s -w ' HTTP %{http_code}' --data-binary @"$tmp/wide.folded" \
+      "$base/ingest?name=wide.cpu&from=$((now - 600))&until=$((now - 590))&format=folded&sampleRate=100&spyName=test")
+case "$out" in *"HTTP 200"*) ;; *) fail "ingest of the synthetic folded profile failed: $out";; esac
 
 rm -rf "$shots"; mkdir -p "$shots"
 cd "$root/tests/ui" && BASE=$base SHOTS=$shots TESTDATA=$td SERVER_PID=$pid timeout -k 5 110 node ui.test.js

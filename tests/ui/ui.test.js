@@ -350,6 +350,8 @@ async function main() {
     await open(appURL + '&query=' + encodeURIComponent('{version="nope"}'));
     assert(/No data/.test(await status()), 'no-data message: ' + (await status()));
     await shot('10-no-data');
+    await open('?from=now-30d&until=now-29d');
+    assert(/no service has sent profiles/.test(await status()), 'empty-range message: ' + (await status()));
   });
 
   await test('dark theme and a 10,000-node flame graph stay readable and responsive', async () => {
@@ -452,6 +454,34 @@ async function main() {
     assert(m.cw > 500 && Math.abs(m.root.w - m.cw) <= 1, 'root frame spans the graph: ' + JSON.stringify(m));
     await shot('15-laptop-1024x640');
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await test('an 11,111-node graph: all nodes decoded, zoom and hover work (figures printed)', async () => {
+    await open('?service=wide&type=' + encodeURIComponent(CPU) + '&from=now-1h&until=now&view=both');
+    const r = await H(() => window.__hearth.lastRender);
+    assert(r.nodes === 1 + 1 + 100 + 1000 + 10000, 'nodes: ' + r.nodes);
+    const fig = await page.evaluate(() => {
+      const ms = [];
+      for (let i = 0; i < 7; i++) ms.push(window.__hearth.redraw());
+      ms.sort((a, b) => a - b);
+      const c = document.getElementById('flame'), box = c.getBoundingClientRect();
+      const t0 = performance.now();
+      for (let i = 0; i < 200; i++)
+        c.dispatchEvent(new MouseEvent('mousemove', { clientX: box.left + (i * 37) % box.width, clientY: box.top + 18 * (1 + i % 3) + 9, bubbles: true }));
+      const hover = (performance.now() - t0) / 200;
+      return { frames: window.__hearth.lastRender.frames.length, redraw: ms[3], hover, decode: window.__hearth.timings.decodeMs, query: window.__hearth.timings.queryMs };
+    });
+    console.log('# 11,111-node graph: ' + fig.frames + ' frames drawn; median redraw ' + fig.redraw.toFixed(1) + ' ms; hover ' +
+      fig.hover.toFixed(2) + ' ms per mousemove; query + JSON ' + fig.query.toFixed(0) + ' ms, decoding ' + fig.decode.toFixed(0) + ' ms');
+    assert(fig.frames > 500, 'many frames drawn: ' + fig.frames);
+    const svc = (await frames()).filter((f) => f.depth === 2).sort((a, b) => b.w - a.w)[0];
+    const box = await page.locator('#flame').boundingBox();
+    await page.mouse.click(box.x + svc.x + svc.w / 2, box.y + svc.y + 9);
+    await page.waitForFunction((n) => window.__hearth.lastRender.zoom === n, svc.name);
+    const leaves = (await frames()).filter((f) => f.depth === 4);
+    assert(leaves.length === 100 && leaves.every((f) => f.name.startsWith('leaf_' + svc.name.slice(4) + '_')), 'zoomed service shows its 100 leaves: ' + leaves.length);
+    await page.mouse.move(1, 1);
+    await shot('18-wide-zoomed');
   });
 
   await test('unreachable server: a clear message, no crash', async () => {
