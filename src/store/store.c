@@ -569,6 +569,20 @@ static int cmp_block_time(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
+/*
+ * The compaction group of a block: its whole compaction window (24 h) once
+ * that window has ended, else its own partition (1 h). So blocks flushed
+ * every few minutes are merged per hour while the day is running (each pass
+ * rewrites at most an hour), and into one block per day afterwards.
+ */
+static int64_t group_window(const store *s, int64_t window, int64_t now)
+{
+    int64_t cw = floor_div(window, s->o.compact_ns) * s->o.compact_ns;
+    if (cw + s->o.compact_ns <= now)
+        return cw;
+    return floor_div(window, s->o.block_ns) * s->o.block_ns;
+}
+
 static void remove_blocks(store *s, st_block **del, size_t n)
 {
     pthread_rwlock_wrlock(&s->lock);
@@ -622,15 +636,16 @@ int store_compact(store *s, herr *e)
 
     qsort(all, n, sizeof(*all), cmp_block_time);
     char *used = xcalloc(n + 1, 1);
+    int64_t now = now_ns();
     for (size_t i = 0; i < n && !rc; i++) {
         if (used[i] || all[i]->flush_seq > s->checkpoint)
             continue;
-        int64_t cw = floor_div(all[i]->window, s->o.compact_ns) * s->o.compact_ns;
+        int64_t cw = group_window(s, all[i]->window, now);
         st_block **grp = xmallocarray(n + 1, sizeof(*grp));
         size_t ng = 0;
         for (size_t j = i; j < n; j++) {
             if (used[j] || all[j]->flush_seq > s->checkpoint || strcmp(all[j]->tenant, all[i]->tenant) ||
-                floor_div(all[j]->window, s->o.compact_ns) * s->o.compact_ns != cw)
+                group_window(s, all[j]->window, now) != cw)
                 continue;
             grp[ng++] = all[j];
             used[j] = 1;
