@@ -608,14 +608,16 @@
     const t = flameTree();
     const c = $('flame');
     const sw = state.view === 'sandwich';
-    $('sandwichcallers').hidden = !(sw && sandwich);
-    if (!t || !t.nodes.length) {
+    const missing = sw && sandwich && !sandwich.callees.total;
+    $('sandwichcallers').hidden = !(sw && sandwich) || missing;
+    if (!t || !t.nodes.length || missing) {
       c.getContext('2d').clearRect(0, 0, c.width, c.height);
       c.style.height = '0px';
       drawn = null; hook.lastRender = { root: null, total: 0, frames: [] };
       $('breadcrumb').textContent = '';
       $('searchinfo').textContent = '';
-      $('flamecaption').textContent = sw ? 'Select a function in the table to see its callers and callees.' : '';
+      $('flamecaption').textContent = !sw ? '' : missing ? '"' + state.fn + '" does not appear in this profile: select a function in the table.'
+        : 'Select a function in the table to see its callers and callees.';
       return;
     }
     if (sw) {
