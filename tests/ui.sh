@@ -26,7 +26,7 @@ if [ ! -d "$root/tests/ui/node_modules/playwright-core" ]; then
 fi
 
 tmp=$(mktemp -d /tmp/hearth-ui-XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
 base=http://127.0.0.1:$port
 # Started from a subshell, so the test's SIGKILL of it (the "unreachable" case)
 # is not reported by this shell as a killed job.
@@ -63,7 +63,7 @@ now=$(date +%s)
 ingest() { # NAME FILE AGE_SECONDS
   local from=$((now - $3)) out
   out=$(curl -s -w ' HTTP %{http_code}' --data-binary @"$td/pprof/$2" \
-        "$base/ingest?name=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1")&from=$from&until=$((from + 10))&format=pprof&spyName=gospy")
+        "$base/ingest?name=$(node -e 'console.log(encodeURIComponent(process.argv[1]))' "$1")&from=$from&until=$((from + 10))&format=pprof&spyName=gospy")
   case "$out" in *"HTTP 200"*) ;; *) fail "ingest of $2 as $1 failed: $out";; esac
 }
 ingest 'app{version=v1}' cpu.pb.gz 1200
