@@ -97,6 +97,11 @@
     if (!(end > start)) throw new Error('the time range is empty: "' + fromS + '" is not before "' + untilS + '"');
     return { start, end };
   }
+  // A time for an input field: unix milliseconds (kept so in the URL) shown as
+  // a local date that parseTime reads back; relative times as they are.
+  function showTime(s) {
+    return /^\d{13}$/.test(String(s)) ? fmtDate(Number(s)).replace(' ', 'T') : s;
+  }
   function fmtDate(ms) {
     const d = new Date(ms), p = (n) => String(n).padStart(2, '0');
     return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());
@@ -1282,11 +1287,11 @@
     const preset = [...$('range').options].find((o) => o.value === state.from && state.until === 'now');
     $('range').value = preset ? preset.value : 'custom';
     $('customrange').hidden = !!preset;
-    $('from').value = state.from; $('until').value = state.until;
+    $('from').value = showTime(state.from); $('until').value = showTime(state.until);
     $('search').value = state.search; $('filter').value = state.filter; $('span').value = state.span;
     $('lquery').value = state.lquery; $('rquery').value = state.rquery;
-    $('lfrom').value = state.lfrom || state.from; $('luntil').value = state.luntil || state.until;
-    $('rfrom').value = state.rfrom || state.from; $('runtil').value = state.runtil || state.until;
+    $('lfrom').value = showTime(state.lfrom || state.from); $('luntil').value = showTime(state.luntil || state.until);
+    $('rfrom').value = showTime(state.rfrom || state.from); $('runtil').value = showTime(state.runtil || state.until);
   }
   function setRange(from, until) {
     state.from = from; state.until = until;
@@ -1356,7 +1361,7 @@
       for (const k of ['lquery', 'rquery', 'lfrom', 'luntil', 'rfrom', 'runtil']) {
         const v = $(k).value.trim();
         // A side range equal to the main range is kept implicit (follows the main range).
-        state[k] = (k.endsWith('from') && v === state.from) || (k.endsWith('until') && v === state.until) ? '' : v;
+        state[k] = (k.endsWith('from') && v === showTime(state.from)) || (k.endsWith('until') && v === showTime(state.until)) ? '' : v;
       }
       state.zoom = ''; writeURL(); drawTimeline(); reloadData();
     };
