@@ -870,7 +870,7 @@ typedef struct thr_arg {
     store *s;
     int id, n;
     int64_t sum;       /* cpu values ingested by this thread */
-    volatile int *stop;
+    int *stop;
 } thr_arg;
 
 static void *ingest_thread(void *p)
@@ -908,7 +908,7 @@ static void *ingest_thread(void *p)
 static void *query_thread(void *p)
 {
     thr_arg *a = p;
-    while (!*a->stop) {
+    while (!__atomic_load_n(a->stop, __ATOMIC_ACQUIRE)) {
         store_query q;
         memset(&q, 0, sizeof(q));
         q.tenant = "anonymous";
@@ -931,7 +931,7 @@ static void *query_thread(void *p)
 static void *maint_thread(void *p)
 {
     thr_arg *a = p;
-    while (!*a->stop) {
+    while (!__atomic_load_n(a->stop, __ATOMIC_ACQUIRE)) {
         herr e;
         herr_clear(&e);
         store_flush(a->s, &e);
@@ -953,7 +953,7 @@ TEST(concurrent_ingest_queries_flush_and_compaction)
     herr e;
     herr_clear(&e);
     ASSERT_OK(store_open(&s, dir, &o, &e));
-    volatile int stop = 0;
+    int stop = 0;
     thr_arg ing[4], qa[2], ma;
     pthread_t ti[4], tq[2], tm;
     for (int i = 0; i < 4; i++) {
@@ -971,7 +971,7 @@ TEST(concurrent_ingest_queries_flush_and_compaction)
         pthread_join(ti[i], NULL);
         want += ing[i].sum;
     }
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 2; i++)
         pthread_join(tq[i], NULL);
     pthread_join(tm, NULL);
