@@ -143,7 +143,7 @@ typedef struct ps_state {
     buf pname;           /* "comm-pid" */
     int have_pname;
     int64_t period;      /* of the last header whose event matched; 0 = unset */
-    char event[256];
+    buf event;           /* the event type kept (the first one seen) */
     int have_event;
     uint32_t *frames;    /* location ids, lines in order, each line's inline list in order */
     size_t n_frames, cap_frames;
@@ -196,9 +196,9 @@ static int on_header(ps_state *st, const char *s, size_t n, const hdr *h)
         }
         st->period = v;  /* perl: $period = $1 (undef when absent), then 1 if false */
         if (!st->have_event) {
-            snprintf(st->event, sizeof st->event, "%.*s", (int)ev_len, ev);
+            if ((rc = buf_append(&st->event, ev, ev_len))) return rc;
             st->have_event = 1;
-        } else if (strlen(st->event) != ev_len || memcmp(st->event, ev, ev_len)) {
+        } else if (st->event.len != ev_len || memcmp(st->event.data, ev, ev_len)) {
             return 0;  /* another event type: its sample is skipped */
         }
     }
@@ -344,6 +344,7 @@ int perfscript_parse(profile *p, const char *data, size_t n, herr *e)
     hmap64_init(&st.index);
     buf_init(&st.name, 0);
     buf_init(&st.pname, 4096);
+    buf_init(&st.event, 4096);
     if (p->n_types == 0 && (rc = prof_add_type(p, "samples", "count")) < 0) goto out;
     rc = 0;
     if (n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) s += 3;  /* a UTF-8 BOM is not part of a comm */
@@ -389,6 +390,7 @@ out:
     free(st.frames); free(st.groups); free(st.stack);
     buf_release(&st.name);
     buf_release(&st.pname);
+    buf_release(&st.event);
     hmap64_release(&st.index);
     return rc;
 }
