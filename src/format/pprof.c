@@ -949,90 +949,202 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
  */
 enum { PPROF_GZIP_LEVEL = 1 };
 
+/*
+ * The writer computes each message's exact size first (all field numbers
+ * are below 16, so every tag is one byte), reserves tag + length + body once,
+ * and writes the bytes directly: no per-field calls, no length patching.
+ */
+static inline size_t vsize(uint64_t v) { return wire_varint_size(v); }
+/* Size of a varint field that is omitted when zero (proto3). */
+static inline size_t fsize(uint64_t v) { return v ? 1 + vsize(v) : 0; }
+/* Size of a length-delimited field with a body of n bytes. */
+static inline size_t lsize(size_t n) { return 1 + vsize(n) + n; }
+
+static inline uint8_t *put_v(uint8_t *q, uint64_t v)
+{
+    while (v >= 0x80) { *q++ = (uint8_t)(v | 0x80); v >>= 7; }
+    *q++ = (uint8_t)v;
+    return q;
+}
+static inline uint8_t *put_f(uint8_t *q, uint32_t field, uint64_t v)
+{
+    if (!v) return q;
+    *q++ = (uint8_t)(field << 3 | WT_VARINT);
+    return put_v(q, v);
+}
+static inline uint8_t *put_l(uint8_t *q, uint32_t field, size_t n)
+{
+    *q++ = (uint8_t)(field << 3 | WT_LEN);
+    return put_v(q, n);
+}
+
+/* Room for n more bytes; returns where to write them. */
+static inline uint8_t *room(buf *b, size_t n, int *rc)
+{
+    if ((*rc = buf_reserve(b, n)) != 0) return NULL;
+    return (uint8_t *)b->data + b->len;
+}
+static inline void wrote(buf *b, uint8_t *q) { b->len = (size_t)(q - (uint8_t *)b->data); }
+
 static int enc_value_type(buf *b, uint32_t field, const prof_value_type *vt)
 {
-    long m = wire_begin(b, field);
+    size_t body = fsize(vt->type) + fsize(vt->unit);
     int rc;
-    if (m < 0) return (int)m;
-    if ((rc = wire_put_uint_nz(b, 1, vt->type)) || (rc = wire_put_uint_nz(b, 2, vt->unit))) return rc;
-    return wire_end(b, m);
+    uint8_t *q = room(b, lsize(body), &rc);
+    if (!q) return rc;
+    q = put_l(q, field, body);
+    q = put_f(q, 1, vt->type);
+    q = put_f(q, 2, vt->unit);
+    wrote(b, q);
+    return 0;
+}
+
+static size_t label_size(const prof_label *l)
+{
+    return fsize(l->key) + fsize(l->str) + fsize((uint64_t)l->num) + fsize(l->num_unit);
+}
+
+static int enc_sample(const profile *p, size_t i, const uint32_t *locs, size_t depth, buf *b)
+{
+    const prof_sample *s = &p->samples[i];
+    const prof_label *labels = p->labels + s->first_label;
+    const int64_t *vals = p->n_types ? prof_values(p, i) : NULL;
+    size_t ids = 0, values = 0, body = 0;
+    int rc;
+    uint8_t *q;
+
+    for (size_t k = 0; k < depth; k++) ids += vsize(locs[k]);
+    for (uint32_t t = 0; t < p->n_types; t++) values += vsize((uint64_t)vals[t]);
+    if (depth) body += lsize(ids);
+    if (p->n_types) body += lsize(values);
+    for (uint32_t k = 0; k < s->n_labels; k++) body += lsize(label_size(&labels[k]));
+    if (!(q = room(b, lsize(body), &rc))) return rc;
+    q = put_l(q, P_SAMPLE, body);
+    if (depth) {
+        q = put_l(q, 1, ids);
+        for (size_t k = 0; k < depth; k++) q = put_v(q, locs[k]);
+    }
+    if (p->n_types) {
+        q = put_l(q, 2, values);
+        for (uint32_t t = 0; t < p->n_types; t++) q = put_v(q, (uint64_t)vals[t]);
+    }
+    for (uint32_t k = 0; k < s->n_labels; k++) {
+        const prof_label *l = &labels[k];
+        q = put_l(q, 3, label_size(l));
+        q = put_f(q, 1, l->key);
+        q = put_f(q, 2, l->str);
+        q = put_f(q, 3, (uint64_t)l->num);
+        q = put_f(q, 4, l->num_unit);
+    }
+    wrote(b, q);
+    return 0;
+}
+
+static int enc_mapping(const profile *p, uint32_t i, buf *b)
+{
+    const prof_mapping *m = &p->mappings[i];
+    size_t body = fsize(i) + fsize(m->memory_start) + fsize(m->memory_limit) + fsize(m->file_offset) +
+                  fsize(m->filename) + fsize(m->build_id) + fsize(m->has_functions) + fsize(m->has_filenames) +
+                  fsize(m->has_line_numbers) + fsize(m->has_inline_frames);
+    int rc;
+    uint8_t *q = room(b, lsize(body), &rc);
+    if (!q) return rc;
+    q = put_l(q, P_MAPPING, body);
+    q = put_f(q, 1, i);
+    q = put_f(q, 2, m->memory_start);
+    q = put_f(q, 3, m->memory_limit);
+    q = put_f(q, 4, m->file_offset);
+    q = put_f(q, 5, m->filename);
+    q = put_f(q, 6, m->build_id);
+    q = put_f(q, 7, m->has_functions);
+    q = put_f(q, 8, m->has_filenames);
+    q = put_f(q, 9, m->has_line_numbers);
+    q = put_f(q, 10, m->has_inline_frames);
+    wrote(b, q);
+    return 0;
+}
+
+static size_t line_size(const prof_line *ln)
+{
+    return fsize(ln->function) + fsize((uint64_t)ln->line) + fsize((uint64_t)ln->column);
+}
+
+static int enc_location(const profile *p, uint32_t i, buf *b)
+{
+    const prof_location *loc = &p->locations[i];
+    const prof_line *lines = p->lines + loc->first_line;
+    size_t body = fsize(i) + fsize(loc->mapping) + fsize(loc->address) + fsize(loc->is_folded);
+    int rc;
+    uint8_t *q;
+    for (uint32_t k = 0; k < loc->n_lines; k++) body += lsize(line_size(&lines[k]));
+    if (!(q = room(b, lsize(body), &rc))) return rc;
+    q = put_l(q, P_LOCATION, body);
+    q = put_f(q, 1, i);
+    q = put_f(q, 2, loc->mapping);
+    q = put_f(q, 3, loc->address);
+    for (uint32_t k = 0; k < loc->n_lines; k++) {
+        q = put_l(q, 4, line_size(&lines[k]));
+        q = put_f(q, 1, lines[k].function);
+        q = put_f(q, 2, (uint64_t)lines[k].line);
+        q = put_f(q, 3, (uint64_t)lines[k].column);
+    }
+    q = put_f(q, 5, loc->is_folded);
+    wrote(b, q);
+    return 0;
+}
+
+static int enc_function(const profile *p, uint32_t i, buf *b)
+{
+    const prof_function *fn = &p->functions[i];
+    size_t body = fsize(i) + fsize(fn->name) + fsize(fn->system_name) + fsize(fn->filename) +
+                  fsize((uint64_t)fn->start_line);
+    int rc;
+    uint8_t *q = room(b, lsize(body), &rc);
+    if (!q) return rc;
+    q = put_l(q, P_FUNCTION, body);
+    q = put_f(q, 1, i);
+    q = put_f(q, 2, fn->name);
+    q = put_f(q, 3, fn->system_name);
+    q = put_f(q, 4, fn->filename);
+    q = put_f(q, 5, (uint64_t)fn->start_line);
+    wrote(b, q);
+    return 0;
+}
+
+static int enc_string(const profile *p, uint32_t i, buf *b)
+{
+    size_t n = strtab_len(&p->strings, i);
+    int rc;
+    uint8_t *q = room(b, lsize(n), &rc);
+    if (!q) return rc;
+    q = put_l(q, P_STRING_TABLE, n);
+    memcpy(q, strtab_get(&p->strings, i), n);
+    wrote(b, q + n);
+    return 0;
 }
 
 static int enc_body(const profile *p, buf *b)
 {
-    uint64_t *ids = NULL;
     uint32_t *locs = NULL;
-    size_t cap_ids = 0, cap_locs = 0;
+    size_t cap_locs = 0;
     int rc = 0;
-    long m, m2;
 
-    for (uint32_t t = 0; t < p->n_types; t++)
-        if ((rc = enc_value_type(b, P_SAMPLE_TYPE, &p->sample_types[t]))) return rc;
-
+    for (uint32_t t = 0; t < p->n_types && !rc; t++) rc = enc_value_type(b, P_SAMPLE_TYPE, &p->sample_types[t]);
     for (size_t i = 0; i < p->n_samples && !rc; i++) {
-        const prof_sample *s = &p->samples[i];
         size_t depth;
         for (;;) {
-            depth = prof_stack_locations(p, s->stack, locs, cap_locs);
+            depth = prof_stack_locations(p, p->samples[i].stack, locs, cap_locs);
             if (depth <= cap_locs) break;
             if (HGROW(locs, cap_locs, depth)) { rc = -ENOMEM; goto out; }
         }
-        if (depth > cap_ids && HGROW(ids, cap_ids, depth)) { rc = -ENOMEM; goto out; }
-        for (size_t k = 0; k < depth; k++) ids[k] = locs[k];
-        if ((m = wire_begin(b, P_SAMPLE)) < 0) { rc = (int)m; break; }
-        if ((rc = wire_put_packed_u64(b, 1, ids, depth)) ||
-            (p->n_types && (rc = wire_put_packed_i64(b, 2, prof_values(p, i), p->n_types))))
-            break;
-        for (uint32_t k = 0; k < s->n_labels; k++) {
-            const prof_label *l = &p->labels[s->first_label + k];
-            if ((m2 = wire_begin(b, 3)) < 0) { rc = (int)m2; goto out; }
-            if ((rc = wire_put_uint_nz(b, 1, l->key)) || (rc = wire_put_uint_nz(b, 2, l->str)) ||
-                (rc = wire_put_uint_nz(b, 3, (uint64_t)l->num)) || (rc = wire_put_uint_nz(b, 4, l->num_unit)) ||
-                (rc = wire_end(b, m2)))
-                goto out;
-        }
-        rc = wire_end(b, m);
+        rc = enc_sample(p, i, locs, depth, b);
     }
-    if (rc) goto out;
-
-    for (uint32_t i = 1; i < p->n_mappings; i++) {
-        const prof_mapping *mp = &p->mappings[i];
-        if ((m = wire_begin(b, P_MAPPING)) < 0) { rc = (int)m; goto out; }
-        if ((rc = wire_put_uint(b, 1, i)) || (rc = wire_put_uint_nz(b, 2, mp->memory_start)) ||
-            (rc = wire_put_uint_nz(b, 3, mp->memory_limit)) || (rc = wire_put_uint_nz(b, 4, mp->file_offset)) ||
-            (rc = wire_put_uint_nz(b, 5, mp->filename)) || (rc = wire_put_uint_nz(b, 6, mp->build_id)) ||
-            (rc = wire_put_uint_nz(b, 7, mp->has_functions)) || (rc = wire_put_uint_nz(b, 8, mp->has_filenames)) ||
-            (rc = wire_put_uint_nz(b, 9, mp->has_line_numbers)) ||
-            (rc = wire_put_uint_nz(b, 10, mp->has_inline_frames)) || (rc = wire_end(b, m)))
-            goto out;
-    }
-    for (uint32_t i = 1; i < p->n_locations; i++) {
-        const prof_location *loc = &p->locations[i];
-        if ((m = wire_begin(b, P_LOCATION)) < 0) { rc = (int)m; goto out; }
-        if ((rc = wire_put_uint(b, 1, i)) || (rc = wire_put_uint_nz(b, 2, loc->mapping)) ||
-            (rc = wire_put_uint_nz(b, 3, loc->address)))
-            goto out;
-        for (uint32_t k = 0; k < loc->n_lines; k++) {
-            const prof_line *ln = &p->lines[loc->first_line + k];
-            if ((m2 = wire_begin(b, 4)) < 0) { rc = (int)m2; goto out; }
-            if ((rc = wire_put_uint_nz(b, 1, ln->function)) || (rc = wire_put_uint_nz(b, 2, (uint64_t)ln->line)) ||
-                (rc = wire_put_uint_nz(b, 3, (uint64_t)ln->column)) || (rc = wire_end(b, m2)))
-                goto out;
-        }
-        if ((rc = wire_put_uint_nz(b, 5, loc->is_folded)) || (rc = wire_end(b, m))) goto out;
-    }
-    for (uint32_t i = 1; i < p->n_functions; i++) {
-        const prof_function *fn = &p->functions[i];
-        if ((m = wire_begin(b, P_FUNCTION)) < 0) { rc = (int)m; goto out; }
-        if ((rc = wire_put_uint(b, 1, i)) || (rc = wire_put_uint_nz(b, 2, fn->name)) ||
-            (rc = wire_put_uint_nz(b, 3, fn->system_name)) || (rc = wire_put_uint_nz(b, 4, fn->filename)) ||
-            (rc = wire_put_uint_nz(b, 5, (uint64_t)fn->start_line)) || (rc = wire_end(b, m)))
-            goto out;
-    }
+    for (uint32_t i = 1; i < p->n_mappings && !rc; i++) rc = enc_mapping(p, i, b);
+    for (uint32_t i = 1; i < p->n_locations && !rc; i++) rc = enc_location(p, i, b);
+    for (uint32_t i = 1; i < p->n_functions && !rc; i++) rc = enc_function(p, i, b);
     /* Every model string, in id order: string 0 is "", so ids are kept. */
-    for (uint32_t i = 0; i < p->strings.count; i++)
-        if ((rc = wire_put_bytes(b, P_STRING_TABLE, strtab_get(&p->strings, i), strtab_len(&p->strings, i))))
-            goto out;
+    for (uint32_t i = 0; i < p->strings.count && !rc; i++) rc = enc_string(p, i, b);
+    if (rc) goto out;
     if ((rc = wire_put_uint_nz(b, P_DROP_FRAMES, p->drop_frames)) ||
         (rc = wire_put_uint_nz(b, P_KEEP_FRAMES, p->keep_frames)) ||
         (rc = wire_put_uint_nz(b, P_TIME_NANOS, (uint64_t)p->time_nanos)) ||
@@ -1045,8 +1157,8 @@ static int enc_body(const profile *p, buf *b)
         if ((rc = wire_put_uint(b, P_COMMENT, p->comments[i]))) goto out;
     rc = wire_put_uint_nz(b, P_DEFAULT_SAMPLE_TYPE, p->default_sample_type);
 out:
-    free(ids);
     free(locs);
+    if (b->data) b->data[b->len] = 0;
     return rc;
 }
 
