@@ -1107,3 +1107,48 @@ TEST(mutated_wal_records_never_crash)
     buf_release(&rec);
     printf("  %d of 2000 mutated WAL records still decoded (and validated)\n", ok);
 }
+
+TEST(background_thread_flushes_and_compacts)
+{
+    t0 = (now_ns() / HOUR - 3) * HOUR;
+    const char *dir = t_tmpdir();
+    store_opts o;
+    test_opts(&o);
+    o.background = 1;
+    o.fsync = STORE_FSYNC_BATCH;
+    o.fsync_batch_ns = 50000000;
+    o.flush_interval_ns = 300000000;   /* 0.3 s */
+    o.compact_interval_ns = 300000000;
+    store *s;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    int64_t want = 0;
+    store_stats st;
+    for (int round = 0; round < 3; round++) {
+        gprof g;
+        gen(&g);
+        g.tenant = 0;
+        g.ts = t0 + round * 60000000000LL; /* same hour: merged by the hourly compaction */
+        for (int k = 0; k < g.n; k++)
+            want += g.s[k].v[0];
+        ingest(s, &g);
+        for (int i = 0; i < 40; i++) {
+            store_get_stats(s, &st);
+            if (st.head_profiles == 0)
+                break;
+            usleep(50000);
+        }
+        ASSERT_EQ(st.head_profiles, 0);
+    }
+    for (int i = 0; i < 40; i++) {
+        store_get_stats(s, &st);
+        if (st.compactions > 0 && st.n_blocks == 1)
+            break;
+        usleep(50000);
+    }
+    ASSERT(st.flushes >= 3);
+    ASSERT_EQ(st.n_blocks, 1);
+    ASSERT_EQ(cpu_total(s, "anonymous"), want);
+    store_close(s);
+}
