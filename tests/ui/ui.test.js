@@ -350,6 +350,8 @@ async function main() {
     await open(appURL + '&query=' + encodeURIComponent('{version="nope"}'));
     assert(/No data/.test(await status()), 'no-data message: ' + (await status()));
     await shot('10-no-data');
+    await open(appURL + '&span=not-hex');
+    assert(/span ID is hex digits/.test(await status()), 'bad span ID message: ' + (await status()));
     await open('?from=now-30d&until=now-29d');
     assert(/no service has sent profiles/.test(await status()), 'empty-range message: ' + (await status()));
   });
