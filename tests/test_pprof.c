@@ -310,6 +310,16 @@ static void roundtrip_file(const char *name, int gzip)
     if (decode_buf(&b, out.data, out.len, &e)) t_fail(__FILE__, __LINE__, "%s re-decode: %s", name, e.msg);
     assert_same(&a, &b);
     for (uint32_t t = 0; t < a.n_types; t++) ASSERT_EQ(prof_total(&a, (int)t), prof_total(&b, (int)t));
+    /* a fixed point: encoding the re-decoded profile gives the same bytes */
+    {
+        buf x = BUF_INIT, y = BUF_INIT;
+        ASSERT_OK(pprof_encode(&a, &x, 0, &e));
+        ASSERT_OK(pprof_encode(&b, &y, 0, &e));
+        ASSERT_EQ(x.len, y.len);
+        ASSERT(!memcmp(x.data, y.data, x.len));
+        buf_release(&x);
+        buf_release(&y);
+    }
     buf_release(&out);
     prof_release(&a);
     prof_release(&b);
