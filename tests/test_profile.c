@@ -315,3 +315,25 @@ TEST(flame_diff_levels_are_7_tuples)
     flame_levels_release(&lv);
     flame_release(&t);
 }
+
+TEST(flame_truncate_never_exceeds_max_nodes_on_ties)
+{
+    /* 1000 leaves of one sample each under "main": the cut ties at 1. */
+    flame_tree t, out;
+    ASSERT_OK(flame_init(&t));
+    uint32_t m = (uint32_t)strtab_intern_cstr(&t.names, "main");
+    for (int i = 0; i < 1000; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d", i);
+        uint32_t s[2] = {m, (uint32_t)strtab_intern_cstr(&t.names, name)};
+        ASSERT(flame_add_names(&t, s, 2, 1, 0) > 0);
+    }
+    ASSERT_OK(flame_truncate(&t, 10, &out));
+    /* root + main + 8 leaves + one "other" */
+    ASSERT_EQ(out.n_nodes, 11);
+    ASSERT_EQ(flame_total(&out, 0), 1000);
+    uint32_t om = child_named(&out, 0, "main");
+    ASSERT_EQ(out.nodes[child_named(&out, om, "other")].total, 992);
+    flame_release(&out);
+    flame_release(&t);
+}

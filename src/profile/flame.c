@@ -245,6 +245,7 @@ static int cmp_desc(const void *a, const void *b)
 int flame_truncate(const flame_tree *t, uint32_t max_nodes, flame_tree *out)
 {
     int64_t threshold = INT64_MIN;
+    uint64_t ties_left = UINT64_MAX;  /* nodes equal to the threshold still allowed */
     uint32_t *map = NULL, *stack = NULL;
     size_t cap = 0, n = 0;
     int rc = flame_init(out);
@@ -256,6 +257,13 @@ int flame_truncate(const flame_tree *t, uint32_t max_nodes, flame_tree *out)
         for (uint32_t i = 0; i < t->n_nodes; i++) w[i] = node_weight(&t->nodes[i]);
         qsort(w, t->n_nodes, sizeof *w, cmp_desc);
         threshold = w[max_nodes - 1];
+        /* Many nodes often tie at the cut (one sample each): keep only as
+         * many tied nodes as fit, first come in depth-first order, so the
+         * result never exceeds max_nodes (plus the "other" nodes). */
+        uint32_t above = 0;
+        while (above < max_nodes && w[above] > threshold) above++;
+        ties_left = max_nodes - above;
+        if (node_weight(&t->nodes[0]) == threshold) ties_left--;  /* the root is always kept */
         free(w);
     }
     map = hmallocarray(t->n_nodes, sizeof *map);
@@ -272,7 +280,10 @@ int flame_truncate(const flame_tree *t, uint32_t max_nodes, flame_tree *out)
         int any_dropped = 0;
         for (uint32_t c = t->nodes[src].first_child; c; c = t->nodes[c].next_sibling) {
             const flame_node *cn = &t->nodes[c];
-            if (node_weight(cn) < threshold) {
+            int64_t wt = node_weight(cn);
+            int keep = wt > threshold || (wt == threshold && ties_left > 0);
+            if (keep && wt == threshold && ties_left != UINT64_MAX) ties_left--;
+            if (!keep) {
                 o_total += cn->total;
                 o_total2 += cn->total2;
                 any_dropped = 1;
