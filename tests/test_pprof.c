@@ -577,6 +577,13 @@ TEST(string_table_must_start_empty_and_wire_types_are_checked)
     prof_release(&p);
 
     buf_reset(&b);
+    wire_put_bytes(&b, 6, "\x1b[31m\xff", 6);  /* no raw control bytes in messages */
+    ASSERT_OK(prof_init(&p));
+    ASSERT_EQ(decode_buf(&p, b.data, b.len, &e), HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "but is \"?[31m?\"");
+    prof_release(&p);
+
+    buf_reset(&b);
     wire_put_uint(&b, 6, 5);  /* string_table as a varint */
     ASSERT_OK(prof_init(&p));
     ASSERT_EQ(decode_buf(&p, b.data, b.len, &e), HE_WIRETYPE);

@@ -280,9 +280,15 @@ static int add_string(dec *d, const uint8_t *s, size_t n)
     if (UNLIKELY(n > p->limits.max_string_len))
         return herr_set(d->e, HE_TOOBIG, "string_table[%zu] is %zu bytes long, more than the limit of %u bytes",
                         d->n_strs, n, p->limits.max_string_len);
-    if (UNLIKELY(d->n_strs == 0 && n != 0))
-        return herr_set(d->e, HE_FORMAT, "not a valid pprof: string_table[0] must be the empty string but is \"%.*s\"",
-                        (int)MIN(n, (size_t)40), (const char *)s);
+    if (UNLIKELY(d->n_strs == 0 && n != 0)) {
+        /* a preview of printable ASCII only: the message may end up in JSON or a terminal */
+        char preview[41];
+        size_t k;
+        for (k = 0; k < n && k < sizeof preview - 1; k++) preview[k] = s[k] >= 0x20 && s[k] < 0x7f ? (char)s[k] : '?';
+        preview[k] = 0;
+        return herr_set(d->e, HE_FORMAT, "not a valid pprof: string_table[0] must be the empty string but is \"%s\"%s",
+                        preview, n > k ? "..." : "");
+    }
     if (d->n_strs == d->cap_strs && HGROW(d->strs, d->cap_strs, d->n_strs + 1))
         return herr_set(d->e, -ENOMEM, "out of memory reading the pprof string table");
     id = prof_str(p, (const char *)s, n);
