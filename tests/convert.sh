@@ -235,6 +235,15 @@ for mn in 0 100; do
   [ "$mn" = 100 ] && { [ "${3:-0}" -le 102 ] && ok || bad "--max-nodes 100 kept ${3:-?} names"; }
 done
 
+# --to pprof --type keeps only that type, with its values.
+if "$BIN" convert "$TD/pprof/heap.pb.gz" --to pprof --type alloc_space -o "$tmp/one.pb.gz" 2>"$tmp/err"; then
+  python3 "$tmp/psum.py" "$tmp/one.pb.gz" >"$tmp/one.sums"
+  want=$(python3 "$tmp/psum.py" "$TD/pprof/heap.pb.gz" | awk '$1 == "alloc_space"')
+  if [ "$(grep -v '^default' "$tmp/one.sums")" = "$want" ]; then ok; else bad "--to pprof --type alloc_space: $(tr '\n' ' ' <"$tmp/one.sums"), expected $want"; fi
+else
+  bad "--to pprof --type alloc_space: $(cat "$tmp/err")"
+fi
+
 # stdin and -o
 if cat "$TD/pprof/cpu.pb.gz" | "$BIN" convert - --to folded >"$tmp/stdin.folded" 2>"$tmp/err" &&
    "$BIN" convert "$TD/pprof/cpu.pb.gz" --to folded -o "$tmp/file.folded" && cmp -s "$tmp/stdin.folded" "$tmp/file.folded"; then ok; else bad "stdin input differs: $(cat "$tmp/err")"; fi
