@@ -28,6 +28,7 @@
 #include <gelf.h>
 #include <libelf.h>
 #include <linux/perf_event.h>
+#include <malloc.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <signal.h>
@@ -902,6 +903,7 @@ int coll_flush(collector *c, int64_t start_ns, int64_t end_ns, coll_flush_fn fn,
     gc(c);
     sym_trim(c->sym);
     c->sym_gen++;
+    malloc_trim(0); /* the interval's profiles are freed: give the pages back */
     return n;
 }
 

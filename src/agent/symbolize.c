@@ -71,8 +71,12 @@ typedef struct perfmap {
     off_t size_seen;
 } perfmap;
 
+/* A cached result, compact: its frames live in s->cframes (most results have one or two). */
 typedef struct cache_ent {
-    sym_result r;
+    const char *module, *build_id;
+    uint64_t vaddr;
+    uint32_t first_frame;
+    uint8_t n;
 } cache_ent;
 
 struct symbolizer {
@@ -84,6 +88,8 @@ struct symbolizer {
     hmap64 addr_index;       /* hash(module key, off) -> index into cache */
     cache_ent *cache;
     size_t n_cache, cap_cache;
+    sym_frame *cframes;
+    size_t n_cframes, cap_cframes;
     ksym *ksyms;
     size_t n_ksyms;
     int ksyms_loaded;
@@ -108,7 +114,7 @@ symbolizer *sym_new(const sym_opts *o)
     symbolizer *s = xcalloc(1, sizeof(*s));
     if (o) s->o = *o;
     if (!s->o.max_modules) s->o.max_modules = 256;
-    if (!s->o.max_cache_entries) s->o.max_cache_entries = 1u << 20;
+    if (!s->o.max_cache_entries) s->o.max_cache_entries = 256u << 10;
     if (!s->o.debug_dir) s->o.debug_dir = "/usr/lib/debug";
     {
         /* libdwfl syntax: "" = next to the file, .debug = its .debug/ subdir, then the tree. */
@@ -152,6 +158,7 @@ void sym_free(symbolizer *s)
     hmap64_release(&s->mod_index);
     hmap64_release(&s->addr_index);
     free(s->cache);
+    free(s->cframes);
     free(s->ksyms);
     for (size_t i = 0; i < s->n_pmaps; i++) free(s->pmaps[i].ents);
     free(s->pmaps);
@@ -166,6 +173,7 @@ static void cache_clear(symbolizer *s)
     hmap64_release(&s->addr_index);
     hmap64_init(&s->addr_index);
     s->n_cache = 0;
+    s->n_cframes = 0;
 }
 
 static int mod_lru_cmp(const void *a, const void *b)
@@ -590,7 +598,12 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
     ckey = hash_u64(m->key ^ hash_u64(off + 0x51ed27));
     idx = hmap64_get(&s->addr_index, ckey);
     if (idx != HMAP_EMPTY) {
-        *r = s->cache[idx].r;
+        const cache_ent *ce = &s->cache[idx];
+        r->module = ce->module;
+        r->build_id = ce->build_id;
+        r->vaddr = ce->vaddr;
+        r->n = ce->n;
+        memcpy(r->frames, s->cframes + ce->first_frame, ce->n * sizeof(sym_frame));
         return 0;
     }
     if (!m->dwfl && !m->failed) {
@@ -612,9 +625,19 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
     } else {
         r->vaddr = off;
     }
-    if (s->n_cache < s->o.max_cache_entries && !HGROW(s->cache, s->cap_cache, s->n_cache + 1)) {
-        s->cache[s->n_cache].r = *r;
-        if (hmap64_put(&s->addr_index, ckey, (uint32_t)s->n_cache) == 0) s->n_cache++;
+    if (s->n_cache < s->o.max_cache_entries && !HGROW(s->cache, s->cap_cache, s->n_cache + 1) &&
+        !HGROW(s->cframes, s->cap_cframes, s->n_cframes + (size_t)r->n + 1)) {
+        cache_ent *ce = &s->cache[s->n_cache];
+        ce->module = r->module;
+        ce->build_id = r->build_id;
+        ce->vaddr = r->vaddr;
+        ce->n = (uint8_t)r->n;
+        ce->first_frame = (uint32_t)s->n_cframes;
+        memcpy(s->cframes + s->n_cframes, r->frames, (size_t)r->n * sizeof(sym_frame));
+        if (hmap64_put(&s->addr_index, ckey, (uint32_t)s->n_cache) == 0) {
+            s->n_cache++;
+            s->n_cframes += (size_t)r->n;
+        }
     }
     return 0;
 }

@@ -51,7 +51,7 @@ typedef struct sym_result {
 
 typedef struct sym_opts {
     size_t max_modules;        /* open ELF files kept; default 256 */
-    size_t max_cache_entries;  /* cached addresses; default 1M */
+    size_t max_cache_entries;  /* cached addresses; default 256K */
     const char *debug_dir;     /* default "/usr/lib/debug" */
     int no_dwarf;              /* symbols only (no file:line, no inlines) */
 } sym_opts;
