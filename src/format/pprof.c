@@ -1013,7 +1013,7 @@ static size_t label_size(const prof_label *l)
 static int enc_sample(const profile *p, size_t i, const uint32_t *locs, size_t depth, buf *b)
 {
     const prof_sample *s = &p->samples[i];
-    const prof_label *labels = p->labels + s->first_label;
+    const prof_label *labels = s->n_labels ? p->labels + s->first_label : NULL;
     const int64_t *vals = p->n_types ? prof_values(p, i) : NULL;
     size_t ids = 0, values = 0, body = 0;
     int rc;
@@ -1078,7 +1078,7 @@ static size_t line_size(const prof_line *ln)
 static int enc_location(const profile *p, uint32_t i, buf *b)
 {
     const prof_location *loc = &p->locations[i];
-    const prof_line *lines = p->lines + loc->first_line;
+    const prof_line *lines = loc->n_lines ? p->lines + loc->first_line : NULL;
     size_t body = fsize(i) + fsize(loc->mapping) + fsize(loc->address) + fsize(loc->is_folded);
     int rc;
     uint8_t *q;
