@@ -118,6 +118,20 @@ if "$BIN" record --pid $wpid --duration 2s --format folded --lines -o "$TMP/pid.
 else bad "pid: $(tail -1 "$TMP/pid.log")"; fi
 kill $wpid 2>/dev/null; wait $wpid 2>/dev/null
 
+# Without privileges (perf_event_paranoid 2, no CAP_PERFMON): one's own command is
+# profiled in user space with a note; another process is refused with what to change.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -ge 2 ]; then
+  NOBODY="setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all"
+  chmod o+rx "$TMP"; mkdir -m 1777 "$TMP/nobody"
+  if $NOBODY "$BIN" record --format folded --lines -o "$TMP/nobody/out.folded" -- "$WL/shares_fp" 0.5 >"$TMP/nobody.log" 2>&1 &&
+     grep -q "kernel stacks are not allowed" "$TMP/nobody.log"; then
+    check_shares unprivileged "$TMP/nobody/out.folded" "func_a \\(shares.c:" "func_b \\(shares.c:" 200
+  else bad "unprivileged record: $(tail -2 "$TMP/nobody.log")"; fi
+  out=$($NOBODY "$BIN" record --pid 1 --duration 0.2s -o "$TMP/x" 2>&1); rc=$?
+  if [ $rc -ne 0 ] && echo "$out" | grep -q "perf_event_paranoid" && echo "$out" | grep -q "CAP_PERFMON"; then ok "unprivileged --pid: says what to change"
+  else bad "unprivileged --pid gave rc=$rc: $out"; fi
+fi
+
 # Errors say what is wrong.
 out=$("$BIN" record -o "$TMP/x" -- /nonexistent/cmd 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "cannot run '/nonexistent/cmd'"; then ok "error: missing command"

@@ -144,20 +144,31 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
             continue;
         }
         ps->fds[c] = fd;
-        void *ring = mmap(NULL, ps->page + ps->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        while (ring == MAP_FAILED && errno == EPERM && c == 0 && ps->ring_bytes > 8 * ps->page) {
-            /* Over kernel.perf_event_mlock_kb without CAP_IPC_LOCK: smaller rings. */
+        opened++;
+    }
+    /*
+     * Map every ring at one size; past kernel.perf_event_mlock_kb (a per-user
+     * budget for all CPUs, without CAP_IPC_LOCK) halve the size and start over.
+     */
+    for (int c = 0; opened && c < ps->n_cpus; c++) {
+        if (ps->fds[c] < 0) continue;
+        void *ring = mmap(NULL, ps->page + ps->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, ps->fds[c], 0);
+        if (ring == MAP_FAILED && errno == EPERM && ps->ring_bytes > 2 * ps->page) {
+            for (int k = 0; k < c; k++) {
+                if (ps->rings[k]) munmap(ps->rings[k], ps->page + ps->ring_bytes);
+                ps->rings[k] = NULL;
+            }
             ps->ring_bytes /= 2;
-            ring = mmap(NULL, ps->page + ps->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            c = -1;
+            continue;
         }
         if (ring == MAP_FAILED) {
             int err = errno;
             perf_close(ps);
-            return herr_set(e, -err, "cannot map the perf ring buffer: %s (raise kernel.perf_event_mlock_kb "
-                            "or use fewer ring pages)", strerror(err));
+            return herr_set(e, -err, "cannot map the perf ring buffer: %s (raise kernel.perf_event_mlock_kb, "
+                            "or run as root or with CAP_IPC_LOCK)", strerror(err));
         }
         ps->rings[c] = ring;
-        opened++;
     }
     ps->hardware = hardware;
     ps->has_stack = o.stack_bytes != 0;
