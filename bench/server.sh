@@ -27,6 +27,7 @@ trap cleanup EXIT
 
 start() {  # start DATA_DIR [flags]
   local dir=$1; shift
+  : >"$tmp/log"  # synchronously, so the port below is never the previous server's
   build/hearth server --listen 127.0.0.1:0 --data-dir "$dir" --access-log off --retention 0 "$@" 2>"$tmp/log" &
   pid=$!
   port=
@@ -80,6 +81,7 @@ http_q() {  # http_q START_MS END_MS -> median ms of 5
       "http://127.0.0.1:$port/querier.v1.QuerierService/SelectMergeStacktraces"
   done | sort -n | sed -n 3p | awk '{printf "%.2f", $1 * 1000}'
 }
+http_q "$base" "$end" >/dev/null  # warm-up: the first query after start reads block indexes from disk
 h1=$(http_q $((end - 3600 * 1000 + 1)) "$end")
 hall=$(http_q "$base" "$end")
 stop
