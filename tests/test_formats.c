@@ -115,6 +115,11 @@ TEST(folded_rejects_what_is_not_folded)
     ASSERT(fold("a;b 1\na;\xff 2\n", &rc, &e) == NULL);
     ASSERT_EQ(rc, HE_UTF8);
     ASSERT_CONTAINS(e.msg, "line 2");
+    ASSERT(fold("a;b 1\na;c 1.5\n", &rc, &e) == NULL);
+    ASSERT_EQ(rc, HE_UNSUPPORTED);
+    ASSERT_CONTAINS(e.msg, "line 2: count 1.5");
+    ASSERT(fold("a;b -3\n", &rc, &e) == NULL);
+    ASSERT_EQ(rc, HE_UNSUPPORTED);
     ASSERT(fold("a;b 99999999999999999999\n", &rc, &e) == NULL);
     ASSERT_EQ(rc, HE_TOOBIG);
     ASSERT(fold("a 9223372036854775807\na 1\n", &rc, &e) == NULL);

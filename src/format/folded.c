@@ -99,6 +99,19 @@ static int parse_count(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
+/* [-+]digits[.digits] or digits.digits: a number, but not a folded count. */
+static int looks_like_number(const char *s, size_t n)
+{
+    size_t i = 0, digits = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9') { i++; digits++; }
+    if (i < n && s[i] == '.') {
+        i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9') { i++; digits++; }
+    }
+    return digits > 0 && i == n;
+}
+
 static int is_comment(const char *s, size_t n)
 {
     return (n >= 1 && s[0] == '#') || (n >= 2 && s[0] == '/' && s[1] == '/');
@@ -143,6 +156,12 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
         rc = parse_count(sp + 1, (size_t)(s + len - sp - 1), &count);
         if (rc == HE_TOOBIG) {
             rc = herr_set(e, HE_TOOBIG, "line %zu: count %.*s is larger than 2^63-1", line_no,
+                          (int)MIN((size_t)(s + len - sp - 1), 40), sp + 1);
+            goto fail;
+        }
+        if (rc && looks_like_number(sp + 1, (size_t)(s + len - sp - 1)) && !is_comment(s, len)) {
+            /* A stack with a count we cannot represent: say so rather than drop it. */
+            rc = herr_set(e, HE_UNSUPPORTED, "line %zu: count %.*s is not a non-negative integer", line_no,
                           (int)MIN((size_t)(s + len - sp - 1), 40), sp + 1);
             goto fail;
         }

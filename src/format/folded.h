@@ -25,7 +25,9 @@
  * stack", like flamegraph.pl and speedscope do; one that does is a stack,
  * whatever its first character. Lines with the same stack are summed.
  *
- * Errors (with e naming the line): HE_FORMAT when no line is a stack (the
+ * Errors (with e naming the line): HE_UNSUPPORTED for a line ending in a
+ * number that is not a count ("a;b 1.5", "a;b -3": a stack we cannot
+ * represent, never dropped silently), HE_FORMAT when no line is a stack (the
  * first offending line number is given), HE_UTF8 for text that is not UTF-8
  * (or broken UTF-16), HE_TOOBIG for a count past INT64_MAX or a cap of
  * p->limits. On failure p holds a partial profile (prof_reset it).
