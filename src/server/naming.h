@@ -18,7 +18,7 @@
 
 #define NAMING_MAX_LABELS 30        /* label pairs per series (Pyroscope's default) */
 #define NAMING_MAX_NAME_LEN 1024    /* label name */
-#define NAMING_MAX_VALUE_LEN 2048   /* label value */
+#define NAMING_MAX_VALUE_LEN 1024   /* label value (the store's limit) */
 
 typedef struct naming_key {
     char app[512];                  /* the name before '{', suffix included */

@@ -210,6 +210,14 @@ static void h_ui(http_req *rq, http_resp *rs)
     buf_append(&rs->body, a->data, a->size);
 }
 
+/* settings.v1.SettingsService/Get: tenant settings; hearth has none (Grafana's profiles app asks). */
+static void h_settings_get(http_req *rq, http_resp *rs)
+{
+    int json = connect_is_json(rq);
+    rs->content_type = json ? "application/json" : "application/proto";
+    if (json) buf_puts(&rs->body, "{\"settings\":[]}");
+}
+
 static const http_route routes[] = {
     {"/ready", HTTP_GET, h_ready, NULL},
     {"/healthz", HTTP_GET, h_healthz, NULL},
@@ -229,6 +237,8 @@ static const http_route routes[] = {
     {"/querier.v1.QuerierService/Diff", HTTP_POST | HTTP_TENANT | HTTP_CONNECT, query_diff, NULL},
     {"/querier.v1.QuerierService/GetProfileStats", HTTP_POST | HTTP_TENANT | HTTP_CONNECT, query_profile_stats, NULL},
     {"/querier.v1.QuerierService/", HTTP_PREFIX | HTTP_POST | HTTP_CONNECT, NULL, "/querier.v1.QuerierService/other"},
+    {"/settings.v1.SettingsService/Get", HTTP_POST | HTTP_TENANT | HTTP_CONNECT, h_settings_get, NULL},
+    {"/settings.v1.SettingsService/", HTTP_PREFIX | HTTP_POST | HTTP_CONNECT, NULL, "/settings.v1.SettingsService/other"},
     {"/pyroscope/render", HTTP_GET | HTTP_TENANT, query_render, NULL},
     {"/pyroscope/render-diff", HTTP_GET | HTTP_TENANT, query_render_diff, NULL},
     {"/pyroscope/label-values", HTTP_GET | HTTP_TENANT, query_legacy_label_values, NULL},
