@@ -23,7 +23,10 @@ endif
 all: $(PRE_WL_BIN)
 
 # The heap stack capture skips a fixed number of frames: no sibling calls there.
-$(BUILD)/obj/src/preload/heap.o: CFLAGS += -fno-optimize-sibling-calls
+# The malloc shim is never sanitizer-instrumented: it runs inside the
+# sanitizer runtime's own start-up (before its shadow memory exists) and
+# under its allocator; the rest of libhearth is.
+$(BUILD)/obj/src/preload/heap.o: CFLAGS := $(filter-out -fsanitize=%,$(CFLAGS)) -fno-optimize-sibling-calls
 
 $(PRE_WL)/%: tests/preload/%.c include/hearth.h
 	@mkdir -p $(dir $@)
@@ -37,6 +40,5 @@ $(PRE_WL)/%_linked: tests/preload/%.c include/hearth.h $(PRE_OBJ) $(BUILD)/libhe
 	@mkdir -p $(dir $@)
 	$(CC) $(PRE_WL_CFLAGS) -o $@ $< $(PRE_OBJ) $(BUILD)/libhearth_core.a $(LIBS)
 
-# The unit tests reach libhearth's internals: link its objects in.
-$(BUILD)/tests/test_preload: $(PRE_OBJ) $(PRE_WL_BIN)
-$(BUILD)/tests/test_preload: private LDFLAGS += $(PRE_OBJ)
+# tests/test_preload.c runs the workloads: build them with it.
+$(BUILD)/tests/test_preload: $(PRE_WL_BIN) $(BUILD)/libhearth.so

@@ -72,6 +72,12 @@ static agg cpu_agg, heap_agg;
 static pthread_t thread;
 static int thread_started;
 static pthread_mutex_t coll_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Held while the collector works (drain, refresh, build, upload) and by
+ * fork's prepare handler: a child is never forked while the collector is
+ * inside an allocator or libdw, whose locks it would inherit held.
+ */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t coll_cond;
 static int stop_flag, flush_done;
 static int64_t interval_start;
@@ -547,6 +553,7 @@ static void *collector_main(void *arg)
         int stop = stop_flag;
         pthread_mutex_unlock(&coll_lock);
         if (stop) break;
+        pthread_mutex_lock(&work_lock);
         drain();
         pl_unwind_refresh();
         int64_t mono = mono_ns();
@@ -560,10 +567,13 @@ static void *collector_main(void *arg)
             interval_start = until;
             next_upload = mono + (int64_t)pl_g.cfg.interval_ns;
         }
+        pthread_mutex_unlock(&work_lock);
     }
     /* Final partial interval. */
+    pthread_mutex_lock(&work_lock);
     drain();
     build_and_emit(interval_start, now_ns());
+    pthread_mutex_unlock(&work_lock);
     if (upl) {
         upl_free(upl, 2000);
         upl = NULL;
@@ -623,8 +633,12 @@ void pl_collector_stop(int flush)
     thread_started = 0;
 }
 
+void pl_collector_fork_prepare(void) { pthread_mutex_lock(&work_lock); }
+void pl_collector_fork_parent(void) { pthread_mutex_unlock(&work_lock); }
+
 void pl_collector_after_fork_child(void)
 {
+    pthread_mutex_init(&work_lock, NULL);
     /* The parent's collector and uploader do not exist here; their memory is abandoned, not freed (their locks may be held). */
     pthread_mutex_init(&coll_lock, NULL);
     thread_started = 0;

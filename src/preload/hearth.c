@@ -343,6 +343,7 @@ static void fork_prepare(void)
 {
     pl_guard_enter();
     pthread_mutex_lock(&life_lock);
+    pl_collector_fork_prepare();
     pl_cpu_lock();
     pl_heap_lock();
 }
@@ -351,6 +352,7 @@ static void fork_parent(void)
 {
     pl_heap_unlock();
     pl_cpu_unlock();
+    pl_collector_fork_parent();
     pthread_mutex_unlock(&life_lock);
     pl_guard_exit();
 }

@@ -183,6 +183,8 @@ void pl_collector_stop(int flush);
 /* Wakes the collector before its tick (async-signal-safe). */
 void pl_collector_kick(void);
 void pl_collector_after_fork_child(void);
+void pl_collector_fork_prepare(void);   /* waits for the collector to be idle */
+void pl_collector_fork_parent(void);
 uint64_t pl_collector_uploads(uint64_t *errors, uint64_t *dropped);
 
 /* hex helpers shared by labels and the collector */

@@ -16,7 +16,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define UNIT 2000000L
+/*
+ * A unit is short (~20 us) next to the sampling period (4-10 ms), so samples
+ * land at every phase of the caller_one/caller_two cycle instead of aliasing
+ * with it; a "round" of the command line is 100 cycles.
+ */
+#define UNIT 20000L
+#define CYCLES_PER_ROUND 100
 
 static volatile uint64_t sink;
 
@@ -35,7 +41,7 @@ static long rounds;
 static void *thread_main(void *arg)
 {
     (void)arg;
-    for (long r = 0; r < rounds; r++) {
+    for (long r = 0; r < rounds * CYCLES_PER_ROUND; r++) {
         caller_one(1);
         caller_two(1);
     }

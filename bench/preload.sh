@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# bench/preload.sh: what libhearth.so costs the program it profiles, side by
+# side with the tools a user would otherwise use, measured in one run.
+#
+#   CPU:  wl_cpu (2 threads of pure computation) under
+#         none | hearth (LD_PRELOAD, defaults: 100 Hz cpu + heap sampling) |
+#         gperftools libprofiler (CPUPROFILE, its default 100 Hz)
+#   heap: wl_heap mix (malloc/realloc/free of 16..4096 bytes) under
+#         none | hearth (defaults: 512 KiB mean heap sampling, cpu on too) |
+#         heaptrack | gperftools heap profiler (tcmalloc + HEAPPROFILE;
+#         tcmalloc alone is shown too, since it also swaps the allocator)
+#
+# Each configuration runs REPS times, interleaved (A B C A B C ...) so drift
+# on a shared machine hits all alike; the figure is the median of the
+# process tree's CPU time (user+sys, from GNU time), which contention moves
+# far less than wall time. Ratios are against "none" from the same run.
+# Usage: bench/preload.sh [BUILD]   (REPS=5, CPU_ROUNDS=60, HEAP_MIB=40000)
+set -u
+cd "$(dirname "$0")/.."
+build=${1:-build}
+reps=${REPS:-5}
+lib=$PWD/$build/libhearth.so
+wl=$PWD/$build/workloads-preload
+for f in "$lib" "$wl/wl_cpu" "$wl/wl_heap"; do
+  [ -e "$f" ] || { echo "bench preload: $f missing (run make all)"; exit 1; }
+done
+profiler=$(ls /usr/lib/x86_64-linux-gnu/libprofiler.so.0 2>/dev/null || true)
+tcmalloc=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 2>/dev/null || true)
+heaptrack=$(command -v heaptrack || true)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+# cpu_seconds CMD...: user+sys of the whole process tree.
+cpu_seconds() {
+  /usr/bin/time -f '%U %S' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/err" || { echo "FAILED"; return; }
+  awk '{printf "%.3f", $1 + $2}' "$tmp/time"
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+run_set() {  # run_set NAME... ; each NAME has a function cmd_NAME
+  local names=("$@") r n
+  declare -gA results=()
+  for ((r = 0; r < reps; r++)); do
+    for n in "${names[@]}"; do results[$n]+="$(cmd_$n) "; done
+  done
+}
+report() {  # report BASE NAME...
+  local base=$1; shift
+  local b; b=$(median ${results[$base]})
+  printf '  %-26s %8s s  (runs: %s)\n' "$base" "$b" "${results[$base]}"
+  for n in "$@"; do
+    local m; m=$(median ${results[$n]})
+    awk -v n="$n" -v m="$m" -v b="$b" -v runs="${results[$n]}" \
+      'BEGIN {printf "  %-26s %8s s  %+6.1f%% vs none  (runs: %s)\n", n, m, (m / b - 1) * 100, runs}'
+  done
+}
+
+rounds=${CPU_ROUNDS:-60}
+echo "CPU workload: wl_cpu 2 threads x $rounds rounds; median CPU seconds of $reps interleaved runs"
+cmd_none()   { cpu_seconds "$wl/wl_cpu" 2 "$rounds"; }
+cmd_hearth() { HEARTH_OUTPUT_DIR=$tmp/h cpu_seconds env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h "$wl/wl_cpu" 2 "$rounds"; }
+cmd_gperftools_cpu() { cpu_seconds env LD_PRELOAD="$profiler" CPUPROFILE=$tmp/cpu.prof "$wl/wl_cpu" 2 "$rounds"; }
+set_names=(none hearth)
+[ -n "$profiler" ] && set_names+=(gperftools_cpu) || echo "  (gperftools libprofiler not installed: apt-get install libgoogle-perftools-dev)"
+run_set "${set_names[@]}"
+report none "${set_names[@]:1}"
+h=$(median ${results[hearth]})
+if [ -n "$profiler" ]; then
+  g=$(median ${results[gperftools_cpu]}); n0=$(median ${results[none]})
+  awk -v h="$h" -v g="$g" -v n="$n0" 'BEGIN {printf "  overhead ratio hearth/gperftools: %.2f (hearth %+.2f%%, gperftools %+.2f%%)\n", (h-n)/((g-n)!=0?(g-n):1e-9), (h/n-1)*100, (g/n-1)*100}'
+fi
+
+mib=${HEAP_MIB:-40000}
+echo "heap workload: wl_heap mix ${mib} MiB of malloc/realloc/free (16..4096 B); median CPU seconds of $reps interleaved runs"
+cmd_none()      { cpu_seconds "$wl/wl_heap" 0 "$mib" mix; }
+cmd_hearth()    { cpu_seconds env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h "$wl/wl_heap" 0 "$mib" mix; }
+cmd_heaptrack() { cpu_seconds "$heaptrack" -o "$tmp/ht" "$wl/wl_heap" 0 "$mib" mix; }
+cmd_tcmalloc()  { cpu_seconds env LD_PRELOAD="$tcmalloc" "$wl/wl_heap" 0 "$mib" mix; }
+cmd_gperftools_heap() { cpu_seconds env LD_PRELOAD="$tcmalloc" HEAPPROFILE=$tmp/heap.prof "$wl/wl_heap" 0 "$mib" mix; }
+set_names=(none hearth)
+[ -n "$heaptrack" ] && set_names+=(heaptrack) || echo "  (heaptrack not installed)"
+[ -n "$tcmalloc" ] && set_names+=(tcmalloc gperftools_heap)
+run_set "${set_names[@]}"
+report none "${set_names[@]:1}"
