@@ -410,15 +410,16 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, en
     atomic_fetch_sub(&s->inflight, 1);
 }
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa, herr *e)
+/* "host:port", ":port", "[v6addr]:port"; hosts: IPv4 literals, localhost, 0.0.0.0 or "*", IPv6 literals. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6, herr *e)
 {
     char host[256];
     const char *colon = strrchr(listen, ':');
     char *end;
     unsigned long port;
     size_t hl;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
+    memset(ss, 0, sizeof *ss);
+    *v6 = 0;
     if (!colon) return herr_set(e, HE_USAGE, "listen address \"%s\" needs a port (host:port or :port)", listen);
     hl = (size_t)(colon - listen);
     if (hl >= sizeof host) return herr_set(e, HE_USAGE, "listen host too long in \"%s\"", listen);
@@ -427,13 +428,27 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, herr *e)
     port = strtoul(colon + 1, &end, 10);
     if (*end || colon[1] == 0 || port > 65535)
         return herr_set(e, HE_USAGE, "bad port in listen address \"%s\"", listen);
-    sa->sin_port = htons((uint16_t)port);
-    if (!hl || !strcmp(host, "0.0.0.0") || !strcmp(host, "*")) {
-        sa->sin_addr.s_addr = htonl(INADDR_ANY);
-    } else if (!strcmp(host, "localhost")) {
-        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    } else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
-        return herr_set(e, HE_USAGE, "listen host \"%s\" is not an IPv4 address", host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        struct sockaddr_in6 *sa6 = (struct sockaddr_in6 *)ss;
+        host[hl - 1] = 0;
+        sa6->sin6_family = AF_INET6;
+        sa6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host + 1, &sa6->sin6_addr) != 1)
+            return herr_set(e, HE_USAGE, "listen host \"%s\" is not an IPv6 address", host + 1);
+        *v6 = 1;
+        return 0;
+    }
+    {
+        struct sockaddr_in *sa = (struct sockaddr_in *)ss;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons((uint16_t)port);
+        if (!hl || !strcmp(host, "0.0.0.0") || !strcmp(host, "*")) {
+            sa->sin_addr.s_addr = htonl(INADDR_ANY);
+        } else if (!strcmp(host, "localhost")) {
+            sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        } else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+            return herr_set(e, HE_USAGE, "listen host \"%s\" is not an IPv4 address (use [addr]:port for IPv6)", host);
+        }
     }
     return 0;
 }
@@ -441,9 +456,9 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, herr *e)
 int http_start(http_server **out, const http_opts *o, const http_route *routes, void *ctx, herr *e)
 {
     http_server *s = xcalloc(1, sizeof *s);
-    struct sockaddr_in sa;
+    struct sockaddr_storage sa;
     const union MHD_DaemonInfo *info;
-    int rc;
+    int rc, v6 = 0;
 
     s->o = *o;
     if (!s->o.threads) s->o.threads = 4;
@@ -452,7 +467,7 @@ int http_start(http_server **out, const http_opts *o, const http_route *routes, 
     if (!s->o.max_body) s->o.max_body = 32u << 20;
     if (!s->o.max_decompressed) s->o.max_decompressed = MAX(s->o.max_body * 8, (size_t)256 << 20);
     if (!s->o.listen) s->o.listen = "0.0.0.0:4040";
-    rc = parse_listen(s->o.listen, &sa, e);
+    rc = parse_listen(s->o.listen, &sa, &v6, e);
     if (rc) {
         free(s);
         return rc;
@@ -462,7 +477,8 @@ int http_start(http_server **out, const http_opts *o, const http_route *routes, 
     s->stats = xcalloc(s->n_routes + 1, sizeof *s->stats);
     s->ctx = ctx;
     pthread_mutex_init(&s->mu, NULL);
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                                (v6 ? MHD_USE_IPv6 : 0),
                             0, NULL, NULL, access_cb, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads,
@@ -480,7 +496,7 @@ int http_start(http_server **out, const http_opts *o, const http_route *routes, 
         return rc;
     }
     info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : ntohs(sa.sin_port);
+    s->port = info ? info->port : ntohs(((struct sockaddr_in *)&sa)->sin_port);
     *out = s;
     return 0;
 }
