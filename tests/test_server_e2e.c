@@ -259,6 +259,15 @@ static int64_t q_render_total(const srv_t *t, const char *tenant, const char *ty
     o = parse(&out);
     if (!json_object_object_get_ex(o, "flamebearer", &fb)) t_fail(__FILE__, __LINE__, "no flamebearer");
     total = jint(fb, "numTicks");
+    {
+        /* the timeline holds the same total, spread over its steps */
+        json_object *tl, *samples;
+        int64_t sum = 0;
+        if (!json_object_object_get_ex(o, "timeline", &tl) || !json_object_object_get_ex(tl, "samples", &samples))
+            t_fail(__FILE__, __LINE__, "render without a timeline");
+        for (size_t i = 0; i < json_object_array_length(samples); i++) sum += json_object_get_int64(json_object_array_get_idx(samples, i));
+        if (sum != total) t_fail(__FILE__, __LINE__, "timeline sums to %" PRId64 ", numTicks is %" PRId64, sum, total);
+    }
     json_object_put(o);
     buf_release(&out);
     return total;
