@@ -17,33 +17,37 @@
 #include <time.h>
 
 /*
- * A unit is short (~20 us) next to the sampling period (4-10 ms), so samples
- * land at every phase of the caller_one/caller_two cycle instead of aliasing
- * with it; a "round" of the command line is 100 cycles.
+ * A cycle (caller_one then caller_two) is short (~60 us) next to the
+ * sampling period (4-10 ms), and its length is random (the same n for both
+ * calls keeps the 2:1 ratio exact), so samples land at every phase of the
+ * cycle instead of aliasing with a fixed period; a "round" of the command
+ * line is 100 cycles.
  */
 #define UNIT 20000L
 #define CYCLES_PER_ROUND 100
 
 static volatile uint64_t sink;
 
-__attribute__((noinline)) void leaf_work(long units)
+__attribute__((noinline)) void leaf_work(long iterations)
 {
     uint64_t x = sink + 1;
-    for (long i = 0; i < units * UNIT; i++) x = x * 6364136223846793005ull + 1442695040888963407ull;
+    for (long i = 0; i < iterations; i++) x = x * 6364136223846793005ull + 1442695040888963407ull;
     sink = x;
 }
 
-__attribute__((noinline)) void caller_one(long units) { leaf_work(2 * units); __asm__ volatile(""); }
-__attribute__((noinline)) void caller_two(long units) { leaf_work(units); __asm__ volatile(""); }
+__attribute__((noinline)) void caller_one(long n) { leaf_work(2 * n); __asm__ volatile(""); }
+__attribute__((noinline)) void caller_two(long n) { leaf_work(n); __asm__ volatile(""); }
 
 static long rounds;
 
 static void *thread_main(void *arg)
 {
-    (void)arg;
+    uint64_t rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)arg;
     for (long r = 0; r < rounds * CYCLES_PER_ROUND; r++) {
-        caller_one(1);
-        caller_two(1);
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+        long n = UNIT / 2 + (long)(rng % UNIT);  /* mean UNIT */
+        caller_one(n);
+        caller_two(n);
     }
     return NULL;
 }
@@ -58,7 +62,7 @@ int main(int argc, char **argv)
     }
     pthread_t t[256];
     for (int i = 0; i < threads; i++)
-        if (pthread_create(&t[i], NULL, thread_main, NULL) != 0) return 1;
+        if (pthread_create(&t[i], NULL, thread_main, (void *)(uintptr_t)(i + 1)) != 0) return 1;
     for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
