@@ -1119,3 +1119,47 @@ TEST(connect_proto_answers_as_grafana_reads_them)
     buf_release(&out);
     server_stop(t.s);
 }
+
+TEST(stack_trace_selector_keeps_one_call_site)
+{
+    srv_t t;
+    buf out;
+    const char *folded = "a;b;c 5\na;b;d 3\na;e 2\nx;b 7\n";
+    json_object *o, *fg, *names;
+    char req[1024];
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    ASSERT_EQ(ingest(&t, NULL, "name=focus.cpu&sampleRate=1", NULL, folded, strlen(folded), &out), 200);
+    snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"{}\",\"start\":\"0\",\"stackTraceSelector\":{\"callSite\":[{\"name\":\"a\"},{\"name\":\"b\"}]}}", CPU);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/SelectMergeStacktraces", NULL, req, &out), 200);
+    o = parse(&out);
+    ASSERT(json_object_object_get_ex(o, "flamegraph", &fg));
+    ASSERT_EQ(jint(fg, "total"), 8000000000LL);
+    ASSERT(json_object_object_get_ex(fg, "names", &names));
+    ASSERT(!strstr(json_object_to_json_string(names), "\"e\""));
+    ASSERT(!strstr(json_object_to_json_string(names), "\"x\""));
+    ASSERT(strstr(json_object_to_json_string(names), "\"d\""));
+    json_object_put(o);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/SelectMergeProfile", NULL, req, &out), 200);
+    {
+        json_object *samples;
+        int64_t sum = 0;
+        o = parse(&out);
+        ASSERT(json_object_object_get_ex(o, "sample", &samples));
+        for (size_t i = 0; i < json_object_array_length(samples); i++) {
+            json_object *v;
+            json_object_object_get_ex(json_object_array_get_idx(samples, i), "value", &v);
+            sum += json_object_get_int64(json_object_array_get_idx(v, 0));
+        }
+        ASSERT_EQ(sum, 8000000000LL);
+        json_object_put(o);
+    }
+    snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"start\":\"0\",\"stackTraceSelector\":{\"callSite\":[{\"name\":\"nope\"}]}}", CPU);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/SelectMergeStacktraces", NULL, req, &out), 200);
+    o = parse(&out);
+    ASSERT(json_object_object_get_ex(o, "flamegraph", &fg));
+    ASSERT_EQ(jint(fg, "total"), 0);
+    json_object_put(o);
+    buf_release(&out);
+    server_stop(t.s);
+}

@@ -49,6 +49,7 @@ const cfield creq_merge_stacktraces[] = {
     {4, "end", NULL, CF_INT64, OFF(end), NULL, 0},
     {5, "maxNodes", "max_nodes", CF_INT64, OFF(max_nodes), NULL, 1},
     {6, "format", NULL, CF_ENUM, OFF(format), NULL, 0},
+    {7, "stackTraceSelector", "stack_trace_selector", CF_STACK_SELECTOR, OFF(call_site), NULL, 0},
     {0, NULL, NULL, 0, 0, NULL, 0}};
 const cfield creq_merge_span[] = {
     {1, "profileTypeID", "profile_typeID", CF_STRING, OFF(profile_type), NULL, 0},
@@ -65,6 +66,7 @@ const cfield creq_merge_profile[] = {
     {3, "start", NULL, CF_INT64, OFF(start), NULL, 0},
     {4, "end", NULL, CF_INT64, OFF(end), NULL, 0},
     {5, "maxNodes", "max_nodes", CF_INT64, OFF(max_nodes), NULL, 1},
+    {6, "stackTraceSelector", "stack_trace_selector", CF_STACK_SELECTOR, OFF(call_site), NULL, 0},
     {0, NULL, NULL, 0, 0, NULL, 0}};
 const cfield creq_select_series[] = {
     {1, "profileTypeID", "profile_typeID", CF_STRING, OFF(profile_type), NULL, 0},
@@ -88,7 +90,7 @@ static const struct { const char *name; int64_t v; } enum_names[] = {
 
 void creq_release(creq *r)
 {
-    creq_list *lists[] = {&r->matchers, &r->label_names, &r->span_selector, &r->group_by};
+    creq_list *lists[] = {&r->matchers, &r->label_names, &r->span_selector, &r->group_by, &r->call_site};
     free(r->profile_type);
     free(r->label_selector);
     free(r->name);
@@ -163,6 +165,39 @@ static int parse_proto(const void *data, size_t n, const cfield *t, creq *r, int
             if ((rc = wire_fixed64(&rd, &v))) return herr_set(e, rc, "field \"%s\" is truncated", fd->json);
             memcpy(&d, &v, sizeof d);
             *(double *)base = d;
+            break;
+        }
+        case CF_STACK_SELECTOR: {
+            /* StackTraceSelector { repeated Location call_site = 1 { string name = 1; } GoPGO go_pgo = 2; } */
+            const uint8_t *p;
+            size_t len;
+            wire_rd sel;
+            if (wt != WT_LEN) return herr_set(e, HE_WIRETYPE, "field \"%s\" is not a message", fd->json);
+            if ((rc = wire_bytes(&rd, &p, &len))) return herr_set(e, rc, "field \"%s\" is truncated", fd->json);
+            wire_rd_init(&sel, p, len);
+            while (!wire_eof(&sel)) {
+                uint32_t g;
+                int w;
+                if ((rc = wire_tag(&sel, &g, &w))) return herr_set(e, rc, "malformed stack_trace_selector");
+                if (g == 1 && w == WT_LEN) {
+                    wire_rd loc;
+                    if ((rc = wire_bytes(&sel, &p, &len))) return herr_set(e, rc, "malformed call_site");
+                    wire_rd_init(&loc, p, len);
+                    while (!wire_eof(&loc)) {
+                        uint32_t h;
+                        int x;
+                        if ((rc = wire_tag(&loc, &h, &x))) return herr_set(e, rc, "malformed call_site");
+                        if (h == 1 && x == WT_LEN) {
+                            if ((rc = wire_bytes(&loc, &p, &len))) return herr_set(e, rc, "malformed call_site name");
+                            if ((rc = add_string((creq_list *)base, (const char *)p, len, "call_site", e))) return rc;
+                        } else if ((rc = wire_skip(&loc, x))) {
+                            return herr_set(e, rc, "malformed call_site");
+                        }
+                    }
+                } else if ((rc = wire_skip(&sel, w))) {
+                    return herr_set(e, rc, "malformed stack_trace_selector");
+                }
+            }
             break;
         }
         case CF_MSG: {
@@ -257,6 +292,21 @@ static int parse_json_obj(json_object *o, const cfield *t, creq *r, int depth, h
                 return herr_set(e, HE_FORMAT, "field \"%s\" must be a number", fd->json);
             }
             break;
+        case CF_STACK_SELECTOR: {
+            json_object *cs = NULL;
+            if (!json_object_is_type(v, json_type_object)) return herr_set(e, HE_FORMAT, "field \"%s\" must be an object", fd->json);
+            if (!json_object_object_get_ex(v, "callSite", &cs)) json_object_object_get_ex(v, "call_site", &cs);
+            if (!cs) break;
+            if (!json_object_is_type(cs, json_type_array)) return herr_set(e, HE_FORMAT, "\"callSite\" must be an array of {\"name\": ...}");
+            for (size_t i = 0; i < json_object_array_length(cs); i++) {
+                json_object *nm = NULL;
+                if (!json_object_object_get_ex(json_object_array_get_idx(cs, i), "name", &nm) || !json_object_is_type(nm, json_type_string))
+                    return herr_set(e, HE_FORMAT, "callSite[%zu] needs a string \"name\"", i);
+                if ((rc = add_string((creq_list *)base, json_object_get_string(nm), (size_t)json_object_get_string_len(nm), "callSite", e)))
+                    return rc;
+            }
+            break;
+        }
         case CF_MSG: {
             creq **sub = (creq **)base;
             if (depth > 2) return herr_set(e, HE_FORMAT, "request nests too deep");

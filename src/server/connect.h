@@ -37,10 +37,11 @@ typedef struct creq {
     int64_t limit;
     double step;             /* seconds */
     creq_list matchers, label_names, span_selector, group_by;
+    creq_list call_site;     /* stack_trace_selector.call_site[].name, root first */
     struct creq *left, *right;  /* DiffRequest */
 } creq;
 
-enum cfield_kind { CF_STRING, CF_INT64, CF_DOUBLE, CF_ENUM, CF_STRINGS, CF_MSG };
+enum cfield_kind { CF_STRING, CF_INT64, CF_DOUBLE, CF_ENUM, CF_STRINGS, CF_MSG, CF_STACK_SELECTOR };
 
 typedef struct cfield {
     uint32_t number;

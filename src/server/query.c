@@ -213,6 +213,102 @@ static int write_tree_bytes(const flame_tree *t, buf *out)
     return rc;
 }
 
+/*
+ * stack_trace_selector: keep only the stacks that start (root first) with
+ * the call site frames cs[0..n). In a flame tree that is the subtree at the
+ * end of that path, with the path above it (ancestors' totals become the
+ * subtree's, their self 0). out is initialized here; no match = empty tree.
+ */
+static int flame_focus(const flame_tree *t, char *const *cs, size_t n, flame_tree *out)
+{
+    uint32_t node = 0, parent = 0, *stack = NULL;
+    size_t sn = 0, scap = 0;
+    int rc;
+    if ((rc = flame_init(out))) return rc;
+    for (size_t k = 0; k < n; k++) {
+        int32_t nm = strtab_find(&t->names, cs[k], strlen(cs[k]));
+        uint32_t c = nm < 0 ? HMAP_EMPTY : hmap64_get(&t->children, (uint64_t)node << 32 | (uint32_t)nm);
+        if (c == HMAP_EMPTY) return 0;  /* nothing under this call site */
+        node = c;
+    }
+    if (!n || !t->n_nodes) return 0;
+    /* the path */
+    for (size_t k = 0; k < n; k++) {
+        int32_t nm = strtab_intern(&out->names, cs[k], strlen(cs[k]));
+        int32_t c;
+        if (nm < 0) return nm;
+        if ((c = flame_child(out, parent, (uint32_t)nm)) < 0) return c;
+        out->nodes[c].total = t->nodes[node].total;
+        out->nodes[c].total2 = t->nodes[node].total2;
+        parent = (uint32_t)c;
+    }
+    out->nodes[0].total = t->nodes[node].total;
+    out->nodes[0].total2 = t->nodes[node].total2;
+    out->nodes[parent].self = t->nodes[node].self;
+    out->nodes[parent].self2 = t->nodes[node].self2;
+    out->is_diff = t->is_diff;
+    /* the subtree: pairs (source node, copy) */
+    if (HGROW(stack, scap, 2)) return -ENOMEM;
+    stack[sn++] = node;
+    stack[sn++] = parent;
+    while (sn && !rc) {
+        uint32_t dst = stack[--sn], src = stack[--sn];
+        for (uint32_t c = t->nodes[src].first_child; c && !rc; c = t->nodes[c].next_sibling) {
+            const flame_node *sc = &t->nodes[c];
+            int32_t nm = strtab_intern(&out->names, strtab_get(&t->names, sc->name), strtab_len(&t->names, sc->name));
+            int32_t d;
+            if (nm < 0 || (d = flame_child(out, dst, (uint32_t)nm)) < 0) {
+                rc = -ENOMEM;
+                break;
+            }
+            out->nodes[d].total = sc->total;
+            out->nodes[d].self = sc->self;
+            out->nodes[d].total2 = sc->total2;
+            out->nodes[d].self2 = sc->self2;
+            out->nodes[d].line = sc->line;
+            if (sc->file) {
+                int32_t f = strtab_intern(&out->names, strtab_get(&t->names, sc->file), strtab_len(&t->names, sc->file));
+                if (f > 0) out->nodes[d].file = (uint32_t)f;
+            }
+            if (HGROW(stack, scap, sn + 2)) {
+                rc = -ENOMEM;
+                break;
+            }
+            stack[sn++] = c;
+            stack[sn++] = (uint32_t)d;
+        }
+    }
+    free(stack);
+    return rc;
+}
+
+/* The same selection on a profile: samples whose stack does not start with cs get dropped. */
+static int profile_focus(profile *p, char *const *cs, size_t n)
+{
+    uint32_t locs[1024];
+    char name[512];
+    for (size_t i = 0; i < p->n_samples; i++) {
+        size_t depth = prof_stack_locations(p, p->samples[i].stack, locs, ARRAY_SIZE(locs)), k = 0;
+        int match = 1;
+        if (depth > ARRAY_SIZE(locs)) depth = ARRAY_SIZE(locs);
+        /* root first: locations from the end, inline lines outermost (last) first */
+        for (size_t d = depth; d-- > 0 && k < n && match;) {
+            const prof_location *l = &p->locations[locs[d]];
+            uint32_t nl = l->n_lines ? l->n_lines : 1;
+            for (uint32_t ln = nl; ln-- > 0 && k < n;) {
+                prof_frame_name(p, locs[d], ln, name, sizeof name);
+                if (strcmp(name, cs[k++])) {
+                    match = 0;
+                    break;
+                }
+            }
+        }
+        if (!match || k < n)
+            for (uint32_t t = 0; t < p->n_types; t++) p->values[i * p->n_types + t] = 0;
+    }
+    return prof_compact_samples(p);
+}
+
 static uint32_t max_nodes_of(const server *s, const creq *r)
 {
     if (r->has_max_nodes && r->max_nodes > 0) return (uint32_t)MIN(r->max_nodes, (int64_t)1 << 20);
@@ -453,6 +549,17 @@ static void merge_stacktraces(http_req *rq, http_resp *rs, int span)
         store_fail(rs, rc, &e);
         goto done;
     }
+    if (r.call_site.n) {
+        flame_tree focus;
+        rc = flame_focus(&t, r.call_site.v, r.call_site.n, &focus);
+        flame_release(&t);
+        if (rc) {
+            flame_release(&focus);
+            connect_error(rs, "resource_exhausted", "stack trace selection failed: %s", hearth_strerror(rc));
+            goto done;
+        }
+        t = focus;
+    }
     if ((rc = flame_truncate(&t, max_nodes_of(s, &r), &out))) {
         flame_release(&t);
         connect_error(rs, connect_code_for(rc), "flame graph truncation failed: %s", hearth_strerror(rc));
@@ -618,6 +725,7 @@ void query_merge_profile(http_req *rq, http_resp *rs)
         goto done;
     }
     rc = store_select_merge_profile(s->st, &q, &p, &e);
+    if (!rc && r.call_site.n) rc = profile_focus(&p, r.call_site.v, r.call_site.n);
     if (!rc) rc = connect_is_json(rq) ? profile_json(&p, &rs->body) : pprof_encode(&p, &rs->body, 0, &e);
     prof_release(&p);
     if (rc) {
