@@ -10,6 +10,11 @@
 # with no profiler). perf's numbers are for `perf record` alone: reading its
 # perf.data (`perf report`, symbolization) would cost more on top; the agent's
 # include symbolizing, encoding and uploading.
+# agent_comm is the agent profiling only the workload (--comm): the cost without
+# the rest of the host's processes (on a busy build machine, every new
+# compiler or test binary costs the agent a CFI table and DWARF reading once).
+# Then the stacks themselves: func_a's share (known: 70%) from hearth record
+# and from perf record --call-graph dwarf + perf script on the same workload.
 # Prints ratios agent/peer from this one run. Needs root (perf_event_open -a).
 set -u
 cd "$(dirname "$0")/.."
@@ -42,7 +47,7 @@ profile() {
   sleep 0.3
   pkill -INT -P $ppid 2>/dev/null
   wait $ppid 2>/dev/null
-  awk -v w="$w" '{printf "%.3f %d %s\n", $1 + $2, $3, w}' "$TMP/p.time"
+  tail -1 "$TMP/p.time" | awk -v w="$w" '{printf "%.3f %d %s\n", $1 + $2, $3, w}'
 }
 
 declare -A cpu rss wcpu wwall
@@ -51,13 +56,14 @@ add() { cpu[$1]=$(echo "${cpu[$1]:-0} $2" | awk '{print $1 + $2}'); rss[$1]=$(ec
 for r in $(seq "$ROUNDS"); do
   set -- $(run_workload); add none 0 0 "$1" "$2"
   set -- $(profile agent "$BIN" agent --server "http://127.0.0.1:$PORT" --all --rate 97 --upload-interval 2s); add agent "$@"
+  set -- $(profile agent_comm "$BIN" agent --server "http://127.0.0.1:$PORT" --comm shares_nofp --rate 97 --upload-interval 2s); add agent_comm "$@"
   set -- $(profile perf_fp perf record -q -F 97 -g -a -o "$TMP/fp.data"); add perf_fp "$@"
   set -- $(profile perf_dwarf perf record -q -F 97 --call-graph dwarf -a -o "$TMP/dwarf.data"); add perf_dwarf "$@"
 done
 
 dur=$(echo "${wwall[none]} $ROUNDS" | awk '{print $1 / $2 + 1.3}')
 printf "%-11s %12s %14s %10s %14s %14s\n" profiler "cpu_s/round" "%core(approx)" "rss_MiB" "workload_cpu" "workload_wall"
-for k in none agent perf_fp perf_dwarf; do
+for k in none agent agent_comm perf_fp perf_dwarf; do
   awk -v k=$k -v c="${cpu[$k]}" -v m="${rss[$k]}" -v wc="${wcpu[$k]}" -v ww="${wwall[$k]}" -v n="$ROUNDS" -v d="$dur" \
     'BEGIN {printf "%-11s %12.3f %13.2f%% %10.1f %14.3f %14.3f\n", k, c / n, 100 * c / n / d, m / 1024, wc / n, ww / n}'
 done
@@ -67,3 +73,14 @@ echo "  profiler cpu:   vs perf -g $(ratio "${cpu[agent]}" "${cpu[perf_fp]}")   
 echo "  profiler rss:   vs perf -g $(ratio "${rss[agent]}" "${rss[perf_fp]}")   vs perf dwarf $(ratio "${rss[agent]}" "${rss[perf_dwarf]}")"
 echo "  workload cpu slowdown vs no profiler: agent $(ratio "${wcpu[agent]}" "${wcpu[none]}")  perf -g $(ratio "${wcpu[perf_fp]}" "${wcpu[none]}")  perf dwarf $(ratio "${wcpu[perf_dwarf]}" "${wcpu[none]}")"
 echo "  workload wall slowdown vs no profiler: agent $(ratio "${wwall[agent]}" "${wwall[none]}")  perf -g $(ratio "${wwall[perf_fp]}" "${wwall[none]}")  perf dwarf $(ratio "${wwall[perf_dwarf]}" "${wwall[none]}")"
+
+# Agreement with perf --call-graph dwarf on the shares (the workload's known truth: 70/30).
+WLS=${HEARTH_BUILD:-$PWD/build}/workloads/shares_nofp
+"$BIN" record --rate 997 --format folded -o "$TMP/h.folded" -- "$WLS" 2 >/dev/null 2>&1
+perf record -q -F 997 --call-graph dwarf -o "$TMP/pd.data" -- "$WLS" 2 >/dev/null 2>&1
+perf script -i "$TMP/pd.data" 2>/dev/null >"$TMP/pd.txt"
+"$BIN" convert "$TMP/pd.txt" --from perf-script --to folded -o "$TMP/p.folded" >/dev/null 2>&1
+sh() { awk '{n=$NF; t+=n; if ($0 ~ /func_a/) a+=n; if ($0 ~ /spend;burn/) sb+=n; if ($0 ~ /burn/) b+=n} END {if (t) printf "func_a %.1f%%, burn under spend %.1f%% (%d samples)", 100*a/t, b ? 100*sb/b : 0, t; else printf "no samples"}' "$1"; }
+echo "stacks on the same workload (truth: func_a 70%, burn always under spend):"
+echo "  hearth record:                  $(sh "$TMP/h.folded")"
+echo "  perf record --call-graph dwarf: $(sh "$TMP/p.folded")"
