@@ -5,6 +5,7 @@
 #   shares_lib       burn()/spend() in a shared library (libshares.so), PIE main
 #   shares_cxx       C++ (namespaces, class, template)
 #   shares_stripped  stripped binary, symbols only in shares_stripped.debug (debuglink + build ID)
+#   jit              generated code in an anonymous mapping, named by /tmp/perf-PID.map
 # -fno-optimize-sibling-calls keeps func_a -> spend a real call (a tail call hides
 # func_a from every unwinder, perf too).
 # Threads and fork/exec are modes of the same binaries (see shares.c).
@@ -12,7 +13,7 @@ WL       := $(BUILD)/workloads
 WL_SRC   := tests/agent/shares.c tests/agent/spend.c
 WL_CFLAGS := -O2 -g -pthread -fno-optimize-sibling-calls -Itests/agent
 WORKLOADS := $(WL)/shares_fp $(WL)/shares_nofp $(WL)/shares_lib $(WL)/libshares.so \
-             $(WL)/shares_cxx $(WL)/shares_stripped
+             $(WL)/shares_cxx $(WL)/shares_stripped $(WL)/jit
 
 all: $(WORKLOADS)
 workloads: $(WORKLOADS)
@@ -44,5 +45,9 @@ $(WL)/shares_stripped: $(WL_SRC) tests/agent/spend.h
 	objcopy --only-keep-debug $@.full $@.debug
 	objcopy --strip-all --add-gnu-debuglink=$@.debug $@.full $@
 	rm -f $@.full
+
+$(WL)/jit: tests/agent/jit.c tests/agent/spend.c tests/agent/spend.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WL_CFLAGS) -fno-omit-frame-pointer -o $@ tests/agent/jit.c tests/agent/spend.c
 
 .PHONY: workloads

@@ -89,6 +89,19 @@ for m in threads forkexec; do
   check_leaf "$m" "$f"
 done
 
+# JIT: generated code in an anonymous mapping, named by /tmp/perf-PID.map (70% of the time).
+f=$TMP/jit.folded
+if record jit "$f" "$WL/jit" $SECS; then
+  check_shares jit "$f" ";jit_hot_loop( |;)" "native_work"
+fi
+
+# The other writers: SVG flame graph and speedscope JSON name the workload's functions.
+for fmt in svg speedscope; do
+  if "$BIN" record --format $fmt -o "$TMP/r.$fmt" -- "$WL/shares_fp" 0.3 >"$TMP/$fmt.log" 2>&1 && grep -q "func_a" "$TMP/r.$fmt" &&
+     head -c 300 "$TMP/r.$fmt" | grep -q "$([ $fmt = svg ] && echo '<svg' || echo 'speedscope')"; then ok "$fmt output names func_a"
+  else bad "$fmt output: $(tail -1 "$TMP/$fmt.log")"; fi
+done
+
 # Without DWARF unwinding, a frame-pointer unwinder loses spend() under the frameless
 # burn(): the leaf check must see that (this proves the check can fail).
 f=$TMP/nodwarf.folded

@@ -52,6 +52,7 @@ struct sym_module {
 typedef struct msym {
     GElf_Addr addr, size;    /* dwfl addresses */
     const char *name;        /* in the ELF's string table, valid while the Dwfl lives */
+    int rank;                /* among aliases: 0 global, 1 weak, 2 local */
 } msym;
 
 typedef struct ksym {
@@ -548,7 +549,10 @@ static int msym_cmp(const void *a, const void *b)
 {
     const msym *x = a, *y = b;
     if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
-    return x->size > y->size ? -1 : x->size < y->size; /* larger (non-zero) size first */
+    if (x->size != y->size) return x->size > y->size ? -1 : 1; /* larger (non-zero) size first */
+    if (x->rank != y->rank) return x->rank - y->rank;           /* __libc_start_main, not its local alias */
+    size_t lx = strlen(x->name), ly = strlen(y->name);
+    return lx < ly ? -1 : lx > ly;
 }
 
 static void load_syms(sym_module *m)
@@ -562,7 +566,8 @@ static void load_syms(sym_module *m)
         const char *name = dwfl_module_getsym_info(m->mod, i, &sym, &addr, NULL, NULL, NULL);
         if (!name || !*name || GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF) continue;
         if (HGROW(m->syms, cap, m->n_syms + 1)) break;
-        m->syms[m->n_syms++] = (msym){addr, sym.st_size, name};
+        int bind = GELF_ST_BIND(sym.st_info);
+        m->syms[m->n_syms++] = (msym){addr, sym.st_size, name, bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2};
     }
     qsort(m->syms, m->n_syms, sizeof(msym), msym_cmp);
 }
