@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "agent/collect.h"
 #include "agent/symbolize.h"
 #include "agent/unwind.h"
 #include "agent/upload.h"
@@ -512,4 +513,26 @@ TEST(upload_rejects_bad_urls)
     herr_clear(&e);
     ASSERT_EQ(upl_new(&o, &u, &e), HE_USAGE);
     ASSERT_CONTAINS(e.msg, "http://");
+}
+
+TEST(service_and_container_from_cgroup)
+{
+    char unit[64], ctr[80];
+    const char *id = "3f1e2d4c5b6a79881726354453627180a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4";
+    char text[512];
+    ASSERT_EQ(coll_parse_cgroup("0::/system.slice/nginx.service\n", unit, sizeof(unit), ctr, sizeof(ctr)), 1);
+    ASSERT_STR(unit, "nginx");
+    ASSERT_STR(ctr, "");
+    snprintf(text, sizeof(text), "0::/system.slice/docker-%s.scope\n", id);
+    ASSERT_EQ(coll_parse_cgroup(text, unit, sizeof(unit), ctr, sizeof(ctr)), 2);
+    ASSERT_STR(ctr, id);
+    snprintf(text, sizeof(text), "12:memory:/kubepods/burstable/pod1234/%s\n11:cpu:/kubepods/burstable/pod1234/%s\n", id, id);
+    ASSERT_EQ(coll_parse_cgroup(text, unit, sizeof(unit), ctr, sizeof(ctr)), 2);
+    ASSERT_STR(ctr, id);
+    ASSERT_EQ(coll_parse_cgroup("0::/user.slice/user-1000.slice/user@1000.service/app.slice/x.scope\n", unit,
+                                sizeof(unit), ctr, sizeof(ctr)), 0);
+    ASSERT_EQ(coll_parse_cgroup("4:memory:/process_api/5b0b0281e48ccf4339745cafa3014594\n0::/\n", unit, sizeof(unit),
+                                ctr, sizeof(ctr)), 0);
+    ASSERT_EQ(coll_parse_cgroup("garbage without colons", unit, sizeof(unit), ctr, sizeof(ctr)), 0);
+    ASSERT_EQ(coll_parse_cgroup("", unit, sizeof(unit), ctr, sizeof(ctr)), 0);
 }

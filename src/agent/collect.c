@@ -318,26 +318,59 @@ static void read_comm(pid_t pid, char *out, size_t n)
     fclose(f);
 }
 
-static void read_container(pid_t pid, char *out, size_t n)
+int coll_parse_cgroup(const char *text, char *unit, size_t unit_size, char *container, size_t container_size)
 {
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-    FILE *f = fopen(path, "re");
-    out[0] = 0;
-    if (!f) return;
-    while (fgets(line, sizeof(line), f)) {
-        /* docker-<64 hex>.scope, /docker/<64 hex>, cri-containerd-<hex>.scope, crio-<hex>.scope, libpod-<hex> */
-        for (char *p = line; *p; p++) {
-            size_t k = 0;
-            while (k < 64 && ((p[k] >= '0' && p[k] <= '9') || (p[k] >= 'a' && p[k] <= 'f'))) k++;
-            if (k == 64 && (p == line || p[-1] == '/' || p[-1] == '-')) {
-                snprintf(out, n, "%.64s", p);
-                fclose(f);
-                return;
+    int found = 0;
+    if (unit_size) unit[0] = 0;
+    if (container_size) container[0] = 0;
+    for (const char *line = text; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        /* The path is after the second ':' (hierarchy-ID:controllers:path). */
+        const char *p1 = memchr(line, ':', len), *p2 = p1 ? memchr(p1 + 1, ':', len - (size_t)(p1 + 1 - line)) : NULL;
+        if (p2) {
+            const char *path = p2 + 1, *end = line + len;
+            /* Container: 64 hex digits after '/', '-' or ':' (docker, containerd, cri-o, podman). */
+            for (const char *p = path; p + 64 <= end && !container[0]; p++) {
+                size_t k = 0;
+                while (k < 64 && ((p[k] >= '0' && p[k] <= '9') || (p[k] >= 'a' && p[k] <= 'f'))) k++;
+                if (k == 64 && (p + 64 == end || !((p[64] >= '0' && p[64] <= '9') || (p[64] >= 'a' && p[64] <= 'f'))) &&
+                    (p[-1] == '/' || p[-1] == '-' || p[-1] == ':') && container_size > 64) {
+                    memcpy(container, p, 64);
+                    container[64] = 0;
+                    found |= 2;
+                }
+            }
+            /* systemd unit: the last "NAME.service" component, except user sessions' managers. */
+            for (const char *p = path; p < end;) {
+                const char *slash = memchr(p, '/', (size_t)(end - p));
+                const char *comp_end = slash ? slash : end;
+                size_t cl = (size_t)(comp_end - p);
+                if (cl > 8 && !memcmp(comp_end - 8, ".service", 8) && memcmp(p, "user@", 5) && unit_size > cl - 8) {
+                    memcpy(unit, p, cl - 8);
+                    unit[cl - 8] = 0;
+                    found |= 1;
+                }
+                p = slash ? slash + 1 : end;
             }
         }
+        line = eol ? eol + 1 : NULL;
     }
+    return found;
+}
+
+static void read_cgroup(pid_t pid, char *unit, size_t unit_size, char *container, size_t container_size)
+{
+    char path[64], text[4096];
+    size_t n;
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+    FILE *f = fopen(path, "re");
+    unit[0] = container[0] = 0;
+    if (!f) return;
+    n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
+    text[n] = 0;
+    coll_parse_cgroup(text, unit, unit_size, container, container_size);
 }
 
 void coll_scan_proc(collector *c, pid_t pid)
@@ -433,9 +466,12 @@ static int group_for(collector *c, cproc *p)
     if (c->o.single_group) {
         snprintf(name, sizeof(name), "%s", c->o.service_name ? c->o.service_name : "hearth-record");
     } else {
+        char unit[128];
         if (!p->comm[0]) read_comm(p->pid, p->comm, sizeof(p->comm));
-        read_container(p->pid, p->container_id, sizeof(p->container_id));
+        read_cgroup(p->pid, unit, sizeof(unit), p->container_id, sizeof(p->container_id));
+        /* --service-name, else the systemd service the process runs in, else its name. */
         if (c->o.service_name) snprintf(name, sizeof(name), "%s", c->o.service_name);
+        else if (unit[0] && !p->container_id[0]) snprintf(name, sizeof(name), "%s", unit);
         else snprintf(name, sizeof(name), "%s", p->comm[0] ? p->comm : "unknown");
     }
     for (size_t i = 0; i < c->n_groups; i++) {

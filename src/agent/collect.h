@@ -70,4 +70,13 @@ int coll_flush(collector *c, int64_t start_ns, int64_t end_ns, coll_flush_fn fn,
 
 void coll_get_stats(const collector *c, coll_stats *st);
 
+/*
+ * Reads /proc/PID/cgroup text: the systemd service the process runs in
+ * ("nginx" from .../system.slice/nginx.service; user@ managers excluded)
+ * and the container id (64 hex digits: docker-ID.scope, /docker/ID,
+ * cri-containerd-ID.scope, crio-ID, libpod-ID). Empty strings when absent.
+ * Returns a bit set: 1 unit found, 2 container found.
+ */
+int coll_parse_cgroup(const char *text, char *unit, size_t unit_size, char *container, size_t container_size);
+
 #endif
