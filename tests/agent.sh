@@ -102,6 +102,13 @@ for fmt in svg speedscope; do
   else bad "$fmt output: $(tail -1 "$TMP/$fmt.log")"; fi
 done
 
+# Hardware cycles where there is a PMU, else a note and cpu-clock: samples either way.
+if "$BIN" record --event cycles --format folded -o "$TMP/cy.folded" -- "$WL/shares_fp" 0.3 >"$TMP/cy.log" 2>&1 &&
+   [ "$(total "$TMP/cy.folded")" -gt 100 ]; then
+  if grep -q "no hardware cycles" "$TMP/cy.log"; then ok "event: cycles fell back to cpu-clock with a note"
+  else ok "event: cycles sampled"; fi
+else bad "event cycles: $(tail -1 "$TMP/cy.log")"; fi
+
 # Without DWARF unwinding, a frame-pointer unwinder loses spend() under the frameless
 # burn(): the leaf check must see that (this proves the check can fail).
 f=$TMP/nodwarf.folded

@@ -181,6 +181,8 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
     if (no_kernel && !o.no_kernel)
         herr_set(e, 0, "kernel stacks are not allowed (perf_event_paranoid > 1 without CAP_PERFMON): "
                        "profiling user space only");
+    else if (o.use_hardware && !hardware)
+        herr_set(e, 0, "no hardware cycles event here (a VM without a PMU?): sampling cpu-clock instead");
     return 0;
 }
 

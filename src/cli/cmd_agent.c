@@ -51,6 +51,7 @@ static void usage(FILE *f)
             "  --tenant ID             sent as X-Scope-OrgID\n"
             "  --duration D            stop after D (default: run until SIGINT/SIGTERM)\n"
             "  --no-kernel             user frames only\n"
+            "  --event E               cpu-clock (default) or cycles (falls back to cpu-clock without a PMU)\n"
             "  --stack-size SIZE       user stack copied per sample (default 16KiB; 0 = frame pointers only)\n"
             "  --max-queue N           profiles kept while the server is unreachable (default 64)\n");
 }
@@ -107,7 +108,7 @@ int cmd_agent(int argc, char **argv)
     long long rate = 97, max_queue = 64, v;
     int64_t interval_ns = 10000000000LL, duration_ns = 0;
     uint64_t stack_bytes = 16384;
-    int no_kernel = 0, all = 0;
+    int no_kernel = 0, all = 0, use_hw = 0;
     pid_t pids[MAX_LIST];
     const char *comms[MAX_LIST], *tag_keys[MAX_LIST], *tag_vals[MAX_LIST];
     char *tag_store[MAX_LIST];
@@ -122,6 +123,10 @@ int cmd_agent(int argc, char **argv)
         if (!val) { fprintf(stderr, "hearth agent: %s needs a value (see --help)\n", a); return 2; }
         i++;
         if (!strcmp(a, "--server")) server = val;
+        else if (!strcmp(a, "--event")) {
+            if (strcmp(val, "cycles") && strcmp(val, "cpu-clock")) { fprintf(stderr, "hearth agent: --event '%s' is not cycles or cpu-clock\n", val); return 2; }
+            use_hw = !strcmp(val, "cycles");
+        }
         else if (!strcmp(a, "--service-name")) service = val;
         else if (!strcmp(a, "--auth-token")) token = val;
         else if (!strcmp(a, "--basic-auth")) basic = val;
@@ -183,6 +188,7 @@ int cmd_agent(int argc, char **argv)
     po.pid = -1;
     po.stack_bytes = (uint32_t)stack_bytes;
     po.no_kernel = no_kernel;
+    po.use_hardware = use_hw;
     perf_sampler ps;
     if (perf_open(&ps, &po, &e)) {
         fprintf(stderr, "hearth agent: %s\n", e.msg);

@@ -55,6 +55,7 @@ static void usage(FILE *f)
             "  --duration D       how long to attach (default 30s; e.g. 500ms, 1m)\n"
             "  --no-dwarf         frame pointer stacks only (no DWARF CFI unwinding)\n"
             "  --no-kernel        user frames only\n"
+            "  --event E          cpu-clock (default) or cycles (falls back to cpu-clock without a PMU)\n"
             "  --stack-size SIZE  user stack copied per sample for unwinding (default 16KiB)\n");
 }
 
@@ -170,7 +171,7 @@ int cmd_record(int argc, char **argv)
     int64_t duration_ms = 30000;
     uint64_t stack_bytes = 16384;
     const char *format = NULL, *output = NULL;
-    int lines = 0, no_dwarf = 0, no_kernel = 0, i, status = 0, child_exited = 0;
+    int lines = 0, no_dwarf = 0, no_kernel = 0, use_hw = 0, i, status = 0, child_exited = 0;
     char **cmd = NULL;
     herr e = {0};
 
@@ -185,7 +186,10 @@ int cmd_record(int argc, char **argv)
         if (a[0] != '-') { cmd = argv + i; break; }
         if (!val) { fprintf(stderr, "hearth record: %s needs a value\n", a); return 2; }
         i++;
-        if (!strcmp(a, "--rate") || !strcmp(a, "-F")) {
+        if (!strcmp(a, "--event")) {
+            if (strcmp(val, "cycles") && strcmp(val, "cpu-clock")) { fprintf(stderr, "hearth record: --event '%s' is not cycles or cpu-clock\n", val); return 2; }
+            use_hw = !strcmp(val, "cycles");
+        } else if (!strcmp(a, "--rate") || !strcmp(a, "-F")) {
             if (parse_uint(val, 1, 100000, &rate)) { fprintf(stderr, "hearth record: --rate '%s' is not a number of Hz in 1..100000\n", val); return 2; }
         } else if (!strcmp(a, "--format")) {
             format = val;
@@ -227,6 +231,7 @@ int cmd_record(int argc, char **argv)
     po.freq = (unsigned)rate;
     po.stack_bytes = no_dwarf ? 0 : (uint32_t)stack_bytes;
     po.no_kernel = no_kernel;
+    po.use_hardware = use_hw;
     coll_opts co = {0};
     co.rate_hz = (unsigned)rate;
     co.single_group = 1;
@@ -269,6 +274,7 @@ int cmd_record(int argc, char **argv)
         return 1;
     }
     if (e.msg[0]) fprintf(stderr, "hearth record: %s\n", e.msg);
+    co.hardware = ps.hardware;
     collector *c = coll_new(&co);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
