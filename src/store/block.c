@@ -11,9 +11,11 @@
  *            functions, locations, lines, stack nodes) behind a section
  *            table; mapped and read in place, so a merge touches only the
  *            entries of the stacks it emits.
- *   samples  zstd frames, one per chunk of <= 128 profiles of one series;
- *            inside, four varint columns: rows per profile, stack ids
- *            (sorted, delta coded per profile), values (zigzag), span ids.
+ *   samples  two zstd frames per chunk of <= 128 profiles of one series:
+ *            the rows (four varint columns: rows per profile, stack ids
+ *            sorted and delta coded per profile, values, span ids) and the
+ *            rollup (the chunk's rows summed by stack), so a query over
+ *            whole chunks without a span filter decompresses only rollups.
  *
  * Writing goes to TENANT_DIR/.tmp-<id>, every file fsynced, then one
  * rename publishes the block (and the parent directory is fsynced): a
@@ -96,7 +98,7 @@ typedef struct bw_series {
 
 typedef struct bw_chunk {
     uint32_t first_prof, n_prof;
-    uint64_t offset, csize, rawsize;
+    uint64_t offset, csize, rawsize, agg_csize, agg_rawsize;
 } bw_chunk;
 
 typedef struct bwriter {
@@ -244,29 +246,36 @@ static int bw_flush_chunk(bwriter *w)
         prev = w->agg_stack[i];
     }
     free(ord);
+    /* Rows frame: profile count, four column lengths, the columns. */
     buf_reset(&w->raw);
-    if ((rc = st_putv(&w->raw, w->c_prof)) || (rc = st_putv(&w->raw, w->n_agg)) || (rc = st_putv(&w->raw, w->c_nrows.len)) ||
+    if ((rc = st_putv(&w->raw, w->c_prof)) || (rc = st_putv(&w->raw, w->c_nrows.len)) ||
         (rc = st_putv(&w->raw, w->c_stacks.len)) || (rc = st_putv(&w->raw, w->c_values.len)) ||
-        (rc = st_putv(&w->raw, w->c_spans.len)) || (rc = st_putv(&w->raw, w->c_aggs.len)) ||
-        (rc = st_putv(&w->raw, w->c_aggv.len)) || (rc = buf_append(&w->raw, w->c_nrows.data, w->c_nrows.len)) ||
+        (rc = st_putv(&w->raw, w->c_spans.len)) || (rc = buf_append(&w->raw, w->c_nrows.data, w->c_nrows.len)) ||
         (rc = buf_append(&w->raw, w->c_stacks.data, w->c_stacks.len)) ||
         (rc = buf_append(&w->raw, w->c_values.data, w->c_values.len)) ||
-        (rc = buf_append(&w->raw, w->c_spans.data, w->c_spans.len)) ||
+        (rc = buf_append(&w->raw, w->c_spans.data, w->c_spans.len)))
+        return rc;
+    buf_reset(&w->z);
+    if ((rc = zstd_compress(w->raw.data, w->raw.len, w->level, &w->z)))
+        return rc;
+    uint64_t rows_c = w->z.len, rows_raw = w->raw.len;
+    /* Rollup frame: entry count, stacks column length, the two columns. */
+    buf_reset(&w->raw);
+    if ((rc = st_putv(&w->raw, w->n_agg)) || (rc = st_putv(&w->raw, w->c_aggs.len)) ||
         (rc = buf_append(&w->raw, w->c_aggs.data, w->c_aggs.len)) ||
         (rc = buf_append(&w->raw, w->c_aggv.data, w->c_aggv.len)))
+        return rc;
+    if ((rc = zstd_compress(w->raw.data, w->raw.len, w->level, &w->z)))
         return rc;
     w->n_agg = 0;
     hmap64_release(&w->agg_index);
     hmap64_init(&w->agg_index);
-    buf_reset(&w->z);
-    if ((rc = zstd_compress(w->raw.data, w->raw.len, w->level, &w->z)))
-        return rc;
     if ((rc = write_all(w->fd, w->z.data, w->z.len)))
         return rc;
     w->crc = (uint32_t)crc32(w->crc, (const Bytef *)w->z.data, (uInt)w->z.len);
     if (HGROW(w->chunks, w->cap_chunks, w->n_chunks + 1))
         return -ENOMEM;
-    w->chunks[w->n_chunks++] = (bw_chunk){w->c_first, w->c_prof, w->off, w->z.len, w->raw.len};
+    w->chunks[w->n_chunks++] = (bw_chunk){w->c_first, w->c_prof, w->off, rows_c, rows_raw, w->z.len - rows_c, w->raw.len};
     w->off += w->z.len;
     s->n_chunks++;
     w->c_first += w->c_prof;
@@ -507,6 +516,8 @@ static int put_index(bwriter *w, int64_t window, uint64_t flush_seq, char *const
             P(st_putv(b, c->offset));
             P(st_putv(b, c->csize));
             P(st_putv(b, c->rawsize));
+            P(st_putv(b, c->agg_csize));
+            P(st_putv(b, c->agg_rawsize));
         }
     }
     qsort(pairs, np, sizeof(pair_ref), cmp_pair);
@@ -818,6 +829,8 @@ static int parse_index(st_block *b, const uint8_t *p, size_t n, const char *path
             G(st_getv_max(&r, b->smp_len, &c->offset));
             G(st_getv_max(&r, b->smp_len - c->offset, &c->csize));
             G(st_getv_max(&r, 1u << 30, &c->rawsize));
+            G(st_getv_max(&r, b->smp_len - c->offset - c->csize, &c->agg_csize));
+            G(st_getv_max(&r, 1u << 30, &c->agg_rawsize));
             c->min_ts = INT64_MAX;
             c->max_ts = INT64_MIN;
             for (uint32_t j = c->first_prof; j < fp; j++) {
@@ -864,16 +877,16 @@ out:
 int st_chunk_rd_init(st_chunk_rd *r, const uint8_t *p, size_t n, herr *e)
 {
     st_rd h = {p, p + n};
-    uint64_t np, na, l[6];
-    if (st_getv_max(&h, STORE_CHUNK_PROFILES * 4, &np) || st_getv_max(&h, UINT32_MAX, &na))
+    uint64_t np, l[4];
+    if (st_getv_max(&h, STORE_CHUNK_PROFILES * 4, &np))
         return herr_set(e, HE_FORMAT, "sample chunk: bad header");
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 4; k++)
         if (st_getv(&h, &l[k]))
             return herr_set(e, HE_FORMAT, "sample chunk: bad header");
     size_t left = (size_t)(h.end - h.p);
-    st_rd *cols[6] = {&r->nrows, &r->stacks, &r->values, &r->spans, &r->agg_stacks, &r->agg_values};
+    st_rd *cols[4] = {&r->nrows, &r->stacks, &r->values, &r->spans};
     const uint8_t *c = h.p;
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 4; k++) {
         if (l[k] > left)
             return herr_set(e, HE_FORMAT, "sample chunk: column sizes do not add up");
         *cols[k] = (st_rd){c, c + l[k]};
@@ -883,8 +896,31 @@ int st_chunk_rd_init(st_chunk_rd *r, const uint8_t *p, size_t n, herr *e)
     if (left != 0)
         return herr_set(e, HE_FORMAT, "sample chunk: %zu bytes after the last column", left);
     r->n_prof = (uint32_t)np;
-    r->n_agg = (uint32_t)na;
     r->i = 0;
+    return 0;
+}
+
+int st_agg_rd_init(st_agg_rd *r, const uint8_t *p, size_t n, herr *e)
+{
+    st_rd h = {p, p + n};
+    uint64_t na, ls;
+    if (st_getv_max(&h, UINT32_MAX, &na) || st_getv(&h, &ls) || ls > (uint64_t)(h.end - h.p))
+        return herr_set(e, HE_FORMAT, "rollup frame: bad header");
+    r->stacks = (st_rd){h.p, h.p + ls};
+    r->values = (st_rd){h.p + ls, h.end};
+    r->n = (uint32_t)na;
+    return 0;
+}
+
+int st_block_chunk_agg(const st_block *b, const st_bchunk *c, buf *out, herr *e)
+{
+    buf_reset(out);
+    out->max = c->agg_rawsize;
+    int rc = zstd_decompress(b->smp + c->offset + c->csize, c->agg_csize, out, e);
+    if (rc)
+        return herr_set(e, rc, "block \"%s\": rollup frame at offset %" PRIu64 " does not decompress", b->id, c->offset + c->csize);
+    if (out->len != c->agg_rawsize)
+        return herr_set(e, HE_FORMAT, "block \"%s\": rollup frame has %zu bytes, index says %" PRIu64, b->id, out->len, c->agg_rawsize);
     return 0;
 }
 
@@ -943,8 +979,11 @@ static int deep_check(st_block *b, herr *e)
             /* The rollup must be the rows summed by stack: check the stacks and the grand total. */
             uint64_t stack = 0, d;
             int64_t agg_sum = 0, v;
-            for (uint32_t k = 0; k < cr.n_agg && !rc; k++) {
-                if (st_getv(&cr.agg_stacks, &d) || st_getz(&cr.agg_values, &v)) {
+            st_agg_rd ar;
+            if (!rc && ((rc = st_block_chunk_agg(b, c, &raw, e)) || (rc = st_agg_rd_init(&ar, (uint8_t *)raw.data, raw.len, e))))
+                break;
+            for (uint32_t k = 0; k < ar.n && !rc; k++) {
+                if (st_getv(&ar.stacks, &d) || st_getz(&ar.values, &v)) {
                     rc = herr_set(e, HE_FORMAT, "block \"%s\": rollup columns end early", b->id);
                     break;
                 }

@@ -333,16 +333,16 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
         const st_bchunk *c = &b->chunks[s->first_chunk + ci];
         if (c->max_ts < q->start_ns || (q->end_ns && c->min_ts > q->end_ns))
             continue;
-        st_chunk_rd cr;
-        if ((rc = st_block_chunk(b, c, &sc->raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)sc->raw.data, sc->raw.len, e)))
-            return rc;
         if (agg_fn && !ss->active && in_range(q, c->min_ts) && in_range(q, c->max_ts)) {
-            /* The whole chunk is selected: its rollup replaces its rows. */
-            scratch_need(sc, cr.n_agg);
+            /* The whole chunk is selected: its rollup frame replaces its rows (the rows are not even decompressed). */
+            st_agg_rd ar;
+            if ((rc = st_block_chunk_agg(b, c, &sc->raw, e)) || (rc = st_agg_rd_init(&ar, (uint8_t *)sc->raw.data, sc->raw.len, e)))
+                return rc;
+            scratch_need(sc, ar.n);
             uint64_t stack = 0, d;
-            for (uint32_t j = 0; j < cr.n_agg; j++) {
+            for (uint32_t j = 0; j < ar.n; j++) {
                 int64_t v;
-                if (st_getv(&cr.agg_stacks, &d) || st_getz(&cr.agg_values, &v))
+                if (st_getv(&ar.stacks, &d) || st_getz(&ar.values, &v))
                     return herr_set(e, HE_FORMAT, "block \"%s\": rollup columns end early", b->id);
                 stack += d;
                 if (stack >= n_nodes)
@@ -350,9 +350,12 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
                 sc->st[j] = (uint32_t)stack;
                 sc->val[j] = v;
             }
-            rc = agg_fn(arg, c->min_ts, c->max_ts, c->n_prof, sc->st, sc->val, cr.n_agg);
+            rc = agg_fn(arg, c->min_ts, c->max_ts, c->n_prof, sc->st, sc->val, ar.n);
             continue;
         }
+        st_chunk_rd cr;
+        if ((rc = st_block_chunk(b, c, &sc->raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)sc->raw.data, sc->raw.len, e)))
+            return rc;
         for (uint32_t k = 0; k < c->n_prof && !rc; k++) {
             uint32_t pi = c->first_prof + k;
             uint64_t nr, d, sp;

@@ -184,7 +184,8 @@ typedef struct st_bseries {
 
 typedef struct st_bchunk {
     uint32_t first_prof, n_prof;  /* within the series */
-    uint64_t offset, csize, rawsize;
+    uint64_t offset, csize, rawsize;       /* the rows frame */
+    uint64_t agg_csize, agg_rawsize;       /* the rollup frame, right after the rows frame */
     int64_t min_ts, max_ts;
 } st_bchunk;
 
@@ -249,10 +250,17 @@ int st_block_chunk(const st_block *b, const st_bchunk *c, buf *out, herr *e);
 /* Chunk column reader: walks profiles of a decoded chunk. */
 typedef struct st_chunk_rd {
     st_rd nrows, stacks, values, spans;
-    st_rd agg_stacks, agg_values;  /* the chunk's rows summed by stack (no spans) */
-    uint32_t n_prof, n_agg, i;
+    uint32_t n_prof, i;
 } st_chunk_rd;
 int st_chunk_rd_init(st_chunk_rd *r, const uint8_t *p, size_t n, herr *e);
+/* The rollup frame: the chunk's rows summed by stack (no spans). */
+typedef struct st_agg_rd {
+    st_rd stacks, values;
+    uint32_t n;
+} st_agg_rd;
+int st_agg_rd_init(st_agg_rd *r, const uint8_t *p, size_t n, herr *e);
+/* Decompresses chunk c's rollup frame into out. */
+int st_block_chunk_agg(const st_block *b, const st_bchunk *c, buf *out, herr *e);
 
 /*
  * Deletes a block directory crash-safely: renamed to .del-<id> first (one
