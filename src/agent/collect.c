@@ -471,6 +471,7 @@ static int group_for(collector *c, cproc *p)
         read_cgroup(p->pid, unit, sizeof(unit), p->container_id, sizeof(p->container_id));
         /* --service-name, else the systemd service the process runs in, else its name. */
         if (c->o.service_name) snprintf(name, sizeof(name), "%s", c->o.service_name);
+        else if (p->n_maps == 0) snprintf(name, sizeof(name), "kernel"); /* kernel threads: one service, comm labels */
         else if (unit[0] && !p->container_id[0]) snprintf(name, sizeof(name), "%s", unit);
         else snprintf(name, sizeof(name), "%s", p->comm[0] ? p->comm : "unknown");
     }
