@@ -22,39 +22,6 @@
 
 /* ---- in-process unwinding ---- */
 
-typedef struct mods {
-    unw_module m[64];
-    unw_table t[64];
-    char path[64][512];
-    size_t n;
-} mods;
-
-static int add_mod(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    mods *ms = arg;
-    (void)size;
-    for (int i = 0; i < info->dlpi_phnum && ms->n < 64; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-        size_t k = ms->n;
-        const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "/proc/self/exe";
-        if (strstr(name, "linux-vdso")) continue;
-        snprintf(ms->path[k], sizeof(ms->path[k]), "%s", name);
-        ms->m[k].start = info->dlpi_addr + ph->p_vaddr;
-        ms->m[k].end = ms->m[k].start + ph->p_memsz;
-        ms->m[k].bias = (int64_t)info->dlpi_addr;
-        ms->m[k].table = unw_table_build_file(&ms->t[k], name, NULL) == 0 ? &ms->t[k] : NULL;
-        ms->n++;
-    }
-    return 0;
-}
-
-static int mod_cmp(const void *a, const void *b)
-{
-    const unw_module *x = a, *y = b;
-    return x->start < y->start ? -1 : x->start > y->start;
-}
-
 static int read_self(void *ctx, uint64_t addr, uint64_t *out)
 {
     (void)ctx;
@@ -65,7 +32,7 @@ static int read_self(void *ctx, uint64_t addr, uint64_t *out)
 
 static uint64_t captured_pcs[64];
 static size_t n_captured;
-static mods *g_mods;
+static unw_self g_self;
 
 /*
  * t_asm_mid(fn) calls fn without ever touching rbp and without a frame
@@ -91,7 +58,7 @@ __attribute__((noinline)) static void t_leaf(void)
 {
     unw_regs r;
     __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(r.ip), "=r"(r.sp), "=r"(r.bp));
-    n_captured = unw_backtrace(g_mods->m, g_mods->n, r, read_self, NULL, captured_pcs, 64);
+    n_captured = unw_backtrace(g_self.mods, g_self.n_mods, r, read_self, NULL, captured_pcs, 64);
     __asm__ volatile("" ::: "memory");
 }
 
@@ -100,21 +67,6 @@ __attribute__((noinline)) static void t_top(volatile int *x)
     (*x)++;
     t_asm_mid(t_leaf);
     (*x)++;
-}
-
-static mods *load_mods(void)
-{
-    mods *ms = calloc(1, sizeof(*ms));
-    dl_iterate_phdr(add_mod, ms);
-    qsort(ms->m, ms->n, sizeof(unw_module), mod_cmp);
-    /* tables moved with qsort? no: m[k].table points into t[], which did not move */
-    return ms;
-}
-
-static void free_mods(mods *ms)
-{
-    for (size_t i = 0; i < 64; i++) unw_table_release(&ms->t[i]);
-    free(ms);
 }
 
 /* Name of the function containing pc (a return address unless first). */
@@ -149,8 +101,8 @@ TEST(unwind_in_process_through_frameless_functions)
 {
     volatile int x = 0;
     symbolizer *s = sym_new(NULL);
-    g_mods = load_mods();
-    ASSERT(g_mods->n > 0);
+    ASSERT_OK(unw_self_load(&g_self, NULL));
+    ASSERT(g_self.n_mods > 1);
     t_top(&x);
     ASSERT(n_captured >= 4);
     ASSERT_STR(name_of(s, captured_pcs[0], 1), "t_leaf");
@@ -162,7 +114,7 @@ TEST(unwind_in_process_through_frameless_functions)
     for (size_t i = 4; i < n_captured; i++) saw_main |= !strcmp(name_of(s, captured_pcs[i], 0), "main");
     ASSERT(saw_main);
     sym_free(s);
-    free_mods(g_mods);
+    unw_self_release(&g_self);
 }
 
 TEST(unwind_without_tables_loses_frameless_callers)
@@ -170,8 +122,8 @@ TEST(unwind_without_tables_loses_frameless_callers)
     /* The same unwind with frame pointers only must lose t_top: proves the CFI path is what works. */
     volatile int x = 0;
     symbolizer *s = sym_new(NULL);
-    g_mods = load_mods();
-    for (size_t i = 0; i < g_mods->n; i++) g_mods->m[i].table = NULL;
+    ASSERT_OK(unw_self_load(&g_self, NULL));
+    for (size_t i = 0; i < g_self.n_mods; i++) g_self.mods[i].table = NULL;
     t_top(&x);
     int saw_top = 0, saw_test = 0;
     for (size_t i = 1; i < n_captured; i++) {
@@ -181,7 +133,7 @@ TEST(unwind_without_tables_loses_frameless_callers)
     ASSERT(!saw_top);
     ASSERT(saw_test); /* the walk itself went on */
     sym_free(s);
-    free_mods(g_mods);
+    unw_self_release(&g_self);
 }
 
 TEST(unwind_table_rows_sorted_and_found)

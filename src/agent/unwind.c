@@ -22,6 +22,7 @@
 
 #include <fcntl.h>
 #include <gelf.h>
+#include <link.h>
 #include <libelf.h>
 #include <unistd.h>
 
@@ -667,4 +668,74 @@ size_t unw_backtrace(const unw_module *mods, size_t n_mods, unw_regs r, unw_read
         pcs[n++] = r.ip;
     }
     return n;
+}
+
+/* ---- this process's modules ---- */
+
+typedef struct self_ctx {
+    unw_self *s;
+    size_t cap;
+    int rc;
+} self_ctx;
+
+static int self_add(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    self_ctx *x = arg;
+    (void)size;
+    const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "/proc/self/exe";
+    if (strstr(name, "linux-vdso") || strstr(name, "linux-gate")) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        if (x->s->n_mods == x->cap) {
+            size_t nc = x->cap ? 2 * x->cap : 16;
+            unw_module *m = hreallocarray(x->s->mods, nc, sizeof(unw_module));
+            if (m) x->s->mods = m;
+            unw_table *t = m ? hreallocarray(x->s->tables, nc, sizeof(unw_table)) : NULL;
+            if (t) x->s->tables = t;
+            if (!m || !t) { x->rc = -ENOMEM; return 1; }
+            x->cap = nc;
+        }
+        size_t k = x->s->n_mods++;
+        unw_module *m = &x->s->mods[k];
+        m->start = info->dlpi_addr + ph->p_vaddr;
+        m->end = m->start + ph->p_memsz;
+        m->bias = (int64_t)info->dlpi_addr;
+        m->table = NULL;
+        if (unw_table_build_file(&x->s->tables[k], name, NULL) != 0) memset(&x->s->tables[k], 0, sizeof(unw_table));
+    }
+    return 0;
+}
+
+static int self_cmp(const void *a, const void *b)
+{
+    const unw_module *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+int unw_self_load(unw_self *s, herr *e)
+{
+    self_ctx x = {s, 0, 0};
+    memset(s, 0, sizeof(*s));
+    dl_iterate_phdr(self_add, &x);
+    if (x.rc) {
+        unw_self_release(s);
+        return herr_set(e, x.rc, "out of memory listing this process's modules");
+    }
+    /* Sort modules and their tables together: tables first pointed by index. */
+    for (size_t i = 0; i < s->n_mods; i++) s->mods[i].table = (const unw_table *)(uintptr_t)(i + 1);
+    qsort(s->mods, s->n_mods, sizeof(unw_module), self_cmp);
+    for (size_t i = 0; i < s->n_mods; i++) {
+        size_t k = (size_t)(uintptr_t)s->mods[i].table - 1;
+        s->mods[i].table = s->tables[k].n_rows ? &s->tables[k] : NULL;
+    }
+    return 0;
+}
+
+void unw_self_release(unw_self *s)
+{
+    for (size_t i = 0; i < s->n_mods; i++) unw_table_release(&s->tables[i]);
+    free(s->tables);
+    free(s->mods);
+    memset(s, 0, sizeof(*s));
 }

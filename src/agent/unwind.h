@@ -139,4 +139,22 @@ size_t unw_backtrace(const unw_module *mods, size_t n_mods, unw_regs r,
 /* The module containing runtime address pc, or NULL. Async-signal-safe. */
 const unw_module *unw_module_find(const unw_module *mods, size_t n_mods, uint64_t pc);
 
+/*
+ * The modules of this process (executable, shared libraries; not the vDSO),
+ * one per executable PT_LOAD segment, sorted by start, each with its CFI
+ * table (NULL when the file has none): what an in-process unwinder
+ * (libhearth.so) passes to unw_step/unw_backtrace. Built with
+ * dl_iterate_phdr, so libraries loaded later need a new call. Not
+ * async-signal-safe; the result is read-only and safe to use from a signal
+ * handler until unw_self_release(). Returns 0 or -ENOMEM (no allocation
+ * aborts: h* allocators).
+ */
+typedef struct unw_self {
+    unw_module *mods;
+    size_t n_mods;
+    unw_table *tables;  /* tables[i] backs mods[i].table when set */
+} unw_self;
+int unw_self_load(unw_self *s, herr *e);
+void unw_self_release(unw_self *s);
+
 #endif
