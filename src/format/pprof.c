@@ -261,7 +261,12 @@ static inline int str_ref(dec *d, uint64_t idx, uint32_t *out, const char *what,
 
 /* ---- pass 1: the top-level message ------------------------------------ */
 
-static int collect_len(dec *d, span_vec *v, wire_rd *r, uint32_t f, int wt, const char *name)
+/*
+ * Records where a table element sits. `limit` caps the table as it is read,
+ * so a flood of tiny messages cannot make the span arrays (16 bytes per
+ * message of 2 bytes or more) outgrow the input many times over.
+ */
+static int collect_len(dec *d, span_vec *v, wire_rd *r, uint32_t f, int wt, const char *name, size_t limit)
 {
     const uint8_t *p;
     size_t n;
@@ -269,9 +274,19 @@ static int collect_len(dec *d, span_vec *v, wire_rd *r, uint32_t f, int wt, cons
     if (UNLIKELY(wt != WT_LEN))
         return bad_wiretype(d, "the profile", SIZE_MAX, f, name, wt, "length-delimited");
     if ((rc = wire_bytes(r, &p, &n)) != 0) return wire_fail(d, rc, "the profile", SIZE_MAX);
+    if (UNLIKELY(v->n >= limit))
+        return herr_set(d->e, HE_TOOBIG, "the profile has more than %zu %ss (the limit)", limit, name);
     if (span_push(v, p, n)) return herr_set(d->e, -ENOMEM, "out of memory reading the pprof %s table", name);
     return 0;
 }
+
+/*
+ * Caps on tables prof_limits does not name. Strings: names and file names of
+ * functions and mappings, plus label keys and values; twice the location
+ * limit and a million more is far beyond any real profile.
+ */
+enum { PPROF_MAX_TYPES = 4096, PPROF_MAX_COMMENTS = 65536 };
+static size_t max_strings(const profile *p) { return (size_t)p->limits.max_locations * 2 + ((size_t)1 << 20); }
 
 static int add_string(dec *d, const uint8_t *s, size_t n)
 {
@@ -280,6 +295,8 @@ static int add_string(dec *d, const uint8_t *s, size_t n)
     if (UNLIKELY(n > p->limits.max_string_len))
         return herr_set(d->e, HE_TOOBIG, "string_table[%zu] is %zu bytes long, more than the limit of %u bytes",
                         d->n_strs, n, p->limits.max_string_len);
+    if (UNLIKELY(d->n_strs >= max_strings(p)))
+        return herr_set(d->e, HE_TOOBIG, "the string table has more than %zu entries (the limit)", max_strings(p));
     if (UNLIKELY(d->n_strs == 0 && n != 0)) {
         /* a preview of printable ASCII only: the message may end up in JSON or a terminal */
         char preview[41];
@@ -301,6 +318,7 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
 {
     static const char WHAT[] = "the profile";
     const size_t idx = SIZE_MAX;
+    const prof_limits *lim = &d->p->limits;
     wire_rd r;
     int rc;
     wire_rd_init(&r, data, n);
@@ -310,11 +328,11 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
         uint64_t v;
         if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
         switch (f) {
-        case P_SAMPLE: rc = collect_len(d, &d->samples, &r, f, wt, "sample"); break;
-        case P_LOCATION: rc = collect_len(d, &d->locations, &r, f, wt, "location"); break;
-        case P_FUNCTION: rc = collect_len(d, &d->functions, &r, f, wt, "function"); break;
-        case P_MAPPING: rc = collect_len(d, &d->mappings, &r, f, wt, "mapping"); break;
-        case P_SAMPLE_TYPE: rc = collect_len(d, &d->types, &r, f, wt, "sample_type"); break;
+        case P_SAMPLE: rc = collect_len(d, &d->samples, &r, f, wt, "sample", lim->max_samples); break;
+        case P_LOCATION: rc = collect_len(d, &d->locations, &r, f, wt, "location", lim->max_locations); break;
+        case P_FUNCTION: rc = collect_len(d, &d->functions, &r, f, wt, "function", lim->max_locations); break;
+        case P_MAPPING: rc = collect_len(d, &d->mappings, &r, f, wt, "mapping", lim->max_locations); break;
+        case P_SAMPLE_TYPE: rc = collect_len(d, &d->types, &r, f, wt, "sample_type", PPROF_MAX_TYPES); break;
         case P_STRING_TABLE: {
             const uint8_t *s;
             size_t len;
@@ -349,6 +367,9 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
             wire_rd sub = {q, end};
             while (!wire_eof(&sub)) {
                 if ((rc = wire_varint(&sub, &v)) != 0) return wire_fail(d, rc, WHAT, idx);
+                if (d->n_comments >= PPROF_MAX_COMMENTS)
+                    return herr_set(d->e, HE_TOOBIG, "the profile has more than %d comments (the limit)",
+                                    PPROF_MAX_COMMENTS);
                 if (d->n_comments == d->cap_comments && HGROW(d->comments, d->cap_comments, d->n_comments + 1))
                     return herr_set(d->e, -ENOMEM, "out of memory reading pprof comments");
                 d->comments[d->n_comments++] = v;
@@ -394,8 +415,6 @@ static int dec_header(dec *d)
     uint32_t dst = 0;
     int rc = 0;
 
-    if (d->types.n > 4096)
-        return herr_set(d->e, HE_TOOBIG, "the profile declares %zu sample types, more than the limit of 4096", d->types.n);
     if (d->types.n) {
         types = hmallocarray(d->types.n, sizeof *types);
         if (!types) return herr_set(d->e, -ENOMEM, "out of memory reading sample types");
@@ -876,12 +895,6 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
 
     if ((rc = scan_top(d, data, n)) != 0) return rc;
     if (d->n_strs == 0 && (rc = add_string(d, (const uint8_t *)"", 0)) != 0) return rc;
-    if (d->samples.n > p->limits.max_samples)
-        return herr_set(d->e, HE_TOOBIG, "the profile has %zu samples, more than the limit of %u",
-                        d->samples.n, p->limits.max_samples);
-    if (d->locations.n > p->limits.max_locations)
-        return herr_set(d->e, HE_TOOBIG, "the profile has %zu locations, more than the limit of %u",
-                        d->locations.n, p->limits.max_locations);
     if ((rc = dec_header(d)) != 0) return rc;
 
     if (idmap_init(&d->mapping_ids, d->mappings.n) || idmap_init(&d->function_ids, d->functions.n) ||
