@@ -41,6 +41,7 @@ static const opt opts[] = {
     {"max-stack-depth", "HEARTH_MAX_STACK_DEPTH", "N", "frames per stack (deeper stacks are truncated at the root)", "1024"},
     {"max-labels", "HEARTH_MAX_LABELS", "N", "label pairs per series", "30"},
     {"max-nodes", "HEARTH_MAX_NODES", "N", "default flame graph size (nodes) of query answers", "8192"},
+    {"max-series-per-tenant", "HEARTH_MAX_SERIES_PER_TENANT", "N", "series a tenant may have; writes making new ones past it get 413", "100000"},
     {"fsync", "HEARTH_FSYNC", "always|batch|never", "WAL durability: always acknowledges after fsync", "always"},
     {"access-log", "HEARTH_ACCESS_LOG", "on|off", "log one line per request", "on"},
     {"log-level", "HEARTH_LOG_LEVEL", "LEVEL", "debug, info, warn or error", "info"},
@@ -114,6 +115,9 @@ static int apply(server_config *c, const char *name, const char *v)
     } else if (!strcmp(name, "max-nodes")) {
         if (parse_uint(name, v, 1 << 20, &u)) return -1;
         c->max_nodes = (uint32_t)u;
+    } else if (!strcmp(name, "max-series-per-tenant")) {
+        if (parse_uint(name, v, 100000000, &u) || !u) return -1;
+        c->max_series = (size_t)u;
     } else if (!strcmp(name, "fsync")) {
         int f = store_fsync_parse(v);
         if (f < 0) {

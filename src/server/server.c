@@ -41,6 +41,7 @@ void server_config_default(server_config *c)
     c->max_stack_depth = 1024;
     c->max_labels = 30;
     c->max_nodes = 8192;
+    c->max_series = 100000;
     c->fsync = STORE_FSYNC_ALWAYS;
     c->access_log = 1;
 }
@@ -279,6 +280,7 @@ int server_start(server **out, const server_config *c, herr *e)
     so.fsync = (enum store_fsync)c->fsync;
     so.retention_ns = c->retention_ns;
     so.max_profile_samples = c->max_samples;
+    if (c->max_series) so.max_series_per_tenant = c->max_series;
     so.background = 1;
     if ((rc = store_open(&s->st, c->data_dir, &so, e))) goto fail;
 

@@ -26,6 +26,7 @@ typedef struct server_config {
     uint32_t max_stack_depth;      /* deeper stacks are truncated, 1024 */
     uint32_t max_labels;           /* label pairs per series, 30 */
     uint32_t max_nodes;            /* default flame graph max nodes, 8192 */
+    size_t max_series;             /* per tenant; new series past it are refused, 100000 */
     int fsync;                     /* enum store_fsync, default always */
     int access_log;                /* 1 */
 } server_config;
