@@ -67,6 +67,8 @@ check "after SIGKILL + restart all acknowledged data is there" '[ "$(total)" = "
 # client subcommands
 if "$BIN" ingest --help >/dev/null 2>&1; then
   check "hearth ingest uploads pprof and folded" '"$BIN" ingest --url "$url" --name "cli.cpu{env=test}" "$TD/pprof/cpu.pb.gz" "$TD/collapsed/simple.txt" >/dev/null 2>"$tmp/ing"'
+  check "hearth ingest detects perf script and speedscope" '"$BIN" ingest --url "$url" --name "cli2.cpu" "$TD/perf-script/perf-funcab-pid-01.txt" "$TD/speedscope/simple-sampled.speedscope.json" 2>&1 | grep -q "as perf_script" && "$BIN" ingest --url "$url" --name "cli3.cpu" "$TD/speedscope/simple-sampled.speedscope.json" 2>&1 | grep -q "as speedscope"'
+  check "hearth ingest reports the message of the server" '! "$BIN" ingest --url "$url" --name "bad.notatype" "$TD/collapsed/simple.txt" 2>"$tmp/ierr" && grep -q "unknown profile type" "$tmp/ierr"'
   check "hearth query prints folded stacks" '"$BIN" query --url "$url" --type process_cpu:cpu:nanoseconds:cpu:nanoseconds --query "{service_name=\"durable\"}" --from 0 --format folded > "$tmp/q.txt" && grep -q "main;idle 400000000" "$tmp/q.txt"'
   check "hearth query writes pprof" '"$BIN" query --url "$url" --type process_cpu:cpu:nanoseconds:cpu:nanoseconds --query "{service_name=\"cli\"}" --from 0 --format pprof -o "$tmp/q.pb" && [ -s "$tmp/q.pb" ]'
   check "hearth diff prints both sides" '"$BIN" diff --url "$url" --type process_cpu:cpu:nanoseconds:cpu:nanoseconds --left-query "{service_name=\"durable\"}" --right-query "{service_name=\"cli\"}" --from 0 > "$tmp/d.txt" && grep -q "total" "$tmp/d.txt"'
