@@ -1163,3 +1163,73 @@ TEST(stack_trace_selector_keeps_one_call_site)
     buf_release(&out);
     server_stop(t.s);
 }
+
+/* Random and mutated bodies to every POST route: never a 5xx, never a crash, and the server keeps its data. */
+TEST(random_bodies_to_every_route)
+{
+    static const char *routes[] = {
+        "/ingest?name=r.cpu", "/ingest?name=r.cpu&format=pprof", "/ingest?name=r.cpu&format=speedscope",
+        "/ingest?name=r.cpu&format=perf_script", "/ingest?name=r.cpu&format=lines", "/push.v1.PusherService/Push",
+        "/v1development/profiles", "/querier.v1.QuerierService/ProfileTypes", "/querier.v1.QuerierService/LabelNames",
+        "/querier.v1.QuerierService/LabelValues", "/querier.v1.QuerierService/Series",
+        "/querier.v1.QuerierService/SelectMergeStacktraces", "/querier.v1.QuerierService/SelectMergeSpanProfile",
+        "/querier.v1.QuerierService/SelectMergeProfile", "/querier.v1.QuerierService/SelectSeries",
+        "/querier.v1.QuerierService/Diff", "/querier.v1.QuerierService/GetProfileStats",
+    };
+    static const char *ctypes[] = {"Content-Type: application/proto", "Content-Type: application/json",
+                                   "Content-Type: application/x-protobuf", "Content-Type: multipart/form-data; boundary=zz"};
+    srv_t t;
+    buf out;
+    size_t n_seed;
+    char *seed = slurp("pprof/go-sample.cpu.pb.gz", &n_seed);
+    buf raw;
+    herr e = {0};
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    const char *good = "keep;me 4\n";
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    buf_init(&raw, 0);
+    ASSERT_OK(gz_decompress(seed, n_seed, &raw, &e));
+    ASSERT_EQ(ingest(&t, NULL, "name=stay.cpu&sampleRate=100", NULL, good, strlen(good), &out), 200);
+    for (size_t r = 0; r < ARRAY_SIZE(routes); r++) {
+        for (int k = 0; k < 12; k++) {
+            char body[2048];
+            size_t len;
+            const char *hs[] = {ctypes[(r + (size_t)k) % ARRAY_SIZE(ctypes)], NULL};
+            long st;
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            if (k % 3 == 0) {
+                /* a real pprof with a few bytes flipped */
+                len = MIN(raw.len, sizeof body);
+                memcpy(body, raw.data, len);
+                for (int f = 0; f < 4; f++) {
+                    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                    body[x % len] ^= (char)(x >> 32);
+                }
+            } else if (k % 3 == 1) {
+                static const char *js[] = {"{", "{\"series\":[{\"labels\":7}]}", "{\"start\":{}}", "[]", "null",
+                                           "{\"profileTypeID\":\"a:b:c:d:e\",\"labelSelector\":\"{\"}",
+                                           "{\"left\":{},\"right\":5}", "{\"resourceProfiles\":[{\"scopeProfiles\":[{\"profiles\":[{}]}]}],\"dictionary\":{}}"};
+                const char *j = js[x % ARRAY_SIZE(js)];
+                len = strlen(j);
+                memcpy(body, j, len);
+            } else {
+                len = (size_t)(x % sizeof body);
+                for (size_t i = 0; i < len; i++) {
+                    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                    body[i] = (char)x;
+                }
+            }
+            st = http(&t, "POST", routes[r], hs, body, len, &out);
+            if (st < 200 || st >= 500)
+                t_fail(__FILE__, __LINE__, "%s with a %s body of %zu bytes answered %ld: %.200s", routes[r], hs[0], len, st,
+                       out.data ? out.data : "");
+        }
+    }
+    ASSERT_EQ(http(&t, "GET", "/ready", NULL, NULL, 0, &out), 200);
+    ASSERT_EQ(q_flame_total(&t, NULL, CPU, "{service_name=\\\"stay\\\"}"), 40000000);
+    buf_release(&raw);
+    buf_release(&out);
+    free(seed);
+    server_stop(t.s);
+}
