@@ -29,16 +29,16 @@ L_BURN=$(line_of LINE_BURN spend.c)
 L_SPEND=$(line_of LINE_SPEND spend.c)
 L_FUNC_A=$(line_of LINE_FUNC_A shares.c)
 
-# share NAME_REGEX FILE: percent of samples whose stack matches.
-share() { awk -v re="$1" '{n=$NF; t+=n; if ($0 ~ re) a+=n} END {if (t == 0) print -1; else printf "%.1f\n", 100*a/t}' "$2"; }
+# share NAME_REGEX FILE [WITHIN_REGEX]: percent of samples (of those matching WITHIN_REGEX) whose stack matches.
+share() { awk -v re="$1" -v within="${3:-.}" '$0 ~ within {n=$NF; t+=n; if ($0 ~ re) a+=n} END {if (t == 0) print -1; else printf "%.1f\n", 100*a/t}' "$2"; }
 total() { awk '{t+=$NF} END {print t+0}' "$1"; }
 within() { awk -v v="$1" -v want="$2" 'BEGIN {d = v - want; if (d < 0) d = -d; exit !(d <= 5)}'; }
 
-check_shares() { # NAME FILE A_RE B_RE [MIN_SAMPLES]
+check_shares() { # NAME FILE A_RE B_RE [MIN_SAMPLES [WITHIN_RE]]
   local name=$1 f=$2 a b t
   t=$(total "$f")
   if [ "$t" -lt "${5:-300}" ]; then bad "$name: only $t samples"; return; fi
-  a=$(share "$3" "$f"); b=$(share "$4" "$f")
+  a=$(share "$3" "$f" "${6:-.}"); b=$(share "$4" "$f" "${6:-.}")
   if within "$a" 70 && within "$b" 30; then ok "$name: shares a=$a% b=$b% ($t samples)"
   else bad "$name: shares a=$a% b=$b% (want 70/30 +-5; $t samples)"; fi
 }
@@ -80,6 +80,16 @@ if record cxx "$f" "$WL/shares_cxx" $SECS; then
   else bad "cxx: no 'void work::spin<int>(int)' frame"; fi
   if grep -q "_ZN" "$f"; then bad "cxx: mangled names left"; else ok "cxx: no mangled names"; fi
 fi
+
+# Many short-lived processes (each gone before most of its samples are read): a shell runs
+# the workload 20 times for 1/20 of the budget each.
+f=$TMP/short.folded
+SHORT=$(awk -v s=$SECS 'BEGIN {printf "%.3f", s / 20}')
+if "$BIN" record --format folded --lines -o "$f" -- sh -c "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do $WL/shares_nofp $SHORT; done" >"$TMP/short.log" 2>&1; then
+  # of the workload's own time (main): 20 process starts (sh, ld.so) cost a few points of the total
+  check_shares short-lived "$f" "func_a \\(shares.c:" "func_b \\(shares.c:" 300 "main \\(shares.c:"
+  check_leaf short-lived "$f"
+else bad "short-lived: $(tail -1 "$TMP/short.log")"; fi
 
 # Threads and a fork/exec child.
 for m in threads forkexec; do

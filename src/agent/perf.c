@@ -5,9 +5,11 @@
  * back never passes the head we read (with the acquire/release pairing the
  * kernel documents), so the kernel never overwrites an unread record.
  *
- * Drain order: each poll reads every ring twice. Pass 1 dispatches only the
- * side-band records (mmap2/comm/fork/exit) without consuming anything; pass
- * 2 dispatches the samples and then advances the tail. A sample taken on CPU
+ * Drain order: each poll reads every ring twice. Pass 1 collects the
+ * side-band records (mmap2/comm/fork/exit) of every ring without consuming
+ * anything and dispatches them sorted by their timestamps (sample_id_all),
+ * so a fork on CPU 0 comes before its child's exec on CPU 1; pass 2
+ * dispatches the samples and then advances the tails. A sample taken on CPU
  * 1 right after its process mapped a library on CPU 0 is therefore resolved
  * with that mapping known, whatever order the rings are read in.
  */
@@ -77,6 +79,7 @@ static void fill_attr(struct perf_event_attr *a, const perf_opts *o, int hardwar
     a->comm = 1;
     a->comm_exec = 1;
     a->task = 1;
+    a->sample_id_all = 1; /* side-band records carry pid/tid, time, cpu: merged across CPUs by time */
     a->exclude_kernel = no_kernel ? 1 : 0;
     a->exclude_hv = 1;
     a->exclude_idle = 1;
@@ -204,6 +207,8 @@ void perf_close(perf_sampler *ps)
     free(ps->rings);
     free(ps->bounce);
     free(ps->heads);
+    free(ps->side);
+    free(ps->side_ents);
     memset(ps, 0, sizeof(*ps));
 }
 
@@ -326,6 +331,49 @@ static void dispatch(perf_sampler *ps, const uint8_t *rec, size_t size, int samp
     }
 }
 
+/* Side-band records of one poll, from every ring, to be dispatched in time order. */
+typedef struct side_ent {
+    uint64_t time, seq;
+    size_t off;
+    uint32_t size;
+} side_ent;
+
+#define SIDE_MAX_BYTES ((size_t)64 << 20)
+
+static void side_add(perf_sampler *ps, const uint8_t *rec, size_t size, const perf_handlers *h, void *ctx)
+{
+    side_ent *ents = ps->side_ents;
+    uint64_t time = 0;
+    /* sample_id trailer: pid/tid, time, cpu/res (the 24 last bytes). */
+    if (size >= sizeof(struct perf_event_header) + 24) memcpy(&time, rec + size - 16, 8);
+    if (ps->side_len + size > SIDE_MAX_BYTES || hgrow((void **)&ps->side, &ps->side_cap, ps->side_len + size, 1) ||
+        hgrow((void **)&ents, &ps->side_ents_cap, ps->n_side + 1, sizeof(side_ent))) {
+        dispatch(ps, rec, size, 0, h, ctx); /* over the cap: in ring order rather than not at all */
+        return;
+    }
+    ps->side_ents = ents;
+    memcpy(ps->side + ps->side_len, rec, size);
+    ents[ps->n_side] = (side_ent){time, ps->n_side, ps->side_len, (uint32_t)size};
+    ps->n_side++;
+    ps->side_len += size;
+}
+
+static int side_cmp(const void *a, const void *b)
+{
+    const side_ent *x = a, *y = b;
+    if (x->time != y->time) return x->time < y->time ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void side_flush(perf_sampler *ps, const perf_handlers *h, void *ctx)
+{
+    side_ent *ents = ps->side_ents;
+    qsort(ents, ps->n_side, sizeof(side_ent), side_cmp);
+    for (size_t i = 0; i < ps->n_side; i++) dispatch(ps, ps->side + ents[i].off, ents[i].size, 0, h, ctx);
+    ps->n_side = 0;
+    ps->side_len = 0;
+}
+
 /*
  * Walks ring c from tail to *head (read from the ring when *head is 0, and
  * stored back, so pass 2 stops exactly where pass 1 did); with consume,
@@ -361,7 +409,8 @@ static int drain(perf_sampler *ps, int c, int samples, int consume, uint64_t *he
             memcpy(ps->bounce + first, data, hd.size - first);
             rec = ps->bounce;
         }
-        dispatch(ps, rec, hd.size, samples, h, ctx);
+        if (!samples && hd.type != PERF_RECORD_SAMPLE) side_add(ps, rec, hd.size, h, ctx);
+        else dispatch(ps, rec, hd.size, samples, h, ctx);
         pos += hd.size;
         n++;
     }
@@ -385,6 +434,8 @@ int perf_poll(perf_sampler *ps, int timeout_ms, const perf_handlers *h, void *ct
         ps->heads[c] = 0;
         if (ps->rings[c]) drain(ps, c, 0, 0, &ps->heads[c], h, ctx);
     }
+    /* A fork on CPU 0 must be seen before its child's exec and mmaps on CPU 1. */
+    side_flush(ps, h, ctx);
     for (int c = 0; c < ps->n_cpus; c++)
         if (ps->rings[c] && ps->heads[c]) n += drain(ps, c, 1, 1, &ps->heads[c], h, ctx);
     return n;

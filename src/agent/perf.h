@@ -70,6 +70,10 @@ typedef struct perf_sampler {
     uint64_t lost, samples, records;
     uint8_t *bounce;   /* for records that wrap around the ring end */
     uint64_t *heads;   /* per ring: where pass 1 of the current poll stopped */
+    uint8_t *side;     /* side-band records of the current poll, copied for sorting by time */
+    size_t side_len, side_cap;
+    void *side_ents;
+    size_t n_side, side_ents_cap;
 } perf_sampler;
 
 /*
