@@ -127,3 +127,24 @@ TEST(otlp_service_name_links_and_cpu_scaling)
     ASSERT_EQ(prof_total(&a.v[1].prof, 0), 20000000);
     otlp_batch_release(&a);
 }
+
+TEST(otlp_scope_attributes_become_labels_after_resource_ones)
+{
+    const char *js =
+        "{\"resourceProfiles\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}},"
+        "{\"key\":\"env\",\"value\":{\"stringValue\":\"prod\"}}]},"
+        "\"scopeProfiles\":[{\"scope\":{\"name\":\"ebpf\",\"attributes\":[{\"key\":\"env\",\"value\":{\"stringValue\":\"scope-env\"}},"
+        "{\"key\":\"profiler\",\"value\":{\"stringValue\":\"otel\"}}]},"
+        "\"profiles\":[{\"sampleType\":{\"typeStrindex\":1,\"unitStrindex\":2},\"samples\":[{\"stackIndex\":1,\"values\":[\"3\"]}]}]}]}],"
+        "\"dictionary\":{\"stringTable\":[\"\",\"off_cpu\",\"nanoseconds\",\"main\"],\"functionTable\":[{},{\"nameStrindex\":3}],"
+        "\"locationTable\":[{},{\"lines\":[{\"functionIndex\":1}]}],\"stackTable\":[{},{\"locationIndices\":[1]}]}}";
+    otlp_batch a;
+    herr e = {0};
+    ASSERT_OK(otlp_decode(&a, js, strlen(js), 1, NULL, &e));
+    ASSERT_EQ(a.n, 1);
+    ASSERT_STR(otlp_label(&a.v[0], "env"), "prod");
+    ASSERT_STR(otlp_label(&a.v[0], "profiler"), "otel");
+    ASSERT_STR(otlp_label(&a.v[0], "__otel__"), "true");
+    ASSERT_EQ(prof_total(&a.v[0].prof, 0), 3);
+    otlp_batch_release(&a);
+}

@@ -12,7 +12,7 @@
  * against the OpenTelemetry eBPF profiler's output in testdata/otlp:
  *   ExportProfilesServiceRequest: resource_profiles 1, dictionary 2
  *   ResourceProfiles: resource 1 (Resource.attributes 1), scope_profiles 2
- *   ScopeProfiles: scope 1, profiles 2
+ *   ScopeProfiles: scope 1 (InstrumentationScope.attributes 3), profiles 2
  *   Profile: sample_type 1, samples 2, time_unix_nano 3 (fixed64),
  *            duration_nano 4, period_type 5, period 6
  *   ValueType: type_strindex 1, unit_strindex 2
@@ -53,6 +53,7 @@ typedef struct oprofile {
     int64_t type, unit, ptype, punit, period;
     uint64_t time, duration;
     size_t first_sample, n_samples, resource;
+    size_t scope;  /* into scopes: the InstrumentationScope's attributes */
 } oprofile;
 
 #define VEC(T, name) T *name; size_t n_##name, cap_##name
@@ -69,6 +70,7 @@ typedef struct otab {
     VEC(ostack, stacks);
     VEC(osample, samples);
     VEC(oresource, resources);
+    VEC(oresource, scopes);
     VEC(oprofile, profiles);
     herr *e;
 } otab;
@@ -84,7 +86,7 @@ static void otab_release(otab *t)
 {
     free(t->strings); free(t->mappings); free(t->lines); free(t->locations); free(t->functions);
     free(t->links); free(t->attrs); free(t->res_attrs); free(t->idx); free(t->stacks);
-    free(t->samples); free(t->resources); free(t->profiles);
+    free(t->samples); free(t->resources); free(t->scopes); free(t->profiles);
 }
 
 /* ================= protobuf ================= */
@@ -346,7 +348,7 @@ static int pb_sample(otab *t, wire_rd *r, int wt)
     return PUSH(t, samples, sm);
 }
 
-static int pb_profile(otab *t, wire_rd *r, int wt, size_t resource)
+static int pb_profile(otab *t, wire_rd *r, int wt, size_t resource, size_t scope)
 {
     wire_rd s;
     uint32_t f;
@@ -354,6 +356,7 @@ static int pb_profile(otab *t, wire_rd *r, int wt, size_t resource)
     oprofile p;
     memset(&p, 0, sizeof p);
     p.resource = resource;
+    p.scope = scope;
     p.first_sample = t->n_samples;
     TRY(pb_sub(r, wt, &s));
     while (!wire_eof(&s)) {
@@ -421,13 +424,35 @@ static int pb_resource_profiles(otab *t, wire_rd *r, int wt)
                 } else TRY(wire_skip(&rs, x));
             }
         } else if (f == 2) {
-            wire_rd sp;
+            wire_rd sp, first;
             uint32_t g;
             int x;
+            oresource sc = {t->n_res_attrs, 0};
+            size_t si = t->n_scopes;
             TRY(pb_sub(&s, w, &sp));
+            first = sp;
+            /* pass 1: the scope (InstrumentationScope: name 1, version 2, attributes 3), wherever it sits */
+            while (!wire_eof(&first)) {
+                TRY(wire_tag(&first, &g, &x));
+                if (g == 1) {
+                    wire_rd is;
+                    uint32_t h;
+                    int y;
+                    TRY(pb_sub(&first, x, &is));
+                    while (!wire_eof(&is)) {
+                        TRY(wire_tag(&is, &h, &y));
+                        if (h == 3) {
+                            TRY(pb_keyvalue(t, &is, y));
+                            sc.n_attr++;
+                        } else TRY(wire_skip(&is, y));
+                    }
+                } else TRY(wire_skip(&first, x));
+            }
+            TRY(PUSH(t, scopes, sc));
+            /* pass 2: the profiles */
             while (!wire_eof(&sp)) {
                 TRY(wire_tag(&sp, &g, &x));
-                if (g == 2) TRY(pb_profile(t, &sp, x, ri));
+                if (g == 2) TRY(pb_profile(t, &sp, x, ri, si));
                 else TRY(wire_skip(&sp, x));
             }
         } else TRY(wire_skip(&s, w));
@@ -615,7 +640,7 @@ static int j_dictionary(otab *t, json_object *d)
     return 0;
 }
 
-static int j_profile(otab *t, json_object *p, size_t resource)
+static int j_profile(otab *t, json_object *p, size_t resource, size_t scope)
 {
     oprofile op;
     json_object *st, *samples;
@@ -623,6 +648,7 @@ static int j_profile(otab *t, json_object *p, size_t resource)
     int64_t v;
     memset(&op, 0, sizeof op);
     op.resource = resource;
+    op.scope = scope;
     op.first_sample = t->n_samples;
     st = jget(p, "sampleType", "sample_type");
     if (st && json_object_is_type(st, json_type_array)) st = json_object_array_get_idx(st, 0);
@@ -697,10 +723,25 @@ static int j_request(otab *t, json_object *root)
         sps = jarr(t, rp, "scopeProfiles", "scope_profiles", &rc);
         if (rc) return rc;
         for (size_t k = 0; sps && k < json_object_array_length(sps); k++) {
-            json_object *profs = jarr(t, json_object_array_get_idx(sps, k), "profiles", NULL, &rc);
+            json_object *sp = json_object_array_get_idx(sps, k);
+            json_object *profs = jarr(t, sp, "profiles", NULL, &rc), *sattrs;
+            oresource sc = {t->n_res_attrs, 0};
+            size_t si = t->n_scopes;
             if (rc) return rc;
+            sattrs = jarr(t, jget(sp, "scope", NULL), "attributes", NULL, &rc);
+            if (rc) return rc;
+            for (size_t a = 0; sattrs && a < json_object_array_length(sattrs); a++) {
+                json_object *kv = json_object_array_get_idx(sattrs, a);
+                oattr at;
+                memset(&at, 0, sizeof at);
+                jstr(jget(kv, "key", NULL), &at.key_str);
+                j_anyvalue(jget(kv, "value", NULL), &at);
+                TRY(PUSH(t, res_attrs, at));
+                sc.n_attr++;
+            }
+            TRY(PUSH(t, scopes, sc));
             for (size_t m = 0; profs && m < json_object_array_length(profs); m++)
-                TRY(j_profile(t, json_object_array_get_idx(profs, m), ri));
+                TRY(j_profile(t, json_object_array_get_idx(profs, m), ri, si));
         }
     }
     return 0;
@@ -1049,9 +1090,10 @@ static int convert_one(otab *t, const oprofile *op, const ostr *svc, otlp_profil
         }
         add_label(out, "service_name", fallback, strlen(fallback));
     }
-    {
-        const oresource *res = &t->resources[op->resource];
-        for (size_t k = 0; k < res->n_attr; k++) {
+    /* string attributes of the resource, then of the scope; the first of a name wins (as Pyroscope) */
+    for (int level = 0; level < 2; level++) {
+        const oresource *res = level ? (op->scope < t->n_scopes ? &t->scopes[op->scope] : NULL) : &t->resources[op->resource];
+        for (size_t k = 0; res && k < res->n_attr; k++) {
             const oattr *a = &t->res_attrs[res->first_attr + k];
             char name[256];
             if (!a->is_str || !a->str.n || ostr_eq(&a->key_str, "service.name")) continue;

@@ -8,8 +8,9 @@
  *     `service.name` attribute form their own profile for that service;
  *   - series labels: __name__, service_name (resource `service.name`, else
  *     "unknown_service[:<process.executable.name>]"), every string resource
- *     attribute (names made label-safe: [A-Za-z0-9_.], others become '_'),
- *     __otel__="true";
+ *     attribute, then every string instrumentation-scope attribute (the
+ *     first of a name wins; names made label-safe: [A-Za-z0-9_.], others
+ *     become '_'), __otel__="true";
  *   - __name__: "samples/count" with a cpu/nanoseconds period becomes
  *     cpu/nanoseconds (value * period) named process_cpu; "off_cpu" keeps
  *     its type and is named off_cpu; otherwise the period type names it
