@@ -281,6 +281,10 @@ printf 'just some text\nnothing here\n' >"$tmp/text.txt"; broken "unknown text" 
 : >"$tmp/empty"; broken "empty file" "$tmp/empty"
 printf '{"profiles": [' >"$tmp/cut.json"; broken "truncated speedscope" "$tmp/cut.json"
 broken "missing file" "$tmp/does-not-exist"
+python3 -c "print(';'.join(['f'] * 1100000) + ' 1')" >"$tmp/toodeep.folded"; broken "a line of 1.1M frames" "$tmp/toodeep.folded"
+python3 -c "print(';'.join('f%d' % i for i in range(2000)) + ' 7')" >"$tmp/deep.folded"
+got=$("$BIN" convert "$tmp/deep.folded" --to folded 2>&1 | head -c 20000 | tr ';' '\n' | sed -n '1p;$p' | tr '\n' ' ')
+[ "$got" = "f976 f1999 7 " ] && ok || bad "a 2000-frame stack should keep its leaf-most 1024 frames (f976..f1999): got '$got'"
 # a gzip bomb: 600 MiB of zeros, past the 512 MiB decompressed cap
 head -c $((600 << 20)) /dev/zero | gzip -1 >"$tmp/bomb.gz"
 broken "gzip bomb" "$tmp/bomb.gz"

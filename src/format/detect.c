@@ -95,6 +95,15 @@ enum prof_format prof_format_detect(const void *data, size_t n)
     if (looks_binary(u, m)) return PF_PPROF;
     if (perfscript_sniff(s, m)) return PF_PERFSCRIPT;
     if (folded_sniff(s, m)) return PF_FOLDED;
+    /* One line longer than the prefix (a very deep stack): judge by the last line. */
+    if (!memchr(s, '\n', m) && n > m) {
+        size_t tail = MIN(n, SNIFF_MAX - 1), start = n - tail;
+        const char *t = s + start, *nl;
+        while (tail && (t[tail - 1] == '\n' || t[tail - 1] == '\r')) tail--;
+        nl = memrchr(t, '\n', tail);
+        if (nl) { tail -= (size_t)(nl + 1 - t); t = nl + 1; }
+        if (folded_sniff(t, tail)) return PF_FOLDED;
+    }
     /* not UTF-8 and no text format fits: let the pprof decoder judge it */
     if (utf8_first_invalid(s, m) + 4 < m) return PF_PPROF;
     return PF_UNKNOWN;

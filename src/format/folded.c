@@ -25,6 +25,8 @@
 #include "format/folded.h"
 
 #define FRAME_NAME_MAX (64 * 1024 + 1)
+/* Cap on frames in one input stack (the model keeps the leaf-most max_stack_depth of them). */
+#define FOLDED_MAX_FRAMES (1 << 20)
 
 int folded_text_utf8(const char *data, size_t n, buf *out, herr *e)
 {
@@ -175,6 +177,10 @@ int folded_parse(profile *p, const char *data, size_t n, herr *e)
                 if ((size_t)(fe - f) > p->limits.max_string_len) {
                     rc = herr_set(e, HE_TOOBIG, "line %zu: a frame name is %zu bytes (cap %u)", line_no,
                                   (size_t)(fe - f), p->limits.max_string_len);
+                    goto fail;
+                }
+                if (depth >= FOLDED_MAX_FRAMES) {
+                    rc = herr_set(e, HE_TOOBIG, "line %zu has more than %d frames", line_no, FOLDED_MAX_FRAMES);
                     goto fail;
                 }
                 if (depth == cap_locs && (rc = HGROW(locs, cap_locs, depth + 1))) goto fail_oom;

@@ -30,6 +30,9 @@
 #include "format/folded.h"
 #include "format/perfscript.h"
 
+/* Cap on frames in one sample (the model keeps the leaf-most max_stack_depth of them). */
+#define PS_MAX_FRAMES (1 << 20)
+
 static inline int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
 static inline int is_word(char c)
@@ -296,6 +299,8 @@ static int on_frame(ps_state *st, const frame_line *fl)
             if ((rc = tidy(st, fields[i], lens[i], fl, k > 0))) return rc;
             if (st->name.len > st->p->limits.max_string_len)
                 return herr_set(st->e, HE_TOOBIG, "line %zu: a frame name is %zu bytes (cap %u)", st->line_no, st->name.len, st->p->limits.max_string_len);
+            if (st->n_frames >= PS_MAX_FRAMES)
+                return herr_set(st->e, HE_TOOBIG, "line %zu: a sample has more than %d frames", st->line_no, PS_MAX_FRAMES);
             if ((rc = HGROW(st->frames, st->cap_frames, st->n_frames + 1))) return rc;
             if ((loc = prof_location_for_name(st->p, st->name.data, st->name.len)) < 0) return loc;
             st->frames[st->n_frames++] = (uint32_t)loc;
