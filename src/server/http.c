@@ -398,7 +398,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, en
             if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
             else if (sa->sa_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
         }
-        log_info("access client=%s method=%s path=\"%s\" status=%d tenant=%s in=%zu out=%zu dur_ms=%.3f%s", addr,
+        log_info("access client=%s method=%s path=%s status=%d tenant=%s in=%zu out=%zu dur_ms=%.3f%s", addr,
                  st->rq.method, st->rq.path, st->answered ? st->rs.status : 499,
                  st->rq.tenant ? st->rq.tenant : "-", st->rq.wire_bytes, st->bytes_out, secs * 1e3,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
