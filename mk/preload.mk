@@ -26,7 +26,8 @@ all: $(PRE_WL_BIN)
 # The malloc shim is never sanitizer-instrumented: it runs inside the
 # sanitizer runtime's own start-up (before its shadow memory exists) and
 # under its allocator; the rest of libhearth is.
-$(BUILD)/obj/src/preload/heap.o: CFLAGS := $(filter-out -fsanitize=%,$(CFLAGS)) -fno-optimize-sibling-calls
+$(BUILD)/obj/src/preload/heap.o: CFLAGS := $(filter-out -fsanitize=%,$(CFLAGS)) -fno-optimize-sibling-calls \
+    $(if $(SANITIZE),-DPL_SANITIZED_HOST)
 
 $(PRE_WL)/%: tests/preload/%.c include/hearth.h
 	@mkdir -p $(dir $@)

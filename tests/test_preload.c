@@ -61,6 +61,14 @@ static int sanitized(void)
     return (s && *s && strcmp(s, "0") != 0) || strstr(build(), "/san-") != NULL;
 }
 
+/*
+ * ThreadSanitizer defers asynchronous signals to its next interceptor call,
+ * so a CPU sample lands wherever the thread next enters the runtime, not
+ * where the timer fired: under TSan the runs check that everything works
+ * and decodes, not where samples land.
+ */
+static int tsan(void) { return strstr(build(), "san-thread") != NULL; }
+
 /* Path of workload `name`, the linked form in sanitizer runs. */
 static const char *workload(const char *name, char *out, size_t size)
 {
@@ -214,6 +222,11 @@ static void check_cpu_shares(const char *wl_name)
            "stacks with either %.1f%%\n", wl_name, samples, (double)all / 1e9, cpu_s,
            100.0 * (double)one / (double)(one + two), 100.0 * (double)two / (double)(one + two),
            100.0 * (double)(one + two) / (double)all);
+    if (tsan()) {
+        ASSERT(samples > 0);
+        prof_release(&p);
+        return;
+    }
     ASSERT(samples >= 700);
     double share = 100.0 * (double)one / (double)(one + two);
     if (share < 66.7 - 5 || share > 66.7 + 5)
@@ -286,7 +299,7 @@ TEST(span_labels_separate_work)
     int64_t in_a = 0, in_b = 0, outside = 0;
     int ts = prof_type_index(&p, "samples");
     ASSERT(ts >= 0);
-    for (size_t i = 0; i < p.n_samples; i++) {
+    for (size_t i = 0; i < p.n_samples && !tsan(); i++) {
         int64_t n = prof_values(&p, i)[ts];
         const char *span = prof_sample_label(&p, i, "span_id");
         const char *trace = prof_sample_label(&p, i, "trace_id");
@@ -311,7 +324,11 @@ TEST(span_labels_separate_work)
         }
     }
     printf("samples: span a %" PRId64 ", span b %" PRId64 ", unlabelled %" PRId64 "\n", in_a, in_b, outside);
-    ASSERT(in_a >= 20 && in_b >= 20 && outside >= 10);
+    if (tsan()) {
+        ASSERT(p.n_samples > 0);
+    } else {
+        ASSERT(in_a >= 20 && in_b >= 20 && outside >= 10);
+    }
     prof_release(&p);
 }
 
@@ -327,8 +344,14 @@ TEST(stress_threads_fork_exec_signals)
      * memory of the parent's threads, which do not exist in the child, and
      * LeakSanitizer reports that as leaks. ASan's memory checks stay on.
      */
+    /*
+     * TSan cannot start threads in a child forked from a multi-threaded
+     * process, so sanitizer runs take the other documented fork policy:
+     * children stop profiling cleanly (HEARTH_FOLLOW_FORK=0).
+     */
     const char *env[] = { env_dir, "HEARTH_CPU_HZ=1000", "HEARTH_HEAP_SAMPLE_RATE=4096",
-                          "ASAN_OPTIONS=detect_leaks=0", NULL };
+                          "ASAN_OPTIONS=detect_leaks=0", sanitized() ? "HEARTH_FOLLOW_FORK=0" : "HEARTH_FOLLOW_FORK=1",
+                          NULL };
     char *argv[] = { wl, "1", sanitized() ? "quiet-fork" : "busy-fork", NULL };
     int rc = run(dir, argv, env);
     if (rc != 0) {
@@ -342,10 +365,13 @@ TEST(stress_threads_fork_exec_signals)
     ASSERT_OK(prof_init(&cpu));
     ASSERT_OK(prof_init(&mem));
     ASSERT(load_profiles(outdir, ".cpu.", &cpu) >= 1);
-    /* The parent, the children that exit(), and the exec'd ones each wrote a heap profile. */
+    /*
+     * The parent and the 4 exec'd children each wrote a heap profile, and so
+     * did the 4 children that exit() when they follow the fork.
+     */
     int n_mem = load_profiles(outdir, ".memory.", &mem);
     printf("%d memory profiles, %zu cpu samples, %zu memory samples\n", n_mem, cpu.n_samples, mem.n_samples);
-    ASSERT(n_mem >= 5);
+    ASSERT(n_mem >= (sanitized() ? 5 : 9));
     ASSERT(sum_with(&mem, prof_type_index(&mem, "alloc_space"), "realloc_storm") > 0);
     prof_release(&cpu);
     prof_release(&mem);

@@ -36,6 +36,7 @@
 #include <math.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/hash.h"
@@ -230,6 +231,20 @@ __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     }
     t->heap_until = next_gap(t);
     if (!p || t->guard || t->internal) return;
+    if (UNLIKELY(t->tid == 0)) {
+#ifdef PL_SANITIZED_HOST
+        /*
+         * Under ASan/TSan a new thread allocates inside the sanitizer's own
+         * thread start, before its thread state exists; the sanitized code
+         * we would call to record the sample would crash there. Such
+         * threads are sampled once our pthread_create wrapper has
+         * registered them.
+         */
+        return;
+#else
+        t->tid = (pid_t)syscall(SYS_gettid);  /* a thread we did not create: adopt it */
+#endif
+    }
     t->guard++;
     uint64_t ticket;
     pl_record *r = pl_ring_reserve(&ticket);

@@ -428,9 +428,9 @@ int hearth_start(const hearth_options *opts)
         log_error("hearth: cannot start the collector thread: %s; profiling is off", hearth_strerror(rc));
         goto out;
     }
+    pl_thread_bounds();  /* registers the starting thread (heap sampling needs it under sanitizers) */
     if (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) {
         atomic_store(&pl_g.cpu_on, 1);
-        pl_thread_bounds();
         if (thread_key_ok) pthread_setspecific(thread_key, (void *)1);
         pl_cpu_thread_start();
         pl_cpu_scan_threads();

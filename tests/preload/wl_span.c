@@ -22,7 +22,7 @@
 #pragma weak hearth_label_set
 
 #define UNIT 2000000L
-static volatile uint64_t sink;
+static __thread volatile uint64_t sink;  /* per thread: no data race between workers */
 static long rounds;
 
 static void spin(long units)
