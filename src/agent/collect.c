@@ -818,6 +818,7 @@ collector *coll_new(const coll_opts *o)
     if (!c->o.max_table_bytes) c->o.max_table_bytes = (size_t)64 << 20;
     if (!c->o.max_depth) c->o.max_depth = 256;
     c->sym = sym_new(NULL);
+    if (!c->sym) { log_error("out of memory creating the symbolizer"); abort(); } /* CLI: dies on OOM */
     c->sym_gen = 1;
     hmap64_init(&c->file_index);
     hmap64_init(&c->proc_index);

@@ -110,9 +110,20 @@ static const char *intern(symbolizer *s, const char *str)
     return strtab_get(&s->strs, (uint32_t)id);
 }
 
+/* Allocation never aborts here: libhearth.so uses the symbolizer inside its host. */
+static char *dup_str(const char *str)
+{
+    size_t n = strlen(str) + 1;
+    char *d = hmallocarray(n, 1);
+    if (d) memcpy(d, str, n);
+    return d;
+}
+
 symbolizer *sym_new(const sym_opts *o)
 {
-    symbolizer *s = xcalloc(1, sizeof(*s));
+    symbolizer *s = hmallocarray(1, sizeof(*s));
+    if (!s) return NULL;
+    memset(s, 0, sizeof(*s));
     if (o) s->o = *o;
     if (!s->o.max_modules) s->o.max_modules = 256;
     if (!s->o.max_cache_entries) s->o.max_cache_entries = 256u << 10;
@@ -121,7 +132,8 @@ symbolizer *sym_new(const sym_opts *o)
         /* libdwfl syntax: "" = next to the file, .debug = its .debug/ subdir, then the tree. */
         char dp[1024];
         snprintf(dp, sizeof(dp), ":.debug:%s", s->o.debug_dir);
-        s->debuginfo_path = xstrdup(dp);
+        s->debuginfo_path = dup_str(dp);
+        if (!s->debuginfo_path) { free(s); return NULL; }
     }
     strtab_init(&s->strs);
     strtab_init(&s->kstrs);
@@ -228,7 +240,8 @@ static char *hex_build_id(const unsigned char *id, int len)
 {
     char *out;
     if (len <= 0 || len > 64) return NULL;
-    out = xmalloc((size_t)len * 2 + 1);
+    out = hmallocarray((size_t)len * 2 + 1, 1);
+    if (!out) return NULL;
     for (int i = 0; i < len; i++) {
         static const char hx[] = "0123456789abcdef";
         out[2 * i] = hx[id[i] >> 4];
@@ -257,8 +270,9 @@ static int module_open_shared(symbolizer *s, sym_module *m, herr *e)
     Elf *elf;
     size_t nph;
     if (!shared_cb.find_debuginfo) {
+        shared_debug_path = dup_str(s->debuginfo_path); /* lives as long as the process */
+        if (!shared_debug_path) return herr_set(e, -ENOMEM, "out of memory");
         shared_cb = offline_cb;
-        shared_debug_path = xstrdup(s->debuginfo_path); /* lives as long as the process */
         shared_cb.debuginfo_path = &shared_debug_path;
     }
     m->dwfl = dwfl_begin(&shared_cb);
@@ -277,8 +291,12 @@ static int module_open_shared(symbolizer *s, sym_module *m, herr *e)
         return herr_set(e, HE_FORMAT, "'%s' has no program headers", m->path);
     }
     free(m->loads);
-    m->loads = xcalloc(nph ? nph : 1, sizeof(GElf_Phdr));
+    m->loads = hmallocarray(nph ? nph : 1, sizeof(GElf_Phdr));
     m->n_loads = 0;
+    if (!m->loads) {
+        module_close(m);
+        return herr_set(e, -ENOMEM, "out of memory reading '%s'", m->path);
+    }
     for (size_t i = 0; i < nph; i++) {
         GElf_Phdr ph;
         if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD) m->loads[m->n_loads++] = ph;
@@ -313,9 +331,15 @@ int sym_module_get(symbolizer *s, const char *path, const char *display, sym_mod
         *out = m;
         return 0;
     }
-    m = xcalloc(1, sizeof(*m));
-    m->path = xstrdup(path);
-    m->display = xstrdup(display ? display : path);
+    m = hmallocarray(1, sizeof(*m));
+    if (!m) return herr_set(e, -ENOMEM, "out of memory");
+    memset(m, 0, sizeof(*m));
+    m->path = dup_str(path);
+    m->display = dup_str(display ? display : path);
+    if (!m->path || !m->display) {
+        module_free(m);
+        return herr_set(e, -ENOMEM, "out of memory");
+    }
     m->key = key;
     m->last_use = ++s->clock;
     rc = module_open_shared(s, m, e);

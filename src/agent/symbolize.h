@@ -59,7 +59,11 @@ typedef struct sym_opts {
 typedef struct symbolizer symbolizer;
 typedef struct sym_module sym_module;
 
-/* A new symbolizer (o may be NULL for defaults). Dies on OOM (CLI/agent). */
+/*
+ * A new symbolizer (o may be NULL for defaults), or NULL when out of memory.
+ * No function here aborts on out-of-memory (libhearth.so runs it inside its
+ * host): lookups then return fewer frames, sym_module_get -ENOMEM.
+ */
 symbolizer *sym_new(const sym_opts *o);
 void sym_free(symbolizer *s);
 /*

@@ -60,6 +60,18 @@ static void item_free(item *it)
     free(it);
 }
 
+/* Allocation never aborts here: libhearth.so pushes from inside its host. */
+static char *dup_str(const char *str)
+{
+    size_t n;
+    char *d;
+    if (!str) return NULL;
+    n = strlen(str) + 1;
+    d = hmallocarray(n, 1);
+    if (d) memcpy(d, str, n);
+    return d;
+}
+
 static size_t discard_body(char *p, size_t size, size_t n, void *ctx)
 {
     (void)p;
@@ -229,7 +241,9 @@ int upl_new(const upl_opts *o, uploader **out, herr *e)
     if (strncmp(o->server, "http://", 7) && strncmp(o->server, "https://", 8))
         return herr_set(e, HE_USAGE, "server URL '%s' must start with http:// or https://", o->server);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    u = xcalloc(1, sizeof(*u));
+    u = hmallocarray(1, sizeof(*u));
+    if (!u) return herr_set(e, -ENOMEM, "out of memory");
+    memset(u, 0, sizeof(*u));
     u->o = *o;
     if (!u->o.max_queue) u->o.max_queue = 64;
     if (!u->o.max_queue_bytes) u->o.max_queue_bytes = (size_t)64 << 20;
@@ -237,11 +251,17 @@ int upl_new(const upl_opts *o, uploader **out, herr *e)
     if (!u->o.timeout_ms) u->o.timeout_ms = 10000;
     if (!u->o.backoff_base_ms) u->o.backoff_base_ms = 1000;
     if (!u->o.backoff_max_ms) u->o.backoff_max_ms = 30000;
-    u->server = xstrdup(o->server);
-    u->token = o->auth_token ? xstrdup(o->auth_token) : NULL;
-    u->basic = o->basic_auth ? xstrdup(o->basic_auth) : NULL;
-    u->tenant = o->tenant ? xstrdup(o->tenant) : NULL;
-    u->spy = xstrdup(o->spy_name ? o->spy_name : "hearth");
+    u->server = dup_str(o->server);
+    u->token = dup_str(o->auth_token);
+    u->basic = dup_str(o->basic_auth);
+    u->tenant = dup_str(o->tenant);
+    u->spy = dup_str(o->spy_name ? o->spy_name : "hearth");
+    if (!u->server || !u->spy || (o->auth_token && !u->token) || (o->basic_auth && !u->basic) ||
+        (o->tenant && !u->tenant)) {
+        free(u->server); free(u->token); free(u->basic); free(u->tenant); free(u->spy);
+        free(u);
+        return herr_set(e, -ENOMEM, "out of memory");
+    }
     u->rng = (uint64_t)mono_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)u;
     if (!u->rng) u->rng = 1;
     pthread_mutex_init(&u->mu, NULL);
@@ -258,9 +278,12 @@ int upl_new(const upl_opts *o, uploader **out, herr *e)
 
 int upl_push(uploader *u, const char *name, int64_t from_s, int64_t until_s, uint32_t sample_rate, buf *body)
 {
-    item *it = xcalloc(1, sizeof(*it));
+    item *it = hmallocarray(1, sizeof(*it));
     int dropped = 0;
-    it->name = xstrdup(name);
+    if (!it) { buf_release(body); return -ENOMEM; }
+    memset(it, 0, sizeof(*it));
+    it->name = dup_str(name);
+    if (!it->name) { free(it); buf_release(body); return -ENOMEM; }
     it->from = from_s;
     it->until = until_s;
     it->rate = sample_rate;

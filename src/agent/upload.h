@@ -53,8 +53,9 @@ int upl_new(const upl_opts *o, uploader **out, herr *e);
 /*
  * Queues one pprof (already encoded, gzip or not) for app name `name`
  * (e.g. "myapp.cpu{host=h,comm=x}"), covering [from_s, until_s] in unix
- * seconds. Takes ownership of body's memory (body is reset). Returns 0, or 1
- * when an older item had to be dropped to make room.
+ * seconds. Takes ownership of body's memory (body is reset). Returns 0, 1
+ * when an older item had to be dropped to make room, or -ENOMEM (body
+ * released). Nothing in the uploader aborts on out-of-memory.
  */
 int upl_push(uploader *u, const char *name, int64_t from_s, int64_t until_s,
              uint32_t sample_rate, buf *body);
