@@ -419,6 +419,9 @@ int store_ingest(store *s, const char *tenant, const store_label *labels, size_t
         return rc;
     if (p->n_samples > s->o.max_profile_samples)
         return herr_set(e, HE_TOOBIG, "profile has %zu samples, more than the limit of %zu", p->n_samples, s->o.max_profile_samples);
+    /* Decoders check references already; this keeps a buggy caller from crashing the store. */
+    if ((rc = prof_validate(p, e)))
+        return rc;
     int has_service = 0;
     for (size_t i = 0; i < n; i++)
         has_service |= !strcmp(labels[i].name, "service_name");
