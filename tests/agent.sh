@@ -99,6 +99,14 @@ for m in threads forkexec; do
   check_leaf "$m" "$f"
 done
 
+# Kernel frames: a syscall loop spends most of its time in the kernel, on top of func_sys.
+f=$TMP/sys.folded
+if record syscalls "$f" "$WL/shares_fp" 0.5 syscalls; then
+  k=$(share "func_sys \\(shares.c:[0-9]+\\);.*;(entry_SYSCALL[_a-z0-9]*|do_syscall_64);" "$f")
+  if awk -v k="$k" 'BEGIN {exit !(k >= 30)}' && grep -q "getppid" "$f"; then ok "kernel: ${k}% of samples in the kernel above func_sys (getppid named)"
+  else bad "kernel: only ${k}% of samples show kernel frames above func_sys"; fi
+fi
+
 # JIT: generated code in an anonymous mapping, named by /tmp/perf-PID.map (70% of the time).
 f=$TMP/jit.folded
 if record jit "$f" "$WL/jit" $SECS; then

@@ -10,6 +10,8 @@
  *          func_b for 30%.
  * forkexec the parent runs func_b (30%) then forks and execs itself as
  *          "child-a", which runs func_a (70%); the parent waits for it.
+ * syscalls func_sys() makes system calls for SECONDS of CPU: the kernel's
+ *          frames (entry_SYSCALL_64 ...) show above it.
  * fixed    a fixed amount of work (SECONDS x 100 chunks of burn(), about
  *          SECONDS of CPU on an idle machine): its run time measures the
  *          slowdown a profiler causes (bench/agent.sh).
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +34,13 @@ __attribute__((noinline)) void func_a(double s)
 __attribute__((noinline)) void func_b(double s)
 {
     spend(s); /* LINE_FUNC_B */
+}
+
+__attribute__((noinline)) void func_sys(double s)
+{
+    double end = spend_cpu_now() + s;
+    while (spend_cpu_now() < end)
+        for (int i = 0; i < 1000; i++) syscall(SYS_getppid); /* LINE_FUNC_SYS */
 }
 
 static double total = 2.0;
@@ -66,6 +76,8 @@ int main(int argc, char **argv)
         int st;
         waitpid(pid, &st, 0);
         return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+    } else if (!strcmp(mode, "syscalls")) {
+        func_sys(total);
     } else if (!strcmp(mode, "fixed")) {
         long chunks = (long)(total * 100);
         for (long i = 0; i < chunks; i++) burn(1400000);
