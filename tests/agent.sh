@@ -107,6 +107,18 @@ if record syscalls "$f" "$WL/shares_fp" 0.5 syscalls; then
   else bad "kernel: only ${k}% of samples show kernel frames above func_sys"; fi
 fi
 
+# A process in its own mount namespace (as in a container): its binary exists only there,
+# so it can only be read through /proc/PID/root.
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+  mkdir -p "$TMP/hidden"
+  f=$TMP/ns.folded
+  if record mountns "$f" unshare --mount --propagation private sh -c \
+      "mount -t tmpfs none '$TMP/hidden' && cp '$WL/shares_nofp' '$TMP/hidden/' && exec '$TMP/hidden/shares_nofp' $SECS"; then
+    if [ -e "$TMP/hidden/shares_nofp" ]; then bad "mountns: the binary is visible outside its namespace (test is void)"
+    else check_shares mountns "$f" "func_a \\(shares.c:" "func_b \\(shares.c:"; fi
+  fi
+fi
+
 # JIT: generated code in an anonymous mapping, named by /tmp/perf-PID.map (70% of the time).
 f=$TMP/jit.folded
 if record jit "$f" "$WL/jit" $SECS; then
