@@ -23,7 +23,7 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=gnu11 -fno-omit-frame-pointer -fPIC -pthread $(WARN) -D_GNU_SOURCE
 CPPFLAGS += -Isrc -Iinclude
-LIBS     := -lzstd -lz -ljson-c -lmicrohttpd -lcurl -ldw -lelf -lpthread -lm -ldl
+LIBS     := -lzstd -ldeflate -lz -ljson-c -lmicrohttpd -lcurl -ldw -lelf -lpthread -lm -ldl
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=$(SANITIZE)
@@ -109,7 +109,9 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	@scripts/fuzz-run $(FUZZ_SECONDS) $(FUZZ_BIN)
 
-bench: all
+bench:
+	@scripts/deps --bench
+	@$(MAKE) --no-print-directory all
 	@scripts/bench-all
 
 clean:
