@@ -1,12 +1,41 @@
 /*
  * compress.c: see compress.h. Streaming loops so the cap is checked as the
  * output grows, never after the fact.
+ *
+ * gunzip fast path: a single-member gzip whose trailer states a size within
+ * the cap is inflated in one call by libdeflate (2-3x faster than zlib's
+ * inflate) into a buffer of exactly that size. The trailer is only a claim:
+ * libdeflate fails if the real output differs, and then zlib's streaming
+ * loop below decides (it enforces the cap as it goes and reports
+ * truncation and corruption precisely).
  */
 #include "core/common.h"
 #include "core/compress.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 #include <zstd.h>
+
+/* 0 when libdeflate produced exactly the output the trailer announced. */
+static int gz_fast(const void *in, size_t n, buf *out, size_t cap)
+{
+    const unsigned char *c = in;
+    uint32_t isize;
+    size_t in_used = 0, out_len = 0;
+    struct libdeflate_decompressor *d;
+    enum libdeflate_result r;
+    if (n < 18) return -1;
+    memcpy(&isize, c + n - 4, 4);
+    if (isize == 0 || isize > cap - out->len || buf_reserve(out, isize)) return -1;
+    if (!(d = libdeflate_alloc_decompressor())) return -1;
+    r = libdeflate_gzip_decompress_ex(d, in, n, out->data + out->len, isize, &in_used, &out_len);
+    libdeflate_free_decompressor(d);
+    /* Another member after this one: let zlib handle the concatenation. */
+    if (r != LIBDEFLATE_SUCCESS || out_len != isize || in_used != n) return -1;
+    out->len += out_len;
+    out->data[out->len] = 0;
+    return 0;
+}
 
 int gz_decompress(const void *in, size_t n, buf *out, herr *e)
 {
@@ -15,6 +44,7 @@ int gz_decompress(const void *in, size_t n, buf *out, herr *e)
     int rc = 0;
 
     if (n > UINT_MAX) return herr_set(e, HE_TOOBIG, "compressed input of %zu bytes is too large", n);
+    if (gz_fast(in, n, out, cap) == 0) return 0;
     memset(&zs, 0, sizeof zs);
     if (inflateInit2(&zs, 15 + 16) != Z_OK) return -ENOMEM;
     zs.next_in = (Bytef *)in;

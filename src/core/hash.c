@@ -31,76 +31,75 @@ uint64_t hash_bytes(const void *data, size_t n, uint64_t seed)
     return mix(h, 0xa0761d6478bd642fULL) ^ h;
 }
 
-void hmap64_init(hmap64 *m) { m->keys = NULL; m->vals = NULL; m->mask = 0; m->count = 0; }
-void hmap64_release(hmap64 *m) { free(m->keys); free(m->vals); hmap64_init(m); }
+void hmap64_init(hmap64 *m) { m->slots = NULL; m->mask = 0; m->count = 0; }
+void hmap64_release(hmap64 *m) { free(m->slots); hmap64_init(m); }
 
-static int rehash(hmap64 *m, size_t slots)
+static int rehash(hmap64 *m, size_t n_slots)
 {
-    uint64_t *keys = malloc(slots * sizeof *keys);
-    uint32_t *vals = malloc(slots * sizeof *vals);
-    size_t old = m->keys ? m->mask + 1 : 0;
-    if (!keys || !vals) { free(keys); free(vals); return -ENOMEM; }
-    memset(vals, 0xff, slots * sizeof *vals);
+    hmap64_slot *slots = malloc(n_slots * sizeof *slots);
+    size_t old = m->slots ? m->mask + 1 : 0;
+    if (!slots) return -ENOMEM;
+    for (size_t i = 0; i < n_slots; i++) slots[i].val = HMAP_EMPTY;
     for (size_t i = 0; i < old; i++) {
-        if (m->vals[i] == HMAP_EMPTY) continue;
-        size_t j = hash_u64(m->keys[i]) & (slots - 1);
-        while (vals[j] != HMAP_EMPTY) j = (j + 1) & (slots - 1);
-        keys[j] = m->keys[i];
-        vals[j] = m->vals[i];
+        if (m->slots[i].val == HMAP_EMPTY) continue;
+        size_t j = hash_u64(m->slots[i].key) & (n_slots - 1);
+        while (slots[j].val != HMAP_EMPTY) j = (j + 1) & (n_slots - 1);
+        slots[j] = m->slots[i];
     }
-    free(m->keys);
-    free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->mask = slots - 1;
+    free(m->slots);
+    m->slots = slots;
+    m->mask = n_slots - 1;
     return 0;
 }
 
 int hmap64_reserve(hmap64 *m, size_t n)
 {
-    size_t slots = 16;
-    while (slots < n * 2) slots *= 2;
-    if (m->keys && slots <= m->mask + 1) return 0;
-    return rehash(m, slots);
+    size_t n_slots = 16;
+    while (n_slots < n * 2) n_slots *= 2;
+    if (m->slots && n_slots <= m->mask + 1) return 0;
+    return rehash(m, n_slots);
 }
 
 uint32_t hmap64_get(const hmap64 *m, uint64_t key)
 {
-    if (!m->keys) return HMAP_EMPTY;
+    if (!m->slots) return HMAP_EMPTY;
     for (size_t i = hash_u64(key) & m->mask;; i = (i + 1) & m->mask) {
-        if (m->vals[i] == HMAP_EMPTY) return HMAP_EMPTY;
-        if (m->keys[i] == key) return m->vals[i];
+        const hmap64_slot *s = &m->slots[i];
+        if (s->val == HMAP_EMPTY) return HMAP_EMPTY;
+        if (s->key == key) return s->val;
+    }
+}
+
+/* The slot holding key, or the free slot where it belongs (growing first). */
+static hmap64_slot *find_for_insert(hmap64 *m, uint64_t key)
+{
+    if (!m->slots || (m->count + 1) * 2 > m->mask + 1) {
+        if (rehash(m, m->slots ? (m->mask + 1) * 2 : 16)) return NULL;
+    }
+    for (size_t i = hash_u64(key) & m->mask;; i = (i + 1) & m->mask) {
+        hmap64_slot *s = &m->slots[i];
+        if (s->val == HMAP_EMPTY || s->key == key) return s;
     }
 }
 
 uint32_t hmap64_get_or_put(hmap64 *m, uint64_t key, uint32_t val)
 {
-    size_t i;
-    if (!m->keys || (m->count + 1) * 2 > m->mask + 1) {
-        if (rehash(m, m->keys ? (m->mask + 1) * 2 : 16)) return HMAP_EMPTY;
-    }
-    for (i = hash_u64(key) & m->mask;; i = (i + 1) & m->mask) {
-        if (m->vals[i] == HMAP_EMPTY) break;
-        if (m->keys[i] == key) return m->vals[i];
-    }
-    m->keys[i] = key;
-    m->vals[i] = val;
+    hmap64_slot *s = find_for_insert(m, key);
+    if (!s) return HMAP_EMPTY;
+    if (s->val != HMAP_EMPTY) return s->val;
+    s->key = key;
+    s->val = val;
     m->count++;
     return val;
 }
 
 int hmap64_put(hmap64 *m, uint64_t key, uint32_t val)
 {
-    size_t i;
-    if (!m->keys || (m->count + 1) * 2 > m->mask + 1) {
-        if (rehash(m, m->keys ? (m->mask + 1) * 2 : 16)) return -ENOMEM;
-    }
-    for (i = hash_u64(key) & m->mask;; i = (i + 1) & m->mask) {
-        if (m->vals[i] == HMAP_EMPTY) { m->count++; break; }
-        if (m->keys[i] == key) break;
-    }
-    m->keys[i] = key;
-    m->vals[i] = val;
+    hmap64_slot *s = find_for_insert(m, key);
+    if (!s) return -ENOMEM;
+    if (s->val == HMAP_EMPTY) m->count++;
+    s->key = key;
+    s->val = val;
     return 0;
 }
 

@@ -28,10 +28,15 @@ static inline uint64_t hash_u64(uint64_t x)
 
 #define HMAP_EMPTY UINT32_MAX
 
+typedef struct hmap64_slot {
+    uint64_t key;
+    uint32_t val;  /* HMAP_EMPTY when the slot is free */
+    uint32_t pad;
+} hmap64_slot;
+
 typedef struct hmap64 {
-    uint64_t *keys;
-    uint32_t *vals;
-    size_t mask;  /* slots - 1; 0 before first insert */
+    hmap64_slot *slots;  /* key and value side by side: one cache line per probe */
+    size_t mask;         /* slots - 1; 0 before first insert */
     size_t count;
 } hmap64;
 
