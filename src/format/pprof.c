@@ -655,10 +655,10 @@ static int dec_location(dec *d, size_t idx)
  * the children of one node, and nodes with more than TRIE_WIDE children get
  * their children in a hash so a lookup stays bounded). Lookups are rare:
  * the prefix shared with the previous sample needs none, and below a node
- * created for this sample every node is new. At the end,
- * node_index_catch_up() puts the new nodes into node_index in one sized
- * pass. The profile is empty when decoding starts (only the root), so the
- * trie sees every node.
+ * created for this sample every node is new. The model's node_index
+ * catches up lazily (prof_node_append), only if someone later looks a stack
+ * up in this profile. The profile is empty when decoding starts (only the
+ * root), so the trie sees every node.
  */
 enum { TRIE_WIDE = 16 };
 #define NO_NODE UINT32_MAX
@@ -710,22 +710,6 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
         }
     }
     return id;
-}
-
-/*
- * Puts nodes [first, n_nodes) into p->node_index, sized once for all of them.
- * (Inserting in hash-slot order was measured too: no faster, because the cost
- * is the first touch of the fresh table's pages, not the order of writes.)
- */
-static int node_index_catch_up(profile *p, uint32_t first)
-{
-    hmap64 *m = &p->node_index;
-
-    if (p->n_nodes <= first) return 0;
-    if (hmap64_reserve(m, m->count + (p->n_nodes - first))) return -ENOMEM;
-    for (uint32_t i = first; i < p->n_nodes; i++)
-        if (hmap64_put(m, ((uint64_t)p->nodes[i].parent << 32) | p->nodes[i].location, i)) return -ENOMEM;
-    return 0;
 }
 
 /*
@@ -924,7 +908,7 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
 {
     buf plain;
     dec d;
-    int rc, rc2;
+    int rc;
 
     if (p->n_nodes != 1 || p->n_samples || p->n_locations > 1 || p->n_functions > 1 || p->n_mappings > 1 || p->n_types)
         return herr_set(e, HE_USAGE, "pprof_decode needs an empty profile (prof_init or prof_reset it first)");
@@ -951,12 +935,8 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
     d.p = p;
     d.e = e;
     rc = decode_raw(&d, data, n);
-    /* scratch and input go first: the index is the largest allocation */
     dec_release(&d);
     buf_release(&plain);
-    /* also after a failure: the partial profile keeps its invariants */
-    if ((rc2 = node_index_catch_up(p, 1)) != 0 && !rc)
-        rc = herr_set(e, rc2, "out of memory indexing %u stack nodes", p->n_nodes);
     return rc;
 }
 

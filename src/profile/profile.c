@@ -22,6 +22,7 @@ void prof_limits_default(prof_limits *l)
     l->max_locations = 10000000;
     l->max_stack_depth = 1024;
     l->max_labels = 64;
+    l->max_labels_total = 8u << 20;
     l->max_string_len = 65536;
 }
 
@@ -49,6 +50,7 @@ int prof_init(profile *p)
         p->nodes[0].parent = 0;
         p->nodes[0].location = 0;
         p->n_nodes = 1;
+        p->nodes_indexed = 1;
     }
     return 0;
 }
@@ -285,17 +287,38 @@ int32_t prof_location_for_name(profile *p, const char *name, size_t n)
     return prof_location_intern(p, 0, 0, &line, 1);
 }
 
+int32_t prof_node_append(profile *p, uint32_t parent, uint32_t location)
+{
+    if (p->n_nodes == p->cap_nodes && GROW32(p->nodes, p->cap_nodes, p->n_nodes + 1)) return -ENOMEM;
+    p->nodes[p->n_nodes].parent = parent;
+    p->nodes[p->n_nodes].location = location;
+    return (int32_t)p->n_nodes++;
+}
+
+/* Puts nodes [nodes_indexed, n_nodes) into node_index, sized once. */
+static int node_index_catch_up(profile *p)
+{
+    if (p->nodes_indexed >= p->n_nodes) return 0;
+    if (hmap64_reserve(&p->node_index, p->node_index.count + (p->n_nodes - p->nodes_indexed))) return -ENOMEM;
+    for (uint32_t i = MAX(p->nodes_indexed, 1u); i < p->n_nodes; i++)
+        if (hmap64_put(&p->node_index, ((uint64_t)p->nodes[i].parent << 32) | p->nodes[i].location, i))
+            return -ENOMEM;
+    p->nodes_indexed = p->n_nodes;
+    return 0;
+}
+
 int32_t prof_node_get(profile *p, uint32_t parent, uint32_t location)
 {
     uint64_t key = ((uint64_t)parent << 32) | location;
     uint32_t id;
+    if (UNLIKELY(p->nodes_indexed < p->n_nodes) && node_index_catch_up(p)) return -ENOMEM;
     if (p->n_nodes == p->cap_nodes && GROW32(p->nodes, p->cap_nodes, p->n_nodes + 1)) return -ENOMEM;
     id = hmap64_get_or_put(&p->node_index, key, p->n_nodes);
     if (id == HMAP_EMPTY) return -ENOMEM;
     if (id == p->n_nodes) {
         p->nodes[id].parent = parent;
         p->nodes[id].location = location;
-        p->n_nodes++;
+        p->nodes_indexed = ++p->n_nodes;
     }
     return (int32_t)id;
 }
@@ -371,7 +394,7 @@ int64_t prof_sample_add(profile *p, uint32_t stack, const int64_t *values,
     int rc;
     prof_sample *s;
     if (p->n_samples >= p->limits.max_samples) return HE_TOOBIG;
-    if (n_labels > p->limits.max_labels) return HE_TOOBIG;
+    if (n_labels > p->limits.max_labels || p->n_labels + n_labels > p->limits.max_labels_total) return HE_TOOBIG;
     if ((rc = HGROW(p->samples, p->cap_samples, p->n_samples + 1))) return rc;
     if (p->n_types && (rc = HGROW(p->values, p->cap_values, (p->n_samples + 1) * p->n_types))) return rc;
     if (n_labels && (rc = HGROW(p->labels, p->cap_labels, p->n_labels + n_labels))) return rc;

@@ -90,6 +90,7 @@ typedef struct prof_limits {
     uint32_t max_locations;   /* default 10M */
     uint32_t max_stack_depth; /* default 1024: deeper stacks are truncated at the root end */
     uint32_t max_labels;      /* per sample, default 64 */
+    uint32_t max_labels_total; /* over all samples, default 8M (a flood of empty labels costs 12x its wire size) */
     uint32_t max_string_len;  /* default 64 KiB */
 } prof_limits;
 
@@ -107,7 +108,8 @@ typedef struct profile {
 
     prof_node *nodes;
     uint32_t n_nodes, cap_nodes;
-    hmap64 node_index;  /* (parent << 32 | location) -> node */
+    hmap64 node_index;  /* (parent << 32 | location) -> node, for nodes < nodes_indexed */
+    uint32_t nodes_indexed;
 
     prof_value_type *sample_types;
     uint32_t n_types;
@@ -162,6 +164,12 @@ int32_t prof_location_for_name(profile *p, const char *name, size_t n);
 /* Stacks. */
 /* The node for (parent, location), created if new. */
 int32_t prof_node_get(profile *p, uint32_t parent, uint32_t location);
+/*
+ * Appends the node (parent, location) without looking for an equal one: for
+ * decoders that deduplicate stacks themselves (the caller guarantees it is
+ * new). The lookup index then catches up lazily, on the next prof_node_get.
+ */
+int32_t prof_node_append(profile *p, uint32_t parent, uint32_t location);
 /* Stack of locs[0..n), leaf first (pprof order). Depth capped by limits (root end dropped). */
 int32_t prof_stack_leaf_first(profile *p, const uint32_t *locs, size_t n);
 /* Stack of locs[0..n), root first (folded order). */
@@ -176,7 +184,10 @@ int prof_add_type(profile *p, const char *type, const char *unit);
 /* Appends a sample; values has n_types entries; labels are copied. Returns its index. */
 int64_t prof_sample_add(profile *p, uint32_t stack, const int64_t *values,
                         const prof_label *labels, uint32_t n_labels);
-static inline const int64_t *prof_values(const profile *p, size_t sample) { return p->values + sample * p->n_types; }
+static inline const int64_t *prof_values(const profile *p, size_t sample)
+{
+    return p->values ? p->values + sample * p->n_types : NULL;  /* NULL when there are no types */
+}
 /* Index of the sample type named type (e.g. "cpu"), or -1. */
 int prof_type_index(const profile *p, const char *type);
 /*
