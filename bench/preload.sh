@@ -5,7 +5,9 @@
 #   CPU:  wl_cpu (2 threads of pure computation) under
 #         none | hearth (LD_PRELOAD, defaults: 100 Hz cpu + heap sampling) |
 #         gperftools libprofiler (CPUPROFILE, its default 100 Hz)
-#   heap: wl_heap mix (malloc/realloc/free of 16..4096 bytes) under
+#   heap: wl_heap mix (malloc/realloc/free of 16..4096 bytes, 2 threads:
+#         glibc malloc is cheaper in a single-threaded process, which no
+#         profiler with a background thread keeps and no service has) under
 #         none | hearth (defaults: 512 KiB mean heap sampling, cpu on too) |
 #         heaptrack | gperftools heap profiler (tcmalloc + HEAPPROFILE;
 #         tcmalloc alone is shown too, since it also swaps the allocator)
@@ -19,7 +21,7 @@
 # (adds start-up and the flush at exit: symbolizing, encoding, writing).
 # CPU time moves far less than wall time under contention. Ratios are
 # against "none" from the same run.
-# Usage: bench/preload.sh [BUILD]   (REPS=5, CPU_ROUNDS=100, HEAP_MIB=40000)
+# Usage: bench/preload.sh [BUILD]   (REPS=5, CPU_ROUNDS=100, HEAP_MIB=8000)
 set -u
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -78,8 +80,8 @@ if [ -n "$profiler" ]; then
     'BEGIN {printf "  work overhead: hearth %+.2f%%, gperftools %+.2f%%\n", (h/n-1)*100, (g/n-1)*100}'
 fi
 
-mib=${HEAP_MIB:-40000}
-echo "heap workload: wl_heap mix ${mib} MiB of malloc/realloc/free (16..4096 B); median CPU seconds of $reps interleaved runs"
+mib=${HEAP_MIB:-8000}
+echo "heap workload: wl_heap mix ${mib} MiB of malloc/realloc/free (16..4096 B) on 2 threads; median CPU seconds of $reps interleaved runs"
 cmd_none()      { cpu_seconds "$wl/wl_heap" 0 "$mib" mix; }
 cmd_hearth()    { cpu_seconds env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h "$wl/wl_heap" 0 "$mib" mix; }
 cmd_hearth_heap_only() { cpu_seconds env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=heap "$wl/wl_heap" 0 "$mib" mix; }
