@@ -368,6 +368,7 @@ static int side_cmp(const void *a, const void *b)
 static void side_flush(perf_sampler *ps, const perf_handlers *h, void *ctx)
 {
     side_ent *ents = ps->side_ents;
+    if (!ps->n_side) return;
     qsort(ents, ps->n_side, sizeof(side_ent), side_cmp);
     for (size_t i = 0; i < ps->n_side; i++) dispatch(ps, ps->side + ents[i].off, ents[i].size, 0, h, ctx);
     ps->n_side = 0;

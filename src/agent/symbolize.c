@@ -593,7 +593,7 @@ static void load_syms(sym_module *m)
         int bind = GELF_ST_BIND(sym.st_info);
         m->syms[m->n_syms++] = (msym){addr, sym.st_size, name, bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2};
     }
-    qsort(m->syms, m->n_syms, sizeof(msym), msym_cmp);
+    if (m->n_syms) qsort(m->syms, m->n_syms, sizeof(msym), msym_cmp);
 }
 
 /* The function symbol covering addr (dwfl address), preferring one whose size covers it. */
@@ -632,7 +632,7 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
         r->build_id = ce->build_id;
         r->vaddr = ce->vaddr;
         r->n = ce->n;
-        memcpy(r->frames, s->cframes + ce->first_frame, ce->n * sizeof(sym_frame));
+        if (ce->n) memcpy(r->frames, s->cframes + ce->first_frame, ce->n * sizeof(sym_frame));
         return 0;
     }
     if (!m->dwfl && !m->failed) {
@@ -705,7 +705,7 @@ static void load_kallsyms(symbolizer *s)
         s->n_ksyms++;
     }
     fclose(f);
-    qsort(s->ksyms, s->n_ksyms, sizeof(ksym), ksym_cmp);
+    if (s->n_ksyms) qsort(s->ksyms, s->n_ksyms, sizeof(ksym), ksym_cmp);
 }
 
 int sym_kernel_lookup(symbolizer *s, uint64_t addr, sym_result *r)
@@ -776,7 +776,7 @@ static perfmap *perfmap_load(symbolizer *s, pid_t pid, const char *root)
         pm->ents[pm->n++] = (perfmap_ent){start, start + size, (uint32_t)id};
     }
     fclose(f);
-    qsort(pm->ents, pm->n, sizeof(perfmap_ent), pm_cmp);
+    if (pm->n) qsort(pm->ents, pm->n, sizeof(perfmap_ent), pm_cmp);
     return pm;
 }
 

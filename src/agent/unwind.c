@@ -388,7 +388,7 @@ static int block_cmp(const void *a, const void *b)
 static int sort_blocks(rows *rs)
 {
     unw_row *out;
-    qsort(rs->fdes, rs->n_fdes, sizeof(block), block_cmp);
+    if (rs->n_fdes) qsort(rs->fdes, rs->n_fdes, sizeof(block), block_cmp);
     out = hmallocarray(rs->n ? rs->n : 1, sizeof(unw_row));
     if (!out) return -ENOMEM;
     size_t w = 0;
@@ -724,7 +724,7 @@ int unw_self_load(unw_self *s, herr *e)
     }
     /* Sort modules and their tables together: tables first pointed by index. */
     for (size_t i = 0; i < s->n_mods; i++) s->mods[i].table = (const unw_table *)(uintptr_t)(i + 1);
-    qsort(s->mods, s->n_mods, sizeof(unw_module), self_cmp);
+    if (s->n_mods) qsort(s->mods, s->n_mods, sizeof(unw_module), self_cmp);
     for (size_t i = 0; i < s->n_mods; i++) {
         size_t k = (size_t)(uintptr_t)s->mods[i].table - 1;
         s->mods[i].table = s->tables[k].n_rows ? &s->tables[k] : NULL;
