@@ -285,6 +285,24 @@ python3 -c "print(';'.join(['f'] * 1100000) + ' 1')" >"$tmp/toodeep.folded"; bro
 python3 -c "print(';'.join('f%d' % i for i in range(2000)) + ' 7')" >"$tmp/deep.folded"
 got=$("$BIN" convert "$tmp/deep.folded" --to folded 2>&1 | head -c 20000 | tr ';' '\n' | sed -n '1p;$p' | tr '\n' ' ')
 [ "$got" = "f976 f1999 7 " ] && ok || bad "a 2000-frame stack should keep its leaf-most 1024 frames (f976..f1999): got '$got'"
+# a valid pprof whose values add up past 2^63-1 (3 x 2^62)
+python3 - "$tmp/big.pb" <<'PYEOF'
+import sys
+def varint(x):
+    out = b''
+    while True:
+        b = x & 0x7f; x >>= 7
+        if x: out += bytes([b | 0x80])
+        else: return out + bytes([b])
+def field(f, w, payload):
+    return varint(f << 3 | w) + (varint(payload) if w == 0 else varint(len(payload)) + payload)
+prof = field(1, 2, field(1, 0, 1) + field(2, 0, 2))
+for _ in range(3): prof += field(2, 2, field(1, 0, 1) + field(2, 0, 1 << 62))
+prof += field(4, 2, field(1, 0, 1) + field(4, 2, field(1, 0, 1))) + field(5, 2, field(1, 0, 1) + field(2, 0, 3))
+for s in [b'', b'samples', b'count', b'main']: prof += field(6, 2, s)
+open(sys.argv[1], 'wb').write(prof)
+PYEOF
+for to in folded speedscope flamebearer svg; do broken "values past 2^63-1 --to $to" "$tmp/big.pb" --to $to; done
 # a gzip bomb: 600 MiB of zeros, past the 512 MiB decompressed cap
 head -c $((600 << 20)) /dev/zero | gzip -1 >"$tmp/bomb.gz"
 broken "gzip bomb" "$tmp/bomb.gz"

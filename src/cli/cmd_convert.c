@@ -90,6 +90,13 @@ static int write_flame(const profile *p, int type, enum out_format of, uint32_t 
     flame_tree full, cut, *t = &full;
     const char *tname = prof_s(p, p->sample_types[type].type), *uname = prof_s(p, p->sample_types[type].unit);
     int rc, have_cut = 0;
+    int64_t abs_sum = 0;
+    /* Every flame node total is bounded by the sum of |values|: keep it in int64. */
+    for (size_t i = 0; i < p->n_samples; i++) {
+        int64_t v = p->values[i * p->n_types + (size_t)type];
+        if (v == INT64_MIN || __builtin_add_overflow(abs_sum, v < 0 ? -v : v, &abs_sum))
+            return herr_set(e, HE_TOOBIG, "the values of sample type '%s' add up past 2^63-1", tname);
+    }
     if ((rc = flame_init(&full))) return herr_set(e, rc, "out of memory");
     if ((rc = flame_add_profile(&full, p, type, NULL, 0))) { herr_set(e, rc, "building the flame graph: %s", hearth_strerror(rc)); goto out; }
     if (max_nodes) {
