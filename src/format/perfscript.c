@@ -262,6 +262,22 @@ static int tidy(ps_state *st, const char *f, size_t n, const frame_line *fl, int
     return 0;
 }
 
+/* Tidies one field of a frame line and appends its location to the sample. */
+static int add_frame(ps_state *st, const char *f, size_t n, const frame_line *fl, int inlined)
+{
+    int32_t loc;
+    int rc;
+    if ((rc = tidy(st, f, n, fl, inlined))) return rc;
+    if (st->name.len > st->p->limits.max_string_len)
+        return herr_set(st->e, HE_TOOBIG, "line %zu: a frame name is %zu bytes (cap %u)", st->line_no, st->name.len, st->p->limits.max_string_len);
+    if (st->n_frames >= PS_MAX_FRAMES)
+        return herr_set(st->e, HE_TOOBIG, "line %zu: a sample has more than %d frames", st->line_no, PS_MAX_FRAMES);
+    if ((rc = HGROW(st->frames, st->cap_frames, st->n_frames + 1))) return rc;
+    if ((loc = prof_location_for_name(st->p, st->name.data, st->name.len)) < 0) return loc;
+    st->frames[st->n_frames++] = (uint32_t)loc;
+    return 0;
+}
+
 static int on_frame(ps_state *st, const frame_line *fl)
 {
     const char *f = fl->func;
@@ -277,34 +293,25 @@ static int on_frame(ps_state *st, const frame_line *fl)
     if (n > 0 && f[0] == '(') return 0;  /* process names */
     if ((rc = HGROW(st->groups, st->cap_groups, st->n_groups + 1))) return rc;
     st->groups[st->n_groups++] = st->n_frames;
-    /* split /->/; Perl drops trailing empty fields */
+    /*
+     * split /->/: fields are emitted in order, except that empty ones wait
+     * until a non-empty field follows (Perl's split drops trailing empties).
+     */
     {
-        const char *fields[64];
-        size_t lens[64], nf = 0, last = 0;
-        int32_t loc;
+        size_t pending_empty = 0;
         while (1) {
             const char *arrow = memmem(f, n, "->", 2);
             size_t part = arrow ? (size_t)(arrow - f) : n;
-            if (nf == ARRAY_SIZE(fields))
-                return herr_set(st->e, HE_TOOBIG, "line %zu: more than %zu inlined frames on one line", st->line_no, ARRAY_SIZE(fields));
-            fields[nf] = f;
-            lens[nf++] = part;
+            if (part == 0) {
+                pending_empty++;
+            } else {
+                for (; pending_empty; pending_empty--)
+                    if ((rc = add_frame(st, f, 0, fl, k++ > 0))) return rc;
+                if ((rc = add_frame(st, f, part, fl, k++ > 0))) return rc;
+            }
             if (!arrow) break;
             f = arrow + 2;
             n -= part + 2;
-        }
-        last = nf;
-        while (last > 0 && lens[last - 1] == 0) last--;
-        for (size_t i = 0; i < last; i++) {
-            if ((rc = tidy(st, fields[i], lens[i], fl, k > 0))) return rc;
-            if (st->name.len > st->p->limits.max_string_len)
-                return herr_set(st->e, HE_TOOBIG, "line %zu: a frame name is %zu bytes (cap %u)", st->line_no, st->name.len, st->p->limits.max_string_len);
-            if (st->n_frames >= PS_MAX_FRAMES)
-                return herr_set(st->e, HE_TOOBIG, "line %zu: a sample has more than %d frames", st->line_no, PS_MAX_FRAMES);
-            if ((rc = HGROW(st->frames, st->cap_frames, st->n_frames + 1))) return rc;
-            if ((loc = prof_location_for_name(st->p, st->name.data, st->name.len)) < 0) return loc;
-            st->frames[st->n_frames++] = (uint32_t)loc;
-            k++;
         }
     }
     return 0;
