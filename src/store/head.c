@@ -13,6 +13,18 @@
  * (string, mapping, function, location, node -> head id), so each distinct
  * symbol of the incoming profile costs one intern and each sample one
  * array lookup.
+ *
+ * Stacks: interning every node of an incoming stack into the head's node
+ * index costs a random probe into a table of all the head's nodes per node
+ * (hundreds of thousands of them: a cache miss each). Most stacks of a
+ * profile were already sent by earlier profiles of the same service, so
+ * the head keeps stack_cache: a 64-bit hash of the stack's head locations,
+ * root to leaf, -> the head's leaf node. A sample's stack is then one probe;
+ * the hit is verified by walking the head's parent chain beside the
+ * incoming one (location by location, up to the first node this profile has
+ * mapped already), so a hash collision costs only the slow path, never a
+ * wrong stack. Chains are mostly contiguous in the head (a new stack's
+ * suffix is appended in one go), so the walk is cache friendly.
  */
 #include "core/common.h"
 
@@ -29,6 +41,7 @@ int st_head_init(st_head *h, const char *tenant, int64_t window)
         return rc;
     h->sym.limits.max_locations = UINT32_MAX - 2;
     h->sym.limits.max_string_len = UINT32_MAX;
+    hmap64_init(&h->stack_cache);
     strtab_init(&h->lstr);
     strtab_init(&h->series_keys);
     if (strtab_intern(&h->lstr, "", 0) != 0)
@@ -44,6 +57,7 @@ int st_head_init(st_head *h, const char *tenant, int64_t window)
 void st_head_release(st_head *h)
 {
     prof_release(&h->sym);
+    hmap64_release(&h->stack_cache);
     strtab_release(&h->lstr);
     strtab_release(&h->series_keys);
     for (size_t i = 0; i < h->n_series; i++) {
@@ -66,7 +80,8 @@ void st_head_release(st_head *h)
 size_t st_head_bytes(const st_head *h)
 {
     return h->cap_rows * 16 + h->sym.n_nodes * 8 + h->sym.n_locations * 32 + h->sym.n_lines * 24 +
-           h->sym.n_functions * 24 + h->sym.strings.mem.used_bytes + h->n_profiles * 40;
+           h->sym.n_functions * 24 + h->sym.strings.mem.used_bytes + h->n_profiles * 40 +
+           (h->stack_cache.slots ? (h->stack_cache.mask + 1) * sizeof(hmap64_slot) : 0);
 }
 
 static int name_ok(const char *s)
@@ -114,11 +129,13 @@ typedef struct mapper {
     st_head *h;
     const profile *p;
     uint32_t *str, *map, *fn, *loc, *node;
+    uint64_t *nh;          /* incoming node -> hash of its path in head locations, 0 = not yet */
     prof_line *lines;
     size_t cap_lines;
 } mapper;
 
 #define UNMAPPED UINT32_MAX
+enum { MAX_CHAIN = 1100 }; /* deepest stack mapped (profiles cap depth at 1024 by default) */
 
 static int map_str(mapper *m, uint32_t id, uint32_t *out)
 {
@@ -213,7 +230,7 @@ static int map_node(mapper *m, uint32_t id, uint32_t *out)
         return 0;
     }
     /* Walk up to the first mapped ancestor, then map back down. */
-    uint32_t chain[1100];
+    uint32_t chain[MAX_CHAIN];
     size_t n = 0;
     uint32_t k = id;
     while (m->node[k] == UNMAPPED) {
@@ -235,6 +252,72 @@ static int map_node(mapper *m, uint32_t id, uint32_t *out)
     }
     *out = parent;
     return 0;
+}
+
+/*
+ * Walks the incoming chain from k and the head chain from hk together up to
+ * the first incoming node already mapped; on a full match maps every node
+ * walked. 1 when they are the same stack, 0 when not.
+ */
+static int stack_verify(mapper *m, uint32_t k, uint32_t hk)
+{
+    const prof_node *in = m->p->nodes, *hn = m->h->sym.nodes;
+    uint32_t ks[MAX_CHAIN], hks[MAX_CHAIN];
+    size_t n = 0;
+    while (m->node[k] == UNMAPPED) {
+        if (hk == 0 || n == MAX_CHAIN || hk >= m->h->sym.n_nodes)
+            return 0;
+        uint32_t l = m->loc[in[k].location];
+        if (l == UNMAPPED || hn[hk].location != l)
+            return 0;
+        ks[n] = k;
+        hks[n++] = hk;
+        k = in[k].parent;
+        hk = hn[hk].parent;
+    }
+    if (m->node[k] != hk)
+        return 0;
+    while (n > 0) {
+        n--;
+        m->node[ks[n]] = hks[n];
+    }
+    return 1;
+}
+
+/* The head node of incoming stack `leaf`: the stack cache first, the node index on a miss. */
+static int map_stack(mapper *m, uint32_t leaf, uint32_t *out)
+{
+    if (m->node[leaf] != UNMAPPED) {
+        *out = m->node[leaf];
+        return 0;
+    }
+    const prof_node *in = m->p->nodes;
+    uint32_t chain[MAX_CHAIN];
+    size_t n = 0;
+    uint32_t k = leaf;
+    int rc;
+    while (m->nh[k] == 0) {
+        if (n == MAX_CHAIN)
+            return map_node(m, leaf, out);
+        chain[n++] = k;
+        k = in[k].parent;
+    }
+    uint64_t hv = m->nh[k];
+    while (n > 0) {
+        uint32_t c = chain[--n], loc;
+        if ((rc = map_location(m, in[c].location, &loc)))
+            return rc;
+        hv = hash_u64(hv ^ ((uint64_t)loc << 32 | loc)) | 1;
+        m->nh[c] = hv;
+    }
+    uint32_t cand = hmap64_get(&m->h->stack_cache, hv);
+    if (cand != HMAP_EMPTY && stack_verify(m, leaf, cand)) {
+        *out = cand;
+        return 0;
+    }
+    if ((rc = map_node(m, leaf, out)))
+        return rc;
+    return hmap64_put(&m->h->stack_cache, hv, *out);
 }
 
 static uint32_t *unmapped_array(size_t n)
@@ -324,22 +407,24 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
         return rc;
     if (p->n_types == 0 || p->n_samples == 0)
         return 0;
-    mapper m = {h, p, NULL, NULL, NULL, NULL, NULL, NULL, 0};
+    mapper m = {h, p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0};
     m.str = unmapped_array(p->strings.count);
     m.map = unmapped_array(p->n_mappings);
     m.fn = unmapped_array(p->n_functions);
     m.loc = unmapped_array(p->n_locations);
     m.node = unmapped_array(p->n_nodes);
+    m.nh = calloc(p->n_nodes ? p->n_nodes : 1, sizeof(uint64_t));
     uint32_t *stacks = hmallocarray(p->n_samples, sizeof(uint32_t));
     uint32_t *spans = hmallocarray(p->n_samples, sizeof(uint32_t));
     uint32_t *sig = hmallocarray(p->n_samples, sizeof(uint32_t));
     strtab sigs;
     strtab_init(&sigs);
-    if (!m.str || !m.map || !m.fn || !m.loc || !m.node || !stacks || !spans || !sig) {
+    if (!m.str || !m.map || !m.fn || !m.loc || !m.node || !m.nh || !stacks || !spans || !sig) {
         rc = -ENOMEM;
         goto out;
     }
     m.node[0] = 0;
+    m.nh[0] = 0x9e3779b97f4a7c15ULL; /* the root's path hash; 0 marks "not computed" */
     if (strtab_intern(&sigs, "", 0) != 0) {
         rc = -ENOMEM;
         goto out;
@@ -348,7 +433,7 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
     /* Map stacks and spans once for all types; group samples by their series-splitting labels. */
     for (size_t i = 0; i < p->n_samples; i++) {
         const prof_sample *s = &p->samples[i];
-        if ((rc = map_node(&m, s->stack, &stacks[i])))
+        if ((rc = map_stack(&m, s->stack, &stacks[i])))
             goto out;
         spans[i] = 0;
         sig[i] = 0;
@@ -507,6 +592,7 @@ out:
     free(m.fn);
     free(m.loc);
     free(m.node);
+    free(m.nh);
     free(m.lines);
     free(stacks);
     free(spans);
