@@ -279,6 +279,27 @@ TEST(demangle_cxx_and_rust)
     /* Rust legacy mangling: the ::h<hash> suffix goes. */
     ASSERT_STR(sym_demangle("_ZN4core3fmt5write17h0123456789abcdefE", out, sizeof(out)), "core::fmt::write");
     ASSERT(sym_demangle("main", out, sizeof(out)) == NULL);
+    /* Rust v0 (RFC 2603), hand-encoded from the grammar: crate roots with disambiguators,
+     * nested paths, inherent and trait impls with back-references, generics, closures. */
+    ASSERT_STR(sym_demangle("_RNvCs15kBYyAo9fc_7mycrate7example", out, sizeof(out)), "mycrate::example");
+    ASSERT_STR(sym_demangle("_RNvMNtCs1_3foo3barNtB4_3Baz3new", out, sizeof(out)), "<foo::Baz>::new");
+    ASSERT_STR(sym_demangle("_RNvXCs1_3fooNtB2_3BazNtNtCs2_4core3fmt7Display3fmt", out, sizeof(out)),
+               "<foo::Baz as core::fmt::Display>::fmt");
+    ASSERT_STR(sym_demangle("_RINvCs1_3foo3barlE", out, sizeof(out)), "foo::bar::<i32>");
+    ASSERT_STR(sym_demangle("_RINvCs1_3foo3barTRShEE", out, sizeof(out)), "foo::bar::<(&[u8])>");
+    ASSERT_STR(sym_demangle("_RNCNvCs1_3foo4main0", out, sizeof(out)), "foo::main::{closure}");
+    /* Every truncation of a valid name is rejected or printed, never read past its end. */
+    const char *full = "_RNvXCs1_3fooNtB2_3BazNtNtCs2_4core3fmt7Display3fmt";
+    char cut[128];
+    for (size_t n = 0; n < strlen(full); n++) {
+        memcpy(cut, full, n);
+        cut[n] = 0;
+        (void)sym_demangle(cut, out, sizeof(out));
+    }
+    ASSERT(sym_demangle("_RB_", out, sizeof(out)) == NULL);     /* backref to itself */
+    ASSERT(sym_demangle("_RNvC9999999999x", out, sizeof(out)) == NULL);
+    char tiny[8];
+    ASSERT(sym_demangle("_RNvCs15kBYyAo9fc_7mycrate7example", tiny, sizeof(tiny)) == NULL); /* does not fit */
     ASSERT(sym_demangle("_Znot_valid_at_all(", out, sizeof(out)) == NULL);
 }
 

@@ -386,14 +386,298 @@ static int is_rust_hash(const char *p, size_t n)
     return 1;
 }
 
-/* Rust v0 (_R...): we do not decode the grammar; names stay mangled. */
+/*
+ * Rust v0 mangling (RFC 2603): "_R" [decimal] path [instantiating crate].
+ * A recursive-descent printer for paths (crate roots, nested paths,
+ * closures/shims, inherent and trait impls, generic arguments) and types
+ * (basic, named, references, pointers, arrays, slices, tuples, fn
+ * pointers, dyn traits), with back-references. Crate disambiguators and
+ * const values are not printed (as rustc-demangle's alternate form); on
+ * anything it does not know the name stays mangled.
+ */
+typedef struct v0 {
+    const char *s;     /* after "_R" */
+    size_t n, pos;
+    char *out;
+    size_t out_size, len;
+    int depth, bad;
+} v0;
+
+static void v0_put(v0 *d, const char *p, size_t n)
+{
+    if (d->len + n >= d->out_size) { d->bad = 1; return; }
+    memcpy(d->out + d->len, p, n);
+    d->len += n;
+    d->out[d->len] = 0;
+}
+
+static void v0_puts(v0 *d, const char *p) { v0_put(d, p, strlen(p)); }
+
+static int v0_peek(v0 *d) { return d->pos < d->n ? d->s[d->pos] : 0; }
+
+static int v0_eat(v0 *d, char c)
+{
+    if (v0_peek(d) != c) return 0;
+    d->pos++;
+    return 1;
+}
+
+static uint64_t v0_base62(v0 *d)
+{
+    uint64_t v = 0;
+    if (v0_eat(d, '_')) return 0;
+    while (d->pos < d->n) {
+        char c = d->s[d->pos++];
+        int digit;
+        if (c == '_') return v + 1;
+        if (c >= '0' && c <= '9') digit = c - '0';
+        else if (c >= 'a' && c <= 'z') digit = 10 + c - 'a';
+        else if (c >= 'A' && c <= 'Z') digit = 36 + c - 'A';
+        else break;
+        if (v > (UINT64_MAX - 61) / 62) break;
+        v = v * 62 + (uint64_t)digit;
+    }
+    d->bad = 1;
+    return 0;
+}
+
+static uint64_t v0_decimal(v0 *d)
+{
+    uint64_t v = 0;
+    int any = 0;
+    while (d->pos < d->n && d->s[d->pos] >= '0' && d->s[d->pos] <= '9') {
+        if (v > UINT64_MAX / 10 - 10) { d->bad = 1; return 0; }
+        v = v * 10 + (uint64_t)(d->s[d->pos++] - '0');
+        any = 1;
+    }
+    if (!any) d->bad = 1;
+    return v;
+}
+
+/* [u] decimal [_] bytes; punycode ("u") identifiers are printed raw. */
+static void v0_ident(v0 *d, int print)
+{
+    int puny = v0_eat(d, 'u');
+    uint64_t len = v0_decimal(d);
+    v0_eat(d, '_');
+    if (d->bad || len > d->n - d->pos) { d->bad = 1; return; }
+    if (print) {
+        if (puny) v0_puts(d, "punycode{");
+        v0_put(d, d->s + d->pos, (size_t)len);
+        if (puny) v0_puts(d, "}");
+    }
+    d->pos += (size_t)len;
+}
+
+static void v0_path(v0 *d);
+static void v0_type(v0 *d);
+
+static void v0_backref(v0 *d, void (*fn)(v0 *))
+{
+    uint64_t at = v0_base62(d);
+    size_t saved = d->pos;
+    if (d->bad || at >= saved || d->depth > 64) { d->bad = 1; return; }
+    d->pos = (size_t)at;
+    d->depth++;
+    fn(d);
+    d->depth--;
+    d->pos = saved;
+}
+
+static void v0_lifetime_skip(v0 *d) { if (v0_eat(d, 'L')) (void)v0_base62(d); }
+
+static void v0_const(v0 *d)
+{
+    if (v0_eat(d, 'p')) { v0_puts(d, "_"); return; }
+    if (v0_eat(d, 'B')) { v0_backref(d, v0_const); return; }
+    v0_type(d); /* the const's type: not printed by the value */
+    v0_eat(d, 'n');
+    while (d->pos < d->n && d->s[d->pos] != '_') d->pos++;
+    if (!v0_eat(d, '_')) d->bad = 1;
+    v0_puts(d, "_");
+}
+
+static void v0_generic_args(v0 *d)
+{
+    int first = 1;
+    v0_puts(d, "<");
+    while (!d->bad && !v0_eat(d, 'E')) {
+        if (d->pos >= d->n) { d->bad = 1; return; }
+        if (v0_peek(d) == 'L') { v0_lifetime_skip(d); continue; }
+        if (!first) v0_puts(d, ", ");
+        first = 0;
+        if (v0_eat(d, 'K')) v0_const(d);
+        else v0_type(d);
+    }
+    v0_puts(d, ">");
+}
+
+static void v0_type(v0 *d)
+{
+    static const char *const basic[26] = {
+        ['a' - 'a'] = "i8", ['b' - 'a'] = "bool", ['c' - 'a'] = "char", ['d' - 'a'] = "f64",
+        ['e' - 'a'] = "str", ['f' - 'a'] = "f32", ['h' - 'a'] = "u8", ['i' - 'a'] = "isize",
+        ['j' - 'a'] = "usize", ['l' - 'a'] = "i32", ['m' - 'a'] = "u32", ['n' - 'a'] = "i128",
+        ['o' - 'a'] = "u128", ['s' - 'a'] = "i16", ['t' - 'a'] = "u16", ['u' - 'a'] = "()",
+        ['v' - 'a'] = "...", ['x' - 'a'] = "i64", ['y' - 'a'] = "u64", ['z' - 'a'] = "!",
+        ['p' - 'a'] = "_"};
+    int c = v0_peek(d);
+    if (d->bad || ++d->depth > 64) { d->bad = 1; return; }
+    if (c >= 'a' && c <= 'z' && basic[c - 'a']) {
+        d->pos++;
+        v0_puts(d, basic[c - 'a']);
+    } else if (c == 'A' || c == 'S') {
+        d->pos++;
+        v0_puts(d, "[");
+        v0_type(d);
+        if (c == 'A') { v0_puts(d, "; "); v0_const(d); }
+        v0_puts(d, "]");
+    } else if (c == 'T') {
+        int first = 1;
+        d->pos++;
+        v0_puts(d, "(");
+        while (!d->bad && !v0_eat(d, 'E')) {
+            if (d->pos >= d->n) { d->bad = 1; break; }
+            if (!first) v0_puts(d, ", ");
+            first = 0;
+            v0_type(d);
+        }
+        v0_puts(d, ")");
+    } else if (c == 'R' || c == 'Q') {
+        d->pos++;
+        v0_puts(d, c == 'R' ? "&" : "&mut ");
+        v0_lifetime_skip(d);
+        v0_type(d);
+    } else if (c == 'P' || c == 'O') {
+        d->pos++;
+        v0_puts(d, c == 'P' ? "*const " : "*mut ");
+        v0_type(d);
+    } else if (c == 'F') {
+        int first = 1;
+        d->pos++;
+        if (v0_eat(d, 'G')) (void)v0_base62(d);
+        if (v0_eat(d, 'U')) v0_puts(d, "unsafe ");
+        if (v0_eat(d, 'K')) {
+            v0_puts(d, "extern \"");
+            if (v0_eat(d, 'C')) v0_puts(d, "C");
+            else v0_ident(d, 1);
+            v0_puts(d, "\" ");
+        }
+        v0_puts(d, "fn(");
+        while (!d->bad && !v0_eat(d, 'E')) {
+            if (d->pos >= d->n) { d->bad = 1; break; }
+            if (!first) v0_puts(d, ", ");
+            first = 0;
+            v0_type(d);
+        }
+        v0_puts(d, ")");
+        if (v0_peek(d) == 'u') d->pos++; /* returns () */
+        else { v0_puts(d, " -> "); v0_type(d); }
+    } else if (c == 'D') {
+        int first = 1;
+        d->pos++;
+        v0_puts(d, "dyn ");
+        if (v0_eat(d, 'G')) (void)v0_base62(d);
+        while (!d->bad && !v0_eat(d, 'E')) {
+            if (d->pos >= d->n) { d->bad = 1; break; }
+            if (!first) v0_puts(d, " + ");
+            first = 0;
+            v0_path(d);
+            while (!d->bad && v0_eat(d, 'p')) { v0_puts(d, "<"); v0_ident(d, 1); v0_puts(d, " = "); v0_type(d); v0_puts(d, ">"); }
+        }
+        v0_lifetime_skip(d);
+    } else if (c == 'B') {
+        d->pos++;
+        v0_backref(d, v0_type);
+    } else {
+        v0_path(d);
+    }
+    d->depth--;
+}
+
+static void v0_path(v0 *d)
+{
+    int c = v0_peek(d);
+    if (d->bad || ++d->depth > 64) { d->bad = 1; return; }
+    d->pos++;
+    switch (c) {
+    case 'C': /* crate root */
+        if (v0_eat(d, 's')) (void)v0_base62(d);
+        v0_ident(d, 1);
+        break;
+    case 'N': {
+        int ns = v0_peek(d);
+        d->pos++;
+        v0_path(d);
+        if (v0_eat(d, 's')) (void)v0_base62(d);
+        size_t before = d->len;
+        if (ns >= 'A' && ns <= 'Z') {
+            /* closure / shim: {closure#N} (N from the disambiguator is not kept; 0 printed) */
+            v0_puts(d, "::{");
+            v0_puts(d, ns == 'C' ? "closure" : ns == 'S' ? "shim" : "?");
+            size_t at = d->len;
+            v0_ident(d, 1);
+            if (d->len != at) { /* named: {closure:name} style */ }
+            v0_puts(d, "}");
+        } else {
+            v0_puts(d, "::");
+            v0_ident(d, 1);
+        }
+        (void)before;
+        break;
+    }
+    case 'M': /* inherent impl: <T> */
+        if (v0_eat(d, 's')) (void)v0_base62(d);
+        { size_t keep = d->len; v0_path(d); d->len = keep; if (d->out_size) d->out[keep] = 0; }
+        v0_puts(d, "<");
+        v0_type(d);
+        v0_puts(d, ">");
+        break;
+    case 'X': /* trait impl: <T as Trait> */
+        if (v0_eat(d, 's')) (void)v0_base62(d);
+        { size_t keep = d->len; v0_path(d); d->len = keep; if (d->out_size) d->out[keep] = 0; }
+        /* fallthrough */
+    case 'Y':
+        v0_puts(d, "<");
+        v0_type(d);
+        v0_puts(d, " as ");
+        v0_path(d);
+        v0_puts(d, ">");
+        break;
+    case 'I':
+        v0_path(d);
+        v0_puts(d, "::");
+        v0_generic_args(d);
+        break;
+    case 'B':
+        v0_backref(d, v0_path);
+        break;
+    default:
+        d->bad = 1;
+    }
+    d->depth--;
+}
+
+static char *demangle_rust_v0(const char *name, char *out, size_t out_size)
+{
+    v0 d = {name + 2, strlen(name + 2), 0, out, out_size, 0, 0, 0};
+    out[0] = 0;
+    if (d.pos < d.n && d.s[d.pos] >= '0' && d.s[d.pos] <= '9') (void)v0_decimal(&d); /* encoding version */
+    v0_path(&d);
+    /* An instantiating crate and a vendor suffix (".llvm.123") may follow: not printed. */
+    if (d.bad || !d.len) return NULL;
+    return out;
+}
+
 char *sym_demangle(const char *name, char *out, size_t out_size)
 {
     cxa_demangle_fn fn;
     char *d;
     int status = 0;
     size_t len;
-    if (!name || out_size == 0 || strncmp(name, "_Z", 2)) return NULL;
+    if (!name || out_size == 0) return NULL;
+    if (!strncmp(name, "_R", 2) && name[2] >= '0' && name[2] <= 'Z') return demangle_rust_v0(name, out, out_size);
+    if (strncmp(name, "_Z", 2)) return NULL;
     fn = load_cxa_demangle();
     if (!fn) return NULL;
     d = fn(name, NULL, NULL, &status);
