@@ -112,8 +112,9 @@ void sym_perfmap_forget(symbolizer *s, pid_t pid);
 
 /*
  * Demangles a C++ (Itanium, via libstdc++'s __cxa_demangle loaded at run
- * time) or Rust (legacy, with its ::h<hash> suffix removed; v0) name into
- * out. Returns out, or NULL when name is not mangled or cannot be parsed.
+ * time) or Rust name (legacy, with its ::h<hash> suffix removed; v0 "_R"
+ * names by our own parser) into out. Returns out, or NULL when name is not
+ * mangled, cannot be parsed or does not fit.
  */
 char *sym_demangle(const char *name, char *out, size_t out_size);
 
