@@ -25,6 +25,17 @@
  * mapped already), so a hash collision costs only the slow path, never a
  * wrong stack. Chains are mostly contiguous in the head (a new stack's
  * suffix is appended in one go), so the walk is cache friendly.
+ *
+ * Locations: interning a location interns its mapping, its functions and
+ * their strings, each a probe into a large table plus a compare against
+ * cold head memory. The head keeps loc_cache: a 128-bit fingerprint of the
+ * location's whole content (address, folded flag, the mapping's fields and
+ * strings, every line's function fields, strings, line and column) -> the
+ * head location. Fingerprints are computed from the incoming profile only
+ * (each string hashed once per profile, memoized per string, function and
+ * mapping), so a known location costs one probe. Two different locations
+ * share a fingerprint with probability about 2^-128 per pair: the cache is
+ * content addressing, as git's object ids are.
  */
 #include "core/common.h"
 
@@ -42,6 +53,7 @@ int st_head_init(st_head *h, const char *tenant, int64_t window)
     h->sym.limits.max_locations = UINT32_MAX - 2;
     h->sym.limits.max_string_len = UINT32_MAX;
     hmap64_init(&h->stack_cache);
+    memset(&h->loc_cache, 0, sizeof(h->loc_cache));
     strtab_init(&h->lstr);
     strtab_init(&h->series_keys);
     if (strtab_intern(&h->lstr, "", 0) != 0)
@@ -58,6 +70,7 @@ void st_head_release(st_head *h)
 {
     prof_release(&h->sym);
     hmap64_release(&h->stack_cache);
+    free(h->loc_cache.slots);
     strtab_release(&h->lstr);
     strtab_release(&h->series_keys);
     for (size_t i = 0; i < h->n_series; i++) {
@@ -81,7 +94,8 @@ size_t st_head_bytes(const st_head *h)
 {
     return h->cap_rows * 16 + h->sym.n_nodes * 8 + h->sym.n_locations * 32 + h->sym.n_lines * 24 +
            h->sym.n_functions * 24 + h->sym.strings.mem.used_bytes + h->n_profiles * 40 +
-           (h->stack_cache.slots ? (h->stack_cache.mask + 1) * sizeof(hmap64_slot) : 0);
+           (h->stack_cache.slots ? (h->stack_cache.mask + 1) * sizeof(hmap64_slot) : 0) +
+           (h->loc_cache.slots ? (h->loc_cache.mask + 1) * sizeof(st_fpslot) : 0);
 }
 
 static int name_ok(const char *s)
@@ -125,11 +139,67 @@ const char *st_head_label(const st_head *h, const st_hseries *s, const char *nam
 
 /* ---- id mapping from an incoming profile into the head ---- */
 
+typedef struct fp128 {
+    uint64_t a, b;
+} fp128;
+
+/* ---- the location fingerprint cache ---- */
+
+static st_fpslot *fp_find(const st_fpmap *t, fp128 k)
+{
+    for (size_t i = k.a & t->mask;; i = (i + 1) & t->mask) {
+        st_fpslot *s = &t->slots[i];
+        if (s->val == UINT32_MAX || (s->a == k.a && s->b == k.b))
+            return s;
+    }
+}
+
+static uint32_t fp_get(const st_fpmap *t, fp128 k)
+{
+    return t->slots ? fp_find(t, k)->val : UINT32_MAX;
+}
+
+static int fp_put(st_fpmap *t, fp128 k, uint32_t val)
+{
+    if (!t->slots || (t->count + 1) * 2 > t->mask + 1) {
+        size_t n = t->slots ? (t->mask + 1) * 2 : 1024;
+        st_fpmap g = {hmallocarray(n, sizeof(st_fpslot)), n - 1, 0};
+        if (!g.slots)
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            g.slots[i].val = UINT32_MAX;
+        for (size_t i = 0; t->slots && i <= t->mask; i++)
+            if (t->slots[i].val != UINT32_MAX)
+                *fp_find(&g, (fp128){t->slots[i].a, t->slots[i].b}) = t->slots[i];
+        g.count = t->count;
+        free(t->slots);
+        *t = g;
+    }
+    st_fpslot *s = fp_find(t, k);
+    if (s->val == UINT32_MAX)
+        t->count++;
+    s->a = k.a;
+    s->b = k.b;
+    s->val = val;
+    return 0;
+}
+
+/* Fingerprint of n 64-bit words: two independently seeded hashes. Never {0,0}. */
+static fp128 fp_words(const uint64_t *w, size_t n)
+{
+    fp128 f = {hash_bytes(w, n * 8, 0x243f6a8885a308d3ULL), hash_bytes(w, n * 8, 0x13198a2e03707344ULL)};
+    f.b |= 1;
+    return f;
+}
+
 typedef struct mapper {
     st_head *h;
     const profile *p;
     uint32_t *str, *map, *fn, *loc, *node;
     uint64_t *nh;          /* incoming node -> hash of its path in head locations, 0 = not yet */
+    fp128 *fp_str, *fp_fn, *fp_map;  /* incoming id -> content fingerprint, {0,0} = not yet */
+    uint64_t *scratch;     /* fingerprint input of one location */
+    size_t cap_scratch;
     prof_line *lines;
     size_t cap_lines;
 } mapper;
@@ -194,9 +264,88 @@ static int map_mapping(mapper *m, uint32_t id, uint32_t *out)
     return 0;
 }
 
+static fp128 str_fp(mapper *m, uint32_t id)
+{
+    if (id == 0)
+        return (fp128){0, 0};
+    if (!m->fp_str[id].b) {
+        const char *s = prof_s(m->p, id);
+        size_t n = strtab_len(&m->p->strings, id);
+        m->fp_str[id] = (fp128){hash_bytes(s, n, 0x452821e638d01377ULL), hash_bytes(s, n, 0xbe5466cf34e90c6cULL) | 1};
+    }
+    return m->fp_str[id];
+}
+
+static fp128 fn_fp(mapper *m, uint32_t id)
+{
+    if (id == 0)
+        return (fp128){0, 0};
+    if (!m->fp_fn[id].b) {
+        const prof_function *f = &m->p->functions[id];
+        fp128 a = str_fp(m, f->name), b = str_fp(m, f->system_name), c = str_fp(m, f->filename);
+        uint64_t w[7] = {a.a, a.b, b.a, b.b, c.a, c.b, (uint64_t)f->start_line};
+        m->fp_fn[id] = fp_words(w, 7);
+    }
+    return m->fp_fn[id];
+}
+
+static fp128 map_fp(mapper *m, uint32_t id)
+{
+    if (id == 0)
+        return (fp128){0, 0};
+    if (!m->fp_map[id].b) {
+        const prof_mapping *x = &m->p->mappings[id];
+        fp128 a = str_fp(m, x->filename), b = str_fp(m, x->build_id);
+        uint64_t w[8] = {x->memory_start, x->memory_limit, x->file_offset, a.a, a.b, b.a, b.b,
+                         (uint64_t)x->has_functions | (uint64_t)x->has_filenames << 8 |
+                             (uint64_t)x->has_line_numbers << 16 | (uint64_t)x->has_inline_frames << 24};
+        m->fp_map[id] = fp_words(w, 8);
+    }
+    return m->fp_map[id];
+}
+
+/* The fingerprint of incoming location id: everything prof_location_intern compares, strings by content. */
+static int loc_fp(mapper *m, uint32_t id, fp128 *out)
+{
+    const prof_location *l = &m->p->locations[id];
+    size_t need = 5 + (size_t)l->n_lines * 4;
+    if (need > m->cap_scratch) {
+        size_t c = m->cap_scratch;
+        if (HGROW(m->scratch, c, need))
+            return -ENOMEM;
+        m->cap_scratch = c;
+    }
+    uint64_t *w = m->scratch;
+    fp128 mp = map_fp(m, l->mapping);
+    w[0] = l->address;
+    w[1] = mp.a;
+    w[2] = mp.b;
+    w[3] = l->is_folded;
+    w[4] = l->n_lines;
+    for (uint32_t k = 0; k < l->n_lines; k++) {
+        const prof_line *ln = &m->p->lines[l->first_line + k];
+        fp128 f = fn_fp(m, ln->function);
+        w[5 + 4 * k] = f.a;
+        w[6 + 4 * k] = f.b;
+        w[7 + 4 * k] = (uint64_t)ln->line;
+        w[8 + 4 * k] = (uint64_t)ln->column;
+    }
+    *out = fp_words(w, need);
+    return 0;
+}
+
 static int map_location(mapper *m, uint32_t id, uint32_t *out)
 {
     if (m->loc[id] == UNMAPPED) {
+        fp128 fp;
+        int rc0 = loc_fp(m, id, &fp);
+        if (rc0)
+            return rc0;
+        uint32_t hit = fp_get(&m->h->loc_cache, fp);
+        if (hit != UINT32_MAX) {
+            *out = m->loc[id] = hit;
+            return 0;
+        }
         const prof_location *l = &m->p->locations[id];
         int rc;
         uint32_t mp;
@@ -218,6 +367,8 @@ static int map_location(mapper *m, uint32_t id, uint32_t *out)
             return r;
         m->h->sym.locations[r].is_folded = l->is_folded;
         m->loc[id] = (uint32_t)r;
+        if ((rc = fp_put(&m->h->loc_cache, fp, (uint32_t)r)))
+            return rc;
     }
     *out = m->loc[id];
     return 0;
@@ -407,19 +558,25 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
         return rc;
     if (p->n_types == 0 || p->n_samples == 0)
         return 0;
-    mapper m = {h, p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0};
+    mapper m;
+    memset(&m, 0, sizeof(m));
+    m.h = h;
+    m.p = p;
     m.str = unmapped_array(p->strings.count);
     m.map = unmapped_array(p->n_mappings);
     m.fn = unmapped_array(p->n_functions);
     m.loc = unmapped_array(p->n_locations);
     m.node = unmapped_array(p->n_nodes);
     m.nh = calloc(p->n_nodes ? p->n_nodes : 1, sizeof(uint64_t));
+    m.fp_str = calloc(p->strings.count ? p->strings.count : 1, sizeof(fp128));
+    m.fp_fn = calloc(p->n_functions ? p->n_functions : 1, sizeof(fp128));
+    m.fp_map = calloc(p->n_mappings ? p->n_mappings : 1, sizeof(fp128));
     uint32_t *stacks = hmallocarray(p->n_samples, sizeof(uint32_t));
     uint32_t *spans = hmallocarray(p->n_samples, sizeof(uint32_t));
     uint32_t *sig = hmallocarray(p->n_samples, sizeof(uint32_t));
     strtab sigs;
     strtab_init(&sigs);
-    if (!m.str || !m.map || !m.fn || !m.loc || !m.node || !m.nh || !stacks || !spans || !sig) {
+    if (!m.str || !m.map || !m.fn || !m.loc || !m.node || !m.nh || !m.fp_str || !m.fp_fn || !m.fp_map || !stacks || !spans || !sig) {
         rc = -ENOMEM;
         goto out;
     }
@@ -593,6 +750,10 @@ out:
     free(m.loc);
     free(m.node);
     free(m.nh);
+    free(m.fp_str);
+    free(m.fp_fn);
+    free(m.fp_map);
+    free(m.scratch);
     free(m.lines);
     free(stacks);
     free(spans);

@@ -140,11 +140,23 @@ typedef struct st_hseries {
     size_t n_prof, cap_prof;
 } st_hseries;
 
+/* 128-bit content fingerprint -> id, open addressing (head.c). */
+typedef struct st_fpslot {
+    uint64_t a, b;
+    uint32_t val;  /* UINT32_MAX = free */
+    uint32_t pad;
+} st_fpslot;
+typedef struct st_fpmap {
+    st_fpslot *slots;
+    size_t mask, count;
+} st_fpmap;
+
 typedef struct st_head {
     char *tenant;
     int64_t window;        /* partition start, ns */
     profile sym;           /* symbols + stack tree; its strings also hold span ids */
     hmap64 stack_cache;    /* hash of a stack's head locations (root to leaf) -> its leaf node in sym; a hint, verified on use */
+    st_fpmap loc_cache;    /* 128-bit fingerprint of a location's content (strings included) -> its location in sym */
     strtab lstr;           /* label names/values */
     strtab series_keys;    /* canonical label text -> series index */
     st_hseries *series;
