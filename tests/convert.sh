@@ -24,6 +24,8 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
 [ -x "$BIN" ] || { echo "FAIL: $BIN not built"; echo "0 passed, 1 failed"; exit 1; }
 [ -d "$TD/pprof" ] || { echo "FAIL: test data not found at $TD"; echo "0 passed, 1 failed"; exit 1; }
+# A private copy: the shared tree's binary may be relinked by a parallel build while we run.
+cp "$BIN" "$tmp/hearth" && BIN=$tmp/hearth
 
 # Independent pprof reader: prints "TYPE SUM" per sample type, then "default TYPE".
 cat >"$tmp/psum.py" <<'EOF'
