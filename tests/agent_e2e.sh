@@ -100,6 +100,28 @@ else bad "server down: rc=$rc after ${el}s: $(tail -2 "$TMP/down.log")"; fi
 if grep -q "dropped" "$TMP/down.log" && grep -q "last error: .*\(onnect\|refused\)" "$TMP/down.log"; then ok "server down: failures and drops reported"
 else bad "server down: no drop/failure report: $(tail -3 "$TMP/down.log")"; fi
 
+# Auth and tenants: a server that wants tokens gets the agent's Bearer token and tenant;
+# a wrong token is a 401, not retried, counted as failed.
+printf 'e2e-secret team-a\n' >"$TMP/tokens"
+PORT2=$((PORT + 2))
+"$BIN" server --listen 127.0.0.1:$PORT2 --data-dir "$TMP/data2" --auth-token-file "$TMP/tokens" >"$TMP/server2.log" 2>&1 &
+S2PID=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT2/ready" 2>/dev/null && break; sleep 0.1; done
+"$WL/shares_nofp" 2.5 >/dev/null & WPID=$!
+sleep 0.1
+"$BIN" agent --server "http://127.0.0.1:$PORT2" --comm shares_nofp --rate 199 --upload-interval 0.5s --duration 1.5s \
+  --auth-token e2e-secret --tenant team-a >"$TMP/auth.log" 2>&1
+"$BIN" agent --server "http://127.0.0.1:$PORT2" --comm shares_nofp --rate 199 --upload-interval 0.5s --duration 1s \
+  --auth-token wrong >"$TMP/noauth.log" 2>&1
+wait $WPID
+vals=$(curl -s -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer e2e-secret' -H 'X-Scope-OrgID: team-a' \
+  "http://127.0.0.1:$PORT2/querier.v1.QuerierService/LabelValues" -d '{"name":"service_name"}')
+if echo "$vals" | grep -q '"shares_nofp"'; then ok "auth: profiles stored for tenant team-a with the agent's token"
+else bad "auth: tenant team-a has $vals; agent log: $(tail -2 "$TMP/auth.log")"; fi
+if grep -q "HTTP 401" "$TMP/noauth.log" && grep -q "failed" "$TMP/noauth.log"; then ok "auth: a wrong token is reported (HTTP 401) and counted as failed"
+else bad "auth: wrong token not reported: $(tail -2 "$TMP/noauth.log")"; fi
+kill $S2PID 2>/dev/null; wait $S2PID 2>/dev/null
+
 # Bad arguments say what is wrong.
 out=$("$BIN" agent 2>&1); rc=$?
 if [ $rc -eq 2 ] && echo "$out" | grep -q -- "--server URL is required"; then ok "error: no --server"
