@@ -337,3 +337,21 @@ TEST(flame_truncate_never_exceeds_max_nodes_on_ties)
     flame_release(&out);
     flame_release(&t);
 }
+
+TEST(totals_saturate_instead_of_overflowing)
+{
+    profile *p = mk();
+    add_stack(p, "a;b", INT64_C(1) << 62, NULL);
+    add_stack(p, "a;c", INT64_C(1) << 62, NULL);
+    add_stack(p, "a;d", INT64_C(1) << 62, NULL);
+    ASSERT(prof_total(p, 0) == INT64_MAX);
+    flame_tree t;
+    ASSERT_OK(flame_init(&t));
+    ASSERT_OK(flame_add_profile(&t, p, 0, NULL, 0));
+    ASSERT(flame_total(&t, 0) == INT64_MAX);
+    flame_levels_out lv;
+    ASSERT_OK(flame_levels(&t, &lv));
+    flame_levels_release(&lv);
+    flame_release(&t);
+    prof_release(p);
+}

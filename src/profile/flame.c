@@ -60,11 +60,12 @@ int32_t flame_child(flame_tree *t, uint32_t parent, uint32_t name_id)
 static void add_value(flame_tree *t, uint32_t leaf, int64_t v, int side)
 {
     uint32_t n = leaf;
-    if (side) { t->is_diff = 1; t->nodes[leaf].self2 += v; }
-    else t->nodes[leaf].self += v;
+    /* Saturating: values come from input, and 3 x 2^62 must not wrap. */
+    if (side) { t->is_diff = 1; t->nodes[leaf].self2 = prof_sat_add(t->nodes[leaf].self2, v); }
+    else t->nodes[leaf].self = prof_sat_add(t->nodes[leaf].self, v);
     for (;;) {
-        if (side) t->nodes[n].total2 += v;
-        else t->nodes[n].total += v;
+        if (side) t->nodes[n].total2 = prof_sat_add(t->nodes[n].total2, v);
+        else t->nodes[n].total = prof_sat_add(t->nodes[n].total, v);
         if (n == 0) break;
         n = t->nodes[n].parent;
     }
@@ -284,8 +285,8 @@ int flame_truncate(const flame_tree *t, uint32_t max_nodes, flame_tree *out)
             int keep = wt > threshold || (wt == threshold && ties_left > 0);
             if (keep && wt == threshold && ties_left != UINT64_MAX) ties_left--;
             if (!keep) {
-                o_total += cn->total;
-                o_total2 += cn->total2;
+                o_total = prof_sat_add(o_total, cn->total);
+                o_total2 = prof_sat_add(o_total2, cn->total2);
                 any_dropped = 1;
                 continue;
             }
@@ -310,8 +311,8 @@ int flame_truncate(const flame_tree *t, uint32_t max_nodes, flame_tree *out)
             int32_t id = flame_child(out, map[src], 1);
             if (id < 0) { rc = id; goto out; }
             flame_node *on = &out->nodes[id];
-            on->total += o_total; on->self += o_total;
-            on->total2 += o_total2; on->self2 += o_total2;
+            on->total = prof_sat_add(on->total, o_total); on->self = prof_sat_add(on->self, o_total);
+            on->total2 = prof_sat_add(on->total2, o_total2); on->self2 = prof_sat_add(on->self2, o_total2);
         }
     }
     out->max_depth = t->max_depth;
@@ -341,6 +342,13 @@ static int push_level(struct levels_ctx *c, uint32_t depth, const int64_t *vals,
     return 0;
 }
 
+static inline int64_t sat_sub(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_sub_overflow(a, b, &r)) return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 static int levels_visit(const flame_tree *t, uint32_t node, uint32_t depth, void *arg)
 {
     struct levels_ctx *c = arg;
@@ -351,19 +359,19 @@ static int levels_visit(const flame_tree *t, uint32_t node, uint32_t depth, void
     for (uint32_t k = n->first_child; k; k = t->nodes[k].next_sibling) {
         c->x_left[k] = cl;
         c->x_right[k] = cr;
-        cl += t->nodes[k].total;
-        cr += t->nodes[k].total2;
+        cl = prof_sat_add(cl, t->nodes[k].total);
+        cr = prof_sat_add(cr, t->nodes[k].total2);
     }
     if (n->self > c->out->max_self) c->out->max_self = n->self;
     if (c->diff) {
-        int64_t v[7] = {xl - c->end_left[depth], n->total, n->self,
-                        xr - c->end_right[depth], n->total2, n->self2, n->name};
-        c->end_left[depth] = xl + n->total;
-        c->end_right[depth] = xr + n->total2;
+        int64_t v[7] = {sat_sub(xl, c->end_left[depth]), n->total, n->self,
+                        sat_sub(xr, c->end_right[depth]), n->total2, n->self2, n->name};
+        c->end_left[depth] = prof_sat_add(xl, n->total);
+        c->end_right[depth] = prof_sat_add(xr, n->total2);
         return push_level(c, depth, v, 7);
     }
-    int64_t v[4] = {xl - c->end_left[depth], n->total, n->self, n->name};
-    c->end_left[depth] = xl + n->total;
+    int64_t v[4] = {sat_sub(xl, c->end_left[depth]), n->total, n->self, n->name};
+    c->end_left[depth] = prof_sat_add(xl, n->total);
     return push_level(c, depth, v, 4);
 }
 

@@ -442,7 +442,7 @@ int64_t prof_total(const profile *p, int t)
 {
     int64_t sum = 0;
     if (t < 0 || (uint32_t)t >= p->n_types) return 0;
-    for (size_t i = 0; i < p->n_samples; i++) sum += p->values[i * p->n_types + (size_t)t];
+    for (size_t i = 0; i < p->n_samples; i++) sum = prof_sat_add(sum, p->values[i * p->n_types + (size_t)t]);
     return sum;
 }
 
@@ -588,7 +588,10 @@ static int combine_last(profile *p)
     uint32_t found = INDEX_FIND(p->sample_index, sample_hash(p, last), SEQ, &slot);
 #undef SEQ
     if (found != HMAP_EMPTY && found != last) {
-        for (uint32_t t = 0; t < p->n_types; t++) p->values[(size_t)found * p->n_types + t] += p->values[last * p->n_types + t];
+        for (uint32_t t = 0; t < p->n_types; t++) {
+            int64_t *v = &p->values[(size_t)found * p->n_types + t];
+            *v = prof_sat_add(*v, p->values[last * p->n_types + t]);
+        }
         p->n_labels -= p->samples[last].n_labels;
         p->n_samples--;
         p->samples_indexed = p->n_samples;

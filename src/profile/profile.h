@@ -196,7 +196,15 @@ int prof_type_index(const profile *p, const char *type);
  * pprof does). -1 (with e set) if want is given but absent or there are none.
  */
 int prof_pick_type(const profile *p, const char *want, herr *e);
-/* Sum of the values of type t over all samples. */
+/* a + b, clamped to the int64 range: totals of hostile input must not overflow. */
+static inline int64_t prof_sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* Sum of the values of type t over all samples (saturating). */
 int64_t prof_total(const profile *p, int t);
 
 /* The string value of label key `key` on sample i, or NULL. */
