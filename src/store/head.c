@@ -18,13 +18,12 @@
  * index costs a random probe into a table of all the head's nodes per node
  * (hundreds of thousands of them: a cache miss each). Most stacks of a
  * profile were already sent by earlier profiles of the same service, so
- * the head keeps stack_cache: a 64-bit hash of the stack's head locations,
- * root to leaf, -> the head's leaf node. A sample's stack is then one probe;
- * the hit is verified by walking the head's parent chain beside the
- * incoming one (location by location, up to the first node this profile has
- * mapped already), so a hash collision costs only the slow path, never a
- * wrong stack. Chains are mostly contiguous in the head (a new stack's
- * suffix is appended in one go), so the walk is cache friendly.
+ * the head keeps stack_cache: a 128-bit fingerprint of the stack's content
+ * (the fingerprints of its locations, root to leaf, see below) -> the
+ * head's leaf node. Fingerprints of incoming nodes are computed from their
+ * parent's (memoized per node, cheap and in cache), so a known stack costs
+ * one probe and no symbol lookup at all; only a new stack walks the node
+ * index.
  *
  * Locations: interning a location interns its mapping, its functions and
  * their strings, each a probe into a large table plus a compare against
@@ -34,8 +33,8 @@
  * head location. Fingerprints are computed from the incoming profile only
  * (each string hashed once per profile, memoized per string, function and
  * mapping), so a known location costs one probe. Two different locations
- * share a fingerprint with probability about 2^-128 per pair: the cache is
- * content addressing, as git's object ids are.
+ * (or stacks) share a fingerprint with probability about 2^-128 per pair:
+ * both caches are content addressing, as git's object ids are.
  */
 #include "core/common.h"
 
@@ -52,7 +51,7 @@ int st_head_init(st_head *h, const char *tenant, int64_t window)
         return rc;
     h->sym.limits.max_locations = UINT32_MAX - 2;
     h->sym.limits.max_string_len = UINT32_MAX;
-    hmap64_init(&h->stack_cache);
+    memset(&h->stack_cache, 0, sizeof(h->stack_cache));
     memset(&h->loc_cache, 0, sizeof(h->loc_cache));
     strtab_init(&h->lstr);
     strtab_init(&h->series_keys);
@@ -69,7 +68,7 @@ int st_head_init(st_head *h, const char *tenant, int64_t window)
 void st_head_release(st_head *h)
 {
     prof_release(&h->sym);
-    hmap64_release(&h->stack_cache);
+    free(h->stack_cache.slots);
     free(h->loc_cache.slots);
     strtab_release(&h->lstr);
     strtab_release(&h->series_keys);
@@ -94,7 +93,7 @@ size_t st_head_bytes(const st_head *h)
 {
     return h->cap_rows * 16 + h->sym.n_nodes * 8 + h->sym.n_locations * 32 + h->sym.n_lines * 24 +
            h->sym.n_functions * 24 + h->sym.strings.mem.used_bytes + h->n_profiles * 40 +
-           (h->stack_cache.slots ? (h->stack_cache.mask + 1) * sizeof(hmap64_slot) : 0) +
+           (h->stack_cache.slots ? (h->stack_cache.mask + 1) * sizeof(st_fpslot) : 0) +
            (h->loc_cache.slots ? (h->loc_cache.mask + 1) * sizeof(st_fpslot) : 0);
 }
 
@@ -196,8 +195,8 @@ typedef struct mapper {
     st_head *h;
     const profile *p;
     uint32_t *str, *map, *fn, *loc, *node;
-    uint64_t *nh;          /* incoming node -> hash of its path in head locations, 0 = not yet */
-    fp128 *fp_str, *fp_fn, *fp_map;  /* incoming id -> content fingerprint, {0,0} = not yet */
+    fp128 *fp_node;        /* incoming node -> fingerprint of its stack; .b == 0: not yet */
+    fp128 *fp_str, *fp_fn, *fp_map, *fp_loc;  /* incoming id -> content fingerprint, .b == 0: not yet */
     uint64_t *scratch;     /* fingerprint input of one location */
     size_t cap_scratch;
     prof_line *lines;
@@ -307,6 +306,10 @@ static fp128 map_fp(mapper *m, uint32_t id)
 /* The fingerprint of incoming location id: everything prof_location_intern compares, strings by content. */
 static int loc_fp(mapper *m, uint32_t id, fp128 *out)
 {
+    if (m->fp_loc[id].b) {
+        *out = m->fp_loc[id];
+        return 0;
+    }
     const prof_location *l = &m->p->locations[id];
     size_t need = 5 + (size_t)l->n_lines * 4;
     if (need > m->cap_scratch) {
@@ -330,7 +333,7 @@ static int loc_fp(mapper *m, uint32_t id, fp128 *out)
         w[7 + 4 * k] = (uint64_t)ln->line;
         w[8 + 4 * k] = (uint64_t)ln->column;
     }
-    *out = fp_words(w, need);
+    *out = m->fp_loc[id] = fp_words(w, need);
     return 0;
 }
 
@@ -405,34 +408,11 @@ static int map_node(mapper *m, uint32_t id, uint32_t *out)
     return 0;
 }
 
-/*
- * Walks the incoming chain from k and the head chain from hk together up to
- * the first incoming node already mapped; on a full match maps every node
- * walked. 1 when they are the same stack, 0 when not.
- */
-static int stack_verify(mapper *m, uint32_t k, uint32_t hk)
+/* The fingerprint of the stack (parent's stack, location): two 64-bit lanes, each a chain of bijective mixes. */
+static inline fp128 fp_child(fp128 parent, fp128 loc)
 {
-    const prof_node *in = m->p->nodes, *hn = m->h->sym.nodes;
-    uint32_t ks[MAX_CHAIN], hks[MAX_CHAIN];
-    size_t n = 0;
-    while (m->node[k] == UNMAPPED) {
-        if (hk == 0 || n == MAX_CHAIN || hk >= m->h->sym.n_nodes)
-            return 0;
-        uint32_t l = m->loc[in[k].location];
-        if (l == UNMAPPED || hn[hk].location != l)
-            return 0;
-        ks[n] = k;
-        hks[n++] = hk;
-        k = in[k].parent;
-        hk = hn[hk].parent;
-    }
-    if (m->node[k] != hk)
-        return 0;
-    while (n > 0) {
-        n--;
-        m->node[ks[n]] = hks[n];
-    }
-    return 1;
+    fp128 f = {hash_u64(hash_u64(parent.a) ^ loc.a), hash_u64(hash_u64(parent.b ^ 0x3c6ef372fe94f82bULL) ^ loc.b) | 1};
+    return f;
 }
 
 /* The head node of incoming stack `leaf`: the stack cache first, the node index on a miss. */
@@ -447,28 +427,28 @@ static int map_stack(mapper *m, uint32_t leaf, uint32_t *out)
     size_t n = 0;
     uint32_t k = leaf;
     int rc;
-    while (m->nh[k] == 0) {
+    while (!m->fp_node[k].b) {
         if (n == MAX_CHAIN)
             return map_node(m, leaf, out);
         chain[n++] = k;
         k = in[k].parent;
     }
-    uint64_t hv = m->nh[k];
+    fp128 f = m->fp_node[k];
     while (n > 0) {
-        uint32_t c = chain[--n], loc;
-        if ((rc = map_location(m, in[c].location, &loc)))
+        uint32_t c = chain[--n];
+        fp128 lf;
+        if ((rc = loc_fp(m, in[c].location, &lf)))
             return rc;
-        hv = hash_u64(hv ^ ((uint64_t)loc << 32 | loc)) | 1;
-        m->nh[c] = hv;
+        m->fp_node[c] = f = fp_child(f, lf);
     }
-    uint32_t cand = hmap64_get(&m->h->stack_cache, hv);
-    if (cand != HMAP_EMPTY && stack_verify(m, leaf, cand)) {
-        *out = cand;
+    uint32_t hit = fp_get(&m->h->stack_cache, f);
+    if (hit != UINT32_MAX && hit < m->h->sym.n_nodes) {
+        *out = m->node[leaf] = hit;
         return 0;
     }
     if ((rc = map_node(m, leaf, out)))
         return rc;
-    return hmap64_put(&m->h->stack_cache, hv, *out);
+    return fp_put(&m->h->stack_cache, f, *out);
 }
 
 static uint32_t *unmapped_array(size_t n)
@@ -567,7 +547,8 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
     m.fn = unmapped_array(p->n_functions);
     m.loc = unmapped_array(p->n_locations);
     m.node = unmapped_array(p->n_nodes);
-    m.nh = calloc(p->n_nodes ? p->n_nodes : 1, sizeof(uint64_t));
+    m.fp_node = calloc(p->n_nodes ? p->n_nodes : 1, sizeof(fp128));
+    m.fp_loc = calloc(p->n_locations ? p->n_locations : 1, sizeof(fp128));
     m.fp_str = calloc(p->strings.count ? p->strings.count : 1, sizeof(fp128));
     m.fp_fn = calloc(p->n_functions ? p->n_functions : 1, sizeof(fp128));
     m.fp_map = calloc(p->n_mappings ? p->n_mappings : 1, sizeof(fp128));
@@ -576,12 +557,12 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
     uint32_t *sig = hmallocarray(p->n_samples, sizeof(uint32_t));
     strtab sigs;
     strtab_init(&sigs);
-    if (!m.str || !m.map || !m.fn || !m.loc || !m.node || !m.nh || !m.fp_str || !m.fp_fn || !m.fp_map || !stacks || !spans || !sig) {
+    if (!m.str || !m.map || !m.fn || !m.loc || !m.node || !m.fp_node || !m.fp_loc || !m.fp_str || !m.fp_fn || !m.fp_map || !stacks || !spans || !sig) {
         rc = -ENOMEM;
         goto out;
     }
     m.node[0] = 0;
-    m.nh[0] = 0x9e3779b97f4a7c15ULL; /* the root's path hash; 0 marks "not computed" */
+    m.fp_node[0] = (fp128){0x9e3779b97f4a7c15ULL, 0xb7e151628aed2a6bULL}; /* the empty stack */
     if (strtab_intern(&sigs, "", 0) != 0) {
         rc = -ENOMEM;
         goto out;
@@ -749,7 +730,8 @@ out:
     free(m.fn);
     free(m.loc);
     free(m.node);
-    free(m.nh);
+    free(m.fp_node);
+    free(m.fp_loc);
     free(m.fp_str);
     free(m.fp_fn);
     free(m.fp_map);

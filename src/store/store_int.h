@@ -155,7 +155,7 @@ typedef struct st_head {
     char *tenant;
     int64_t window;        /* partition start, ns */
     profile sym;           /* symbols + stack tree; its strings also hold span ids */
-    hmap64 stack_cache;    /* hash of a stack's head locations (root to leaf) -> its leaf node in sym; a hint, verified on use */
+    st_fpmap stack_cache;  /* 128-bit fingerprint of a stack's content (root to leaf) -> its leaf node in sym */
     st_fpmap loc_cache;    /* 128-bit fingerprint of a location's content (strings included) -> its location in sym */
     strtab lstr;           /* label names/values */
     strtab series_keys;    /* canonical label text -> series index */
