@@ -555,9 +555,11 @@ static void *collector_main(void *arg)
         if (stop) break;
         pthread_mutex_lock(&work_lock);
         drain();
-        pl_unwind_refresh();
         int64_t mono = mono_ns();
+        /* New CFI at once when samples need it; new mappings (dlopen) within a second. */
+        if (pl_unwind_dirty()) pl_unwind_refresh();
         if (mono - last_scan >= 1000000000) {
+            pl_unwind_refresh();
             pl_cpu_scan_threads();
             last_scan = mono;
         }

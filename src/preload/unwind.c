@@ -148,6 +148,8 @@ void pl_unwind_note_pc(uint64_t pc)
     }
 }
 
+int pl_unwind_dirty(void) { return wanted_dirty; }
+
 static int mod_cmp(const void *a, const void *b)
 {
     const unw_module *x = a, *y = b;

@@ -31,5 +31,7 @@ size_t pl_unwind_regs(const unw_regs *regs, uint64_t *pcs, size_t max, uint8_t *
  * table at the next pl_unwind_refresh(). Collector thread only.
  */
 void pl_unwind_note_pc(uint64_t pc);
+/* 1 when noted pcs wait for a pl_unwind_refresh(). Collector thread only. */
+int pl_unwind_dirty(void);
 
 #endif
