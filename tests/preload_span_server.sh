@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# preload_span_server.sh: libhearth.so against a real hearth server.
+# wl_span (two threads, each working inside its own span) is profiled with
+# libhearth pushing to `hearth server`; SelectMergeSpanProfile for each span
+# ID must return that span's work and never the other span's. Also checks
+# that the push carried the service name and the profile type.
+# Ends with "N passed, N failed".
+set -u
+bin=${HEARTH_BIN:-build/hearth}; lib=${HEARTH_LIB:-build/libhearth.so}; build=${HEARTH_BUILD:-build}
+pass=0; fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+tmp=$(mktemp -d); srv_pid=
+cleanup() { [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+port=$((20000 + RANDOM % 20000))
+"$bin" server --listen 127.0.0.1:$port --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
+srv_pid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+
+if [ -n "${HEARTH_SANITIZE:-}" ]; then
+  run=("$build/workloads-preload/wl_span_linked" 30)   # sanitizer builds cannot be preloaded
+  export ASAN_OPTIONS=detect_leaks=0
+else
+  run=(env LD_PRELOAD="$lib" "$build/workloads-preload/wl_span" 30)
+fi
+if HEARTH_SERVER_ADDRESS=http://127.0.0.1:$port HEARTH_APPLICATION_NAME=spantest HEARTH_CPU_HZ=250 \
+   HEARTH_PROFILES=cpu HEARTH_TAGS=env=test "${run[@]}" >"$tmp/wl.log" 2>&1; then
+  ok "wl_span ran under libhearth pushing to the server"
+else
+  bad "wl_span failed: $(tail -n 3 "$tmp/wl.log")"
+fi
+
+now=$(($(date +%s) * 1000))
+query() {  # query SPAN_ID -> names of the flame graph, one per line
+  curl -s -X POST -H 'Content-Type: application/json' \
+    "http://127.0.0.1:$port/querier.v1.QuerierService/SelectMergeSpanProfile" \
+    -d "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"spantest\\\",env=\\\"test\\\"}\",\"spanSelector\":[\"$1\"],\"start\":$((now - 600000)),\"end\":$((now + 60000))}" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); fg=d.get("flamegraph", d); print("\n".join(fg.get("names", [])))'
+}
+a=$(query a1a2a3a4a5a6a7a8); b=$(query b1b2b3b4b5b6b7b8)
+if grep -qx span_a_work <<<"$a" && ! grep -qx span_b_work <<<"$a" && ! grep -qx unlabelled_work <<<"$a"; then
+  ok "span a selects span_a_work only"
+else
+  bad "span a: got names: $(tr '\n' ' ' <<<"$a")"
+fi
+if grep -qx span_b_work <<<"$b" && ! grep -qx span_a_work <<<"$b" && ! grep -qx unlabelled_work <<<"$b"; then
+  ok "span b selects span_b_work only"
+else
+  bad "span b: got names: $(tr '\n' ' ' <<<"$b")"
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
