@@ -167,8 +167,37 @@ int st_rmtree(const char *path)
 
 /* ---- profile blob ---- */
 
+/* Writes varint v at q; returns the byte after it. The caller reserved the room. */
+static inline uint8_t *wv(uint8_t *q, uint64_t v)
+{
+    while (v >= 0x80) {
+        *q++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *q++ = (uint8_t)v;
+    return q;
+}
+
+/*
+ * The big tables (nodes, samples) are written through a pointer into room
+ * reserved for the section's worst case, not one st_putv call per varint.
+ * When the worst case does not fit under the buffer's limit they take the
+ * st_putv path, which stops at the real limit. Same bytes either way.
+ */
+static uint8_t *sect_begin(buf *b, size_t worst)
+{
+    return buf_reserve(b, worst) ? NULL : (uint8_t *)b->data + b->len;
+}
+
+static void sect_end(buf *b, uint8_t *q)
+{
+    b->len = (size_t)(q - (uint8_t *)b->data);
+    b->data[b->len] = 0;
+}
+
 int st_blob_encode(const profile *p, buf *b)
 {
+    uint8_t *q;
     int rc = 0;
 #define P(x) do { if ((rc = (x))) return rc; } while (0)
     P(st_putv(b, p->strings.count));
@@ -207,9 +236,17 @@ int st_blob_encode(const profile *p, buf *b)
         }
     }
     P(st_putv(b, p->n_nodes ? p->n_nodes - 1 : 0));
-    for (uint32_t i = 1; i < p->n_nodes; i++) {
-        P(st_putv(b, p->nodes[i].parent));
-        P(st_putv(b, p->nodes[i].location));
+    if (p->n_nodes > 1 && (q = sect_begin(b, (size_t)p->n_nodes * 10)) != NULL) {
+        for (uint32_t i = 1; i < p->n_nodes; i++) {
+            q = wv(q, p->nodes[i].parent);
+            q = wv(q, p->nodes[i].location);
+        }
+        sect_end(b, q);
+    } else {
+        for (uint32_t i = 1; i < p->n_nodes; i++) {
+            P(st_putv(b, p->nodes[i].parent));
+            P(st_putv(b, p->nodes[i].location));
+        }
     }
     P(st_putv(b, p->n_types));
     for (uint32_t t = 0; t < p->n_types; t++) {
@@ -220,6 +257,30 @@ int st_blob_encode(const profile *p, buf *b)
     P(st_putv(b, p->period_type.unit));
     P(st_putz(b, p->period));
     P(st_putv(b, p->n_samples));
+    /* worst case: stack 5, values 10 each, label count 5, labels 35 each */
+    size_t n_labels = 0;
+    for (size_t i = 0; i < p->n_samples; i++)
+        n_labels += p->samples[i].n_labels;
+    if (p->n_samples && p->n_types < 1024 &&
+        (q = sect_begin(b, p->n_samples * (10 + (size_t)p->n_types * 10) + n_labels * 35)) != NULL) {
+        for (size_t i = 0; i < p->n_samples; i++) {
+            const prof_sample *s = &p->samples[i];
+            q = wv(q, s->stack);
+            const int64_t *v = prof_values(p, i);
+            for (uint32_t t = 0; t < p->n_types; t++)
+                q = wv(q, st_zz(v[t]));
+            q = wv(q, s->n_labels);
+            for (uint32_t k = 0; k < s->n_labels; k++) {
+                const prof_label *l = &p->labels[s->first_label + k];
+                q = wv(q, l->key);
+                q = wv(q, l->str);
+                q = wv(q, st_zz(l->num));
+                q = wv(q, l->num_unit);
+            }
+        }
+        sect_end(b, q);
+        return 0;
+    }
     for (size_t i = 0; i < p->n_samples; i++) {
         const prof_sample *s = &p->samples[i];
         P(st_putv(b, s->stack));
