@@ -119,6 +119,15 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
   fi
 fi
 
+# vDSO: a clock_gettime(CLOCK_MONOTONIC) loop runs in the vDSO, which has no file: its frames
+# are named from our own copy of the (shared) vDSO image.
+f=$TMP/vdso.folded
+if record vdso "$f" "$WL/shares_fp" 0.5 vdso; then
+  v=$(share "func_vdso \\(shares.c:[0-9]+\\);.*(__vdso_clock_gettime|do_hres|vdso)" "$f")
+  if awk -v v="$v" 'BEGIN {exit !(v >= 30)}'; then ok "vdso: ${v}% of samples in named vDSO frames"
+  else bad "vdso: only ${v}% of samples in named vDSO frames"; fi
+fi
+
 # JIT: generated code in an anonymous mapping, named by /tmp/perf-PID.map (70% of the time).
 f=$TMP/jit.folded
 if record jit "$f" "$WL/jit" $SECS; then
@@ -181,6 +190,17 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ "$(cat /proc/sys/ker
   if [ $rc -ne 0 ] && echo "$out" | grep -q "perf_event_paranoid" && echo "$out" | grep -q "CAP_PERFMON"; then ok "unprivileged --pid: says what to change"
   else bad "unprivileged --pid gave rc=$rc: $out"; fi
 fi
+
+# A binary replaced on disk while it runs (a deploy): its path now names another file, so the
+# mapped one is read through /proc/PID/map_files.
+cp "$WL/shares_nofp" "$TMP/replaced"
+"$TMP/replaced" 4 & rpid=$!
+sleep 0.2
+rm -f "$TMP/replaced"; cp "$WL/shares_cxx" "$TMP/replaced"
+if "$BIN" record --pid $rpid --duration 2s --format folded --lines -o "$TMP/replaced.folded" >"$TMP/replaced.log" 2>&1; then
+  check_shares replaced "$TMP/replaced.folded" "func_a \\(shares.c:" "func_b \\(shares.c:" 100
+else bad "replaced: $(tail -1 "$TMP/replaced.log")"; fi
+kill $rpid 2>/dev/null; wait $rpid 2>/dev/null
 
 # Errors say what is wrong.
 out=$("$BIN" record -o "$TMP/x" -- /nonexistent/cmd 2>&1); rc=$?

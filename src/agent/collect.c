@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "agent/unwind.h"
@@ -57,6 +58,8 @@ typedef struct cfile {
     uint64_t sym_gen; /* symbolizer generation sym was looked up in */
     int sym_failed;
     uint32_t refs;    /* mappings pointing here */
+    uint32_t maj, min;
+    uint64_t ino;     /* the mapped file's identity (0 when unknown) */
 } cfile;
 
 typedef struct cmap {
@@ -131,20 +134,39 @@ static uint32_t file_get(collector *c, uint64_t key, const char *path, const cha
     return (uint32_t)c->n_files++;
 }
 
+/* 1 when path is the very file that was mapped (or we cannot tell). */
+static int same_file(const cfile *f, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    if (!f->ino) return 1;
+    return st.st_ino == f->ino && major(st.st_dev) == f->maj && minor(st.st_dev) == f->min;
+}
+
 /*
- * Points f->path at a name that opens now: through the root of pid (alive:
- * we are handling its sample), else the first path seen, else the path as
- * the process named it (same mount namespace, or the process is gone).
- * The first process to map a file may be long gone (short-lived commands).
+ * Points f->path at a name that opens the mapped file now: its path through
+ * the root of pid (alive: we are handling its sample) when that is still the
+ * same inode, else /proc/PID/map_files/START-END (the mapping itself: works
+ * for deleted or replaced binaries), else the first path seen, else the path
+ * as the process named it (same mount namespace, or the process is gone).
+ * The path form is preferred because separate debug files are looked up
+ * next to it.
  */
-static void file_fix_path(cfile *f, pid_t pid)
+static void file_fix_path(cfile *f, pid_t pid, const cmap *m)
 {
     char path[4096];
     if (f->display[0] != '/') return;
     snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, f->display);
-    if (access(path, R_OK) == 0) {
+    if (same_file(f, path)) {
         if (strcmp(path, f->path)) { free(f->path); f->path = xstrdup(path); }
         return;
+    }
+    if (m) {
+        snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start, m->end);
+        if (access(path, R_OK) == 0) {
+            if (strcmp(path, f->path)) { free(f->path); f->path = xstrdup(path); }
+            return;
+        }
     }
     if (access(f->path, R_OK) == 0) return;
     free(f->path);
@@ -232,8 +254,7 @@ static void setup_vdso(collector *c)
 static int special_kind(const char *name)
 {
     if (!strcmp(name, "[vdso]")) return 1;
-    if (name[0] == 0 || name[0] == '[' || !strncmp(name, "//anon", 6) || !strncmp(name, "/memfd:", 7) ||
-        strstr(name, " (deleted)"))
+    if (name[0] == 0 || name[0] == '[' || !strncmp(name, "//anon", 6) || !strncmp(name, "/memfd:", 7))
         return 2;
     return 0;
 }
@@ -288,9 +309,18 @@ static void proc_add_map(collector *c, cproc *p, uint64_t start, uint64_t end, u
     if (m.special == 1) {
         m.file = c->vdso_file;
     } else if (!m.special) {
-        char path[4096];
-        snprintf(path, sizeof(path), "/proc/%d/root%s", (int)p->pid, filename);
-        m.file = file_get(c, file_key(maj, min, ino, filename), path, filename);
+        char path[4160], name[4096];
+        size_t nl = strlen(filename);
+        /* "/bin/x (deleted)": replaced or removed since mapped; map_files still opens it. */
+        snprintf(name, sizeof(name), "%s", filename);
+        if (nl > 10 && nl < sizeof(name) && !strcmp(filename + nl - 10, " (deleted)")) name[nl - 10] = 0;
+        snprintf(path, sizeof(path), "/proc/%d/root%s", (int)p->pid, name);
+        m.file = file_get(c, file_key(maj, min, ino, name), path, name);
+        if (m.file != UINT32_MAX && !c->files[m.file]->ino) {
+            c->files[m.file]->maj = maj;
+            c->files[m.file]->min = min;
+            c->files[m.file]->ino = ino;
+        }
     }
     if (m.file != UINT32_MAX) c->files[m.file]->refs++;
     if (HGROW(p->maps, p->cap_maps, p->n_maps + 1)) return;
@@ -415,7 +445,7 @@ static void proc_build_umods(collector *c, cproc *p)
         u->table = NULL;
         if (m->file == UINT32_MAX) continue;
         cfile *f = c->files[m->file];
-        if (f->elf_state == 0) { file_fix_path(f, p->pid); file_read_segs(f); }
+        if (f->elf_state == 0) { file_fix_path(f, p->pid, m); file_read_segs(f); }
         if (f->elf_state < 0) continue;
         uint64_t vaddr;
         if (file_vaddr(f, m->pgoff, &vaddr) == 0) u->bias = (int64_t)(m->start - vaddr);
@@ -607,7 +637,7 @@ static int32_t user_loc(collector *c, group *g, cproc *p, uint64_t pc, int is_re
     if (f->sym_gen != c->sym_gen) { f->sym = NULL; f->sym_failed = 0; f->sym_gen = c->sym_gen; }
     if (!f->sym && !f->sym_failed) {
         herr e = {0};
-        file_fix_path(f, p->pid);
+        file_fix_path(f, p->pid, m);
         if (f->elf_state == 0) file_read_segs(f);
         if (sym_module_get(c->sym, f->path, f->display, &f->sym, &e)) {
             f->sym_failed = 1;

@@ -867,12 +867,27 @@ static void load_syms(sym_module *m)
 {
     int n = dwfl_module_getsymtab(m->mod);
     size_t cap = 0;
+    GElf_Addr bias = 0;
+    Elf *elf = dwfl_module_getelf(m->mod, &bias);
     m->syms_loaded = 1;
     for (int i = 1; i < n; i++) {
         GElf_Sym sym;
         GElf_Addr addr;
-        const char *name = dwfl_module_getsym_info(m->mod, i, &sym, &addr, NULL, NULL, NULL);
-        if (!name || !*name || GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF) continue;
+        GElf_Word shndx = 0;
+        Elf *sym_elf = NULL;
+        const char *name = dwfl_module_getsym_info(m->mod, i, &sym, &addr, &shndx, &sym_elf, NULL);
+        if (!name || !*name || (GELF_ST_TYPE(sym.st_info) != STT_FUNC && GELF_ST_TYPE(sym.st_info) != STT_NOTYPE) ||
+            sym.st_shndx == SHN_UNDEF)
+            continue;
+        if (GELF_ST_TYPE(sym.st_info) == STT_NOTYPE && sym.st_size == 0) continue; /* labels, not functions */
+        if (sym.st_size == 0 && sym_elf == elf && elf) {
+            /* Unsized (hand-written) functions end at their section's end at the latest, so
+             * e.g. _init does not claim the PLT that follows .init. */
+            Elf_Scn *scn = elf_getscn(elf, shndx);
+            GElf_Shdr sh;
+            if (scn && gelf_getshdr(scn, &sh) && sh.sh_addr + sh.sh_size > sym.st_value)
+                sym.st_size = sh.sh_addr + sh.sh_size - sym.st_value;
+        }
         if (HGROW(m->syms, cap, m->n_syms + 1)) break;
         int bind = GELF_ST_BIND(sym.st_info);
         m->syms[m->n_syms++] = (msym){addr, sym.st_size, name, bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2};

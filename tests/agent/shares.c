@@ -12,6 +12,7 @@
  *          "child-a", which runs func_a (70%); the parent waits for it.
  * syscalls func_sys() makes system calls for SECONDS of CPU: the kernel's
  *          frames (entry_SYSCALL_64 ...) show above it.
+ * vdso     func_vdso() reads CLOCK_MONOTONIC in a loop: time in the vDSO.
  * fixed    a fixed amount of work (SECONDS x 100 chunks of burn(), about
  *          SECONDS of CPU on an idle machine): its run time measures the
  *          slowdown a profiler causes (bench/agent.sh).
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spend.h"
@@ -41,6 +43,14 @@ __attribute__((noinline)) void func_sys(double s)
     double end = spend_cpu_now() + s;
     while (spend_cpu_now() < end)
         for (int i = 0; i < 1000; i++) syscall(SYS_getppid); /* LINE_FUNC_SYS */
+}
+
+__attribute__((noinline)) void func_vdso(double s)
+{
+    double end = spend_cpu_now() + s;
+    struct timespec ts;
+    while (spend_cpu_now() < end)
+        for (int i = 0; i < 10000; i++) clock_gettime(CLOCK_MONOTONIC, &ts); /* LINE_FUNC_VDSO */
 }
 
 static double total = 2.0;
@@ -76,6 +86,8 @@ int main(int argc, char **argv)
         int st;
         waitpid(pid, &st, 0);
         return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+    } else if (!strcmp(mode, "vdso")) {
+        func_vdso(total);
     } else if (!strcmp(mode, "syscalls")) {
         func_sys(total);
     } else if (!strcmp(mode, "fixed")) {
