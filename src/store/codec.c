@@ -179,7 +179,7 @@ static inline uint8_t *wv(uint8_t *q, uint64_t v)
 }
 
 /*
- * The big tables (nodes, samples) are written through a pointer into room
+ * The tables (strings, functions, locations, nodes, samples) are written through a pointer into room
  * reserved for the section's worst case, not one st_putv call per varint.
  * When the worst case does not fit under the buffer's limit they take the
  * st_putv path, which stops at the real limit. Same bytes either way.
@@ -201,8 +201,21 @@ int st_blob_encode(const profile *p, buf *b)
     int rc = 0;
 #define P(x) do { if ((rc = (x))) return rc; } while (0)
     P(st_putv(b, p->strings.count));
+    size_t worst = 0;
     for (uint32_t i = 0; i < p->strings.count; i++)
-        P(st_puts(b, strtab_get(&p->strings, i), strtab_len(&p->strings, i)));
+        worst += 5 + (size_t)p->strings.lens[i];
+    if (p->strings.count && (q = sect_begin(b, worst)) != NULL) {
+        for (uint32_t i = 0; i < p->strings.count; i++) {
+            uint32_t n = p->strings.lens[i];
+            q = wv(q, n);
+            memcpy(q, p->strings.strs[i], n);
+            q += n;
+        }
+        sect_end(b, q);
+    } else {
+        for (uint32_t i = 0; i < p->strings.count; i++)
+            P(st_puts(b, strtab_get(&p->strings, i), strtab_len(&p->strings, i)));
+    }
     P(st_putv(b, p->n_mappings ? p->n_mappings - 1 : 0));
     for (uint32_t i = 1; i < p->n_mappings; i++) {
         const prof_mapping *m = &p->mappings[i];
@@ -214,7 +227,16 @@ int st_blob_encode(const profile *p, buf *b)
         P(st_putv(b, (uint64_t)(m->has_functions | m->has_filenames << 1 | m->has_line_numbers << 2 | m->has_inline_frames << 3)));
     }
     P(st_putv(b, p->n_functions ? p->n_functions - 1 : 0));
-    for (uint32_t i = 1; i < p->n_functions; i++) {
+    if (p->n_functions > 1 && (q = sect_begin(b, (size_t)p->n_functions * 25)) != NULL) {
+        for (uint32_t i = 1; i < p->n_functions; i++) {
+            const prof_function *f = &p->functions[i];
+            q = wv(q, f->name);
+            q = wv(q, f->system_name);
+            q = wv(q, f->filename);
+            q = wv(q, st_zz(f->start_line));
+        }
+        sect_end(b, q);
+    } else for (uint32_t i = 1; i < p->n_functions; i++) {
         const prof_function *f = &p->functions[i];
         P(st_putv(b, f->name));
         P(st_putv(b, f->system_name));
@@ -222,7 +244,25 @@ int st_blob_encode(const profile *p, buf *b)
         P(st_putz(b, f->start_line));
     }
     P(st_putv(b, p->n_locations ? p->n_locations - 1 : 0));
-    for (uint32_t i = 1; i < p->n_locations; i++) {
+    worst = 0;
+    for (uint32_t i = 1; i < p->n_locations; i++)
+        worst += 30 + (size_t)p->locations[i].n_lines * 25;
+    if (p->n_locations > 1 && (q = sect_begin(b, worst)) != NULL) {
+        for (uint32_t i = 1; i < p->n_locations; i++) {
+            const prof_location *l = &p->locations[i];
+            q = wv(q, l->address);
+            q = wv(q, l->mapping);
+            q = wv(q, l->is_folded);
+            q = wv(q, l->n_lines);
+            for (uint32_t k = 0; k < l->n_lines; k++) {
+                const prof_line *ln = &p->lines[l->first_line + k];
+                q = wv(q, ln->function);
+                q = wv(q, st_zz(ln->line));
+                q = wv(q, st_zz(ln->column));
+            }
+        }
+        sect_end(b, q);
+    } else for (uint32_t i = 1; i < p->n_locations; i++) {
         const prof_location *l = &p->locations[i];
         P(st_putv(b, l->address));
         P(st_putv(b, l->mapping));

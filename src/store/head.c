@@ -183,12 +183,52 @@ static int fp_put(st_fpmap *t, fp128 k, uint32_t val)
     return 0;
 }
 
-/* Fingerprint of n 64-bit words: two independently seeded hashes. Never {0,0}. */
+static inline uint64_t fp_rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint64_t fp_mix(uint64_t a, uint64_t b)
+{
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/*
+ * 128-bit fingerprint of bytes in one pass: two lanes of the multiply-mix
+ * hash_bytes uses, with different constants and seeds, each consuming every
+ * byte. .b is never 0 (0 marks "not computed" in the memo arrays).
+ */
+static fp128 fp_bytes(const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t a = 0x243f6a8885a308d3ULL ^ (n * 0xa0761d6478bd642fULL);
+    uint64_t b = 0x13198a2e03707344ULL ^ (n * 0xe7037ed1a0b428dbULL);
+    while (n >= 16) {
+        uint64_t x = fp_rd64(p), y = fp_rd64(p + 8);
+        a = fp_mix(x ^ 0xe7037ed1a0b428dbULL, y ^ a);
+        b = fp_mix(y ^ 0x8ebc6af09c88c6e3ULL, x ^ b);
+        p += 16;
+        n -= 16;
+    }
+    if (n) {
+        uint64_t x = 0, y = 0;
+        memcpy(&x, p, n < 8 ? n : 8);
+        if (n > 8)
+            memcpy(&y, p + 8, n - 8);
+        a = fp_mix(x ^ 0x589965cc75374cc3ULL, y ^ a ^ 0x1d8e4e27c47d124fULL);
+        b = fp_mix(y ^ 0x9e3779b97f4a7c15ULL, x ^ b ^ 0xc4ceb9fe1a85ec53ULL);
+    }
+    fp128 f = {fp_mix(a, 0xa0761d6478bd642fULL) ^ a, (fp_mix(b, 0x8ebc6af09c88c6e3ULL) ^ b) | 1};
+    return f;
+}
+
+/* Fingerprint of n 64-bit words. */
 static fp128 fp_words(const uint64_t *w, size_t n)
 {
-    fp128 f = {hash_bytes(w, n * 8, 0x243f6a8885a308d3ULL), hash_bytes(w, n * 8, 0x13198a2e03707344ULL)};
-    f.b |= 1;
-    return f;
+    return fp_bytes(w, n * 8);
 }
 
 typedef struct mapper {
@@ -270,7 +310,7 @@ static fp128 str_fp(mapper *m, uint32_t id)
     if (!m->fp_str[id].b) {
         const char *s = prof_s(m->p, id);
         size_t n = strtab_len(&m->p->strings, id);
-        m->fp_str[id] = (fp128){hash_bytes(s, n, 0x452821e638d01377ULL), hash_bytes(s, n, 0xbe5466cf34e90c6cULL) | 1};
+        m->fp_str[id] = fp_bytes(s, n);
     }
     return m->fp_str[id];
 }
