@@ -242,4 +242,8 @@ TEST(units_parse)
     ASSERT_OK(parse_time_ns("1700000000000000000", now, &ns)); ASSERT_EQ(ns, now);
     ASSERT_OK(parse_time_ns("2023-11-14T22:13:20Z", now, &ns)); ASSERT_EQ(ns, now);
     ASSERT_EQ(parse_time_ns("yesterday", now, &ns), HE_FORMAT);
+    ASSERT_EQ(parse_time_ns("-9000000000", now, &ns), HE_FORMAT);
+    ASSERT_EQ(parse_time_ns("99999999999999999999", now, &ns), HE_FORMAT);
+    ASSERT_EQ(parse_time_ns("now-200y", now, &ns), 0);
+    ASSERT(unix_any_to_ns(-9000000000000000000LL) == INT64_MIN);
 }

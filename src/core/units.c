@@ -89,11 +89,13 @@ int parse_size(const char *s, uint64_t *out)
 
 int64_t unix_any_to_ns(int64_t v)
 {
-    /* Pyroscope's rule: < 1e10 seconds, < 1e13 ms, < 1e16 µs, else ns. */
-    if (v < 10000000000LL) return v * 1000000000LL;
-    if (v < 10000000000000LL) return v * 1000000LL;
-    if (v < 10000000000000000LL) return v * 1000LL;
-    return v;
+    /* Pyroscope's rule: < 1e10 seconds, < 1e13 ms, < 1e16 µs, else ns.
+     * Negative input (before 1970) saturates instead of overflowing. */
+    int64_t mul = v < 10000000000LL ? 1000000000LL : v < 10000000000000LL ? 1000000LL
+                : v < 10000000000000000LL ? 1000LL : 1;
+    int64_t r;
+    if (__builtin_mul_overflow(v, mul, &r)) return v < 0 ? INT64_MIN : INT64_MAX;
+    return r;
 }
 
 int parse_time_ns(const char *s, int64_t now, int64_t *out)
@@ -104,13 +106,18 @@ int parse_time_ns(const char *s, int64_t now, int64_t *out)
         int64_t d = 0;
         if (!s[3]) { *out = now; return 0; }
         if ((s[3] != '-' && s[3] != '+') || parse_duration_ns(s + 4, &d)) return HE_FORMAT;
-        *out = s[3] == '-' ? now - d : now + d;
+        if (s[3] == '-' ? __builtin_sub_overflow(now, d, out) : __builtin_add_overflow(now, d, out)) return HE_FORMAT;
         return 0;
     }
     if (isdigit((unsigned char)*s) || *s == '-') {
         char *end;
+        errno = 0;
         long long v = strtoll(s, &end, 10);
-        if (*end == 0) { *out = unix_any_to_ns(v); return 0; }
+        if (*end == 0) {
+            if (errno == ERANGE || v < 0) return HE_FORMAT;  /* no timestamps before 1970 */
+            *out = unix_any_to_ns(v);
+            return 0;
+        }
         if (*end == '-' && end - s == 4) {  /* RFC 3339 */
             struct tm tm;
             memset(&tm, 0, sizeof tm);
