@@ -21,7 +21,7 @@
 # (adds start-up and the flush at exit: symbolizing, encoding, writing).
 # CPU time moves far less than wall time under contention. Ratios are
 # against "none" from the same run.
-# Usage: bench/preload.sh [BUILD]   (REPS=5, CPU_ROUNDS=100, HEAP_MIB=8000)
+# Usage: bench/preload.sh [BUILD]   (REPS=5, CPU_ROUNDS=100, HEAP_MIB=8000, PARTS="cpu heap")
 set -u
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -65,6 +65,8 @@ report() {  # report BASE NAME...
   eval "med_work_$base=$bw"
 }
 
+parts=${PARTS:-cpu heap}
+if [[ " $parts " == *" cpu "* ]]; then
 rounds=${CPU_ROUNDS:-100}
 echo "CPU workload: wl_cpu 2 threads x $rounds rounds; median CPU seconds of $reps interleaved runs"
 cmd_none()   { cpu_seconds "$wl/wl_cpu" 2 "$rounds"; }
@@ -80,6 +82,9 @@ if [ -n "$profiler" ]; then
     'BEGIN {printf "  work overhead: hearth %+.2f%%, gperftools %+.2f%%\n", (h/n-1)*100, (g/n-1)*100}'
 fi
 
+fi
+
+if [[ " $parts " == *" heap "* ]]; then
 mib=${HEAP_MIB:-8000}
 echo "heap workload: wl_heap mix ${mib} MiB of malloc/realloc/free (16..4096 B) on 2 threads; median CPU seconds of $reps interleaved runs"
 cmd_none()      { cpu_seconds "$wl/wl_heap" 0 "$mib" mix; }
@@ -93,3 +98,4 @@ set_names=(none hearth hearth_heap_only)
 [ -n "$tcmalloc" ] && set_names+=(tcmalloc gperftools_heap)
 run_set "${set_names[@]}"
 report none "${set_names[@]:1}"
+fi
