@@ -358,7 +358,7 @@ TEST(legacy_ingest_text_formats_round_trip)
         ASSERT_OK(speedscope_parse(&p, raw, m, &e));
         if (p.n_types == 1) {
             want = prof_total(&p, 0);
-            CHECK_ALL_ROUTES(&t, NULL, "memory:inuse_space:bytes:inuse_space:bytes", "{service_name=\\\"ss\\\"}", want);
+            CHECK_ALL_ROUTES(&t, NULL, "memory:inuse_space:bytes:space:bytes", "{service_name=\\\"ss\\\"}", want);
         }
         prof_release(&p);
         free(raw);
@@ -1231,5 +1231,85 @@ TEST(random_bodies_to_every_route)
     buf_release(&raw);
     buf_release(&out);
     free(seed);
+    server_stop(t.s);
+}
+
+/* ---- issue 4: compatibility defects found by comparing with Pyroscope ---- */
+
+/* GET path with tenant t1; body into out. */
+static long get_t1(const srv_t *t, const char *path, buf *out)
+{
+    const char *hs[] = {"X-Scope-OrgID: t1", NULL};
+    return http(t, "GET", path, hs, NULL, 0, out);
+}
+
+TEST(issue4_render_names_metadata_labels_series)
+{
+    srv_t t;
+    buf out;
+    json_object *o, *md, *v, *arr;
+    const char *folded = "a;b 10\na;c 5\n";
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    ASSERT_EQ(ingest(&t, "t1", "name=memapp.inuse_space", NULL, folded, strlen(folded), &out), 200);
+    ASSERT_EQ(ingest(&t, "t1", "name=memapp.goroutines", NULL, folded, strlen(folded), &out), 200);
+    ASSERT_EQ(ingest(&t, "t1", "name=cpuapp.cpu%7Bpod%3Dp1%7D&sampleRate=100", NULL, folded, strlen(folded), &out), 200);
+    /* folded memory lands in the profile type a Go heap pprof has */
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/ProfileTypes", "t1", "{}", &out), 200);
+    ASSERT_CONTAINS(out.data, "\"ID\":\"memory:inuse_space:bytes:space:bytes\"");
+    /* the legacy name finds what the legacy name stored */
+    ASSERT_EQ(q_render_total(&t, "t1", "memapp.inuse_space", "{}"), 15);
+    ASSERT_EQ(q_render_total(&t, "t1", "memapp.goroutines", "{}"), 15);
+    /* {__name__="<type>",...} as Pyroscope's parseQuery takes it, the matcher first, last or alone */
+    ASSERT_EQ(q_render_total(&t, "t1", "", "{__name__=\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",service_name=\"cpuapp\"}"), 150000000);
+    ASSERT_EQ(q_render_total(&t, "t1", "", "{service_name=\"cpuapp\", __name__=\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\"}"), 150000000);
+    ASSERT_EQ(q_render_total(&t, "t1", "", "{__name__=\"memory:inuse_space:bytes:space:bytes\"}"), 15);
+    ASSERT_EQ(get_t1(&t, "/pyroscope/render?query=%7Bservice_name%3D%22cpuapp%22%7D&from=0&until=now", &out), 400);
+    ASSERT_CONTAINS(out.data, "__name__");
+    /* metadata as ExportToFlamebearer: name = sample type, sampleRate 1e9 only for cpu */
+    ASSERT_EQ(get_t1(&t, "/pyroscope/render?query=cpuapp.cpu%7B%7D&from=0&until=now%2B1h", &out), 200);
+    o = parse(&out);
+    ASSERT(json_object_object_get_ex(o, "metadata", &md));
+    ASSERT(json_object_object_get_ex(md, "name", &v));
+    ASSERT_STR(json_object_get_string(v), "cpu");
+    ASSERT_EQ(jint(md, "sampleRate"), 1000000000);
+    json_object_put(o);
+    ASSERT_EQ(get_t1(&t, "/pyroscope/render?query=memapp.inuse_space%7B%7D&from=0&until=now%2B1h", &out), 200);
+    o = parse(&out);
+    ASSERT(json_object_object_get_ex(o, "metadata", &md));
+    ASSERT(json_object_object_get_ex(md, "name", &v));
+    ASSERT_STR(json_object_get_string(v), "inuse_space");
+    ASSERT_EQ(jint(md, "sampleRate"), 100);
+    json_object_put(o);
+    /* label-values for __name__ lists profile type IDs */
+    ASSERT_EQ(get_t1(&t, "/pyroscope/label-values?label=__name__&from=0&until=now%2B1h", &out), 200);
+    ASSERT_CONTAINS(out.data, "\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\"");
+    ASSERT_CONTAINS(out.data, "\"memory:inuse_space:bytes:space:bytes\"");
+    ASSERT(!strstr(out.data, "\"memory\""));
+    /* Series with two matchers that both match one series lists it once, sorted */
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/Series", "t1",
+                        "{\"matchers\":[\"{service_name=\\\"memapp\\\"}\",\"{__name__=\\\"memory\\\"}\",\"{service_name=\\\"cpuapp\\\"}\"]}", &out), 200);
+    o = parse(&out);
+    ASSERT(json_object_object_get_ex(o, "labelsSet", &arr));
+    ASSERT_EQ(json_object_array_length(arr), 3);
+    json_object_put(o);
+    /* times in ms that overflow int64 nanoseconds are a 400, not a wrap */
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/SelectMergeStacktraces", "t1",
+                        "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{}\",\"start\":\"9223372036854775\",\"end\":\"9223372036854775807\"}", &out), 400);
+    ASSERT_CONTAINS(out.data, "invalid_argument");
+    buf_release(&out);
+    server_stop(t.s);
+}
+
+TEST(issue4_profile_stats_proto_without_data)
+{
+    srv_t t;
+    buf out;
+    const char *hs[] = {"Content-Type: application/proto", "X-Scope-OrgID: empty", NULL};
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    ASSERT_EQ(http(&t, "POST", "/querier.v1.QuerierService/GetProfileStats", hs, "", 0, &out), 200);
+    ASSERT_EQ(out.len, 0);  /* dataIngested=false and no times: every field at its default */
+    buf_release(&out);
     server_stop(t.s);
 }

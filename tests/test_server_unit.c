@@ -179,7 +179,7 @@ TEST(connect_status_mapping)
     ASSERT_EQ(connect_http_status("unimplemented"), 501);
     ASSERT_EQ(connect_http_status("unavailable"), 503);
     ASSERT_STR(connect_code_for(HE_FORMAT), "invalid_argument");
-    ASSERT_STR(connect_code_for(HE_TOOBIG), "resource_exhausted");
+    ASSERT_STR(connect_code_for(HE_TOOBIG), "invalid_argument");  /* limits are permanent: never 429 */
     ASSERT_STR(connect_code_for(-EIO), "unavailable");
 }
 

@@ -1055,7 +1055,10 @@ static int convert_one(otab *t, const oprofile *op, const ostr *svc, otlp_profil
                 labels[n_labels++] = (prof_label){(uint32_t)prof_cstr(&out->prof, "trace_id"), (uint32_t)prof_cstr(&out->prof, hex), 0, 0};
             }
         }
-        if (to_nanos) v *= op->period;
+        if (to_nanos && __builtin_mul_overflow(v, op->period, &v)) {
+            rc = herr_set(e, HE_FORMAT, "OTLP sample value %" PRId64 " times period %" PRId64 " overflows int64", s->value, op->period);
+            break;
+        }
         if (prof_sample_add(&out->prof, (uint32_t)stack, &v, labels, n_labels) < 0) {
             rc = herr_set(e, HE_TOOBIG, "OTLP profile has more samples than the limit of %u", out->prof.limits.max_samples);
             break;

@@ -372,7 +372,10 @@ int connect_http_status(const char *code)
 const char *connect_code_for(int code)
 {
     switch (code) {
-    case HE_TOOBIG: return "resource_exhausted";
+    /* a request over a size, label or sample limit is a permanent client
+     * error (Pyroscope: invalid_argument); resource_exhausted (429) would
+     * make clients retry it forever */
+    case HE_TOOBIG: return "invalid_argument";
     case HE_NOTFOUND: return "not_found";
     case HE_UNSUPPORTED: return "unimplemented";
     case -ENOMEM: return "resource_exhausted";

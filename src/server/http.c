@@ -117,7 +117,7 @@ int http_status_for(int code)
 {
     switch (code) {
     case 0: return 200;
-    case HE_TOOBIG: return 413;
+    case HE_TOOBIG: return 400;   /* limits on content; 413 is only sent for the body size itself */
     case HE_NOTFOUND: return 404;
     case HE_UNSUPPORTED: return 415;
     case -ENOMEM: return 503;

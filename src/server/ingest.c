@@ -272,6 +272,12 @@ static int apply_legacy_type(profile *p, const naming_type *nt, int64_t sample_r
         p->period_type.type = (uint32_t)pt;
         p->period_type.unit = (uint32_t)pu;
         p->period = period;
+    } else {
+        /* the period type a pprof of this kind has, so both land in one profile type */
+        int32_t pt = prof_cstr(p, nt->period_type), pu = prof_cstr(p, nt->period_unit);
+        if (pt < 0 || pu < 0) return -ENOMEM;
+        p->period_type.type = (uint32_t)pt;
+        p->period_type.unit = (uint32_t)pu;
     }
     return 0;
 }

@@ -3,7 +3,11 @@
  *
  * The suffix table mirrors convertMetadata() of Pyroscope's ingest adapter;
  * where Pyroscope stores rate-scaled CPU/wall samples as cpu:nanoseconds
- * (or wall:nanoseconds), rate_scaled is set and the caller rescales.
+ * (or wall:nanoseconds), rate_scaled is set and the caller rescales. The
+ * period type is the one the matching pprof carries (Go heap: space:bytes,
+ * goroutine: goroutine:count, mutex/block: contentions:count), so folded
+ * and pprof memory profiles of an app land in one profile type, and the
+ * legacy render maps app.suffix through this same table (naming_type_id).
  */
 #include "core/common.h"
 
@@ -11,31 +15,31 @@
 #include "server/naming.h"
 
 static const naming_type types[] = {
-    {"cpu", "process_cpu", "cpu", "nanoseconds", 1},
-    {"itimer", "process_cpu", "cpu", "nanoseconds", 1},
-    {"wall", "wall", "wall", "nanoseconds", 1},
-    {"inuse_objects", "memory", "inuse_objects", "count", 0},
-    {"inuse_space", "memory", "inuse_space", "bytes", 0},
-    {"alloc_objects", "memory", "alloc_objects", "count", 0},
-    {"alloc_space", "memory", "alloc_space", "bytes", 0},
-    {"goroutines", "goroutine", "goroutines", "count", 0},
-    {"mutex_count", "mutex", "contentions", "count", 0},
-    {"mutex_duration", "mutex", "delay", "nanoseconds", 0},
-    {"block_count", "block", "contentions", "count", 0},
-    {"block_duration", "block", "delay", "nanoseconds", 0},
-    {"lock_count", "block", "contentions", "count", 0},
-    {"lock_duration", "block", "delay", "nanoseconds", 0},
-    {"alloc_in_new_tlab_objects", "memory", "alloc_in_new_tlab_objects", "count", 0},
-    {"alloc_in_new_tlab_bytes", "memory", "alloc_in_new_tlab_bytes", "bytes", 0},
-    {"alloc_outside_tlab_objects", "memory", "alloc_outside_tlab_objects", "count", 0},
-    {"alloc_outside_tlab_bytes", "memory", "alloc_outside_tlab_bytes", "bytes", 0},
-    {"live", "memory", "live", "count", 0},
-    {"exceptions", "exceptions", "samples", "count", 0},
-    {"seconds", "wall", "samples", "count", 0},
-    {"nanoseconds", "wall", "samples", "count", 0},
-    {"microseconds", "wall", "samples", "count", 0},
-    {"milliseconds", "wall", "samples", "count", 0},
-    {"bytes", "memory", "samples", "bytes", 0},
+    {"cpu", "process_cpu", "cpu", "nanoseconds", 1, "cpu", "nanoseconds"},
+    {"itimer", "process_cpu", "cpu", "nanoseconds", 1, "cpu", "nanoseconds"},
+    {"wall", "wall", "wall", "nanoseconds", 1, "cpu", "nanoseconds"},
+    {"inuse_objects", "memory", "inuse_objects", "count", 0, "space", "bytes"},
+    {"inuse_space", "memory", "inuse_space", "bytes", 0, "space", "bytes"},
+    {"alloc_objects", "memory", "alloc_objects", "count", 0, "space", "bytes"},
+    {"alloc_space", "memory", "alloc_space", "bytes", 0, "space", "bytes"},
+    {"goroutines", "goroutine", "goroutines", "count", 0, "goroutine", "count"},
+    {"mutex_count", "mutex", "contentions", "count", 0, "contentions", "count"},
+    {"mutex_duration", "mutex", "delay", "nanoseconds", 0, "contentions", "count"},
+    {"block_count", "block", "contentions", "count", 0, "contentions", "count"},
+    {"block_duration", "block", "delay", "nanoseconds", 0, "contentions", "count"},
+    {"lock_count", "block", "contentions", "count", 0, "contentions", "count"},
+    {"lock_duration", "block", "delay", "nanoseconds", 0, "contentions", "count"},
+    {"alloc_in_new_tlab_objects", "memory", "alloc_in_new_tlab_objects", "count", 0, "alloc_in_new_tlab_objects", "count"},
+    {"alloc_in_new_tlab_bytes", "memory", "alloc_in_new_tlab_bytes", "bytes", 0, "alloc_in_new_tlab_bytes", "bytes"},
+    {"alloc_outside_tlab_objects", "memory", "alloc_outside_tlab_objects", "count", 0, "alloc_outside_tlab_objects", "count"},
+    {"alloc_outside_tlab_bytes", "memory", "alloc_outside_tlab_bytes", "bytes", 0, "alloc_outside_tlab_bytes", "bytes"},
+    {"live", "memory", "live", "count", 0, "live", "count"},
+    {"exceptions", "exceptions", "samples", "count", 0, "samples", "count"},
+    {"seconds", "wall", "samples", "count", 0, "samples", "count"},
+    {"nanoseconds", "wall", "samples", "count", 0, "samples", "count"},
+    {"microseconds", "wall", "samples", "count", 0, "samples", "count"},
+    {"milliseconds", "wall", "samples", "count", 0, "samples", "count"},
+    {"bytes", "memory", "samples", "bytes", 0, "samples", "bytes"},
 };
 
 int naming_label_name_valid(const char *s)
@@ -160,4 +164,10 @@ const char *naming_pprof_metric(const char *const *tnames, const char *const *di
     for (size_t i = 0; i < n; i++)
         if (!strcmp(tnames[i], "samples")) return "process_cpu";
     return n ? tnames[0] : "unknown";
+}
+
+const char *naming_type_id(const naming_type *t, char *out, size_t n)
+{
+    snprintf(out, n, "%s:%s:%s:%s:%s", t->metric, t->type, t->unit, t->period_type, t->period_unit);
+    return out;
 }

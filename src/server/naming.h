@@ -47,7 +47,18 @@ typedef struct naming_type {
     const char *type;     /* sample type */
     const char *unit;     /* sample unit */
     int rate_scaled;      /* 1: values are sample counts, scaled by 1e9/sampleRate to nanoseconds */
+    const char *period_type;  /* the period type a pprof of this kind carries (heap: space) */
+    const char *period_unit;
 } naming_type;
+
+/*
+ * The profile type ID (`metric:type:unit:period_type:period_unit`) that
+ * data ingested under this suffix is stored as; the legacy render maps
+ * `app.suffix` queries through the same table, so what `/ingest` stores
+ * under `app.inuse_space` is what `/pyroscope/render?query=app.inuse_space`
+ * finds. Writes into out (truncated to n); returns out.
+ */
+const char *naming_type_id(const naming_type *t, char *out, size_t n);
 
 /*
  * The type for app's suffix (the part after the last '.'); an app without a

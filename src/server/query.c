@@ -21,6 +21,7 @@
 #include "format/flamebearer.h"
 #include "format/pprof.h"
 #include "server/connect.h"
+#include "server/naming.h"
 #include "server/srv.h"
 
 #define MS (1000000LL)
@@ -50,8 +51,13 @@ static int make_query(http_req *rq, http_resp *rs, const creq *r, const char *se
     memset(q, 0, sizeof *q);
     selector_init(sel);
     q->tenant = rq->tenant;
-    q->start_ns = r->start > 0 ? r->start * MS : 0;
-    q->end_ns = r->end > 0 ? r->end * MS : now_ns();
+    q->start_ns = 0;
+    q->end_ns = now_ns();
+    if ((r->start > 0 && __builtin_mul_overflow(r->start, (int64_t)MS, &q->start_ns)) ||
+        (r->end > 0 && __builtin_mul_overflow(r->end, (int64_t)MS, &q->end_ns))) {
+        connect_error(rs, "invalid_argument", "start (%" PRId64 ") or end (%" PRId64 ") is out of range: use unix milliseconds", r->start, r->end);
+        return -1;
+    }
     if (q->end_ns < q->start_ns) {
         connect_error(rs, "invalid_argument", "end (%" PRId64 ") is before start (%" PRId64 ")", r->end, r->start);
         return -1;
@@ -456,6 +462,23 @@ static void write_labelpairs_proto(buf *b, uint32_t field, const store_labelset 
     }
 }
 
+/* Pyroscope's CompareLabelPairs: pairwise by name then value, then by count. */
+static int cmp_labelset(const void *a, const void *b)
+{
+    const store_labelset *x = *(const store_labelset *const *)a, *y = *(const store_labelset *const *)b;
+    for (size_t i = 0; i < x->n && i < y->n; i++) {
+        int c = strcmp(x->labels[i].name, y->labels[i].name);
+        if (!c) c = strcmp(x->labels[i].value, y->labels[i].value);
+        if (c) return c;
+    }
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/*
+ * Series: one store call per matcher; the label sets of all of them are
+ * merged, sorted and deduplicated (a series matched by two matchers is
+ * listed once), as Pyroscope does.
+ */
 void query_series(http_req *rq, http_resp *rs)
 {
     server *s = rq->ctx;
@@ -463,11 +486,36 @@ void query_series(http_req *rq, http_resp *rs)
     herr e = {0};
     int rc, json;
     jw w;
+    size_t n_lists, n_all = 0;
+    store_series_list *lists = NULL;
+    const store_labelset **all = NULL;
     if ((rc = connect_parse(rq, creq_series, &r, &e))) {
         connect_error(rs, connect_code_for(rc), "%s", herr_msg(&e, rc));
         creq_release(&r);
         return;
     }
+    n_lists = MAX(r.matchers.n, (size_t)1);
+    lists = xcalloc(n_lists, sizeof *lists);
+    for (size_t i = 0; i < n_lists; i++) {
+        selector sel;
+        store_query q;
+        if (make_query(rq, rs, &r, r.matchers.n ? r.matchers.v[i] : NULL, &sel, &q, 0)) {
+            selector_release(&sel);
+            goto out;
+        }
+        rc = store_series(s->st, &q, (const char *const *)r.label_names.v, r.label_names.n, &lists[i], &e);
+        selector_release(&sel);
+        if (rc) {
+            store_fail(rs, rc, &e);
+            goto out;
+        }
+        n_all += lists[i].n;
+    }
+    all = xcalloc(n_all + 1, sizeof *all);
+    n_all = 0;
+    for (size_t i = 0; i < n_lists; i++)
+        for (size_t k = 0; k < lists[i].n; k++) all[n_all++] = &lists[i].v[k];
+    if (n_all) qsort(all, n_all, sizeof *all, cmp_labelset);
     json = want_json(rq, rs);
     if (json) {
         jw_init(&w, &rs->body);
@@ -475,42 +523,28 @@ void query_series(http_req *rq, http_resp *rs)
         jw_key(&w, "labelsSet");
         jw_arr(&w);
     }
-    for (size_t i = 0; i < MAX(r.matchers.n, (size_t)1); i++) {
-        selector sel;
-        store_query q;
-        store_series_list l = {0};
-        if (make_query(rq, rs, &r, r.matchers.n ? r.matchers.v[i] : NULL, &sel, &q, 0)) {
-            selector_release(&sel);
-            goto out;
+    for (size_t k = 0; k < n_all; k++) {
+        if (k && !cmp_labelset(&all[k - 1], &all[k])) continue;
+        if (json) {
+            jw_obj(&w);
+            jw_key(&w, "labels");
+            write_labelpairs_json(&w, all[k]);
+            jw_obj_end(&w);
+        } else {
+            long m = wire_begin(&rs->body, 2);
+            if (m < 0) break;
+            write_labelpairs_proto(&rs->body, 1, all[k]);
+            wire_end(&rs->body, m);
         }
-        rc = store_series(s->st, &q, (const char *const *)r.label_names.v, r.label_names.n, &l, &e);
-        selector_release(&sel);
-        if (rc) {
-            buf_reset(&rs->body);
-            store_fail(rs, rc, &e);
-            store_series_release(&l);
-            goto out;
-        }
-        for (size_t k = 0; k < l.n; k++) {
-            if (json) {
-                jw_obj(&w);
-                jw_key(&w, "labels");
-                write_labelpairs_json(&w, &l.v[k]);
-                jw_obj_end(&w);
-            } else {
-                long m = wire_begin(&rs->body, 2);
-                if (m < 0) break;
-                write_labelpairs_proto(&rs->body, 1, &l.v[k]);
-                wire_end(&rs->body, m);
-            }
-        }
-        store_series_release(&l);
     }
     if (json) {
         jw_arr_end(&w);
         jw_obj_end(&w);
     }
 out:
+    free(all);
+    for (size_t i = 0; i < n_lists; i++) store_series_release(&lists[i]);
+    free(lists);
     creq_release(&r);
 }
 
@@ -910,23 +944,73 @@ void query_profile_stats(http_req *rq, http_resp *rs)
         jw_obj_end(&w);
     } else {
         wire_put_uint_nz(&rs->body, 1, (uint64_t)st.has_data);
-        wire_put_uint_nz(&rs->body, 2, (uint64_t)(st.oldest_ns / MS));
-        wire_put_uint_nz(&rs->body, 3, (uint64_t)(st.newest_ns / MS));
+        if (st.has_data) {
+            wire_put_uint_nz(&rs->body, 2, (uint64_t)(st.oldest_ns / MS));
+            wire_put_uint_nz(&rs->body, 3, (uint64_t)(st.newest_ns / MS));
+        }
     }
 }
 
 /* ---------------- legacy render ---------------- */
 
 /*
- * A legacy query: `process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="x"}`
- * or the 0.x form `app.cpu{k="v"}` (mapped with the ingest naming rules).
- * Writes the profile type into pt and the selector text into seltext.
+ * A legacy query: `process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="x"}`,
+ * the form Pyroscope's parseQuery also accepts, `{__name__="<profile type>",
+ * service_name="x"}`, or the 0.x form `app.cpu{k="v"}` (mapped through the
+ * ingest naming table, naming_type_id). Writes the profile type into pt and
+ * the selector text (without the __name__ matcher) into seltext.
  */
 static int legacy_query(const char *query, char *pt, size_t pt_size, char *seltext, size_t sel_size, herr *e)
 {
     const char *brace;
     size_t n;
     if (!query || !*query) return herr_set(e, HE_FORMAT, "missing query parameter: use query=<profile type>{label=\"value\"}");
+    if (query[0] == '{') {
+        /* find the __name__="..." matcher (outside quoted values) and cut it out */
+        const char *p = query + 1, *m = NULL, *v = NULL, *vend = NULL;
+        int inq = 0;
+        size_t ql = strlen(query);
+        if (ql >= sel_size) return herr_set(e, HE_TOOBIG, "query is too long");
+        for (; *p; p++) {
+            if (inq) {
+                if (*p == '\\' && p[1]) p++;
+                else if (*p == '"') inq = 0;
+                continue;
+            }
+            if (*p == '"') { inq = 1; continue; }
+            if ((p[-1] == '{' || p[-1] == ',' || p[-1] == ' ') && !strncmp(p, "__name__", 8)) {
+                const char *q = p + 8;
+                while (*q == ' ') q++;
+                if (*q != '=' || q[1] == '~' ) continue;
+                q++;
+                while (*q == ' ') q++;
+                if (*q != '"') continue;
+                m = p;
+                v = q + 1;
+                vend = strchr(v, '"');
+                break;
+            }
+        }
+        if (!m || !vend) return herr_set(e, HE_FORMAT, "query \"%.100s\" has no __name__=\"<profile type>\" matcher", query);
+        if ((size_t)(vend - v) >= pt_size) return herr_set(e, HE_TOOBIG, "profile type in query is too long");
+        memcpy(pt, v, (size_t)(vend - v));
+        pt[vend - v] = 0;
+        if (!profile_type_valid(pt))
+            return herr_set(e, HE_FORMAT, "__name__=\"%.100s\" is not a profile type (name:type:unit:period_type:period_unit)", pt);
+        {
+            /* seltext = query without the matcher and one comma next to it */
+            const char *after = vend + 1;
+            size_t head = (size_t)(m - query);
+            while (*after == ' ') after++;
+            if (*after == ',') after++;
+            else {
+                while (head > 1 && query[head - 1] == ' ') head--;
+                if (head > 1 && query[head - 1] == ',') head--;
+            }
+            snprintf(seltext, sel_size, "%.*s%s", (int)head, query, after);
+        }
+        return 0;
+    }
     brace = strchr(query, '{');
     n = brace ? (size_t)(brace - query) : strlen(query);
     if (n >= pt_size) return herr_set(e, HE_TOOBIG, "profile type in query is too long");
@@ -936,30 +1020,14 @@ static int legacy_query(const char *query, char *pt, size_t pt_size, char *selte
     if (profile_type_valid(pt)) return 0;
     {
         /* app.cpu{...}: service_name=app plus the type of the suffix */
-        static const struct { const char *suffix, *type; } map[] = {
-            {"cpu", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"},
-            {"itimer", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"},
-            {"wall", "wall:wall:nanoseconds:cpu:nanoseconds"},
-            {"inuse_space", "memory:inuse_space:bytes:space:bytes"},
-            {"inuse_objects", "memory:inuse_objects:count:space:bytes"},
-            {"alloc_space", "memory:alloc_space:bytes:space:bytes"},
-            {"alloc_objects", "memory:alloc_objects:count:space:bytes"},
-            {"goroutines", "goroutine:goroutine:count:goroutine:count"},
-            {"mutex_count", "mutex:contentions:count:contentions:count"},
-            {"mutex_duration", "mutex:delay:nanoseconds:contentions:count"},
-            {"block_count", "block:contentions:count:contentions:count"},
-            {"block_duration", "block:delay:nanoseconds:contentions:count"},
-        };
         char *dot = strrchr(pt, '.');
         char app[512];
-        const char *type = NULL;
-        if (dot)
-            for (size_t i = 0; i < ARRAY_SIZE(map); i++)
-                if (!strcmp(dot + 1, map[i].suffix)) type = map[i].type;
-        if (!type) return herr_set(e, HE_FORMAT, "query \"%.100s\" does not start with a profile type (name:type:unit:period_type:period_unit) or app.cpu", query);
+        size_t app_len;
+        const naming_type *nt = dot ? naming_suffix(pt, &app_len) : NULL;
+        if (!nt) return herr_set(e, HE_FORMAT, "query \"%.100s\" does not start with a profile type (name:type:unit:period_type:period_unit) or app.cpu", query);
         *dot = 0;
         snprintf(app, sizeof app, "%s", pt);
-        snprintf(pt, pt_size, "%s", type);
+        naming_type_id(nt, pt, pt_size);
         {
             size_t sl = strlen(seltext);
             char inner[2048];
@@ -1091,10 +1159,12 @@ static void render(http_req *rq, http_resp *rs, int diff)
             if (*p == ':') p++;
         }
         memset(&meta, 0, sizeof meta);
-        meta.name = pt;
+        /* as Pyroscope's ExportToFlamebearer: name is the sample type,
+         * sampleRate 1e9 only for cpu (ticks are nanoseconds), else 100 */
+        meta.name = parts[1];
         meta.spy_name = "unknown";
         meta.units = flamebearer_units(parts[1], parts[2]);
-        meta.sample_rate = flamebearer_sample_rate(parts[2]);
+        meta.sample_rate = !strcmp(parts[1], "cpu") ? 1000000000 : 100;
         if (tl) {
             timeline.start_time = tl_start;
             timeline.samples = tl;
@@ -1158,7 +1228,9 @@ static void legacy_labels(http_req *rq, http_resp *rs, int values)
     q.sel = &sel;
     q.start_ns = from;
     q.end_ns = until;
-    rc = values ? store_label_values(s->st, &q, label, &l, &e) : store_label_names(s->st, &q, &l, &e);
+    /* Pyroscope answers label-values for __name__ with profile type IDs */
+    if (values && !strcmp(label, "__name__")) rc = store_profile_types(s->st, &q, &l, &e);
+    else rc = values ? store_label_values(s->st, &q, label, &l, &e) : store_label_names(s->st, &q, &l, &e);
     selector_release(&sel);
     if (rc) {
         http_error(rs, http_status_for(rc), "%s", herr_msg(&e, rc));
