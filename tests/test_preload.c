@@ -413,3 +413,40 @@ TEST(unwritable_output_dir_is_reported)
     ASSERT_CONTAINS(err, "profiling is off");
     free(err);
 }
+
+TEST(api_start_stop_restart)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], outdir[1200];
+    workload("wl_api", wl, sizeof(wl));
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    const char *env[] = { NULL };
+    char *argv[] = { wl, outdir, NULL };
+    int rc = run(dir, argv, env);
+    if (rc != 0) {
+        char *err = read_text(dir, "stderr");
+        char msg[600];
+        snprintf(msg, sizeof(msg), "%.500s", err);
+        free(err);
+        t_fail(__FILE__, __LINE__, "wl_api exited %d: %s", rc, msg);
+    }
+    /* Two sessions, each flushed by hearth_stop(): one file each, each with its own work. */
+    DIR *d = opendir(outdir);
+    ASSERT(d != NULL);
+    int files = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strstr(de->d_name, "apitest.cpu.")) files++;
+    closedir(d);
+    ASSERT_EQ(files, 2);
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    ASSERT_EQ(load_profiles(outdir, "apitest.cpu.", &p), 2);
+    int t = prof_type_index(&p, "cpu");
+    ASSERT(t >= 0);
+    if (!tsan()) {
+        ASSERT(sum_with(&p, t, "session_one") > 0);
+        ASSERT(sum_with(&p, t, "session_two") > 0);
+    }
+    prof_release(&p);
+}
