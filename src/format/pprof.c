@@ -160,17 +160,24 @@ static int bad_wiretype(dec *d, const char *what, size_t idx, uint32_t field, co
                     where(w, sizeof w, what, idx), field, name, wt_name(wt), expected);
 }
 
-/* wire_varint with 2- and 3-byte values inline too (location ids, values). */
+/*
+ * wire_varint with values up to 5 bytes inline (location ids, string
+ * indices, and sample values such as 10 ms in nanoseconds, 4 bytes).
+ */
 static inline int rd_varint(wire_rd *r, uint64_t *v)
 {
     const uint8_t *p = r->p;
-    if (LIKELY(r->end - p >= 3)) {
+    if (LIKELY(r->end - p >= 5)) {
         uint64_t x = p[0];
         if (x < 0x80) { r->p = p + 1; *v = x; return 0; }
         x = (x & 0x7f) | (uint64_t)p[1] << 7;
         if (p[1] < 0x80) { r->p = p + 2; *v = x; return 0; }
         x = (x & 0x3fff) | (uint64_t)p[2] << 14;
         if (p[2] < 0x80) { r->p = p + 3; *v = x; return 0; }
+        x = (x & 0x1fffff) | (uint64_t)p[3] << 21;
+        if (p[3] < 0x80) { r->p = p + 4; *v = x; return 0; }
+        x = (x & 0xfffffff) | (uint64_t)p[4] << 28;
+        if (p[4] < 0x80) { r->p = p + 5; *v = x; return 0; }
     }
     return wire_varint(r, v);
 }
@@ -872,6 +879,36 @@ static void dec_release(dec *d)
     hmap64_release(&d->wide);
 }
 
+/*
+ * The table sizes are known after pass 1: allocating them once saves the
+ * copies of growth by doubling. Best effort: on failure the adders grow as
+ * usual (and report out-of-memory themselves). Lines: at least one per
+ * location, the usual count.
+ */
+#define PRESIZE(arr, cap, want)                                                  \
+    do {                                                                         \
+        if ((want) > (cap)) {                                                    \
+            void *np_ = hreallocarray((arr), (want), sizeof(*(arr)));           \
+            if (np_) { (arr) = np_; (cap) = (want); }                            \
+        }                                                                        \
+    } while (0)
+
+static void presize(dec *d)
+{
+    profile *p = d->p;
+    const prof_limits *l = &p->limits;
+    if (d->mappings.n < UINT32_MAX - 1) PRESIZE(p->mappings, p->cap_mappings, (uint32_t)d->mappings.n + 1);
+    if (d->functions.n < UINT32_MAX - 1) PRESIZE(p->functions, p->cap_functions, (uint32_t)d->functions.n + 1);
+    if (d->locations.n <= l->max_locations && d->locations.n < UINT32_MAX - 1) {
+        PRESIZE(p->locations, p->cap_locations, (uint32_t)d->locations.n + 1);
+        PRESIZE(p->lines, p->cap_lines, (uint32_t)d->locations.n);
+    }
+    if (d->samples.n && d->samples.n <= l->max_samples) {
+        PRESIZE(p->samples, p->cap_samples, d->samples.n);
+        if (p->n_types) PRESIZE(p->values, p->cap_values, d->samples.n * p->n_types);
+    }
+}
+
 static int decode_raw(dec *d, const uint8_t *data, size_t n)
 {
     profile *p = d->p;
@@ -881,6 +918,7 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     if (d->n_strs == 0 && (rc = add_string(d, (const uint8_t *)"", 0)) != 0) return rc;
     if ((rc = dec_header(d)) != 0) return rc;
 
+    presize(d);
     if (idmap_init(&d->mapping_ids, d->mappings.n) || idmap_init(&d->function_ids, d->functions.n) ||
         idmap_init(&d->location_ids, d->locations.n))
         return herr_set(d->e, -ENOMEM, "out of memory for pprof id tables");
@@ -894,6 +932,33 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     d->vals = hmallocarray(p->n_types ? p->n_types : 1, sizeof *d->vals);
     d->labels = hmallocarray(p->limits.max_labels ? p->limits.max_labels : 1, sizeof *d->labels);
     if (!d->vals || !d->labels) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
+    /*
+     * Pre-size the node and trie arrays: growing them by doubling copies
+     * every node several times. Each frame is a location id of at least one
+     * byte (usually two or three) inside a sample message, so half the
+     * samples' bytes bounds the nodes of typical profiles; a larger profile
+     * just grows past it. What is left unused is given back at the end.
+     */
+    {
+        size_t bytes = 0;
+        for (size_t i = 0; i < d->samples.n; i++) bytes += d->samples.v[i].n;
+        size_t want = bytes / 2 + 64;
+        if (want > (size_t)UINT32_MAX - 2) want = (size_t)UINT32_MAX - 2;
+        if (want > p->cap_nodes) {
+            prof_node *nodes = hreallocarray(p->nodes, want, sizeof *nodes);
+            if (nodes) {
+                p->nodes = nodes;
+                p->cap_nodes = (uint32_t)want;
+            }
+        }
+        if (want > d->cap_trie) {
+            struct trie_node *t = hreallocarray(d->trie, want, sizeof *t);
+            if (t) {
+                d->trie = t;
+                d->cap_trie = want;
+            }
+        }
+    }
     if (trie_grow(d, p)) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
     d->trie[0].first_child = NO_NODE;
     d->trie[0].next_sibling = NO_NODE;
@@ -901,6 +966,14 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     d->trie[0].n_children = 0;
     for (size_t i = 0; i < d->samples.n; i++)
         if ((rc = dec_sample(d, i)) != 0) return rc;
+    if (p->cap_nodes > 4096 && p->cap_nodes / 4 > p->n_nodes / 3) {
+        /* give back the unused part of the estimate (a shrinking realloc does not copy) */
+        prof_node *nodes = hreallocarray(p->nodes, p->n_nodes, sizeof *nodes);
+        if (nodes) {
+            p->nodes = nodes;
+            p->cap_nodes = p->n_nodes;
+        }
+    }
     return 0;
 }
 
