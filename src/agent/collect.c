@@ -78,6 +78,7 @@ typedef struct cproc {
     size_t n_umods;
     int umods_dirty;
     int scanned, dead, filtered_out, filter_checked;
+    int execed;       /* an exec was seen: a late fork record must not overwrite the new image */
     int group;        /* -1 until assigned */
     char container_id[72];
     uint64_t last_rescan;
@@ -783,6 +784,8 @@ static void on_comm(void *ctx, uint32_t pid, uint32_t tid, const char *comm, int
     if (!p) return;
     snprintf(p->comm, sizeof(p->comm), "%s", comm);
     if (is_exec) {
+        p->execed = 1;
+        p->dead = 0;
         proc_clear_maps(c, p);
         p->scanned = 1; /* the new image's mmaps follow in the ring */
         p->filter_checked = 0;
@@ -796,10 +799,18 @@ static void on_fork(void *ctx, uint32_t pid, uint32_t ppid, uint32_t tid)
     cproc *parent, *child;
     if (pid == ppid) return; /* new thread */
     parent = proc_find(c, (pid_t)ppid);
+    child = proc_find(c, (pid_t)pid);
+    /*
+     * Rings are read one after the other, so a fork written to one ring just
+     * after we read it can arrive a poll later than its child's exec and
+     * mmaps from another ring: then the child already has its new image.
+     */
+    if (child && child->execed && !child->dead) return;
     child = proc_get(c, (pid_t)pid);
     if (!child) return;
     proc_clear_maps(c, child);
     child->dead = 0;
+    child->execed = 0;
     child->scanned = 1;
     child->filter_checked = 0;
     child->group = -1;
