@@ -293,6 +293,10 @@ static int cmd_ingest(const char *dir, int hours, int services, int samples, con
     fprintf(out, "pprof_gz_bytes=%" PRIu64 " disk_vs_pprof_gz=%.4f\n", gz_bytes, (double)disk / (double)gz_bytes);
     fprintf(out, "ingest_peak_rss_kb=%ld\n", peak_rss_kb());
     store_close(s);
+    for (int sv = 0; sv < services; sv++)
+        free(set[sv]);
+    free(set);
+    free(stacks);
     prof_release(&pool);
     buf_release(&raw);
     buf_release(&gz);

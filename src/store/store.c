@@ -615,7 +615,8 @@ int store_compact(store *s, herr *e)
     pthread_rwlock_rdlock(&s->lock);
     size_t n = s->n_blocks;
     st_block **all = xmallocarray(n + 1, sizeof(*all));
-    memcpy(all, s->blocks, n * sizeof(*all));
+    if (n)
+        memcpy(all, s->blocks, n * sizeof(*all));
     pthread_rwlock_unlock(&s->lock);
     int rc = 0;
 
