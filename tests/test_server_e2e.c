@@ -32,6 +32,7 @@
 #include "format/perfscript.h"
 #include "format/pprof.h"
 #include "format/speedscope.h"
+#include "server/connect.h"
 #include "server/server.h"
 #include "store/store.h"
 #include "t.h"
@@ -1311,5 +1312,178 @@ TEST(issue4_profile_stats_proto_without_data)
     ASSERT_EQ(http(&t, "POST", "/querier.v1.QuerierService/GetProfileStats", hs, "", 0, &out), 200);
     ASSERT_EQ(out.len, 0);  /* dataIngested=false and no times: every field at its default */
     buf_release(&out);
+    server_stop(t.s);
+}
+
+/* A Go-heap-shaped pprof: alloc_space (cumulative) and inuse_space, one sample per folded stack. */
+static void heap_pprof(buf *out, const char *const *stacks, const int64_t *alloc, const int64_t *inuse, size_t n)
+{
+    profile p;
+    herr e = {0};
+    prof_init(&p);
+    ASSERT(prof_add_type(&p, "alloc_space", "bytes") >= 0);
+    ASSERT(prof_add_type(&p, "inuse_space", "bytes") >= 0);
+    p.period_type.type = (uint32_t)prof_cstr(&p, "space");
+    p.period_type.unit = (uint32_t)prof_cstr(&p, "bytes");
+    p.period = 524288;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t locs[16];
+        size_t nl = 0;
+        const char *s = stacks[i];
+        int64_t v[2] = {alloc[i], inuse[i]};
+        while (*s && nl < 16) {
+            size_t l = strcspn(s, ";");
+            locs[nl++] = (uint32_t)prof_location_for_name(&p, s, l);
+            s += l + (s[l] == ';');
+        }
+        ASSERT(prof_sample_add(&p, (uint32_t)prof_stack_root_first(&p, locs, nl), v, NULL, 0) >= 0);
+    }
+    buf_reset(out);
+    ASSERT_OK(pprof_encode(&p, out, 1, &e));
+    prof_release(&p);
+}
+
+/* One PushRequest series with labels names[i]=values[i] and raw profiles raws[0..n_raw). */
+static void push_series(buf *b, const char *const *names, const char *const *values, size_t n, const buf *raws, size_t n_raw)
+{
+    long s = wire_begin(b, 1), l;
+    for (size_t i = 0; i < n; i++) {
+        l = wire_begin(b, 1);
+        wire_put_bytes(b, 1, names[i], strlen(names[i]));
+        wire_put_bytes(b, 2, values[i], strlen(values[i]));
+        wire_end(b, l);
+    }
+    for (size_t i = 0; i < n_raw; i++) {
+        l = wire_begin(b, 2);
+        wire_put_bytes(b, 1, raws[i].data, raws[i].len);
+        wire_end(b, l);
+    }
+    wire_end(b, s);
+}
+
+static long push_proto_body(const srv_t *t, const buf *req, buf *out)
+{
+    const char *hs[] = {"Content-Type: application/proto", "X-Scope-OrgID: t1", NULL};
+    return http(t, "POST", "/push.v1.PusherService/Push", hs, req->data, req->len, out);
+}
+
+#define ALLOC "memory:alloc_space:bytes:space:bytes"
+#define INUSE "memory:inuse_space:bytes:space:bytes"
+
+TEST(issue4_push_delta_as_pyroscope_head)
+{
+    srv_t t;
+    buf out, req, raw;
+    const char *n_sdk[] = {"__name__", "service_name"}, *v_sdk[] = {"memory", "cumul"};
+    const char *n_alloy[] = {"__name__", "service_name", "__delta__"}, *v_alloy[] = {"memory", "alloy", "false"};
+    const char *st1[] = {"main;alloc"}, *st2[] = {"main;alloc", "main;other"};
+    int64_t a1[] = {100}, i1[] = {10}, a2[] = {250}, i2[] = {20}, a3[] = {250, 7}, i3[] = {30, 3}, a4[] = {40}, i4[] = {5};
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    buf_init(&req, 0);
+    buf_init(&raw, 0);
+    /* an SDK-style cumulative heap: first profile is the baseline, then deltas */
+    heap_pprof(&raw, st1, a1, i1, 1);
+    buf_reset(&req);
+    push_series(&req, n_sdk, v_sdk, 2, &raw, 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 200);
+    heap_pprof(&raw, st1, a2, i2, 1);
+    buf_reset(&req);
+    push_series(&req, n_sdk, v_sdk, 2, &raw, 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 200);
+    heap_pprof(&raw, st2, a3, i3, 2);
+    buf_reset(&req);
+    push_series(&req, n_sdk, v_sdk, 2, &raw, 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 200);
+    /* alloc: (250-100) + (250-250) + 7; inuse is a gauge, stored as sent */
+    ASSERT_EQ(q_flame_total(&t, "t1", ALLOC, "{service_name=\\\"cumul\\\"}"), 157);
+    ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"cumul\\\"}"), 10 + 20 + 33);
+    /* a counter reset (the process restarted) is a new baseline, not a negative */
+    heap_pprof(&raw, st1, a4, i4, 1);
+    buf_reset(&req);
+    push_series(&req, n_sdk, v_sdk, 2, &raw, 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 200);
+    ASSERT_EQ(q_flame_total(&t, "t1", ALLOC, "{service_name=\\\"cumul\\\"}"), 157);
+
+    /* Alloy's delta appender: __delta__="false", stored as sent, and not a label */
+    heap_pprof(&raw, st1, a1, i1, 1);
+    buf_reset(&req);
+    push_series(&req, n_alloy, v_alloy, 3, &raw, 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 200);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 200);
+    ASSERT_EQ(q_flame_total(&t, "t1", ALLOC, "{service_name=\\\"alloy\\\"}"), 200);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/LabelNames", "t1", "{}", &out), 200);
+    ASSERT(!strstr(out.data, "__delta__"));
+    /* ... also on the legacy route */
+    ASSERT_EQ(ingest(&t, "t1", "name=legacy.cpu%7B__delta__%3Dfalse%7D", NULL, "a;b 1\n", 6, &out), 200);
+    ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/LabelNames", "t1", "{}", &out), 200);
+    ASSERT(!strstr(out.data, "__delta__"));
+    buf_release(&out);
+    buf_release(&req);
+    buf_release(&raw);
+    server_stop(t.s);
+}
+
+TEST(issue4_push_all_or_nothing_and_strict_json)
+{
+    srv_t t;
+    buf out, req, raws[2];
+    const char *n1[] = {"__name__", "service_name"}, *v1[] = {"memory", "first"}, *v2[] = {"memory", "second"};
+    const char *st[] = {"main;f"};
+    int64_t a[] = {5}, i[] = {6};
+    srv_up(&t, NULL);
+    buf_init(&out, 0);
+    buf_init(&req, 0);
+    buf_init(&raws[0], 0);
+    buf_init(&raws[1], 0);
+    heap_pprof(&raws[0], st, a, i, 1);
+    buf_puts(&raws[1], "\x0a\xff\xff not a pprof");
+    /* series 1 is fine, series 2 holds a broken profile: 400 and nothing stored */
+    push_series(&req, n1, v1, 2, &raws[0], 1);
+    push_series(&req, n1, v2, 2, &raws[1], 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 400);
+    ASSERT_CONTAINS(out.data, "invalid_argument");
+    ASSERT_CONTAINS(out.data, "series[1].samples[0]: pprof");
+    ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"first\\\"}"), 0);
+    /* the same with the bad series first */
+    buf_reset(&req);
+    push_series(&req, n1, v2, 2, &raws[1], 1);
+    push_series(&req, n1, v1, 2, &raws[0], 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 400);
+    ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"first\\\"}"), 0);
+    {
+        /* JSON: a series that is not an object (protojson refuses it) fails the request */
+        buf b64, js;
+        buf_init(&b64, 0);
+        buf_init(&js, 0);
+        ASSERT_OK(b64_encode(raws[0].data, raws[0].len, &b64));
+        buf_printf(&js, "{\"series\":[{\"labels\":[{\"name\":\"__name__\",\"value\":\"memory\"},{\"name\":\"service_name\",\"value\":\"jsonok\"}],"
+                        "\"samples\":[{\"rawProfile\":\"%.*s\"}]}, 5]}", (int)b64.len, b64.data);
+        ASSERT_EQ(post_json(&t, "/push.v1.PusherService/Push", "t1", js.data, &out), 400);
+        ASSERT_CONTAINS(out.data, "series[1]");
+        ASSERT_EQ(post_json(&t, "/push.v1.PusherService/Push", "t1", "{\"series\":[{\"labels\":[\"x\"]}]}", &out), 400);
+        ASSERT_EQ(post_json(&t, "/push.v1.PusherService/Push", "t1", "{\"series\":[{\"samples\":{}}]}", &out), 400);
+        ASSERT_EQ(post_json(&t, "/push.v1.PusherService/Push", "t1", "{\"series\":[{\"samples\":[7]}]}", &out), 400);
+        ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"jsonok\\\"}"), 0);
+        /* the valid series alone is stored */
+        buf_reset(&js);
+        buf_printf(&js, "{\"series\":[{\"labels\":[{\"name\":\"__name__\",\"value\":\"memory\"},{\"name\":\"service_name\",\"value\":\"jsonok\"}],"
+                        "\"samples\":[{\"rawProfile\":\"%.*s\"}]}]}", (int)b64.len, b64.data);
+        ASSERT_EQ(post_json(&t, "/push.v1.PusherService/Push", "t1", js.data, &out), 200);
+        ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"jsonok\\\"}"), 6);
+        /* over the label limit: a permanent error, invalid_argument/400, never 429 */
+        buf_reset(&js);
+        buf_puts(&js, "{\"series\":[{\"labels\":[");
+        for (int k = 0; k < 40; k++) buf_printf(&js, "%s{\"name\":\"l%d\",\"value\":\"v\"}", k ? "," : "", k);
+        buf_printf(&js, "],\"samples\":[{\"rawProfile\":\"%.*s\"}]}]}", (int)b64.len, b64.data);
+        ASSERT_EQ(post_json(&t, "/push.v1.PusherService/Push", "t1", js.data, &out), 400);
+        ASSERT_CONTAINS(out.data, "\"code\":\"invalid_argument\"");
+        buf_release(&b64);
+        buf_release(&js);
+    }
+    buf_release(&out);
+    buf_release(&req);
+    buf_release(&raws[0]);
+    buf_release(&raws[1]);
     server_stop(t.s);
 }

@@ -8,8 +8,10 @@
  * derives series labels (naming.h rules), then calls store_ingest once per
  * profile; 200 is returned only after every store_ingest of the request
  * succeeded (durable per the fsync policy). A request whose decode fails
- * stores nothing. A multi-profile request (Push, OTLP) that fails half way
- * reports the error; profiles stored before it stay stored (as Pyroscope).
+ * stores nothing: a Push decodes and checks every series before storing
+ * any (a retry after a 400 cannot duplicate data). `__delta__` is never
+ * stored as a label: it is removed on every route, and on Push it selects
+ * server-side deltas of cumulative profiles (delta.h).
  */
 #include "core/common.h"
 
@@ -460,7 +462,9 @@ void ingest_legacy(http_req *rq, http_resp *rs)
         }
         rc = lab_set(&lab, "__name__", nt->metric);
     }
-    for (size_t i = 0; i < key->n && !rc; i++) rc = lab_set(&lab, key->names[i], key->values[i]);
+    /* __delta__ is an instruction, not a label (Pyroscope's legacy adapter sends "false") */
+    for (size_t i = 0; i < key->n && !rc; i++)
+        if (strcmp(key->names[i], "__delta__")) rc = lab_set(&lab, key->names[i], key->values[i]);
     if (!rc && !lab_get(&lab, "service_name")) rc = lab_set(&lab, "service_name", app);
     else if (!rc && !lab_get(&lab, "app_name")) rc = lab_set(&lab, "app_name", app);
     if (!rc && spy && *spy) rc = lab_set(&lab, "pyroscope_spy", spy);
@@ -482,51 +486,61 @@ fail:
 
 /* ---------------- Connect Push ---------------- */
 
+/*
+ * A Push is all-or-nothing as far as the request goes: every series is
+ * parsed, its labels checked and every raw profile decoded before the first
+ * store_ingest, so a bad series anywhere stores nothing (the client's retry
+ * does not duplicate the good ones). `__delta__` is not a series label:
+ * it is removed, and unless it is "false" the cumulative alloc_* types of
+ * memory profiles become server-side deltas (delta.h), as Pyroscope's head.
+ */
+
 typedef struct raw_series {
     labels lab;
-    char *strs;            /* owned storage for label strings (JSON) */
+    char *strs;            /* owned storage for label strings (proto) */
     const void **raw;      /* raw_profile bytes */
     size_t *raw_len;
     size_t n_raw;
+    buf *decoded;          /* JSON: the base64-decoded raw profiles raw[] points into */
+    size_t n_dec;
+    int delta;             /* 1 unless __delta__="false" */
 } raw_series;
 
-static int push_one(http_req *rq, raw_series *rsr, herr *e, uint64_t *n_samples)
-{
-    server *s = rq->ctx;
-    int rc = 0;
-    if (!lab_get(&rsr->lab, "service_name") && (rc = lab_set(&rsr->lab, "service_name", "unknown_service")))
-        return herr_set(e, HE_TOOBIG, "series has too many labels");
-    if (count_user_labels(&rsr->lab) > s->cfg.max_labels)
-        return herr_set(e, HE_TOOBIG, "series has more than %u labels", s->cfg.max_labels);
-    for (size_t i = 0; i < rsr->lab.n; i++) {
-        if (!naming_label_name_valid(rsr->lab.v[i].name))
-            return herr_set(e, HE_FORMAT, "label name \"%.80s\" is invalid: use [A-Za-z_][A-Za-z0-9_.]*", rsr->lab.v[i].name);
-        if (!utf8_valid(rsr->lab.v[i].value, strlen(rsr->lab.v[i].value)))
-            return herr_set(e, HE_UTF8, "value of label \"%s\" is not valid UTF-8", rsr->lab.v[i].name);
-    }
-    for (size_t k = 0; k < rsr->n_raw; k++) {
-        profile p;
-        int64_t t;
-        if ((rc = prof_init(&p))) return rc;
-        srv_prof_limits(s, &p.limits);
-        rc = pprof_decode(&p, rsr->raw[k], rsr->raw_len[k], s->cfg.max_decompressed, e);
-        if (!rc) {
-            t = p.time_nanos ? p.time_nanos : now_ns();
-            rc = srv_store_ingest(s, rq->tenant, rsr->lab.v, rsr->lab.n, &p, t, p.duration_nanos, e);
-            *n_samples += p.n_samples;
-        }
-        prof_release(&p);
-        if (rc) return rc;
-    }
-    return 0;
-}
+typedef struct push_req {
+    raw_series *v;
+    size_t n, cap;
+} push_req;
+
+#define PUSH_MAX_SERIES 4096
+#define PUSH_MAX_PROFILES 16384
 
 static void raw_series_release(raw_series *r)
 {
     free(r->strs);
     free(r->raw);
     free(r->raw_len);
+    for (size_t k = 0; k < r->n_dec; k++) buf_release(&r->decoded[k]);
+    free(r->decoded);
     memset(r, 0, sizeof *r);
+}
+
+static void push_req_release(push_req *pr)
+{
+    for (size_t i = 0; i < pr->n; i++) raw_series_release(&pr->v[i]);
+    free(pr->v);
+    memset(pr, 0, sizeof *pr);
+}
+
+/* A new zeroed series at the end of pr; NULL past PUSH_MAX_SERIES. */
+static raw_series *push_add(push_req *pr)
+{
+    if (pr->n >= PUSH_MAX_SERIES) return NULL;
+    if (pr->n == pr->cap) {
+        pr->cap = pr->cap ? pr->cap * 2 : 8;
+        pr->v = xreallocarray(pr->v, pr->cap, sizeof *pr->v);
+    }
+    memset(&pr->v[pr->n], 0, sizeof pr->v[pr->n]);
+    return &pr->v[pr->n++];
 }
 
 static int raw_add(raw_series *r, const void *p, size_t n)
@@ -540,28 +554,123 @@ static int raw_add(raw_series *r, const void *p, size_t n)
     return 0;
 }
 
+static void lab_del(labels *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i].name, name)) {
+            memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof l->v[i]);
+            l->n--;
+            return;
+        }
+}
+
+/* Strips __delta__, adds the default service_name, checks names, values and the label limit. */
+static int series_check(server *s, raw_series *r, size_t idx, herr *e)
+{
+    const char *d = lab_get(&r->lab, "__delta__");
+    r->delta = !(d && !strcmp(d, "false"));
+    lab_del(&r->lab, "__delta__");
+    if (!lab_get(&r->lab, "service_name") && lab_set(&r->lab, "service_name", "unknown_service"))
+        return herr_set(e, HE_TOOBIG, "series[%zu] has too many labels", idx);
+    if (count_user_labels(&r->lab) > s->cfg.max_labels)
+        return herr_set(e, HE_TOOBIG, "series[%zu] has more than %u labels", idx, s->cfg.max_labels);
+    for (size_t i = 0; i < r->lab.n; i++) {
+        if (!naming_label_name_valid(r->lab.v[i].name))
+            return herr_set(e, HE_FORMAT, "series[%zu]: label name \"%.80s\" is invalid: use [A-Za-z_][A-Za-z0-9_.]*", idx, r->lab.v[i].name);
+        if (!utf8_valid(r->lab.v[i].value, strlen(r->lab.v[i].value)))
+            return herr_set(e, HE_UTF8, "series[%zu]: value of label \"%s\" is not valid UTF-8", idx, r->lab.v[i].name);
+        if (strlen(r->lab.v[i].value) > NAMING_MAX_VALUE_LEN)
+            return herr_set(e, HE_TOOBIG, "series[%zu]: value of label \"%s\" is longer than %d bytes", idx, r->lab.v[i].name, NAMING_MAX_VALUE_LEN);
+    }
+    return 0;
+}
+
+/* Checks and decodes everything, then stores everything. */
+static int push_all(http_req *rq, push_req *pr, herr *e, uint64_t *n_profiles, uint64_t *n_samples)
+{
+    server *s = rq->ctx;
+    size_t total = 0, k = 0, inited = 0;
+    profile *ps;
+    int rc = 0;
+    for (size_t i = 0; i < pr->n; i++) {
+        if ((rc = series_check(s, &pr->v[i], i, e))) return rc;
+        total += pr->v[i].n_raw;
+    }
+    if (total > PUSH_MAX_PROFILES) return herr_set(e, HE_TOOBIG, "PushRequest holds %zu profiles, more than %d", total, PUSH_MAX_PROFILES);
+    ps = xcalloc(total + 1, sizeof *ps);
+    for (size_t i = 0; i < pr->n && !rc; i++)
+        for (size_t j = 0; j < pr->v[i].n_raw && !rc; j++, k++) {
+            if ((rc = prof_init(&ps[k]))) break;
+            inited++;
+            srv_prof_limits(s, &ps[k].limits);
+            rc = pprof_decode(&ps[k], pr->v[i].raw[j], pr->v[i].raw_len[j], s->cfg.max_decompressed, e);
+            if (rc) {
+                herr sub = *e;
+                herr_clear(e);  /* herr_set keeps the first message: replace it with the located one */
+                herr_set(e, rc, "series[%zu].samples[%zu]: %s", i, j, herr_msg(&sub, rc));
+            }
+        }
+    k = 0;
+    for (size_t i = 0; i < pr->n && !rc; i++) {
+        raw_series *r = &pr->v[i];
+        const char *names[MAX_SERIES_LABELS], *values[MAX_SERIES_LABELS];
+        for (size_t l = 0; l < r->lab.n; l++) {
+            names[l] = r->lab.v[l].name;
+            values[l] = r->lab.v[l].value;
+        }
+        for (size_t j = 0; j < r->n_raw && !rc; j++, k++) {
+            profile *p = &ps[k];
+            int64_t t = p->time_nanos ? p->time_nanos : now_ns();
+            if (r->delta && (rc = delta_apply(s->delta, rq->tenant, names, values, r->lab.n, p))) {
+                herr_set(e, rc, "computing the delta of a cumulative profile failed");
+                break;
+            }
+            if (r->delta && !p->n_samples && delta_applies(names, values, r->lab.n, p)) continue;  /* a baseline */
+            rc = srv_store_ingest(s, rq->tenant, r->lab.v, r->lab.n, p, t, p->duration_nanos, e);
+            *n_samples += p->n_samples;
+            *n_profiles += 1;
+        }
+    }
+    for (size_t i = 0; i < inited; i++) prof_release(&ps[i]);
+    free(ps);
+    return rc;
+}
+
 /* PushRequest protobuf: series=1 {labels=1 {name=1,value=2}, samples=2 {raw_profile=1, ID=2}} */
 static int push_proto(http_req *rq, herr *e, uint64_t *n_profiles, uint64_t *n_samples)
 {
     wire_rd r;
     uint32_t f;
-    int wt, rc;
+    int wt, rc = 0;
+    push_req pr = {0};
     wire_rd_init(&r, rq->body.data, rq->body.len);
     while (!wire_eof(&r)) {
         const uint8_t *sp;
         size_t sn;
         wire_rd sr;
-        raw_series rsr;
+        raw_series *rsr;
         size_t strs_len = 0, strs_cap;
-        if ((rc = wire_tag(&r, &f, &wt))) return herr_set(e, rc, "malformed PushRequest protobuf");
+        if ((rc = wire_tag(&r, &f, &wt))) {
+            rc = herr_set(e, rc, "malformed PushRequest protobuf");
+            break;
+        }
         if (f != 1 || wt != WT_LEN) {
-            if ((rc = wire_skip(&r, wt))) return herr_set(e, rc, "malformed PushRequest protobuf");
+            if ((rc = wire_skip(&r, wt))) {
+                rc = herr_set(e, rc, "malformed PushRequest protobuf");
+                break;
+            }
             continue;
         }
-        if ((rc = wire_bytes(&r, &sp, &sn))) return herr_set(e, rc, "malformed PushRequest series");
-        memset(&rsr, 0, sizeof rsr);
+        if ((rc = wire_bytes(&r, &sp, &sn))) {
+            rc = herr_set(e, rc, "malformed PushRequest series");
+            break;
+        }
+        if (!(rsr = push_add(&pr))) {
+            rc = herr_set(e, HE_TOOBIG, "PushRequest has more than %d series", PUSH_MAX_SERIES);
+            break;
+        }
         strs_cap = sn + 2 * MAX_SERIES_LABELS + 16;
-        rsr.strs = xmalloc(strs_cap);
+        rsr->strs = xmalloc(strs_cap);
         wire_rd_init(&sr, sp, sn);
         while (!wire_eof(&sr) && !rc) {
             uint32_t g;
@@ -590,15 +699,15 @@ static int push_proto(http_req *rq, herr *e, uint64_t *n_profiles, uint64_t *n_s
                         } else rc = wire_skip(&lr, x);
                     }
                     if (rc) break;
-                    nd = rsr.strs + strs_len;
+                    nd = rsr->strs + strs_len;
                     memcpy(nd, nm, nl);
                     nd[nl] = 0;
                     strs_len += nl + 1;
-                    vd = rsr.strs + strs_len;
+                    vd = rsr->strs + strs_len;
                     memcpy(vd, vl, vlen);
                     vd[vlen] = 0;
                     strs_len += vlen + 1;
-                    if (lab_set(&rsr.lab, nd, vd)) rc = herr_set(e, HE_TOOBIG, "series has more than %d labels", MAX_SERIES_LABELS);
+                    if (lab_set(&rsr->lab, nd, vd)) rc = herr_set(e, HE_TOOBIG, "series has more than %d labels", MAX_SERIES_LABELS);
                 } else {
                     while (!wire_eof(&lr) && !rc) {
                         uint32_t h;
@@ -608,7 +717,7 @@ static int push_proto(http_req *rq, herr *e, uint64_t *n_profiles, uint64_t *n_s
                         if ((rc = wire_tag(&lr, &h, &x))) break;
                         if (h == 1 && x == WT_LEN) {
                             if ((rc = wire_bytes(&lr, &q, &qn))) break;
-                            if (raw_add(&rsr, q, qn)) rc = herr_set(e, HE_TOOBIG, "series has more than 4096 samples");
+                            if (raw_add(rsr, q, qn)) rc = herr_set(e, HE_TOOBIG, "series has more than 4096 samples");
                         } else rc = wire_skip(&lr, x);
                     }
                 }
@@ -617,13 +726,63 @@ static int push_proto(http_req *rq, herr *e, uint64_t *n_profiles, uint64_t *n_s
             }
         }
         if (rc) {
-            raw_series_release(&rsr);
-            return e && e->code ? rc : herr_set(e, rc, "malformed PushRequest series (%s)", hearth_strerror(rc));
+            if (!(e && e->code)) rc = herr_set(e, rc, "malformed PushRequest series (%s)", hearth_strerror(rc));
+            break;
         }
-        rc = push_one(rq, &rsr, e, n_samples);
-        *n_profiles += rsr.n_raw;
-        raw_series_release(&rsr);
-        if (rc) return rc;
+    }
+    if (!rc) rc = push_all(rq, &pr, e, n_profiles, n_samples);
+    push_req_release(&pr);
+    return rc;
+}
+
+/* Parses the JSON PushRequest into pr, as protojson would: wrong shapes are errors. */
+static int push_json_parse(http_req *rq, json_object *o, push_req *pr, herr *e)
+{
+    json_object *series = NULL;
+    if (!json_object_is_type(o, json_type_object)) return herr_set(e, HE_FORMAT, "PushRequest must be a JSON object");
+    if (json_object_object_get_ex(o, "series", &series) && series && !json_object_is_type(series, json_type_array))
+        return herr_set(e, HE_FORMAT, "PushRequest \"series\" must be an array");
+    for (size_t i = 0; series && i < json_object_array_length(series); i++) {
+        json_object *sr = json_object_array_get_idx(series, i), *labs = NULL, *samples = NULL;
+        raw_series *rsr;
+        size_t ns;
+        if (!sr || !json_object_is_type(sr, json_type_object))
+            return herr_set(e, HE_FORMAT, "series[%zu] must be an object with \"labels\" and \"samples\"", i);
+        if (!(rsr = push_add(pr))) return herr_set(e, HE_TOOBIG, "PushRequest has more than %d series", PUSH_MAX_SERIES);
+        json_object_object_get_ex(sr, "labels", &labs);
+        json_object_object_get_ex(sr, "samples", &samples);
+        if (labs && !json_object_is_type(labs, json_type_array))
+            return herr_set(e, HE_FORMAT, "series[%zu].labels must be an array", i);
+        if (samples && !json_object_is_type(samples, json_type_array))
+            return herr_set(e, HE_FORMAT, "series[%zu].samples must be an array", i);
+        for (size_t k = 0; labs && k < json_object_array_length(labs); k++) {
+            json_object *lp = json_object_array_get_idx(labs, k), *nm = NULL, *vl = NULL;
+            if (!lp || !json_object_is_type(lp, json_type_object))
+                return herr_set(e, HE_FORMAT, "series[%zu].labels[%zu] must be an object {\"name\":..,\"value\":..}", i, k);
+            json_object_object_get_ex(lp, "name", &nm);
+            json_object_object_get_ex(lp, "value", &vl);
+            if (!nm || !json_object_is_type(nm, json_type_string) || (vl && !json_object_is_type(vl, json_type_string)))
+                return herr_set(e, HE_FORMAT, "series[%zu].labels[%zu] needs string \"name\" and \"value\"", i, k);
+            if (lab_set(&rsr->lab, json_object_get_string(nm), vl ? json_object_get_string(vl) : ""))
+                return herr_set(e, HE_TOOBIG, "series[%zu] has more than %d labels", i, MAX_SERIES_LABELS);
+        }
+        ns = samples ? json_object_array_length(samples) : 0;
+        if (ns > 4096) return herr_set(e, HE_TOOBIG, "series[%zu] has more than 4096 samples", i);
+        rsr->decoded = xcalloc(ns + 1, sizeof *rsr->decoded);
+        for (size_t k = 0; k < ns; k++) {
+            json_object *sm = json_object_array_get_idx(samples, k), *raw = NULL;
+            buf *d = &rsr->decoded[rsr->n_dec];
+            if (!sm || !json_object_is_type(sm, json_type_object))
+                return herr_set(e, HE_FORMAT, "series[%zu].samples[%zu] must be an object with \"rawProfile\"", i, k);
+            if (!json_object_object_get_ex(sm, "rawProfile", &raw)) json_object_object_get_ex(sm, "raw_profile", &raw);
+            if (!raw || !json_object_is_type(raw, json_type_string))
+                return herr_set(e, HE_FORMAT, "series[%zu].samples[%zu] has no base64 \"rawProfile\"", i, k);
+            buf_init(d, ((server *)rq->ctx)->cfg.max_decompressed);
+            rsr->n_dec++;
+            if (b64_decode(json_object_get_string(raw), (size_t)json_object_get_string_len(raw), d))
+                return herr_set(e, HE_FORMAT, "series[%zu].samples[%zu].rawProfile is not valid base64", i, k);
+            raw_add(rsr, d->data ? d->data : "", d->len);
+        }
     }
     return 0;
 }
@@ -631,7 +790,8 @@ static int push_proto(http_req *rq, herr *e, uint64_t *n_profiles, uint64_t *n_s
 static int push_json(http_req *rq, herr *e, uint64_t *n_profiles, uint64_t *n_samples)
 {
     json_tokener *tok = json_tokener_new_ex(16);
-    json_object *o, *series;
+    json_object *o;
+    push_req pr = {0};
     int rc = 0;
     if (!tok) return -ENOMEM;
     o = json_tokener_parse_ex(tok, rq->body.data ? rq->body.data : "", (int)MIN(rq->body.len, (size_t)INT_MAX));
@@ -642,64 +802,9 @@ static int push_json(http_req *rq, herr *e, uint64_t *n_profiles, uint64_t *n_sa
         return rc;
     }
     json_tokener_free(tok);
-    if (!json_object_is_type(o, json_type_object)) {
-        json_object_put(o);
-        return herr_set(e, HE_FORMAT, "PushRequest must be a JSON object");
-    }
-    if (json_object_object_get_ex(o, "series", &series) && !json_object_is_type(series, json_type_array)) {
-        json_object_put(o);
-        return herr_set(e, HE_FORMAT, "PushRequest \"series\" must be an array");
-    }
-    for (size_t i = 0; series && i < json_object_array_length(series) && !rc; i++) {
-        json_object *sr = json_object_array_get_idx(series, i), *labs = NULL, *samples = NULL;
-        raw_series rsr;
-        buf *decoded = NULL;
-        size_t n_dec = 0;
-        memset(&rsr, 0, sizeof rsr);
-        json_object_object_get_ex(sr, "labels", &labs);
-        json_object_object_get_ex(sr, "samples", &samples);
-        for (size_t k = 0; labs && json_object_is_type(labs, json_type_array) && k < json_object_array_length(labs); k++) {
-            json_object *lp = json_object_array_get_idx(labs, k), *nm = NULL, *vl = NULL;
-            json_object_object_get_ex(lp, "name", &nm);
-            json_object_object_get_ex(lp, "value", &vl);
-            if (!nm || !json_object_is_type(nm, json_type_string) || (vl && !json_object_is_type(vl, json_type_string))) {
-                rc = herr_set(e, HE_FORMAT, "series[%zu].labels[%zu] needs string \"name\" and \"value\"", i, k);
-                break;
-            }
-            if (lab_set(&rsr.lab, json_object_get_string(nm), vl ? json_object_get_string(vl) : "")) {
-                rc = herr_set(e, HE_TOOBIG, "series has more than %d labels", MAX_SERIES_LABELS);
-                break;
-            }
-        }
-        if (!rc && samples && json_object_is_type(samples, json_type_array)) {
-            size_t ns = json_object_array_length(samples);
-            if (ns > 4096) rc = herr_set(e, HE_TOOBIG, "series has more than 4096 samples");
-            decoded = xcalloc(ns + 1, sizeof *decoded);
-            for (size_t k = 0; k < ns && !rc; k++) {
-                json_object *sm = json_object_array_get_idx(samples, k), *raw = NULL;
-                if (!json_object_object_get_ex(sm, "rawProfile", &raw)) json_object_object_get_ex(sm, "raw_profile", &raw);
-                if (!raw || !json_object_is_type(raw, json_type_string)) {
-                    rc = herr_set(e, HE_FORMAT, "series[%zu].samples[%zu] has no base64 \"rawProfile\"", i, k);
-                    break;
-                }
-                buf_init(&decoded[n_dec], rq->srv ? ((server *)rq->ctx)->cfg.max_decompressed : 0);
-                if (b64_decode(json_object_get_string(raw), (size_t)json_object_get_string_len(raw), &decoded[n_dec])) {
-                    n_dec++;
-                    rc = herr_set(e, HE_FORMAT, "series[%zu].samples[%zu].rawProfile is not valid base64", i, k);
-                    break;
-                }
-                raw_add(&rsr, decoded[n_dec].data ? decoded[n_dec].data : "", decoded[n_dec].len);
-                n_dec++;
-            }
-        }
-        if (!rc) {
-            rc = push_one(rq, &rsr, e, n_samples);
-            *n_profiles += rsr.n_raw;
-        }
-        for (size_t k = 0; k < n_dec; k++) buf_release(&decoded[k]);
-        free(decoded);
-        raw_series_release(&rsr);
-    }
+    rc = push_json_parse(rq, o, &pr, e);
+    if (!rc) rc = push_all(rq, &pr, e, n_profiles, n_samples);  /* label strings live in o */
+    push_req_release(&pr);
     json_object_put(o);
     return rc;
 }
@@ -750,7 +855,7 @@ void ingest_otlp(http_req *rq, http_resp *rs)
         labels lab;
         memset(&lab, 0, sizeof lab);
         for (size_t k = 0; k < op->n_labels; k++)
-            if (lab_set(&lab, op->names[k], op->values[k])) break;
+            if (strcmp(op->names[k], "__delta__") && lab_set(&lab, op->names[k], op->values[k])) break;
         if (count_user_labels(&lab) > s->cfg.max_labels) {
             rc = herr_set(&e, HE_TOOBIG, "resource has more than %u attributes usable as labels", s->cfg.max_labels);
             break;

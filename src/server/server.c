@@ -272,6 +272,7 @@ int server_start(server **out, const server_config *c, herr *e)
     s->cfg = *c;
     s->started_ns = mono_ns();
     pthread_mutex_init(&s->mu, NULL);
+    s->delta = delta_new();
     if (c->auth_token_file) {
         if ((rc = auth_load(&s->auth, c->auth_token_file, e))) goto fail;
         s->auth_on = 1;
@@ -310,6 +311,7 @@ int server_start(server **out, const server_config *c, herr *e)
     return 0;
 fail:
     auth_release(&s->auth);
+    delta_free(s->delta);
     pthread_mutex_destroy(&s->mu);
     free(s);
     return rc;
@@ -332,6 +334,7 @@ void server_stop(server *s)
     }
     store_close(s->st);
     auth_release(&s->auth);
+    delta_free(s->delta);
     pthread_mutex_destroy(&s->mu);
     log_info("hearth server stopped");
     free(s);

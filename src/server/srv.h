@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "profile/profile.h"
 #include "server/auth.h"
+#include "server/delta.h"
 #include "server/http.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -36,6 +37,7 @@ struct server {
     double ingest_sum_s;
     uint64_t ingest_n;
     int64_t started_ns;
+    delta_state *delta;               /* server-side deltas of cumulative pushes (delta.h) */
 };
 
 /* Per-request limits for decoding a profile. */
