@@ -39,7 +39,13 @@ query() {  # query SPAN_ID -> names of the flame graph, one per line
     -d "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"spantest\\\",env=\\\"test\\\"}\",\"spanSelector\":[\"$1\"],\"start\":$((now - 600000)),\"end\":$((now + 60000))}" |
     python3 -c 'import json,sys; d=json.load(sys.stdin); fg=d.get("flamegraph", d); print("\n".join(fg.get("names", [])))'
 }
-a=$(query a1a2a3a4a5a6a7a8); b=$(query b1b2b3b4b5b6b7b8)
+# The last push lands during the workload's exit: give the server a moment.
+for _ in $(seq 20); do
+  a=$(query a1a2a3a4a5a6a7a8 2>/dev/null); b=$(query b1b2b3b4b5b6b7b8 2>/dev/null)
+  [ -n "$a" ] && [ -n "$b" ] && break
+  sleep 0.25
+done
+[ -z "$a" ] && echo "server log: $(tail -n 5 "$tmp/server.log")"
 if grep -qx span_a_work <<<"$a" && ! grep -qx span_b_work <<<"$a" && ! grep -qx unlabelled_work <<<"$a"; then
   ok "span a selects span_a_work only"
 else

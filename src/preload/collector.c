@@ -196,10 +196,10 @@ static void read_maps(builder *b)
     for (char *line = m.data; line && *line;) {
         char *nl = strchr(line, '\n');
         if (nl) *nl = 0;
-        unsigned long lo, hi, pgoff;
+        unsigned long lo, hi, pgoff, inode = 0;
         char perms[8];
         int path_at = 0;
-        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &pgoff, &path_at) >= 4 &&
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %lu %n", &lo, &hi, perms, &pgoff, &inode, &path_at) >= 5 &&
             perms[2] == 'x' && path_at > 0 && line[path_at] &&
             HGROW(b->maps, cap, b->n_maps + 1) == 0) {
             pl_map *pm = &b->maps[b->n_maps++];
@@ -209,6 +209,8 @@ static void read_maps(builder *b)
             pm->pgoff = pgoff;
             pm->mapping = -1;
             snprintf(pm->path, sizeof(pm->path), "%s", line + path_at);
+            /* Replaced since mapped: its symbols would be another file's; keep the address only. */
+            if (pm->path[0] == '/' && !pl_same_file(pm->path, inode)) pm->mod_failed = 1;
         }
         line = nl ? nl + 1 : NULL;
     }
@@ -535,7 +537,7 @@ static void *collector_main(void *arg)
     so.max_modules = 64;
     so.max_cache_entries = 65536;
     sym = sym_new(&so);
-    live_buf = hmallocarray(PL_LIVE_MAX, sizeof(*live_buf));
+    if (!live_buf) live_buf = hmallocarray(PL_LIVE_MAX, sizeof(*live_buf));  /* kept across restarts */
     pl_unwind_refresh();
     /* The program and libc get CFI at once; other modules when samples land there. */
     pl_unwind_note_pc(getauxval(AT_ENTRY));

@@ -18,6 +18,7 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -52,6 +53,13 @@ static size_t n_tables;
 static uint64_t wanted[PL_MAX_MODULES / 64];  /* bit per module index of current */
 static int wanted_dirty;
 static uint64_t maps_hash;
+
+int pl_same_file(const char *path, unsigned long inode)
+{
+    /* A file replaced since it was mapped (or "(deleted)") must not be read as the mapped one. */
+    struct stat st;
+    return stat(path, &st) == 0 && (unsigned long)st.st_ino == inode;
+}
 
 static int read_mem(void *ctx, uint64_t addr, uint64_t *out)
 {
@@ -183,11 +191,11 @@ void pl_unwind_refresh(void)
     while (line && *line && t->n < PL_MAX_MODULES) {
         char *nl = strchr(line, '\n');
         if (nl) *nl = 0;
-        unsigned long lo, hi, pgoff;
+        unsigned long lo, hi, pgoff, inode;
         char perms[8];
         int path_at = 0;
-        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &pgoff, &path_at) >= 4 &&
-            perms[2] == 'x' && path_at > 0 && line[path_at] == '/') {
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %lu %n", &lo, &hi, perms, &pgoff, &inode, &path_at) >= 5 &&
+            perms[2] == 'x' && path_at > 0 && line[path_at] == '/' && pl_same_file(line + path_at, inode)) {
             const char *path = line + path_at;
             unw_module *m = &t->mods[t->n];
             m->start = lo;

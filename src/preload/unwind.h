@@ -33,5 +33,7 @@ size_t pl_unwind_regs(const unw_regs *regs, uint64_t *pcs, size_t max, uint8_t *
 void pl_unwind_note_pc(uint64_t pc);
 /* 1 when noted pcs wait for a pl_unwind_refresh(). Collector thread only. */
 int pl_unwind_dirty(void);
+/* 1 if path is still the file with this inode (as /proc/self/maps lists it). */
+int pl_same_file(const char *path, unsigned long inode);
 
 #endif
