@@ -11,6 +11,8 @@
 #    wall time through HTTP (SelectMergeStacktraces, JSON) vs in process
 #    (store_bench query) on the same data directory.
 # Usage: bench/server.sh [ROUNDS] [HOURS]    (defaults 20 and 4; bounded)
+#   SERVER_BENCH_INGEST_ONLY=1 skips the query part; HEARTH_BIN picks the
+#   hearth binary (e.g. an older build, for a before/after in one run).
 set -eu
 cd "$(dirname "$0")/.."
 rounds=${1:-20}
@@ -19,6 +21,7 @@ TD=${HEARTH_TESTDATA:-../shared/testdata}
 file=$TD/pprof/go-large.cpu.pb.gz
 [ -f "$file" ] || { echo "bench server: missing $file" >&2; exit 1; }
 make --no-print-directory -s build/hearth build/bench/store_bench >/dev/null
+BIN=${HEARTH_BIN:-build/hearth}
 
 tmp=$(mktemp -d /tmp/hearth-bench-server.XXXXXX)
 pid=
@@ -28,7 +31,7 @@ trap cleanup EXIT
 start() {  # start DATA_DIR [flags]
   local dir=$1; shift
   : >"$tmp/log"  # synchronously, so the port below is never the previous server's
-  build/hearth server --listen 127.0.0.1:0 --data-dir "$dir" --access-log off --retention 0 "$@" 2>"$tmp/log" &
+  "$BIN" server --listen 127.0.0.1:0 --data-dir "$dir" --access-log off --retention 0 "$@" 2>"$tmp/log" &
   pid=$!
   port=
   for _ in $(seq 200); do
@@ -70,6 +73,8 @@ printf "  gunzip (gzip -dc, same bytes)       %8s ms/profile\n" "$gunzip_ms"
 printf "  HTTP ingest, --fsync never          %8s ms/profile   ratio %s x gunzip\n" "$never_ms" "$(awk -v a="$never_ms" -v b="$gunzip_ms" 'BEGIN{printf "%.2f", a/b}')"
 printf "  HTTP ingest, --fsync always         %8s ms/profile   ratio %s x gunzip\n" "$always_ms" "$(awk -v a="$always_ms" -v b="$gunzip_ms" 'BEGIN{printf "%.2f", a/b}')"
 printf "  of which store_ingest (WAL + head): %8s ms (never), %s ms (always); the rest is pprof decode + HTTP\n" "$(cat "$tmp/store-never")" "$(cat "$tmp/store-always")"
+
+[ "${SERVER_BENCH_INGEST_ONLY:-0}" = 1 ] && exit 0
 
 # --- query latency: store bench dataset, in process vs HTTP
 build/bench/store_bench ingest "$tmp/q" --hours "$hours" --services 4 --samples 2000 >"$tmp/ingest.txt"
