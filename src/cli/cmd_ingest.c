@@ -5,7 +5,9 @@
  * every Pyroscope server accepts. Upload progress is shown on a terminal.
  *
  * Each file is one request; the first failure stops with the server's
- * message (files before it stay uploaded, and are reported).
+ * message (files before it stay uploaded, and are reported). Pyroscope's
+ * /ingest takes no perf script, so perf script files are converted to
+ * folded stacks here (same stacks and counts) and sent as format=folded.
  */
 #include "core/common.h"
 
@@ -13,6 +15,9 @@
 #include "core/buf.h"
 #include "core/units.h"
 #include "format/detect.h"
+#include "format/folded.h"
+#include "format/perfscript.h"
+#include "profile/profile.h"
 #include "server/client.h"
 #include "server/naming.h"
 
@@ -92,7 +97,7 @@ int cmd_ingest(int argc, char **argv)
     for (size_t i = 0; i < n_files && !rc; i++) {
         buf data, query, resp;
         enum prof_format f;
-        const char *fmt;
+        const char *fmt, *how = "";
         buf_init(&data, (size_t)1 << 31);
         buf_init(&query, 0);
         buf_init(&resp, 1 << 20);
@@ -102,7 +107,30 @@ int cmd_ingest(int argc, char **argv)
             f = prof_format_detect(data.data ? data.data : "", data.len);
             fmt = f == PF_PPROF ? "pprof" : f == PF_FOLDED ? "folded" : f == PF_PERFSCRIPT ? "perf_script"
                 : f == PF_SPEEDSCOPE ? "speedscope" : NULL;
-            if (!fmt) {
+            if (fmt && f == PF_PERFSCRIPT) {
+                /* to folded: what every Pyroscope server reads */
+                profile p;
+                buf folded;
+                herr pe = {0};
+                buf_init(&folded, (size_t)1 << 31);
+                if ((rc = prof_init(&p))) {
+                    herr_set(&e, rc, "%s: out of memory", files[i]);
+                } else if ((rc = perfscript_parse(&p, data.data ? data.data : "", data.len, &pe)) ||
+                           (rc = folded_write(&p, 0, &folded, &pe))) {
+                    herr_set(&e, rc, "%s: perf script: %s", files[i], herr_msg(&pe, rc));
+                } else {
+                    buf_release(&data);
+                    data = folded;
+                    buf_init(&folded, 0);
+                    fmt = "folded";
+                    how = " (converted from perf script)";
+                }
+                prof_release(&p);
+                buf_release(&folded);
+            }
+            if (rc) {
+                /* e says what went wrong */
+            } else if (!fmt) {
                 rc = herr_set(&e, HE_FORMAT, "%s: not a pprof, folded, perf script or speedscope file", files[i]);
             } else {
                 buf_puts(&query, "/ingest?name=");
@@ -113,7 +141,7 @@ int cmd_ingest(int argc, char **argv)
                 rc = client_post(&co, query.data, "application/octet-stream", data.data, data.len, &resp, &e);
                 if (!rc) {
                     done++;
-                    fprintf(stderr, "%s: uploaded %zu bytes as %s\n", files[i], data.len, fmt);
+                    fprintf(stderr, "%s: uploaded %zu bytes as %s%s\n", files[i], data.len, fmt, how);
                 }
             }
         }
