@@ -1298,6 +1298,19 @@ TEST(issue4_render_names_metadata_labels_series)
     ASSERT_EQ(post_json(&t, "/querier.v1.QuerierService/SelectMergeStacktraces", "t1",
                         "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{}\",\"start\":\"9223372036854775\",\"end\":\"9223372036854775807\"}", &out), 400);
     ASSERT_CONTAINS(out.data, "invalid_argument");
+    {
+        /* every legacy suffix: what /ingest stores under it, render finds under it */
+        const char *sfx[] = {"inuse_objects", "alloc_space", "alloc_objects", "mutex_count", "mutex_duration",
+                             "block_count", "block_duration", "lock_count", "exceptions", "live", "wall", "itimer"};
+        for (size_t i = 0; i < ARRAY_SIZE(sfx); i++) {
+            char q[128], app[64];
+            int scaled = !strcmp(sfx[i], "wall") || !strcmp(sfx[i], "itimer");
+            snprintf(q, sizeof q, "name=each%zu.%s&sampleRate=100", i, sfx[i]);
+            snprintf(app, sizeof app, "each%zu.%s", i, sfx[i]);
+            ASSERT_EQ(ingest(&t, "t1", q, NULL, folded, strlen(folded), &out), 200);
+            ASSERT_EQ(q_render_total(&t, "t1", app, "{}"), scaled ? 150000000 : 15);
+        }
+    }
     buf_release(&out);
     server_stop(t.s);
 }
