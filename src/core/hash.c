@@ -138,6 +138,26 @@ static int strtab_rehash(strtab *t, size_t slots)
     return 0;
 }
 
+int strtab_reserve(strtab *t, size_t n)
+{
+    size_t slots = 64;
+    if (n > INT32_MAX) return -ENOMEM;
+    while (slots < n * 2 + 2) slots *= 2;
+    if (!t->slots || slots > t->mask + 1) {
+        if (strtab_rehash(t, slots)) return -ENOMEM;
+    }
+    if (n > t->cap) {
+        const char **strs = realloc(t->strs, n * sizeof *strs);
+        if (!strs) return -ENOMEM;
+        t->strs = strs;
+        uint32_t *lens = realloc(t->lens, n * sizeof *lens);
+        if (!lens) return -ENOMEM;
+        t->lens = lens;
+        t->cap = (uint32_t)n;
+    }
+    return 0;
+}
+
 int32_t strtab_find(const strtab *t, const char *s, size_t n)
 {
     uint64_t hv;

@@ -72,6 +72,8 @@ void strtab_release(strtab *t);
  */
 int32_t strtab_intern(strtab *t, const char *s, size_t n);
 static inline int32_t strtab_intern_cstr(strtab *t, const char *s) { return strtab_intern(t, s, strlen(s)); }
+/* Pre-sizes for n strings in all (no rehash or regrowth until then). 0 or -ENOMEM. */
+int strtab_reserve(strtab *t, size_t n);
 /* Looks up without inserting: id or -1. */
 int32_t strtab_find(const strtab *t, const char *s, size_t n);
 static inline const char *strtab_get(const strtab *t, uint32_t id) { return id < t->count ? t->strs[id] : ""; }

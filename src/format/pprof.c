@@ -24,10 +24,10 @@
  *
  * Decoding idea: references point forward and backward (Go writes samples
  * before the locations and strings they use), so pass 1 walks the top-level
- * message once, interning the string table and remembering where each
- * mapping, function, location and sample message sits (a span into the
- * input). Then the tables are decoded in dependency order: mappings,
- * functions, locations, samples. pprof ids are arbitrary uint64; an idmap
+ * message once, remembering where each string, mapping, function, location
+ * and sample message sits (a span into the input). Then every table is
+ * allocated once at its known size and decoded in dependency order:
+ * strings (interned), mappings, functions, locations, samples. pprof ids are arbitrary uint64; an idmap
  * maps them to model indices with a dense array for small ids (the usual
  * 1..n) and an hmap64 for the rest. Samples reuse the stack nodes of the
  * previous sample for the shared root-side prefix, find the rest in a trie
@@ -84,7 +84,7 @@ typedef struct dec {
     uint32_t *strs;  /* pprof string index -> model string id */
     size_t n_strs, cap_strs;
 
-    span_vec types, samples, mappings, functions, locations;
+    span_vec types, samples, mappings, functions, locations, strings;
     span period_type;
     int has_period_type;
     uint64_t drop_frames, keep_frames, default_sample_type;
@@ -180,6 +180,19 @@ static inline int rd_varint(wire_rd *r, uint64_t *v)
         if (p[4] < 0x80) { r->p = p + 5; *v = x; return 0; }
     }
     return wire_varint(r, v);
+}
+
+/* wire_bytes, inline: a length-delimited value's bytes. */
+static inline int rd_bytes(wire_rd *r, const uint8_t **p, size_t *n)
+{
+    uint64_t len;
+    int rc = rd_varint(r, &len);
+    if (UNLIKELY(rc)) return rc;
+    if (UNLIKELY(len > (uint64_t)(r->end - r->p))) return HE_TRUNCATED;
+    *p = r->p;
+    *n = (size_t)len;
+    r->p += len;
+    return 0;
 }
 
 static inline int rd_tag(wire_rd *r, uint32_t *field, int *wt)
@@ -280,7 +293,7 @@ static int collect_len(dec *d, span_vec *v, wire_rd *r, uint32_t f, int wt, cons
     int rc;
     if (UNLIKELY(wt != WT_LEN))
         return bad_wiretype(d, "the profile", SIZE_MAX, f, name, wt, "length-delimited");
-    if ((rc = wire_bytes(r, &p, &n)) != 0) return wire_fail(d, rc, "the profile", SIZE_MAX);
+    if ((rc = rd_bytes(r, &p, &n)) != 0) return wire_fail(d, rc, "the profile", SIZE_MAX);
     if (UNLIKELY(v->n >= limit))
         return herr_set(d->e, HE_TOOBIG, "the profile has more than %zu %ss (the limit)", limit, name);
     if (span_push(v, p, n)) return herr_set(d->e, -ENOMEM, "out of memory reading the pprof %s table", name);
@@ -321,6 +334,18 @@ static int add_string(dec *d, const uint8_t *s, size_t n)
     return 0;
 }
 
+/* Interns the string table collected by scan_top, with the model's string table sized once. */
+static int intern_strings(dec *d)
+{
+    int rc;
+    if (strtab_reserve(&d->p->strings, d->p->strings.count + d->strings.n) ||
+        (d->strings.n > d->cap_strs && HGROW(d->strs, d->cap_strs, d->strings.n)))
+        return herr_set(d->e, -ENOMEM, "out of memory reading the pprof string table");
+    for (size_t i = 0; i < d->strings.n; i++)
+        if ((rc = add_string(d, d->strings.v[i].p, d->strings.v[i].n)) != 0) return rc;
+    return 0;
+}
+
 static int scan_top(dec *d, const uint8_t *data, size_t n)
 {
     static const char WHAT[] = "the profile";
@@ -340,17 +365,17 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
         case P_FUNCTION: rc = collect_len(d, &d->functions, &r, f, wt, "function", lim->max_locations); break;
         case P_MAPPING: rc = collect_len(d, &d->mappings, &r, f, wt, "mapping", lim->max_locations); break;
         case P_SAMPLE_TYPE: rc = collect_len(d, &d->types, &r, f, wt, "sample_type", PPROF_MAX_TYPES); break;
-        case P_STRING_TABLE: {
-            const uint8_t *s;
-            size_t len;
+        case P_STRING_TABLE:
+            /* interned after the scan, once their number is known (see intern_strings) */
             if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "string_table", wt, "length-delimited");
-            if ((rc = wire_bytes(&r, &s, &len)) != 0) return wire_fail(d, rc, WHAT, idx);
-            rc = add_string(d, s, len);
+            if (UNLIKELY(d->strings.n >= max_strings(d->p)))
+                return herr_set(d->e, HE_TOOBIG, "the string table has more than %zu entries (the limit)",
+                                max_strings(d->p));
+            rc = collect_len(d, &d->strings, &r, f, wt, "string", SIZE_MAX);
             break;
-        }
         case P_PERIOD_TYPE:
             if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "period_type", wt, "length-delimited");
-            if ((rc = wire_bytes(&r, &d->period_type.p, &d->period_type.n)) != 0) return wire_fail(d, rc, WHAT, idx);
+            if ((rc = rd_bytes(&r, &d->period_type.p, &d->period_type.n)) != 0) return wire_fail(d, rc, WHAT, idx);
             d->has_period_type = 1;
             break;
         case P_DROP_FRAMES: VARINT("drop_frames", d->drop_frames); break;
@@ -366,7 +391,7 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
                 q = r.p;
                 end = r.end;
             } else if (wt == WT_LEN) {
-                if ((rc = wire_bytes(&r, &q, &len)) != 0) return wire_fail(d, rc, WHAT, idx);
+                if ((rc = rd_bytes(&r, &q, &len)) != 0) return wire_fail(d, rc, WHAT, idx);
                 end = q + len;
             } else {
                 return bad_wiretype(d, WHAT, idx, f, "comment", wt, "varint or packed");
@@ -634,7 +659,7 @@ static int dec_location(dec *d, size_t idx)
             size_t n;
             if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
             if (f != 4) { SKIP(); continue; }
-            if ((rc = wire_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
+            if ((rc = rd_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
             if ((rc = dec_line(d, idx, id, s, n, &d->lines[k++])) != 0) return rc;
         }
     }
@@ -806,7 +831,7 @@ static int dec_sample(dec *d, size_t idx)
         if (f == 1 || f == 2) {
             wire_rd sub;
             if (wt == WT_LEN) {
-                if (UNLIKELY((rc = wire_bytes(&r, &s, &n)) != 0)) return wire_fail(d, rc, WHAT, idx);
+                if (UNLIKELY((rc = rd_bytes(&r, &s, &n)) != 0)) return wire_fail(d, rc, WHAT, idx);
                 wire_rd_init(&sub, s, n);
             } else if (wt == WT_VARINT) {
                 sub = r;
@@ -835,7 +860,7 @@ static int dec_sample(dec *d, size_t idx)
             if (wt == WT_VARINT) r.p = sub.p;
         } else if (f == 3) {
             if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "label", wt, "length-delimited");
-            if ((rc = wire_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
+            if ((rc = rd_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
             if (n_labels >= p->limits.max_labels)
                 return herr_set(d->e, HE_TOOBIG, "sample %zu has more than %u labels (the limit)", idx,
                                 p->limits.max_labels);
@@ -865,6 +890,7 @@ static void dec_release(dec *d)
     free(d->mappings.v);
     free(d->functions.v);
     free(d->locations.v);
+    free(d->strings.v);
     free(d->comments);
     idmap_release(&d->mapping_ids);
     idmap_release(&d->function_ids);
@@ -915,6 +941,7 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     int rc;
 
     if ((rc = scan_top(d, data, n)) != 0) return rc;
+    if ((rc = intern_strings(d)) != 0) return rc;
     if (d->n_strs == 0 && (rc = add_string(d, (const uint8_t *)"", 0)) != 0) return rc;
     if ((rc = dec_header(d)) != 0) return rc;
 
