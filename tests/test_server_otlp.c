@@ -6,6 +6,8 @@
  */
 #include "core/common.h"
 #include "core/mem.h"
+
+#include <json-c/json.h>
 #include "format/otlp.h"
 #include "t.h"
 
@@ -147,4 +149,42 @@ TEST(otlp_scope_attributes_become_labels_after_resource_ones)
     ASSERT_STR(otlp_label(&a.v[0], "__otel__"), "true");
     ASSERT_EQ(prof_total(&a.v[0].prof, 0), 3);
     otlp_batch_release(&a);
+}
+
+TEST(otlp_value_times_period_overflow_is_an_error)
+{
+    /* a CPU sample count that overflows int64 once scaled by the period (issue 4):
+     * a clear error, never a wrapped (negative) value */
+    size_t njs;
+    char *js = t_read_file(t_testdata("otlp/otel-ebpf-profile.pb.json"), &njs);
+    json_object *o = json_tokener_parse(js), *rps, *done = NULL;
+    otlp_batch b;
+    herr e = {0};
+    const char *out;
+    ASSERT(o != NULL);
+    ASSERT(json_object_object_get_ex(o, "resourceProfiles", &rps));
+    for (size_t i = 0; i < json_object_array_length(rps) && !done; i++) {
+        json_object *sps;
+        if (!json_object_object_get_ex(json_object_array_get_idx(rps, i), "scopeProfiles", &sps)) continue;
+        for (size_t k = 0; k < json_object_array_length(sps) && !done; k++) {
+            json_object *ps;
+            if (!json_object_object_get_ex(json_object_array_get_idx(sps, k), "profiles", &ps)) continue;
+            for (size_t m = 0; m < json_object_array_length(ps) && !done; m++) {
+                json_object *p = json_object_array_get_idx(ps, m), *samples, *vals;
+                if (!json_object_object_get_ex(p, "period", NULL) || !json_object_object_get_ex(p, "samples", &samples) ||
+                    !json_object_array_length(samples))
+                    continue;
+                vals = json_object_new_array();
+                json_object_array_add(vals, json_object_new_string("4611686018427387904"));
+                json_object_object_add(json_object_array_get_idx(samples, 0), "values", vals);
+                done = p;
+            }
+        }
+    }
+    ASSERT(done != NULL);
+    out = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    ASSERT_EQ(otlp_decode(&b, out, strlen(out), 1, NULL, &e), HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "overflows");
+    json_object_put(o);
+    free(js);
 }
