@@ -828,7 +828,30 @@ static int dec_sample(dec *d, size_t idx)
         const uint8_t *s;
         size_t n;
         if (UNLIKELY((rc = rd_tag(&r, &f, &wt)) != 0)) return wire_fail(d, rc, WHAT, idx);
-        if (f == 1 || f == 2) {
+        if (f == 1 && wt == WT_LEN) {
+            /*
+             * The usual packed location ids: room for all of them (each
+             * takes a byte at least; no more than max_depth are kept) is
+             * made once, so the per-frame loop only reads and maps.
+             */
+            const idmap *ids = &d->location_ids;
+            if (UNLIKELY((rc = rd_bytes(&r, &s, &n)) != 0)) return wire_fail(d, rc, WHAT, idx);
+            size_t room = MIN(n_locs + n, (size_t)max_depth);
+            if (UNLIKELY(room > d->cap_locs) && HGROW(d->locs, d->cap_locs, room))
+                return herr_set(d->e, -ENOMEM, "out of memory reading sample %zu", idx);
+            wire_rd sub;
+            wire_rd_init(&sub, s, n);
+            uint32_t *locs = d->locs;
+            while (!wire_eof(&sub)) {
+                if (UNLIKELY((rc = rd_varint(&sub, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
+                uint32_t loc = LIKELY(v < ids->n_dense) ? ids->dense[v] : idmap_get(ids, v);
+                if (UNLIKELY(loc == HMAP_EMPTY))
+                    return herr_set(d->e, HE_BADREF, "sample %zu refers to location id %" PRIu64
+                                    " which does not exist", idx, v);
+                if (LIKELY(n_locs < max_depth)) locs[n_locs] = loc;
+                n_locs++;
+            }
+        } else if (f == 1 || f == 2) {
             wire_rd sub;
             if (wt == WT_LEN) {
                 if (UNLIKELY((rc = rd_bytes(&r, &s, &n)) != 0)) return wire_fail(d, rc, WHAT, idx);
