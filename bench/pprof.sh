@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pprof decode vs merely gunzipping the same file (issue 2 target: decode into
 # the model in at most 1.5x the gunzip time). Everything is measured in this
-# run, side by side: gz_decompress (zlib, in process), libdeflate (in process),
+# run, side by side: zlib's inflate (in process: the issue's peer),
+# gz_decompress (libdeflate, what pprof_decode calls), libdeflate directly,
 # pprof_decode, and `gzip -dc` on the command line as the peer a user knows.
 # Usage: bench/pprof.sh [FILE] [ROUNDS]
 set -eu
