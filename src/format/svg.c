@@ -280,7 +280,7 @@ int svg_write(flame_tree *t, const svg_opts *o, buf *out)
         if (!rc) rc = xml_text(out, name, name_len);
         if (!rc && nd->file && it.node) {
             rc = buf_puts(out, " (");
-            if (!rc) rc = xml_text(out, strtab_get(&t->names, nd->file), strtab_len(&t->names, nd->file));
+            if (!rc) rc = xml_text(out, strtab_get(&t->files, nd->file), strtab_len(&t->files, nd->file));
             if (!rc && nd->line) rc = buf_printf(out, ":%" PRId64, nd->line);
             if (!rc) rc = buf_putc(out, ')');
         }

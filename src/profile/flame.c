@@ -17,8 +17,11 @@ int flame_init(flame_tree *t)
 {
     memset(t, 0, sizeof *t);
     strtab_init(&t->names);
+    strtab_init(&t->files);
     hmap64_init(&t->children);
-    if (strtab_intern_cstr(&t->names, "total") != 0 || strtab_intern_cstr(&t->names, "other") != 1) return -ENOMEM;
+    if (strtab_intern_cstr(&t->names, "total") != 0 || strtab_intern_cstr(&t->names, "other") != 1 ||
+        strtab_intern(&t->files, "", 0) != 0)
+        return -ENOMEM;
     t->nodes = calloc(64, sizeof *t->nodes);
     if (!t->nodes) return -ENOMEM;
     t->cap_nodes = 64;
@@ -29,6 +32,7 @@ int flame_init(flame_tree *t)
 void flame_release(flame_tree *t)
 {
     strtab_release(&t->names);
+    strtab_release(&t->files);
     hmap64_release(&t->children);
     free(t->nodes);
     memset(t, 0, sizeof *t);
@@ -136,7 +140,7 @@ static int32_t node_for(flame_tree *t, const profile *p, uint32_t pn, int32_t *m
                 if (ln->function && ln->function < p->n_functions) {
                     const char *file = prof_s(p, p->functions[ln->function].filename);
                     if (*file) {
-                        int32_t fid = strtab_intern_cstr(&t->names, file);
+                        int32_t fid = strtab_intern_cstr(&t->files, file);
                         if (fid < 0) return fid;
                         t->nodes[node].file = (uint32_t)fid;
                     }
@@ -299,7 +303,7 @@ int flame_truncate(const flame_tree *t, uint32_t max_nodes, flame_tree *out)
             on->total2 = cn->total2; on->self2 = cn->self2;
             on->line = cn->line;
             if (cn->file) {
-                int32_t fid = strtab_intern_cstr(&out->names, strtab_get(&t->names, cn->file));
+                int32_t fid = strtab_intern_cstr(&out->files, strtab_get(&t->files, cn->file));
                 if (fid < 0) { rc = fid; goto out; }
                 on->file = (uint32_t)fid;
             }

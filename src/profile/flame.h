@@ -6,8 +6,9 @@
  * Node 0 is the root, named "total" (Pyroscope's convention). Children of a
  * node are unique by name. Each node holds total (itself + descendants) and
  * self; a diff tree holds a second pair (total2/self2) for the right side.
- * Node names are interned in the tree's own strtab; a node also remembers the
- * file and line of the first location that produced it, for hovers.
+ * Node names are interned in the tree's own strtab (names); a node also
+ * remembers the file (in files) and line of the first location that
+ * produced it, for hovers.
  *
  * Frame names come from prof_frame_name(): inlined functions expand to one
  * frame each (outermost first, when read root first).
@@ -34,14 +35,16 @@ typedef struct flame_node {
     uint32_t parent;        /* root is its own parent */
     uint32_t first_child;   /* 0 = none */
     uint32_t next_sibling;  /* 0 = none */
-    uint32_t file;          /* string id in names, 0 = unknown */
+    uint32_t file;          /* string id in files, 0 = unknown */
     int64_t line;           /* 0 = unknown */
     int64_t total, self;
     int64_t total2, self2;  /* right side of a diff */
 } flame_node;
 
 typedef struct flame_tree {
-    strtab names;     /* 0 = "total", 1 = "other" */
+    strtab names;     /* frame names: 0 = "total", 1 = "other"; the names[] of encodings */
+    strtab files;     /* source file of a node, for hovers: 0 = "" (kept apart so
+                         encodings that list every name never list files) */
     flame_node *nodes;
     uint32_t n_nodes, cap_nodes;
     hmap64 children;  /* (parent << 32 | name) -> node */

@@ -273,7 +273,7 @@ static int flame_focus(const flame_tree *t, char *const *cs, size_t n, flame_tre
             out->nodes[d].self2 = sc->self2;
             out->nodes[d].line = sc->line;
             if (sc->file) {
-                int32_t f = strtab_intern(&out->names, strtab_get(&t->names, sc->file), strtab_len(&t->names, sc->file));
+                int32_t f = strtab_intern(&out->files, strtab_get(&t->files, sc->file), strtab_len(&t->files, sc->file));
                 if (f > 0) out->nodes[d].file = (uint32_t)f;
             }
             if (HGROW(stack, scap, sn + 2)) {

@@ -863,7 +863,7 @@ static int loc_frames(flame_tree *t, const qsrc *src, loc_names *ln, uint32_t lo
             frame_name_block(src->b, loc, k, name, sizeof(name), &file, &line);
         }
         int32_t nid = strtab_intern_cstr(&t->names, name);
-        int32_t fid = *file ? strtab_intern_cstr(&t->names, file) : 0;
+        int32_t fid = *file ? strtab_intern_cstr(&t->files, file) : 0;
         if (nid < 0 || fid < 0)
             return -ENOMEM;
         ln->ids[ln->n_ids++] = (uint32_t)nid;
