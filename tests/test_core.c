@@ -10,6 +10,7 @@
 #include "core/compress.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/units.h"
 #include "core/wire.h"
 
@@ -246,4 +247,18 @@ TEST(units_parse)
     ASSERT_EQ(parse_time_ns("99999999999999999999", now, &ns), HE_FORMAT);
     ASSERT_EQ(parse_time_ns("now-200y", now, &ns), 0);
     ASSERT(unix_any_to_ns(-9000000000000000000LL) == INT64_MIN);
+}
+
+static char sunk[2048];
+static void sink_fn(enum log_level l, const char *line) { (void)l; snprintf(sunk, sizeof sunk, "%s", line); }
+
+TEST(log_lines_are_logfmt_with_escaped_message)
+{
+    log_set_sink(sink_fn);
+    log_set_level(LOG_INFO);
+    log_info("file \"%s\" bad\nline", "a\\b");
+    log_debug("dropped");
+    log_set_sink(NULL);
+    ASSERT_CONTAINS(sunk, "level=info msg=\"file \\\"a\\\\b\\\" bad\\nline\"");
+    ASSERT(!strchr(sunk, '\n'));
 }

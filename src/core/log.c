@@ -45,10 +45,21 @@ void log_msg(enum log_level level, const char *fmt, ...)
     n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=\"",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                  tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
-    va_start(ap, fmt);
-    n += vsnprintf(line + n, sizeof line - (size_t)n - 2, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof line - 3) n = (int)sizeof line - 3;
+    {
+        /* The message is a logfmt quoted value: escape quotes, backslashes
+         * and control characters so one event stays one parseable line. */
+        char msg[1536];
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        for (const char *c = msg; *c && n < (int)sizeof line - 8; c++) {
+            unsigned char ch = (unsigned char)*c;
+            if (ch == '"' || ch == '\\') { line[n++] = '\\'; line[n++] = (char)ch; }
+            else if (ch == '\n') { line[n++] = '\\'; line[n++] = 'n'; }
+            else if (ch < 0x20 || ch == 0x7f) n += snprintf(line + n, 5, "\\x%02x", ch);
+            else line[n++] = (char)ch;
+        }
+    }
     line[n++] = '"';
     line[n] = 0;
     if (sink) { sink(level, line); return; }
