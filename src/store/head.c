@@ -21,9 +21,9 @@
  * the head keeps stack_cache: a 128-bit fingerprint of the stack's content
  * (the fingerprints of its locations, root to leaf, see below) -> the
  * head's leaf node. Fingerprints of incoming nodes are computed from their
- * parent's (memoized per node, cheap and in cache), so a known stack costs
- * one probe and no symbol lookup at all; only a new stack walks the node
- * index.
+ * parent's in one forward pass over the node table (sequential, in cache),
+ * so a known stack costs one probe and no symbol lookup at all; only a new
+ * stack walks the node index.
  *
  * Locations: interning a location interns its mapping, its functions and
  * their strings, each a probe into a large table plus a compare against
@@ -235,7 +235,7 @@ typedef struct mapper {
     st_head *h;
     const profile *p;
     uint32_t *str, *map, *fn, *loc, *node;
-    fp128 *fp_node;        /* incoming node -> fingerprint of its stack; .b == 0: not yet */
+    fp128 *fp_node;        /* incoming node -> fingerprint of its stack (all computed up front) */
     fp128 *fp_str, *fp_fn, *fp_map, *fp_loc;  /* incoming id -> content fingerprint, .b == 0: not yet */
     uint64_t *scratch;     /* fingerprint input of one location */
     size_t cap_scratch;
@@ -455,6 +455,24 @@ static inline fp128 fp_child(fp128 parent, fp128 loc)
     return f;
 }
 
+/*
+ * Fingerprints of every incoming node in one forward pass (a node's parent
+ * comes before it: prof_validate checks parent < node), memoizing the
+ * location fingerprints on the way.
+ */
+static int fp_all_nodes(mapper *m)
+{
+    const prof_node *in = m->p->nodes;
+    int rc;
+    for (uint32_t i = 1; i < m->p->n_nodes; i++) {
+        fp128 lf;
+        if ((rc = loc_fp(m, in[i].location, &lf)))
+            return rc;
+        m->fp_node[i] = fp_child(m->fp_node[in[i].parent], lf);
+    }
+    return 0;
+}
+
 /* The head node of incoming stack `leaf`: the stack cache first, the node index on a miss. */
 static int map_stack(mapper *m, uint32_t leaf, uint32_t *out)
 {
@@ -462,31 +480,14 @@ static int map_stack(mapper *m, uint32_t leaf, uint32_t *out)
         *out = m->node[leaf];
         return 0;
     }
-    const prof_node *in = m->p->nodes;
-    uint32_t chain[MAX_CHAIN];
-    size_t n = 0;
-    uint32_t k = leaf;
-    int rc;
-    while (!m->fp_node[k].b) {
-        if (n == MAX_CHAIN)
-            return map_node(m, leaf, out);
-        chain[n++] = k;
-        k = in[k].parent;
-    }
-    fp128 f = m->fp_node[k];
-    while (n > 0) {
-        uint32_t c = chain[--n];
-        fp128 lf;
-        if ((rc = loc_fp(m, in[c].location, &lf)))
-            return rc;
-        m->fp_node[c] = f = fp_child(f, lf);
-    }
+    fp128 f = m->fp_node[leaf];
     uint32_t hit = fp_get(&m->h->stack_cache, f);
     if (hit != UINT32_MAX && hit < m->h->sym.n_nodes) {
         *out = m->node[leaf] = hit;
         return 0;
     }
-    if ((rc = map_node(m, leaf, out)))
+    int rc = map_node(m, leaf, out);
+    if (rc)
         return rc;
     return fp_put(&m->h->stack_cache, f, *out);
 }
@@ -587,7 +588,7 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
     m.fn = unmapped_array(p->n_functions);
     m.loc = unmapped_array(p->n_locations);
     m.node = unmapped_array(p->n_nodes);
-    m.fp_node = calloc(p->n_nodes ? p->n_nodes : 1, sizeof(fp128));
+    m.fp_node = hmallocarray(p->n_nodes ? p->n_nodes : 1, sizeof(fp128)); /* every entry written by fp_all_nodes */
     m.fp_loc = calloc(p->n_locations ? p->n_locations : 1, sizeof(fp128));
     m.fp_str = calloc(p->strings.count ? p->strings.count : 1, sizeof(fp128));
     m.fp_fn = calloc(p->n_functions ? p->n_functions : 1, sizeof(fp128));
@@ -603,6 +604,8 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
     }
     m.node[0] = 0;
     m.fp_node[0] = (fp128){0x9e3779b97f4a7c15ULL, 0xb7e151628aed2a6bULL}; /* the empty stack */
+    if ((rc = fp_all_nodes(&m)))
+        goto out;
     if (strtab_intern(&sigs, "", 0) != 0) {
         rc = -ENOMEM;
         goto out;
