@@ -953,8 +953,12 @@ static void presize(dec *d)
         PRESIZE(p->lines, p->cap_lines, (uint32_t)d->locations.n);
     }
     if (d->samples.n && d->samples.n <= l->max_samples) {
+        size_t bytes = 0;
+        for (size_t i = 0; i < d->samples.n; i++) bytes += d->samples.v[i].n;
         PRESIZE(p->samples, p->cap_samples, d->samples.n);
-        if (p->n_types) PRESIZE(p->values, p->cap_values, d->samples.n * p->n_types);
+        /* each value takes a byte of input at least: never more room than the input can fill */
+        if (p->n_types && d->samples.n * p->n_types <= bytes)
+            PRESIZE(p->values, p->cap_values, d->samples.n * p->n_types);
     }
 }
 
@@ -993,7 +997,7 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
         size_t bytes = 0;
         for (size_t i = 0; i < d->samples.n; i++) bytes += d->samples.v[i].n;
         size_t want = bytes / 2 + 64;
-        if (want > (size_t)UINT32_MAX - 2) want = (size_t)UINT32_MAX - 2;
+        if (want > ((size_t)1 << 24)) want = (size_t)1 << 24;  /* past 16M nodes, grow as needed */
         if (want > p->cap_nodes) {
             prof_node *nodes = hreallocarray(p->nodes, want, sizeof *nodes);
             if (nodes) {
