@@ -99,7 +99,7 @@ FUZZ_LIB_SRC := $(filter-out src/server/% src/agent/%,$(LIB_SRC))
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -Isrc -Iinclude
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 build/fuzz/libfuzzcore.a: $(FUZZ_LIB_SRC:%.c=build/fuzz/obj/%.o)
 	rm -f $@ && ar rcs $@ $^
 build/fuzz/%: fuzz/%.c build/fuzz/libfuzzcore.a
