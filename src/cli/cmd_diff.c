@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "cli/cmd.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/mem.h"
@@ -22,16 +23,14 @@
 #include "profile/flame.h"
 #include "server/client.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: hearth diff [--url URL] [--type TYPE] --left-query SEL --right-query SEL\n"
-            "                   [--from T] [--until T] [--left-from T] [--left-until T]\n"
-            "                   [--right-from T] [--right-until T] [--top N] [--format table|json]\n"
-            "                   [--tenant ID] [--token T] [--basic-auth USER:PASS]\n\n"
-            "Compares two selections (e.g. last hour vs the hour before, or v1 vs v2).\n"
-            "--from/--until set both sides (default now-1h..now).\n");
-}
+static const char diff_usage[] =
+    "usage: hearth diff [--url URL] [--type TYPE] --left-query SEL --right-query SEL\n"
+    "                   [--from T] [--until T] [--left-from T] [--left-until T]\n"
+    "                   [--right-from T] [--right-until T] [--top N] [--format table|json]\n"
+    "                   [--tenant ID] [--token T] [--basic-auth USER:PASS]\n";
+static const char diff_desc[] =
+    "Compares two selections (e.g. last hour vs the hour before, or v1 vs v2).\n"
+    "--from/--until set both sides (default now-1h..now).\n";
 
 typedef struct row {
     uint32_t name;
@@ -73,46 +72,28 @@ int cmd_diff(int argc, char **argv)
     int rc;
 
     client_opts_default(&co);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **dst = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--url")) dst = &co.url;
-        else if (!strcmp(a, "--type")) dst = &type;
-        else if (!strcmp(a, "--left-query")) dst = &lsel;
-        else if (!strcmp(a, "--right-query")) dst = &rsel;
-        else if (!strcmp(a, "--from")) dst = &from_s;
-        else if (!strcmp(a, "--until")) dst = &until_s;
-        else if (!strcmp(a, "--left-from")) dst = &lf;
-        else if (!strcmp(a, "--left-until")) dst = &lu;
-        else if (!strcmp(a, "--right-from")) dst = &rf;
-        else if (!strcmp(a, "--right-until")) dst = &ru;
-        else if (!strcmp(a, "--format")) dst = &format;
-        else if (!strcmp(a, "--tenant")) dst = &co.tenant;
-        else if (!strcmp(a, "--token")) dst = &co.token;
-        else if (!strcmp(a, "--basic-auth")) dst = &co.basic_auth;
-        else if (!strcmp(a, "--top")) {
-            if (i + 1 >= argc) goto need;
-            top = strtol(argv[++i], NULL, 10);
-            continue;
-        } else {
-            fprintf(stderr, "hearth diff: unknown argument \"%s\"\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (i + 1 >= argc) goto need;
-        *dst = argv[++i];
-        continue;
-    need:
-        fprintf(stderr, "hearth diff: %s needs a value\n", a);
-        return 2;
-    }
+    const opt_spec specs[] = {
+        {"url", 0, OPT_STRING, &co.url, "HEARTH_URL", "URL", "server address (default http://localhost:4040)", 0, 0},
+        {"type", 0, OPT_STRING, &type, NULL, "TYPE", "profile type ID", 0, 0},
+        {"left-query", 0, OPT_STRING, &lsel, NULL, "SEL", "label selector of the left side (required)", 0, 0},
+        {"right-query", 0, OPT_STRING, &rsel, NULL, "SEL", "label selector of the right side (required)", 0, 0},
+        {"from", 0, OPT_STRING, &from_s, NULL, "T", "start of both sides (default now-1h)", 0, 0},
+        {"until", 0, OPT_STRING, &until_s, NULL, "T", "end of both sides (default now)", 0, 0},
+        {"left-from", 0, OPT_STRING, &lf, NULL, "T", "start of the left side", 0, 0},
+        {"left-until", 0, OPT_STRING, &lu, NULL, "T", "end of the left side", 0, 0},
+        {"right-from", 0, OPT_STRING, &rf, NULL, "T", "start of the right side", 0, 0},
+        {"right-until", 0, OPT_STRING, &ru, NULL, "T", "end of the right side", 0, 0},
+        {"top", 0, OPT_INT, &top, NULL, "N", "rows in the table (default 30)", 1, 1000000},
+        {"format", 0, OPT_STRING, &format, NULL, "FORMAT", "table or json (default table)", 0, 0},
+        {"tenant", 0, OPT_STRING, &co.tenant, "HEARTH_TENANT", "ID", "tenant (X-Scope-OrgID)", 0, 0},
+        {"token", 0, OPT_STRING, &co.token, "HEARTH_TOKEN", "T", "bearer token", 0, 0},
+        {"basic-auth", 0, OPT_STRING, &co.basic_auth, NULL, "USER:PASS", "HTTP basic authentication", 0, 0},
+    };
+    const opt_cmd cmd = {"diff", diff_usage, diff_desc, specs, ARRAY_SIZE(specs), 0, 0};
+    opts_args pos;
+    if ((rc = opts_parse(&cmd, argc, argv, &pos))) return opts_exit(rc);
     if (!lsel || !rsel) {
-        fprintf(stderr, "hearth diff: --left-query and --right-query are required\n");
-        usage(stderr);
+        fprintf(stderr, "hearth diff: --left-query and --right-query are required ('hearth diff --help' describes them)\n");
         return 2;
     }
     {

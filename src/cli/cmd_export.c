@@ -7,6 +7,7 @@
 #include "core/common.h"
 
 #include "cli/cmd.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/units.h"
 #include "format/folded.h"
@@ -16,16 +17,14 @@
 #include "profile/flame.h"
 #include "store/store.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: hearth export --data-dir DIR [--tenant ID] [--type TYPE] [--query SELECTOR]\n"
-            "                     [--from T] [--until T] [--format pprof|folded|speedscope|svg] [-o FILE]\n\n"
-            "Merges the stored profiles of TYPE (default process_cpu:cpu:nanoseconds:cpu:nanoseconds)\n"
-            "matching SELECTOR (default all) for tenant ID (default anonymous) between --from (default 0)\n"
-            "and --until (default now), and writes them (default pprof, gzip) to FILE or stdout.\n"
-            "'hearth export --list-types' prints the profile types instead.\n");
-}
+static const char export_usage[] =
+    "usage: hearth export --data-dir DIR [--tenant ID] [--type TYPE] [--query SELECTOR]\n"
+    "                     [--from T] [--until T] [--format pprof|folded|speedscope|svg] [-o FILE]\n";
+static const char export_desc[] =
+    "Merges the stored profiles of TYPE (default process_cpu:cpu:nanoseconds:cpu:nanoseconds)\n"
+    "matching SELECTOR (default all) for tenant ID (default anonymous) between --from (default 0)\n"
+    "and --until (default now), and writes them (default pprof, gzip) to FILE or stdout.\n"
+    "'hearth export --list-types' prints the profile types instead.\n";
 
 int cmd_export(int argc, char **argv)
 {
@@ -41,39 +40,22 @@ int cmd_export(int argc, char **argv)
     buf out;
     profile p;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **dst = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--list-types")) {
-            list = 1;
-            continue;
-        }
-        if (!strcmp(a, "--data-dir")) dst = &dir;
-        else if (!strcmp(a, "--tenant")) dst = &tenant;
-        else if (!strcmp(a, "--type")) dst = &type;
-        else if (!strcmp(a, "--query")) dst = &sel_s;
-        else if (!strcmp(a, "--from")) dst = &from_s;
-        else if (!strcmp(a, "--until")) dst = &until_s;
-        else if (!strcmp(a, "--format")) dst = &format;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) dst = &outfile;
-        else {
-            fprintf(stderr, "hearth export: unknown argument \"%s\"\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "hearth export: %s needs a value\n", a);
-            return 2;
-        }
-        *dst = argv[++i];
-    }
+    const opt_spec specs[] = {
+        {"data-dir", 0, OPT_STRING, &dir, NULL, "DIR", "the server's data directory (required)", 0, 0},
+        {"tenant", 0, OPT_STRING, &tenant, NULL, "ID", "tenant (default anonymous)", 0, 0},
+        {"type", 0, OPT_STRING, &type, NULL, "TYPE", "profile type ID", 0, 0},
+        {"query", 0, OPT_STRING, &sel_s, NULL, "SELECTOR", "label selector (default {})", 0, 0},
+        {"from", 0, OPT_STRING, &from_s, NULL, "T", "start (default 0)", 0, 0},
+        {"until", 0, OPT_STRING, &until_s, NULL, "T", "end (default now)", 0, 0},
+        {"format", 0, OPT_STRING, &format, NULL, "FORMAT", "pprof, folded, speedscope or svg (default pprof)", 0, 0},
+        {"output", 'o', OPT_STRING, &outfile, NULL, "FILE", "write here instead of stdout", 0, 0},
+        {"list-types", 0, OPT_FLAG, &list, NULL, NULL, "print the stored profile types instead", 0, 0},
+    };
+    const opt_cmd cmd = {"export", export_usage, export_desc, specs, ARRAY_SIZE(specs), 0, 0};
+    opts_args pos;
+    if ((rc = opts_parse(&cmd, argc, argv, &pos))) return opts_exit(rc);
     if (!dir) {
-        fprintf(stderr, "hearth export: --data-dir is required\n");
-        usage(stderr);
+        fprintf(stderr, "hearth export: --data-dir is required ('hearth export --help' describes the options)\n");
         return 2;
     }
     memset(&q, 0, sizeof q);

@@ -12,6 +12,7 @@
 #include "core/common.h"
 
 #include "cli/cmd.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/units.h"
 #include "format/detect.h"
@@ -21,22 +22,21 @@
 #include "server/client.h"
 #include "server/naming.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: hearth ingest [--url URL] --name 'app.cpu{k=v}' [--sample-rate HZ] [--from T] [--until T]\n"
-            "                     [--spy-name NAME] [--tenant ID] [--token T] [--basic-auth USER:PASS] FILE...\n\n"
-            "Uploads each FILE (pprof, gzip or not; folded stacks; perf script; speedscope; '-' is stdin)\n"
-            "to POST /ingest. For text formats the name's suffix picks the profile type as Pyroscope\n"
-            "does (.cpu -> process_cpu scaled by --sample-rate, default 100; .inuse_space, .alloc_objects...).\n");
-}
+static const char ingest_usage[] =
+    "usage: hearth ingest [--url URL] --name 'app.cpu{k=v}' [--sample-rate HZ] [--from T] [--until T]\n"
+    "                     [--spy-name NAME] [--tenant ID] [--token T] [--basic-auth USER:PASS] FILE...\n";
+static const char ingest_desc[] =
+    "Uploads each FILE (pprof, gzip or not; folded stacks; perf script; speedscope; '-' is stdin)\n"
+    "to POST /ingest. For text formats the name's suffix picks the profile type as Pyroscope\n"
+    "does (.cpu -> process_cpu scaled by --sample-rate, default 100; .inuse_space, .alloc_objects...).\n";
 
 int cmd_ingest(int argc, char **argv)
 {
     client_opts co;
-    const char *name = NULL, *rate = "100", *from_s = "now", *until_s = "now", *spy = "hearth";
-    const char *files[1024];
-    size_t n_files = 0, done = 0;
+    const char *name = NULL, *from_s = "now", *until_s = "now", *spy = "hearth";
+    char **files;
+    long rate = 100;
+    size_t n_files, done = 0;
     int64_t from, until, now = now_ns();
     naming_key *key;
     herr e = {0};
@@ -44,43 +44,24 @@ int cmd_ingest(int argc, char **argv)
 
     client_opts_default(&co);
     co.progress = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **dst = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--url")) dst = &co.url;
-        else if (!strcmp(a, "--name")) dst = &name;
-        else if (!strcmp(a, "--sample-rate")) dst = &rate;
-        else if (!strcmp(a, "--from")) dst = &from_s;
-        else if (!strcmp(a, "--until")) dst = &until_s;
-        else if (!strcmp(a, "--spy-name")) dst = &spy;
-        else if (!strcmp(a, "--tenant")) dst = &co.tenant;
-        else if (!strcmp(a, "--token")) dst = &co.token;
-        else if (!strcmp(a, "--basic-auth")) dst = &co.basic_auth;
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "hearth ingest: unknown option \"%s\"\n", a);
-            usage(stderr);
-            return 2;
-        } else {
-            if (n_files >= ARRAY_SIZE(files)) {
-                fprintf(stderr, "hearth ingest: at most %zu files per run\n", ARRAY_SIZE(files));
-                return 2;
-            }
-            files[n_files++] = a;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "hearth ingest: %s needs a value\n", a);
-            return 2;
-        }
-        *dst = argv[++i];
-    }
+    const opt_spec specs[] = {
+        {"url", 0, OPT_STRING, &co.url, "HEARTH_URL", "URL", "server address (default http://localhost:4040)", 0, 0},
+        {"name", 0, OPT_STRING, &name, NULL, "NAME", "application name, type suffix and labels: 'app.cpu{k=v}' (required)", 0, 0},
+        {"sample-rate", 0, OPT_INT, &rate, NULL, "HZ", "samples per second of text formats (default 100)", 1, 1000000000},
+        {"from", 0, OPT_STRING, &from_s, NULL, "T", "start of the profiles (default now)", 0, 0},
+        {"until", 0, OPT_STRING, &until_s, NULL, "T", "end of the profiles (default now)", 0, 0},
+        {"spy-name", 0, OPT_STRING, &spy, NULL, "NAME", "spyName sent to the server (default hearth)", 0, 0},
+        {"tenant", 0, OPT_STRING, &co.tenant, "HEARTH_TENANT", "ID", "tenant (X-Scope-OrgID)", 0, 0},
+        {"token", 0, OPT_STRING, &co.token, "HEARTH_TOKEN", "T", "bearer token", 0, 0},
+        {"basic-auth", 0, OPT_STRING, &co.basic_auth, NULL, "USER:PASS", "HTTP basic authentication", 0, 0},
+    };
+    const opt_cmd cmd = {"ingest", ingest_usage, ingest_desc, specs, ARRAY_SIZE(specs), 1024, 0};
+    opts_args pos;
+    if ((rc = opts_parse(&cmd, argc, argv, &pos))) return opts_exit(rc);
+    files = pos.v;
+    n_files = (size_t)pos.n;
     if (!name || !n_files) {
-        fprintf(stderr, "hearth ingest: --name and at least one FILE are required\n");
-        usage(stderr);
+        fprintf(stderr, "hearth ingest: --name and at least one FILE are required ('hearth ingest --help' describes them)\n");
         return 2;
     }
     key = malloc(sizeof *key);
@@ -135,7 +116,7 @@ int cmd_ingest(int argc, char **argv)
             } else {
                 buf_puts(&query, "/ingest?name=");
                 client_escape(name, &query);
-                buf_printf(&query, "&format=%s&sampleRate=%s&spyName=", fmt, rate);
+                buf_printf(&query, "&format=%s&sampleRate=%ld&spyName=", fmt, rate);
                 client_escape(spy, &query);
                 buf_printf(&query, "&from=%" PRId64 "&until=%" PRId64, (int64_t)(from / 1000000000LL), (int64_t)(until / 1000000000LL));
                 rc = client_post(&co, query.data, "application/octet-stream", data.data, data.len, &resp, &e);

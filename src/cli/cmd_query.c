@@ -10,6 +10,7 @@
 #include "core/common.h"
 
 #include "cli/cmd.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/units.h"
@@ -21,18 +22,16 @@
 #include "profile/flame.h"
 #include "server/client.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: hearth query [--url URL] [--type TYPE] [--query SELECTOR] [--from TIME] [--until TIME]\n"
-            "                    [--format folded|pprof|json|svg|speedscope] [-o FILE] [--max-nodes N]\n"
-            "                    [--tenant ID] [--token T] [--basic-auth USER:PASS]\n\n"
-            "Writes the merged profile of the series matching SELECTOR (e.g. '{service_name=\"api\"}')\n"
-            "between --from (default now-1h) and --until (default now) from any Pyroscope-compatible\n"
-            "server (default $HEARTH_URL or http://localhost:4040). TYPE is a profile type ID,\n"
-            "default process_cpu:cpu:nanoseconds:cpu:nanoseconds. Times: now-1h, unix (any unit),\n"
-            "RFC 3339. Output goes to stdout unless -o is given.\n");
-}
+static const char query_usage[] =
+    "usage: hearth query [--url URL] [--type TYPE] [--query SELECTOR] [--from TIME] [--until TIME]\n"
+    "                    [--format folded|pprof|json|svg|speedscope] [-o FILE] [--max-nodes N]\n"
+    "                    [--tenant ID] [--token T] [--basic-auth USER:PASS]\n";
+static const char query_desc[] =
+    "Writes the merged profile of the series matching SELECTOR (e.g. '{service_name=\"api\"}')\n"
+    "between --from (default now-1h) and --until (default now) from any Pyroscope-compatible\n"
+    "server (default $HEARTH_URL or http://localhost:4040). TYPE is a profile type ID,\n"
+    "default process_cpu:cpu:nanoseconds:cpu:nanoseconds. Times: now-1h, unix (any unit),\n"
+    "RFC 3339. Output goes to stdout unless -o is given.\n";
 
 int cmd_query(int argc, char **argv)
 {
@@ -46,39 +45,22 @@ int cmd_query(int argc, char **argv)
     int rc;
 
     client_opts_default(&co);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **dst = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--url")) dst = &co.url;
-        else if (!strcmp(a, "--type")) dst = &type;
-        else if (!strcmp(a, "--query")) dst = &sel;
-        else if (!strcmp(a, "--from")) dst = &from_s;
-        else if (!strcmp(a, "--until")) dst = &until_s;
-        else if (!strcmp(a, "--format")) dst = &format;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) dst = &outfile;
-        else if (!strcmp(a, "--tenant")) dst = &co.tenant;
-        else if (!strcmp(a, "--token")) dst = &co.token;
-        else if (!strcmp(a, "--basic-auth")) dst = &co.basic_auth;
-        else if (!strcmp(a, "--max-nodes")) {
-            if (i + 1 >= argc) goto need;
-            max_nodes = strtol(argv[++i], NULL, 10);
-            continue;
-        } else {
-            fprintf(stderr, "hearth query: unknown argument \"%s\"\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (i + 1 >= argc) goto need;
-        *dst = argv[++i];
-        continue;
-    need:
-        fprintf(stderr, "hearth query: %s needs a value\n", a);
-        return 2;
-    }
+    const opt_spec specs[] = {
+        {"url", 0, OPT_STRING, &co.url, "HEARTH_URL", "URL", "server address (default http://localhost:4040)", 0, 0},
+        {"type", 0, OPT_STRING, &type, NULL, "TYPE", "profile type ID", 0, 0},
+        {"query", 0, OPT_STRING, &sel, NULL, "SELECTOR", "label selector (default {})", 0, 0},
+        {"from", 0, OPT_STRING, &from_s, NULL, "TIME", "start (default now-1h)", 0, 0},
+        {"until", 0, OPT_STRING, &until_s, NULL, "TIME", "end (default now)", 0, 0},
+        {"format", 0, OPT_STRING, &format, NULL, "FORMAT", "folded, pprof, json, svg or speedscope (default folded)", 0, 0},
+        {"output", 'o', OPT_STRING, &outfile, NULL, "FILE", "write here instead of stdout", 0, 0},
+        {"max-nodes", 0, OPT_INT, &max_nodes, NULL, "N", "flame graph node cap (json, svg)", 1, 1048576},
+        {"tenant", 0, OPT_STRING, &co.tenant, "HEARTH_TENANT", "ID", "tenant (X-Scope-OrgID)", 0, 0},
+        {"token", 0, OPT_STRING, &co.token, "HEARTH_TOKEN", "T", "bearer token", 0, 0},
+        {"basic-auth", 0, OPT_STRING, &co.basic_auth, NULL, "USER:PASS", "HTTP basic authentication", 0, 0},
+    };
+    const opt_cmd cmd = {"query", query_usage, query_desc, specs, ARRAY_SIZE(specs), 0, 0};
+    opts_args pos;
+    if ((rc = opts_parse(&cmd, argc, argv, &pos))) return opts_exit(rc);
     if (parse_time_ns(from_s, now, &from) || parse_time_ns(until_s, now, &until)) {
         fprintf(stderr, "hearth query: --from/--until: use now-1h, a unix timestamp or RFC 3339\n");
         return 2;
