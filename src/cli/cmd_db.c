@@ -12,6 +12,7 @@
 #include "core/common.h"
 
 #include "cli/cmd.h"
+#include "cli/opts.h"
 #include "core/log.h"
 #include "core/units.h"
 #include "store/store.h"
@@ -124,42 +125,48 @@ static int db_compact(const char *dir, int64_t retention_ns)
 
 int cmd_db(int argc, char **argv)
 {
+    static const char *const subs[][2] = {
+        {"verify", "usage: hearth db verify DIR\n"},
+        {"stats", "usage: hearth db stats DIR\n"},
+        {"compact", "usage: hearth db compact [--retention DUR] DIR\n"},
+    };
+    static const char *const descs[] = {
+        "Checks every checksum and cross-reference; exits 1 when damage is found.\n",
+        "Prints blocks, series, samples and bytes by table.\n",
+        "Flushes the WAL and merges small blocks (offline; stop the server first).\n",
+    };
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         db_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    int64_t retention = -1;
-    const char *dir = NULL;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--retention") && i + 1 < argc && !strcmp(sub, "compact")) {
-            if (parse_duration_ns(argv[++i], &retention)) {
-                fprintf(stderr, "hearth db compact: bad --retention \"%s\" (want e.g. 30d, 12h)\n", argv[i]);
-                return 2;
-            }
-        } else if (argv[i][0] == '-' ) {
-            fprintf(stderr, "hearth db %s: unknown option \"%s\"\n", sub, argv[i]);
-            db_usage(stderr);
-            return 2;
-        } else if (!dir) {
-            dir = argv[i];
-        } else {
-            fprintf(stderr, "hearth db %s: one directory only\n", sub);
-            return 2;
-        }
-    }
-    if (!dir) {
-        fprintf(stderr, "hearth db %s: missing DIR\n", sub);
+    size_t k;
+    for (k = 0; k < ARRAY_SIZE(subs) && strcmp(sub, subs[k][0]); k++)
+        ;
+    if (k == ARRAY_SIZE(subs)) {
+        fprintf(stderr, "hearth db: unknown subcommand \"%s\"\n", sub);
         db_usage(stderr);
         return 2;
     }
+    int64_t retention = -1;
+    char name[32];
+    const opt_spec compact_specs[] = {
+        {"retention", 0, OPT_DURATION, &retention, NULL, "DUR", "delete data older than this (e.g. 30d, 12h)", 0, 0},
+    };
+    int is_compact = !strcmp(sub, "compact");
+    snprintf(name, sizeof name, "db %s", sub);
+    const opt_cmd cmd = {name, subs[k][1], descs[k], is_compact ? compact_specs : NULL, is_compact ? 1 : 0, 1, 0};
+    opts_args pos;
+    int rc = opts_parse(&cmd, argc - 1, argv + 1, &pos);
+    if (rc) return opts_exit(rc);
+    if (pos.n != 1) {
+        fprintf(stderr, "hearth db %s: missing DIR ('hearth db %s --help' describes it)\n", sub, sub);
+        return 2;
+    }
+    const char *dir = pos.v[0];
     if (!strcmp(sub, "verify"))
         return db_verify(dir);
     if (!strcmp(sub, "stats"))
         return db_stats(dir);
-    if (!strcmp(sub, "compact"))
-        return db_compact(dir, retention);
-    fprintf(stderr, "hearth db: unknown subcommand \"%s\"\n", sub);
-    db_usage(stderr);
-    return 2;
+    return db_compact(dir, retention);
 }
