@@ -241,10 +241,31 @@ out:
 
 static int64_t node_weight(const flame_node *n) { return MAX(n->total, n->total2); }
 
-static int cmp_desc(const void *a, const void *b)
+/*
+ * The k-th largest of w[0..n) (k < n), by quickselect (median-of-three
+ * pivot, three-way partition so long runs of equal weights, common at the
+ * cut, finish in one pass): O(n) expected instead of sorting all nodes.
+ * Permutes w.
+ */
+static int64_t kth_largest(int64_t *w, size_t n, size_t k)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x < y) - (x > y);
+    size_t lo = 0, hi = n;  /* the answer's rank is in [lo, hi) */
+    while (hi - lo > 1) {
+        int64_t a = w[lo], b = w[lo + (hi - lo) / 2], c = w[hi - 1];
+        int64_t p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        /* Partition [lo, hi) into > p, == p, < p (descending order). */
+        size_t gt = lo, i = lo, lt = hi;
+        while (i < lt) {
+            int64_t x = w[i];
+            if (x > p) { w[i] = w[gt]; w[gt++] = x; i++; }
+            else if (x < p) { w[i] = w[--lt]; w[lt] = x; }
+            else i++;
+        }
+        if (k < gt) hi = gt;
+        else if (k < lt) return p;
+        else lo = lt;
+    }
+    return w[lo];
 }
 
 int flame_truncate(const flame_tree *t, uint32_t max_nodes, flame_tree *out)
@@ -260,13 +281,12 @@ int flame_truncate(const flame_tree *t, uint32_t max_nodes, flame_tree *out)
         int64_t *w = hmallocarray(t->n_nodes, sizeof *w);
         if (!w) return -ENOMEM;
         for (uint32_t i = 0; i < t->n_nodes; i++) w[i] = node_weight(&t->nodes[i]);
-        qsort(w, t->n_nodes, sizeof *w, cmp_desc);
-        threshold = w[max_nodes - 1];
+        threshold = kth_largest(w, t->n_nodes, max_nodes - 1);
         /* Many nodes often tie at the cut (one sample each): keep only as
          * many tied nodes as fit, first come in depth-first order, so the
          * result never exceeds max_nodes (plus the "other" nodes). */
         uint32_t above = 0;
-        while (above < max_nodes && w[above] > threshold) above++;
+        for (uint32_t i = 0; i < t->n_nodes; i++) above += node_weight(&t->nodes[i]) > threshold;
         ties_left = max_nodes - above;
         if (node_weight(&t->nodes[0]) == threshold) ties_left--;  /* the root is always kept */
         free(w);
