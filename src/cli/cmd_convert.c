@@ -9,13 +9,12 @@
  * the output file is written atomically (nothing is left behind on error).
  * Input is capped at 1 GiB and decompressed input at 512 MiB.
  */
-#include <getopt.h>
-
 #include "core/common.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/units.h"
 #include "cli/cmd.h"
+#include "cli/opts.h"
 #include "format/detect.h"
 #include "format/flamebearer.h"
 #include "format/folded.h"
@@ -29,28 +28,16 @@
 #define CONVERT_MAX_DECOMPRESSED ((size_t)512 << 20)
 #define CONVERT_MAX_OUTPUT ((size_t)2 << 30)
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: hearth convert INPUT [-o OUTPUT] --to FORMAT [options]\n"
-            "\n"
-            "Converts a profile between formats. INPUT may be '-' (stdin); its format is\n"
-            "detected from the bytes (gzip or raw pprof, folded stacks, perf script text,\n"
-            "speedscope JSON; gzip/zstd-compressed text too) unless --from is given.\n"
-            "\n"
-            "  -o, --output FILE    write here (default: stdout)\n"
-            "  -t, --to FORMAT      pprof | folded | speedscope | flamebearer | svg\n"
-            "  -f, --from FORMAT    pprof | folded | perf-script | speedscope (default: auto)\n"
-            "      --type TYPE      sample type to use, e.g. cpu, samples, alloc_space, inuse_space\n"
-            "                       (default: the profile's default sample type, else the last;\n"
-            "                       with --to pprof all types are kept unless --type is given)\n"
-            "      --max-nodes N    flamebearer/svg: keep at most N nodes, the rest summed into\n"
-            "                       'other' (default: 0, no limit)\n"
-            "      --title TEXT     svg: the title (default: the input name)\n"
-            "  -h, --help           this help\n"
-            "\n"
-            "Broken input prints one line 'hearth convert: FILE: reason' and exits 1.\n");
-}
+static const char convert_usage[] = "usage: hearth convert INPUT [-o OUTPUT] --to FORMAT [options]\n";
+static const char convert_desc[] =
+    "Converts a profile between formats. INPUT may be '-' (stdin); its format is\n"
+    "detected from the bytes (gzip or raw pprof, folded stacks, perf script text,\n"
+    "speedscope JSON; gzip/zstd-compressed text too) unless --from is given.\n"
+    "--type: default the profile's default sample type, else the last; with --to pprof\n"
+    "all types are kept unless --type is given. --max-nodes: flamebearer/svg keep at most\n"
+    "N nodes, the rest summed into 'other' (default 0, no limit).\n"
+    "\n"
+    "Broken input prints one line 'hearth convert: FILE: reason' and exits 1.\n";
 
 enum out_format { OUT_NONE, OUT_PPROF, OUT_FOLDED, OUT_SPEEDSCOPE, OUT_FLAMEBEARER, OUT_SVG };
 
@@ -131,68 +118,45 @@ out:
 
 int cmd_convert(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"to", required_argument, NULL, 't'},
-        {"from", required_argument, NULL, 'f'},   {"type", required_argument, NULL, 'T'},
-        {"max-nodes", required_argument, NULL, 'm'}, {"title", required_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
-    };
     const char *output = "-", *want_type = NULL, *input, *title = NULL;
     enum out_format of = OUT_NONE;
     enum prof_format inf = PF_AUTO;
-    uint32_t max_nodes = 0;
+    const char *to_s = NULL, *from_s = NULL;
+    long max_nodes = 0;
     buf in = BUF_INIT, out = BUF_INIT;
     profile p;
     herr e;
-    int c, rc, type, status = 1;
+    int rc, type, status = 1;
 
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:t:f:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': output = optarg; break;
-        case 't':
-            if ((of = parse_out(optarg)) == OUT_NONE) {
-                fprintf(stderr, "hearth convert: unknown output format '%s' (pprof, folded, speedscope, flamebearer, svg)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'f':
-            inf = prof_format_parse(optarg);
-            if (inf == PF_UNKNOWN) {
-                fprintf(stderr, "hearth convert: unknown input format '%s' (pprof, folded, perf-script, speedscope)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'T': want_type = optarg; break;
-        case 'N': title = optarg; break;
-        case 'm': {
-            char *end;
-            unsigned long v;
-            errno = 0;
-            v = strtoul(optarg, &end, 10);
-            if (errno || *end || end == optarg || v > UINT32_MAX || optarg[0] == '-') {
-                fprintf(stderr, "hearth convert: --max-nodes wants a number, not '%s'\n", optarg);
-                return 2;
-            }
-            max_nodes = (uint32_t)v;
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        case ':': fprintf(stderr, "hearth convert: %s needs a value\n", argv[optind - 1]); return 2;
-        default: fprintf(stderr, "hearth convert: unknown option '%s'\n", argv[optind - 1]); usage(stderr); return 2;
-        }
+    const opt_spec specs[] = {
+        {"output", 'o', OPT_STRING, &output, NULL, "FILE", "write here (default: stdout)", 0, 0},
+        {"to", 't', OPT_STRING, &to_s, NULL, "FORMAT", "pprof | folded | speedscope | flamebearer | svg", 0, 0},
+        {"from", 'f', OPT_STRING, &from_s, NULL, "FORMAT", "pprof | folded | perf-script | speedscope (default: auto)", 0, 0},
+        {"type", 0, OPT_STRING, &want_type, NULL, "TYPE", "sample type to use, e.g. cpu, samples, alloc_space, inuse_space", 0, 0},
+        {"max-nodes", 0, OPT_INT, &max_nodes, NULL, "N", "flamebearer/svg: keep at most N nodes (0: no limit)", 0, UINT32_MAX},
+        {"title", 0, OPT_STRING, &title, NULL, "TEXT", "svg: the title (default: the input name)", 0, 0},
+    };
+    const opt_cmd cmd = {"convert", convert_usage, convert_desc, specs, ARRAY_SIZE(specs), -1, 0};
+    opts_args pos;
+    if ((rc = opts_parse(&cmd, argc, argv, &pos))) return opts_exit(rc);
+    if (to_s && (of = parse_out(to_s)) == OUT_NONE) {
+        fprintf(stderr, "hearth convert: unknown output format '%s' (pprof, folded, speedscope, flamebearer, svg)\n", to_s);
+        return 2;
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "hearth convert: %s\n", optind >= argc ? "no INPUT given" : "more than one INPUT given");
-        usage(stderr);
+    if (from_s && (inf = prof_format_parse(from_s)) == PF_UNKNOWN) {
+        fprintf(stderr, "hearth convert: unknown input format '%s' (pprof, folded, perf-script, speedscope)\n", from_s);
+        return 2;
+    }
+    if (pos.n != 1) {
+        fprintf(stderr, "hearth convert: %s ('hearth convert --help' describes the arguments)\n",
+                pos.n ? "more than one INPUT given" : "no INPUT given");
         return 2;
     }
     if (of == OUT_NONE) {
         fprintf(stderr, "hearth convert: --to FORMAT is required (pprof, folded, speedscope, flamebearer, svg)\n");
         return 2;
     }
-    input = argv[optind];
+    input = pos.v[0];
     herr_clear(&e);
     buf_init(&in, CONVERT_MAX_INPUT);
     buf_init(&out, CONVERT_MAX_OUTPUT);
@@ -226,7 +190,7 @@ int cmd_convert(int argc, char **argv)
         break;
     case OUT_FOLDED: rc = folded_write(&p, type, &out, &e); break;
     case OUT_SPEEDSCOPE: rc = speedscope_write(&p, type, NULL, &out, &e); break;
-    default: rc = write_flame(&p, type, of, max_nodes, title ? title : (strcmp(input, "-") ? input : "stdin"), &out, &e); break;
+    default: rc = write_flame(&p, type, of, (uint32_t)max_nodes, title ? title : (strcmp(input, "-") ? input : "stdin"), &out, &e); break;
     }
     if (rc) {
         fprintf(stderr, "hearth convert: %s: %s\n", input, herr_msg(&e, rc));
