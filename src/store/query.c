@@ -789,7 +789,53 @@ typedef struct loc_names {
     uint32_t *count;
     uint32_t *ids;    /* name id, file id, line (low 32 bits) triples, outermost frame first */
     size_t n_ids, cap_ids;
+    /* Blocks only, per function: tree name id and file id (UINT32_MAX = not
+     * yet, FN_NONAME = no name, the frame is named by its address): most
+     * locations of a function share its name, so each name is built and
+     * interned once per function, not once per location. */
+    uint32_t *fn_name, *fn_file;
+    uint32_t n_fn;
 } loc_names;
+
+#define FN_NONAME (UINT32_MAX - 1)
+
+/* A block frame (location loc, line k) whose function has a name: its ids from the function memo. */
+static int frame_by_function(flame_tree *t, const st_block *b, loc_names *ln, uint32_t loc, uint32_t k, uint32_t *ids)
+{
+    const uint8_t *r = b->sym + b->sec_off[SYM_LOCATIONS] + (size_t)loc * SYM_LOCATION_SIZE;
+    uint32_t fl = st_get32(r + 12), nl = st_get32(r + 16);
+    if (k >= nl)
+        return 0;
+    const uint8_t *lr = b->sym + b->sec_off[SYM_LINES] + (size_t)(fl + k) * SYM_LINE_SIZE;
+    uint32_t fn = st_get32(lr);
+    if (!fn || fn >= ln->n_fn)
+        return 0;
+    if (ln->fn_name[fn] == UINT32_MAX) {
+        const uint8_t *fr = b->sym + b->sec_off[SYM_FUNCTIONS] + (size_t)fn * SYM_FUNCTION_SIZE;
+        const char *name = st_block_str(b, st_get32(fr));
+        if (!*name)
+            name = st_block_str(b, st_get32(fr + 4));
+        const char *file = st_block_str(b, st_get32(fr + 8));
+        if (!*name) {
+            ln->fn_name[fn] = FN_NONAME;
+        } else {
+            /* Names longer than frame_name_block's buffer are cut the same way. */
+            size_t len = strnlen(name, 1023);
+            int32_t nid = strtab_intern(&t->names, name, len);
+            int32_t fid = *file ? strtab_intern_cstr(&t->files, file) : 0;
+            if (nid < 0 || fid < 0)
+                return -ENOMEM;
+            ln->fn_name[fn] = (uint32_t)nid;
+            ln->fn_file[fn] = (uint32_t)fid;
+        }
+    }
+    if (ln->fn_name[fn] == FN_NONAME)
+        return 0;
+    ids[0] = ln->fn_name[fn];
+    ids[1] = ln->fn_file[fn];
+    ids[2] = (uint32_t)st_get64(lr + 8);
+    return 1;
+}
 
 static void frame_name_block(const st_block *b, uint32_t loc, uint32_t k, char *out, size_t n, const char **file, int64_t *line)
 {
@@ -847,6 +893,15 @@ static int loc_frames(flame_tree *t, const qsrc *src, loc_names *ln, uint32_t lo
     ln->count[loc] = frames;
     char name[1024];
     for (uint32_t k = frames; k-- > 0;) {
+        if (!src->h) {
+            int r = frame_by_function(t, src->b, ln, loc, k, ln->ids + ln->n_ids);
+            if (r < 0)
+                return r;
+            if (r) {
+                ln->n_ids += 3;
+                continue;
+            }
+        }
         const char *file = "";
         int64_t line = 0;
         if (src->h) {
@@ -883,8 +938,14 @@ static int emit_tree(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_
     memset(fnode, 0xff, (n_nodes + 1) * sizeof(int32_t));
     fnode[0] = 0;
     depth[0] = 0;
-    loc_names ln = {xmallocarray(n_locs + 1, sizeof(int32_t)), xmallocarray(n_locs + 1, sizeof(uint32_t)), NULL, 0, 0};
+    loc_names ln = {xmallocarray(n_locs + 1, sizeof(int32_t)), xmallocarray(n_locs + 1, sizeof(uint32_t)), NULL, 0, 0, NULL, NULL, 0};
     memset(ln.first, 0xff, (n_locs + 1) * sizeof(int32_t));
+    if (!src->h) {
+        ln.n_fn = (uint32_t)src->b->sec_n[SYM_FUNCTIONS];
+        ln.fn_name = xmallocarray((size_t)ln.n_fn + 1, sizeof(uint32_t));
+        ln.fn_file = xmallocarray((size_t)ln.n_fn + 1, sizeof(uint32_t));
+        memset(ln.fn_name, 0xff, ((size_t)ln.n_fn + 1) * sizeof(uint32_t));
+    }
     int rc = 0;
     /* Size the tree once for the source nodes in use: no regrowth while building. */
     uint8_t *used = xcalloc(n_nodes + 1, 1);
@@ -974,6 +1035,8 @@ static int emit_tree(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_
     free(ln.first);
     free(ln.count);
     free(ln.ids);
+    free(ln.fn_name);
+    free(ln.fn_file);
     return rc;
 }
 
