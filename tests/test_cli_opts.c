@@ -27,7 +27,7 @@ static const opt_spec specs[] = {
     {"output", 'o', OPT_STRING, &s_out, NULL, "FILE", "write here", 0, 0},
     {"verbose", 'v', OPT_FLAG, &s_verbose, "T_OPTS_VERBOSE", NULL, "say more", 0, 0},
     {"max-nodes", 0, OPT_INT, &s_nodes, "T_OPTS_NODES", "N", "node cap", 1, 1048576},
-    {"max-body", 0, OPT_SIZE, &s_size, NULL, "SIZE", "body cap", 0, 0},
+    {"max-body", 0, OPT_SIZE, &s_size, NULL, "SIZE", "body cap", 1, 1L << 30},
     {"interval", 0, OPT_DURATION, &s_dur, NULL, "DUR", "how often", 0, 0},
     {"tag", 't', OPT_LIST, &s_tags, NULL, "K=V", "a label", 0, 3},
 };
@@ -159,6 +159,14 @@ TEST(bad_numbers)
     ASSERT_EQ(RUN(&pos, err, "--max-body", "lots"), HE_USAGE);
     ASSERT_CONTAINS(err, "--max-body needs a size");
     ASSERT_CONTAINS(err, "\"lots\"");
+    reset();
+    ASSERT_EQ(RUN(&pos, err, "--max-body=0"), HE_USAGE);
+    ASSERT_CONTAINS(err, "--max-body needs a size between 1 and 1073741824 bytes, got \"0\"");
+    reset();
+    ASSERT_EQ(RUN(&pos, err, "--max-body=2GiB"), HE_USAGE);
+    reset();
+    ASSERT_OK(RUN(&pos, err, "--max-body=1GiB"));
+    ASSERT_EQ(s_size, 1ull << 30);
     reset();
     ASSERT_EQ(RUN(&pos, err, "--interval", "soon"), HE_USAGE);
     ASSERT_CONTAINS(err, "--interval needs a duration");

@@ -21,130 +21,18 @@
 #include <strings.h>
 
 #include "cli/cmd.h"
+#include "cli/opts.h"
 #include "core/log.h"
 #include "core/units.h"
 #include "server/server.h"
 #include "store/store.h"
 
-typedef struct opt {
-    const char *flag;     /* without "--" */
-    const char *env;
-    const char *arg;      /* value name in --help, NULL for booleans */
-    const char *help;
-    const char *dflt;
-} opt;
-
-static const opt opts[] = {
-    {"listen", "HEARTH_LISTEN", "HOST:PORT", "address to serve on", "0.0.0.0:4040"},
-    {"data-dir", "HEARTH_DATA_DIR", "DIR", "data directory (created if missing)", "./data"},
-    {"retention", "HEARTH_RETENTION", "DURATION", "delete data older than this (0 keeps all)", "30d"},
-    {"auth-token-file", "HEARTH_AUTH_TOKEN_FILE", "FILE", "tokens bound to tenants, one 'TOKEN TENANT[,TENANT]' per line; enables auth", ""},
-    {"max-body-size", "HEARTH_MAX_BODY_SIZE", "SIZE", "largest request body on the wire", "32MiB"},
-    {"max-decompressed-size", "HEARTH_MAX_DECOMPRESSED_SIZE", "SIZE", "largest body or profile after gunzip", "256MiB"},
-    {"threads", "HEARTH_THREADS", "N", "HTTP worker threads", "4"},
-    {"max-connections", "HEARTH_MAX_CONNECTIONS", "N", "concurrent connections", "512"},
-    {"timeout", "HEARTH_TIMEOUT", "DURATION", "idle connection timeout", "60s"},
-    {"drain-timeout", "HEARTH_DRAIN_TIMEOUT", "DURATION", "on SIGTERM, wait this long for requests in flight", "10s"},
-    {"max-samples", "HEARTH_MAX_SAMPLES", "N", "samples per profile", "1000000"},
-    {"max-stack-depth", "HEARTH_MAX_STACK_DEPTH", "N", "frames per stack (deeper stacks are truncated at the root)", "1024"},
-    {"max-labels", "HEARTH_MAX_LABELS", "N", "label pairs per series", "30"},
-    {"max-nodes", "HEARTH_MAX_NODES", "N", "default flame graph size (nodes) of query answers", "8192"},
-    {"max-series-per-tenant", "HEARTH_MAX_SERIES_PER_TENANT", "N", "series a tenant may have; writes making new ones past it get 413", "100000"},
-    {"fsync", "HEARTH_FSYNC", "always|batch|never", "WAL durability: always acknowledges after fsync", "always"},
-    {"access-log", "HEARTH_ACCESS_LOG", "on|off", "log one line per request", "on"},
-    {"log-level", "HEARTH_LOG_LEVEL", "LEVEL", "debug, info, warn or error", "info"},
-};
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: hearth server [OPTIONS]\n\n"
-               "Runs the profile database with its Pyroscope-compatible API (ingest, querier,\n"
-               "legacy render) and the web UI. Every option is also read from the environment\n"
-               "variable shown; the flag wins.\n\noptions:\n");
-    for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s %s", opts[i].flag, opts[i].arg ? opts[i].arg : "");
-        fprintf(f, "  %-34s %s (default %s) [$%s]\n", left, opts[i].help, opts[i].dflt[0] ? opts[i].dflt : "none",
-                opts[i].env);
-    }
-    fprintf(f, "\nSIGTERM or SIGINT drain requests in flight, close the store and exit 0.\n");
-}
-
-static int parse_uint(const char *name, const char *v, uint64_t max, uint64_t *out)
-{
-    char *end;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (!*v || *end || n > max) {
-        fprintf(stderr, "hearth server: --%s: \"%s\" is not a number up to %llu\n", name, v, (unsigned long long)max);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
-static int apply(server_config *c, const char *name, const char *v)
-{
-    uint64_t u;
-    int64_t ns;
-    if (!strcmp(name, "listen")) c->listen = v;
-    else if (!strcmp(name, "data-dir")) c->data_dir = v;
-    else if (!strcmp(name, "auth-token-file")) c->auth_token_file = *v ? v : NULL;
-    else if (!strcmp(name, "retention") || !strcmp(name, "timeout") || !strcmp(name, "drain-timeout")) {
-        if (strcmp(v, "0") && parse_duration_ns(v, &ns)) {
-            fprintf(stderr, "hearth server: --%s: \"%s\" is not a duration (e.g. 30d, 10s)\n", name, v);
-            return -1;
-        }
-        if (!strcmp(v, "0")) ns = 0;
-        if (!strcmp(name, "retention")) c->retention_ns = ns;
-        else if (!strcmp(name, "timeout")) c->timeout_s = (unsigned)MAX(ns / 1000000000LL, 1);
-        else c->drain_ms = (unsigned)(ns / 1000000LL);
-    } else if (!strcmp(name, "max-body-size") || !strcmp(name, "max-decompressed-size")) {
-        if (parse_size(v, &u) || u == 0 || u > ((uint64_t)1 << 40)) {
-            fprintf(stderr, "hearth server: --%s: \"%s\" is not a size (e.g. 32MiB)\n", name, v);
-            return -1;
-        }
-        if (!strcmp(name, "max-body-size")) c->max_body = (size_t)u;
-        else c->max_decompressed = (size_t)u;
-    } else if (!strcmp(name, "threads")) {
-        if (parse_uint(name, v, 1024, &u) || !u) return -1;
-        c->threads = (unsigned)u;
-    } else if (!strcmp(name, "max-connections")) {
-        if (parse_uint(name, v, 1000000, &u) || !u) return -1;
-        c->max_connections = (unsigned)u;
-    } else if (!strcmp(name, "max-samples")) {
-        if (parse_uint(name, v, 100000000, &u) || !u) return -1;
-        c->max_samples = (uint32_t)u;
-    } else if (!strcmp(name, "max-stack-depth")) {
-        if (parse_uint(name, v, 65536, &u) || !u) return -1;
-        c->max_stack_depth = (uint32_t)u;
-    } else if (!strcmp(name, "max-labels")) {
-        if (parse_uint(name, v, 60, &u) || !u) return -1;
-        c->max_labels = (uint32_t)u;
-    } else if (!strcmp(name, "max-nodes")) {
-        if (parse_uint(name, v, 1 << 20, &u)) return -1;
-        c->max_nodes = (uint32_t)u;
-    } else if (!strcmp(name, "max-series-per-tenant")) {
-        if (parse_uint(name, v, 100000000, &u) || !u) return -1;
-        c->max_series = (size_t)u;
-    } else if (!strcmp(name, "fsync")) {
-        int f = store_fsync_parse(v);
-        if (f < 0) {
-            fprintf(stderr, "hearth server: --fsync: \"%s\" is not always, batch or never\n", v);
-            return -1;
-        }
-        c->fsync = f;
-    } else if (!strcmp(name, "access-log")) {
-        c->access_log = !(!strcasecmp(v, "off") || !strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no"));
-    } else if (!strcmp(name, "log-level")) {
-        int l = log_level_parse(v);
-        if (l < 0) {
-            fprintf(stderr, "hearth server: --log-level: \"%s\" is not debug, info, warn or error\n", v);
-            return -1;
-        }
-        log_set_level((enum log_level)l);
-    }
-    return 0;
-}
+static const char server_usage[] =
+    "usage: hearth server [OPTIONS]\n\n"
+    "Runs the profile database with its Pyroscope-compatible API (ingest, querier,\n"
+    "legacy render) and the web UI. Every option is also read from the environment\n"
+    "variable shown; the flag wins.\n";
+static const char server_desc[] = "SIGTERM or SIGINT drain requests in flight, close the store and exit 0.\n";
 
 int cmd_server(int argc, char **argv)
 {
@@ -157,46 +45,66 @@ int cmd_server(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     server_config_default(&c);
-    for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
-        const char *v = getenv(opts[i].env);
-        if (v && apply(&c, opts[i].flag, v)) {
-            fprintf(stderr, "hearth server: (from $%s)\n", opts[i].env);
-            return 2;
-        }
+    const char *auth_file = NULL, *fsync_s = NULL, *access_log = NULL, *log_level = NULL;
+    int64_t retention = c.retention_ns, timeout = (int64_t)c.timeout_s * 1000000000LL,
+            drain = (int64_t)c.drain_ms * 1000000LL;
+    uint64_t max_body = c.max_body, max_dec = c.max_decompressed;
+    long threads = c.threads, max_conn = c.max_connections, max_samples = c.max_samples,
+         max_depth = c.max_stack_depth, max_labels = c.max_labels, max_nodes = c.max_nodes,
+         max_series = (long)c.max_series;
+    const opt_spec specs[] = {
+        {"listen", 0, OPT_STRING, &c.listen, "HEARTH_LISTEN", "HOST:PORT", "address to serve on (default 0.0.0.0:4040)", 0, 0},
+        {"data-dir", 0, OPT_STRING, &c.data_dir, "HEARTH_DATA_DIR", "DIR", "data directory, created if missing (default ./data)", 0, 0},
+        {"retention", 0, OPT_DURATION, &retention, "HEARTH_RETENTION", "DURATION", "delete data older than this; 0 keeps all (default 30d)", 0, 0},
+        {"auth-token-file", 0, OPT_STRING, &auth_file, "HEARTH_AUTH_TOKEN_FILE", "FILE",
+         "tokens bound to tenants, one 'TOKEN TENANT[,TENANT]' per line; enables auth (default none)", 0, 0},
+        {"max-body-size", 0, OPT_SIZE, &max_body, "HEARTH_MAX_BODY_SIZE", "SIZE", "largest request body on the wire (default 32MiB)", 1, 1L << 40},
+        {"max-decompressed-size", 0, OPT_SIZE, &max_dec, "HEARTH_MAX_DECOMPRESSED_SIZE", "SIZE",
+         "largest body or profile after gunzip (default 256MiB)", 1, 1L << 40},
+        {"threads", 0, OPT_INT, &threads, "HEARTH_THREADS", "N", "HTTP worker threads (default 4)", 1, 1024},
+        {"max-connections", 0, OPT_INT, &max_conn, "HEARTH_MAX_CONNECTIONS", "N", "concurrent connections (default 512)", 1, 1000000},
+        {"timeout", 0, OPT_DURATION, &timeout, "HEARTH_TIMEOUT", "DURATION", "idle connection timeout (default 60s)", 0, 0},
+        {"drain-timeout", 0, OPT_DURATION, &drain, "HEARTH_DRAIN_TIMEOUT", "DURATION",
+         "on SIGTERM, wait this long for requests in flight (default 10s)", 0, 0},
+        {"max-samples", 0, OPT_INT, &max_samples, "HEARTH_MAX_SAMPLES", "N", "samples per profile (default 1000000)", 1, 100000000},
+        {"max-stack-depth", 0, OPT_INT, &max_depth, "HEARTH_MAX_STACK_DEPTH", "N",
+         "frames per stack; deeper stacks are truncated at the root (default 1024)", 1, 65536},
+        {"max-labels", 0, OPT_INT, &max_labels, "HEARTH_MAX_LABELS", "N", "label pairs per series (default 30)", 1, 60},
+        {"max-nodes", 0, OPT_INT, &max_nodes, "HEARTH_MAX_NODES", "N", "default flame graph size (nodes) of query answers (default 8192)", 0, 1 << 20},
+        {"max-series-per-tenant", 0, OPT_INT, &max_series, "HEARTH_MAX_SERIES_PER_TENANT", "N",
+         "series a tenant may have; writes making new ones past it get 413 (default 100000)", 1, 100000000},
+        {"fsync", 0, OPT_STRING, &fsync_s, "HEARTH_FSYNC", "always|batch|never", "WAL durability: always acknowledges after fsync (default always)", 0, 0},
+        {"access-log", 0, OPT_STRING, &access_log, "HEARTH_ACCESS_LOG", "on|off", "log one line per request (default on)", 0, 0},
+        {"log-level", 0, OPT_STRING, &log_level, "HEARTH_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)", 0, 0},
+    };
+    const opt_cmd cmd = {"server", server_usage, server_desc, specs, ARRAY_SIZE(specs), 0, 0};
+    opts_args pos;
+    if ((rc = opts_parse(&cmd, argc, argv, &pos))) return opts_exit(rc);
+    c.auth_token_file = auth_file && *auth_file ? auth_file : NULL;
+    c.retention_ns = retention;
+    c.timeout_s = (unsigned)MAX(timeout / 1000000000LL, 1);
+    c.drain_ms = (unsigned)MIN(drain / 1000000LL, (int64_t)UINT_MAX);
+    c.max_body = (size_t)max_body;
+    c.max_decompressed = (size_t)max_dec;
+    c.threads = (unsigned)threads;
+    c.max_connections = (unsigned)max_conn;
+    c.max_samples = (uint32_t)max_samples;
+    c.max_stack_depth = (uint32_t)max_depth;
+    c.max_labels = (uint32_t)max_labels;
+    c.max_nodes = (uint32_t)max_nodes;
+    c.max_series = (size_t)max_series;
+    if (fsync_s) {
+        int f = store_fsync_parse(fsync_s);
+        if (f < 0) return opts_fail(&cmd, "--fsync: \"%s\" is not always, batch or never", fsync_s);
+        c.fsync = f;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        char name[64];
-        size_t k;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (strncmp(a, "--", 2)) {
-            fprintf(stderr, "hearth server: unexpected argument \"%s\"\n", a);
-            usage(stderr);
-            return 2;
-        }
-        a += 2;
-        k = strcspn(a, "=");
-        if (k >= sizeof name) k = sizeof name - 1;
-        memcpy(name, a, k);
-        name[k] = 0;
-        if (a[k] == '=') val = a + k + 1;
-        for (k = 0; k < ARRAY_SIZE(opts) && strcmp(opts[k].flag, name); k++) {}
-        if (k == ARRAY_SIZE(opts)) {
-            fprintf(stderr, "hearth server: unknown option --%s\n", name);
-            usage(stderr);
-            return 2;
-        }
-        if (!val) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "hearth server: --%s needs a value\n", name);
-                return 2;
-            }
-            val = argv[++i];
-        }
-        if (apply(&c, name, val)) return 2;
+    if (access_log)
+        c.access_log = !(!strcasecmp(access_log, "off") || !strcmp(access_log, "0") || !strcasecmp(access_log, "false") ||
+                         !strcasecmp(access_log, "no"));
+    if (log_level) {
+        int l = log_level_parse(log_level);
+        if (l < 0) return opts_fail(&cmd, "--log-level: \"%s\" is not debug, info, warn or error", log_level);
+        log_set_level((enum log_level)l);
     }
 
     signal(SIGPIPE, SIG_IGN);

@@ -112,8 +112,8 @@ static int opt_store(const opt_cmd *c, const opt_spec *o, const char *val, const
             opts_fail(c, "%s needs a size such as 4096, 64k or 32MiB, got \"%s\"", label, val);
             return HE_USAGE;
         }
-        if (o->max > 0 && v > (uint64_t)o->max) {
-            opts_fail(c, "%s is at most %ld bytes, got \"%s\"", label, o->max, val);
+        if ((o->max > 0 && v > (uint64_t)o->max) || (o->min > 0 && v < (uint64_t)o->min)) {
+            opts_fail(c, "%s needs a size between %ld and %ld bytes, got \"%s\"", label, o->min, o->max > 0 ? o->max : LONG_MAX, val);
             return HE_USAGE;
         }
         *(uint64_t *)o->dst = v;

@@ -23,7 +23,7 @@ enum opt_kind {
     OPT_STRING = 1, /* dst: const char ** (points into argv or environ) */
     OPT_FLAG,       /* dst: int *, set to 1; from env: 1/true/yes/on or 0/false/no/off */
     OPT_INT,        /* dst: long *, checked against [min, max] */
-    OPT_SIZE,       /* dst: uint64_t *, parse_size ("32MiB"), at most max if max > 0 */
+    OPT_SIZE,       /* dst: uint64_t *, parse_size ("32MiB"), at least min, at most max if max > 0 */
     OPT_DURATION,   /* dst: int64_t * in ns, parse_duration_ns ("10s", "30d") */
     OPT_LIST        /* dst: opts_list *, each occurrence appends (repeatable) */
 };
@@ -42,7 +42,7 @@ typedef struct opt_spec {
     const char *env;    /* environment variable read when the option is absent, or NULL */
     const char *arg;    /* value placeholder in --help ("URL"), NULL for flags */
     const char *help;   /* one line for --help */
-    long min, max;      /* OPT_INT: inclusive range (both 0: any long); OPT_SIZE: max bytes if > 0;
+    long min, max;      /* OPT_INT: inclusive range (both 0: any long); OPT_SIZE: bytes, max if > 0;
                            OPT_LIST: max entries if > 0 (default 4096) */
 } opt_spec;
 
