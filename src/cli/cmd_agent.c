@@ -13,6 +13,7 @@
  */
 #include "core/common.h"
 #include "cli/cmd.h"
+#include "cli/opts.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -30,31 +31,13 @@
 
 #define MAX_LIST 256
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: hearth agent --server URL [--all | --pid PID... | --comm NAME...] [OPTIONS]\n\n"
-            "Profiles this host's CPU with perf_event (kernel and user stacks, DWARF\n"
-            "unwinding) and pushes one pprof per service every interval to a\n"
-            "Pyroscope-compatible server (POST /ingest).\n\n"
-            "  --server URL            e.g. http://localhost:4040 (required)\n"
-            "  --all                   every process (the default)\n"
-            "  --pid PID               only this process (repeatable)\n"
-            "  --comm NAME             only processes with this name (repeatable)\n"
-            "  --rate HZ               samples per second per CPU (default 97)\n"
-            "  --upload-interval D     how often to push (default 10s)\n"
-            "  --service-name NAME     service_name for everything (default: per process:\n"
-            "                          its executable's name; container_id as a label)\n"
-            "  --tag K=V               a label on every profile (repeatable)\n"
-            "  --auth-token T          sent as 'Authorization: Bearer T'\n"
-            "  --basic-auth USER:PASS  HTTP basic auth\n"
-            "  --tenant ID             sent as X-Scope-OrgID\n"
-            "  --duration D            stop after D (default: run until SIGINT/SIGTERM)\n"
-            "  --no-kernel             user frames only\n"
-            "  --event E               cpu-clock (default) or cycles (falls back to cpu-clock without a PMU)\n"
-            "  --stack-size SIZE       user stack copied per sample (default 16KiB; 0 = frame pointers only)\n"
-            "  --max-queue N           profiles kept while the server is unreachable (default 64)\n");
-}
+static const char agent_usage[] = "usage: hearth agent --server URL [--all | --pid PID... | --comm NAME...] [OPTIONS]\n";
+static const char agent_desc[] =
+    "Profiles this host's CPU with perf_event (kernel and user stacks, DWARF\n"
+    "unwinding) and pushes one pprof per service every interval to a\n"
+    "Pyroscope-compatible server (POST /ingest). Without --pid or --comm (or with\n"
+    "--all) every process is profiled. --service-name defaults, per process, to its\n"
+    "executable's name (container_id as a label).\n";
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
@@ -104,71 +87,79 @@ static int parse_ll(const char *s, long long lo, long long hi, long long *out)
 
 int cmd_agent(int argc, char **argv)
 {
-    const char *server = NULL, *service = NULL, *token = NULL, *basic = NULL, *tenant = NULL;
-    long long rate = 97, max_queue = 64, v;
+    const char *server = NULL, *service = NULL, *token = NULL, *basic = NULL, *tenant = NULL, *event = NULL;
+    long rate = 97, max_queue = 64;
+    long long v;
     int64_t interval_ns = 10000000000LL, duration_ns = 0;
     uint64_t stack_bytes = 16384;
     int no_kernel = 0, all = 0, use_hw = 0;
     pid_t pids[MAX_LIST];
-    const char *comms[MAX_LIST], *tag_keys[MAX_LIST], *tag_vals[MAX_LIST];
+    const char *tag_keys[MAX_LIST], *tag_vals[MAX_LIST];
     char *tag_store[MAX_LIST];
+    opts_list pid_l = {0}, comm_l = {0}, tag_l = {0};
     size_t n_pids = 0, n_comms = 0, n_tags = 0;
     int rc = 0;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--all")) { all = 1; continue; }
-        if (!strcmp(a, "--no-kernel")) { no_kernel = 1; continue; }
-        if (!val) { fprintf(stderr, "hearth agent: %s needs a value (see --help)\n", a); return 2; }
-        i++;
-        if (!strcmp(a, "--server")) server = val;
-        else if (!strcmp(a, "--event")) {
-            if (strcmp(val, "cycles") && strcmp(val, "cpu-clock")) { fprintf(stderr, "hearth agent: --event '%s' is not cycles or cpu-clock\n", val); return 2; }
-            use_hw = !strcmp(val, "cycles");
+    const opt_spec specs[] = {
+        {"server", 0, OPT_STRING, &server, NULL, "URL", "e.g. http://localhost:4040 (required)", 0, 0},
+        {"all", 0, OPT_FLAG, &all, NULL, NULL, "every process (the default)", 0, 0},
+        {"pid", 0, OPT_LIST, &pid_l, NULL, "PID", "only this process", 0, MAX_LIST},
+        {"comm", 0, OPT_LIST, &comm_l, NULL, "NAME", "only processes with this name", 0, MAX_LIST},
+        {"rate", 0, OPT_INT, &rate, NULL, "HZ", "samples per second per CPU (default 97)", 1, 10000},
+        {"upload-interval", 0, OPT_DURATION, &interval_ns, NULL, "D", "how often to push, at least 100ms (default 10s)", 0, 0},
+        {"service-name", 0, OPT_STRING, &service, NULL, "NAME", "service_name for everything (default: per process)", 0, 0},
+        {"tag", 0, OPT_LIST, &tag_l, NULL, "K=V", "a label on every profile", 0, MAX_LIST},
+        {"auth-token", 0, OPT_STRING, &token, NULL, "T", "sent as 'Authorization: Bearer T'", 0, 0},
+        {"basic-auth", 0, OPT_STRING, &basic, NULL, "USER:PASS", "HTTP basic auth", 0, 0},
+        {"tenant", 0, OPT_STRING, &tenant, NULL, "ID", "sent as X-Scope-OrgID", 0, 0},
+        {"duration", 0, OPT_DURATION, &duration_ns, NULL, "D", "stop after D (default: run until SIGINT/SIGTERM)", 0, 0},
+        {"no-kernel", 0, OPT_FLAG, &no_kernel, NULL, NULL, "user frames only", 0, 0},
+        {"event", 0, OPT_STRING, &event, NULL, "E", "cpu-clock (default) or cycles (falls back to cpu-clock without a PMU)", 0, 0},
+        {"stack-size", 0, OPT_SIZE, &stack_bytes, NULL, "SIZE", "user stack copied per sample (default 16KiB; 0 = frame pointers only)", 0, 65528},
+        {"max-queue", 0, OPT_INT, &max_queue, NULL, "N", "profiles kept while the server is unreachable (default 64)", 1, 100000},
+    };
+    const opt_cmd cmd = {"agent", agent_usage, agent_desc, specs, ARRAY_SIZE(specs), 0, 0};
+    opts_args pos;
+    if ((rc = opts_parse(&cmd, argc, argv, &pos))) goto bad;
+    rc = HE_USAGE;
+    if (event) {
+        if (strcmp(event, "cycles") && strcmp(event, "cpu-clock")) {
+            opts_fail(&cmd, "--event '%s' is not cycles or cpu-clock", event);
+            goto bad;
         }
-        else if (!strcmp(a, "--service-name")) service = val;
-        else if (!strcmp(a, "--auth-token")) token = val;
-        else if (!strcmp(a, "--basic-auth")) basic = val;
-        else if (!strcmp(a, "--tenant")) tenant = val;
-        else if (!strcmp(a, "--rate")) {
-            if (parse_ll(val, 1, 10000, &rate)) { fprintf(stderr, "hearth agent: --rate '%s' is not a number of Hz in 1..10000\n", val); return 2; }
-        } else if (!strcmp(a, "--max-queue")) {
-            if (parse_ll(val, 1, 100000, &max_queue)) { fprintf(stderr, "hearth agent: --max-queue '%s' is not a count in 1..100000\n", val); return 2; }
-        } else if (!strcmp(a, "--pid")) {
-            if (parse_ll(val, 1, INT32_MAX, &v)) { fprintf(stderr, "hearth agent: --pid '%s' is not a process id\n", val); return 2; }
-            if (n_pids == MAX_LIST) { fprintf(stderr, "hearth agent: at most %d --pid\n", MAX_LIST); return 2; }
-            pids[n_pids++] = (pid_t)v;
-        } else if (!strcmp(a, "--comm")) {
-            if (n_comms == MAX_LIST) { fprintf(stderr, "hearth agent: at most %d --comm\n", MAX_LIST); return 2; }
-            comms[n_comms++] = val;
-        } else if (!strcmp(a, "--tag")) {
-            const char *eq = strchr(val, '=');
-            if (!eq || eq == val || !eq[1]) { fprintf(stderr, "hearth agent: --tag '%s' is not KEY=VALUE\n", val); return 2; }
-            if (n_tags == MAX_LIST) { fprintf(stderr, "hearth agent: at most %d --tag\n", MAX_LIST); return 2; }
-            tag_store[n_tags] = xstrdup(val);
-            tag_store[n_tags][eq - val] = 0;
-            tag_keys[n_tags] = tag_store[n_tags];
-            tag_vals[n_tags] = tag_store[n_tags] + (eq - val) + 1;
-            n_tags++;
-        } else if (!strcmp(a, "--upload-interval") || !strcmp(a, "--duration")) {
-            int64_t ns;
-            if (parse_duration_ns(val, &ns) || ns < 100000000LL) {
-                fprintf(stderr, "hearth agent: %s '%s' is not a duration of at least 100ms (e.g. 10s, 1m)\n", a, val);
-                return 2;
-            }
-            if (!strcmp(a, "--duration")) duration_ns = ns; else interval_ns = ns;
-        } else if (!strcmp(a, "--stack-size")) {
-            if (parse_size(val, &stack_bytes) || stack_bytes > 65528) {
-                fprintf(stderr, "hearth agent: --stack-size '%s' must be a size up to 65528 bytes\n", val);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "hearth agent: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
+        use_hw = !strcmp(event, "cycles");
+    }
+    if (interval_ns < 100000000LL || (duration_ns && duration_ns < 100000000LL)) {
+        opts_fail(&cmd, "--%s must be a duration of at least 100ms (e.g. 10s, 1m)",
+                  interval_ns < 100000000LL ? "upload-interval" : "duration");
+        goto bad;
+    }
+    for (size_t i = 0; i < pid_l.n; i++) {
+        if (parse_ll(pid_l.v[i], 1, INT32_MAX, &v)) {
+            opts_fail(&cmd, "--pid '%s' is not a process id", pid_l.v[i]);
+            goto bad;
+        }
+        pids[n_pids++] = (pid_t)v;
+    }
+    for (size_t i = 0; i < tag_l.n; i++) {
+        const char *val = tag_l.v[i], *eq = strchr(val, '=');
+        if (!eq || eq == val || !eq[1]) {
+            opts_fail(&cmd, "--tag '%s' is not KEY=VALUE", val);
+            goto bad;
         }
     }
+    for (size_t i = 0; i < tag_l.n; i++) {
+        const char *val = tag_l.v[i], *eq = strchr(val, '=');
+        tag_store[n_tags] = xstrdup(val);
+        tag_store[n_tags][eq - val] = 0;
+        tag_keys[n_tags] = tag_store[n_tags];
+        tag_vals[n_tags] = tag_store[n_tags] + (eq - val) + 1;
+        n_tags++;
+    }
+    const char **comms = comm_l.v;
+    n_comms = comm_l.n;
+    opts_list_release(&pid_l);
+    opts_list_release(&tag_l);
+    rc = 0;
     if (!server) { fprintf(stderr, "hearth agent: --server URL is required (e.g. --server http://localhost:4040)\n"); return 2; }
     if (all && (n_pids || n_comms)) { fprintf(stderr, "hearth agent: --all cannot be combined with --pid or --comm\n"); return 2; }
 
@@ -215,7 +206,7 @@ int cmd_agent(int argc, char **argv)
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     perf_enable(&ps);
-    log_info("profiling %s at %lld Hz (%s), pushing to %s every %" PRId64 " ms",
+    log_info("profiling %s at %ld Hz (%s), pushing to %s every %" PRId64 " ms",
              n_pids || n_comms ? "the chosen processes" : "every process", rate,
              ps.hardware ? "cycles" : "cpu-clock", server, interval_ns / 1000000);
 
@@ -250,5 +241,11 @@ int cmd_agent(int argc, char **argv)
     log_info("stopped: %" PRIu64 " samples, %" PRIu64 " lost, %" PRIu64 " profiles pushed", cs.samples - cs.skipped,
              cs.lost, ac.pushed);
     for (size_t i = 0; i < n_tags; i++) free(tag_store[i]);
+    opts_list_release(&comm_l);
     return rc;
+bad:
+    opts_list_release(&pid_l);
+    opts_list_release(&comm_l);
+    opts_list_release(&tag_l);
+    return opts_exit(rc);
 }
