@@ -14,7 +14,10 @@
  *     UInt32, value Int64) for the peer run.
  *   store_bench query DIR --service K --hours H [--reps R]
  *     Flame graph (merge + truncation to 2048 nodes) of service K over the
- *     last 1 h and over the whole H hours; median wall time of R runs; peak RSS.
+ *     last 1 h and over the whole H hours; median wall time of R runs (and
+ *     the first run's, cold); then the "sum by stack id" step alone
+ *     (st_query_stack_sums: the same selection and summing, no names, no
+ *     tree), the equivalent of the peer's GROUP BY stack_id; peak RSS.
  * Output is key=value lines for the script.
  */
 #include "core/common.h"
@@ -29,6 +32,7 @@
 #include "format/pprof.h"
 #include "profile/flame.h"
 #include "store/store.h"
+#include "store/store_int.h"
 
 #define SEC 1000000000LL
 
@@ -336,17 +340,18 @@ static int cmd_query(const char *dir, int service, int hours, int reps)
                             {t0, t0 + (int64_t)hours * 3600 * SEC - 1}};
     const char *names[2] = {"1h", "all"};
     for (int r = 0; r < 2; r++) {
+        store_query q;
+        memset(&q, 0, sizeof(q));
+        q.tenant = "anonymous";
+        q.profile_type = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+        q.sel = &sel;
+        q.start_ns = ranges[r][0];
+        q.end_ns = ranges[r][1];
+        /* End to end: what the flame graph API computes (merge into a named tree + truncation). */
         int64_t *t = xmallocarray((size_t)reps, sizeof(int64_t));
         int64_t total = 0;
-        uint32_t nodes = 0;
+        uint32_t nodes = 0, tree_nodes = 0;
         for (int k = 0; k < reps; k++) {
-            store_query q;
-            memset(&q, 0, sizeof(q));
-            q.tenant = "anonymous";
-            q.profile_type = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
-            q.sel = &sel;
-            q.start_ns = ranges[r][0];
-            q.end_ns = ranges[r][1];
             int64_t w0 = mono_ns();
             flame_tree tr, out;
             flame_init(&tr);
@@ -358,12 +363,32 @@ static int cmd_query(const char *dir, int service, int hours, int reps)
             t[k] = mono_ns() - w0;
             total = flame_total(&tr, 0);
             nodes = out.n_nodes;
+            tree_nodes = tr.n_nodes;
             flame_release(&tr);
             flame_release(&out);
         }
+        int64_t first = t[0];
         qsort(t, (size_t)reps, sizeof(int64_t), cmp_i64);
-        printf("flame_%s_ms=%.2f flame_%s_total=%" PRId64 " flame_%s_nodes=%u\n", names[r], (double)t[reps / 2] / 1e6,
-               names[r], total, names[r], nodes);
+        printf("flame_%s_ms=%.2f flame_%s_first_ms=%.2f flame_%s_total=%" PRId64 " flame_%s_tree_nodes=%u flame_%s_nodes=%u\n",
+               names[r], (double)t[reps / 2] / 1e6, names[r], (double)first / 1e6, names[r], total, names[r], tree_nodes,
+               names[r], nodes);
+        /* Apples to apples with a GROUP BY stack_id: the same selection and summing, no names, no tree. */
+        uint64_t n_stacks = 0;
+        int64_t sum = 0;
+        for (int k = 0; k < reps; k++) {
+            int64_t w0 = mono_ns();
+            if ((rc = st_query_stack_sums(s, &q, &n_stacks, &sum, &e))) {
+                fprintf(stderr, "query: %s\n", herr_msg(&e, rc));
+                return 1;
+            }
+            t[k] = mono_ns() - w0;
+        }
+        qsort(t, (size_t)reps, sizeof(int64_t), cmp_i64);
+        if (sum != total) {
+            fprintf(stderr, "stack sums disagree with the flame graph: %" PRId64 " vs %" PRId64 "\n", sum, total);
+            return 1;
+        }
+        printf("sums_%s_ms=%.2f sums_%s_stacks=%" PRIu64 "\n", names[r], (double)t[reps / 2] / 1e6, names[r], n_stacks);
         free(t);
     }
     printf("query_peak_rss_kb=%ld\n", peak_rss_kb());

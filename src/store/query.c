@@ -1052,6 +1052,44 @@ int store_select_merge_tree(store *s, const store_query *q, flame_tree *t, int s
     return select_agg(s, q, emit_tree, &tc, &m, e);
 }
 
+/*
+ * The "sum by stack id" step of a flame query alone: the same selection,
+ * chunk rollups and row decoding as store_select_merge_tree, ending with
+ * one value per stack node, without names or tree (what a plain table's
+ * GROUP BY stack_id computes). For benchmarks against such a peer.
+ */
+typedef struct sums_ctx {
+    uint64_t n_stacks;
+    int64_t total;
+} sums_ctx;
+
+static int emit_sums(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_nodes, herr *e)
+{
+    sums_ctx *c = arg;
+    for (uint32_t nd = 1; nd < n_nodes; nd++)
+        if (agg[nd]) {
+            c->n_stacks++;
+            c->total = prof_sat_add(c->total, agg[nd]);
+        }
+    return 0;
+}
+
+int st_query_stack_sums(store *s, const store_query *q, uint64_t *n_stacks, int64_t *total, herr *e)
+{
+    char parts[5][256];
+    int rc = check_merge_query(q, parts, e);
+    if (rc)
+        return rc;
+    sums_ctx c = {0, 0};
+    merge_ctx m;
+    memset(&m, 0, sizeof(m));
+    if ((rc = select_agg(s, q, emit_sums, &c, &m, e)))
+        return rc;
+    *n_stacks = c.n_stacks;
+    *total = c.total;
+    return 0;
+}
+
 /* ---- string lists ---- */
 
 void store_strs_release(store_strs *l)

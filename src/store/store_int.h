@@ -314,4 +314,14 @@ struct store {
     uint64_t wal_replayed_bytes;
 };
 
+/*
+ * The "sum by stack id" step of a flame graph query alone (query.c): selects
+ * and sums q's rows per stack node exactly as store_select_merge_tree does,
+ * then only counts the distinct stacks (*n_stacks) and sums their values
+ * (*total); no names, no tree. For the benchmark's apples-to-apples figure
+ * against a peer whose query is a GROUP BY stack_id. 0 or a negative error
+ * (e says why).
+ */
+int st_query_stack_sums(store *s, const store_query *q, uint64_t *n_stacks, int64_t *total, herr *e);
+
 #endif
