@@ -15,6 +15,7 @@
  */
 #include "core/common.h"
 #include "cli/cmd.h"
+#include "cli/opts.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -39,25 +40,14 @@
 #pragma weak folded_write
 #pragma weak pprof_encode
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: hearth record [OPTIONS] -- CMD [ARGS...]\n"
-            "       hearth record [OPTIONS] --pid PID [--duration 30s]\n\n"
-            "Profiles a command (its threads and children) until it exits, or a running\n"
-            "process for a duration, and writes a profile.\n\n"
-            "  --rate HZ          samples per second (default 997)\n"
-            "  --format F         pprof, folded, speedscope or svg (default: from -o's\n"
-            "                     extension, else pprof)\n"
-            "  -o, --output FILE  where to write (default hearth.pb.gz / hearth.svg ...; - = stdout)\n"
-            "  --lines            folded output with 'function (file:line)' frames\n"
-            "  --pid PID          attach to a running process\n"
-            "  --duration D       how long to attach (default 30s; e.g. 500ms, 1m)\n"
-            "  --no-dwarf         frame pointer stacks only (no DWARF CFI unwinding)\n"
-            "  --no-kernel        user frames only\n"
-            "  --event E          cpu-clock (default) or cycles (falls back to cpu-clock without a PMU)\n"
-            "  --stack-size SIZE  user stack copied per sample for unwinding (default 16KiB)\n");
-}
+static const char record_usage[] =
+    "usage: hearth record [OPTIONS] -- CMD [ARGS...]\n"
+    "       hearth record [OPTIONS] --pid PID [--duration 30s]\n\n"
+    "Profiles a command (its threads and children) until it exits, or a running\n"
+    "process for a duration, and writes a profile.\n";
+static const char record_desc[] =
+    "--format defaults to the one -o's extension names, else pprof; -o defaults to\n"
+    "hearth.pb.gz / hearth.svg / hearth.speedscope.json, or stdout for folded ('-' = stdout).\n";
 
 typedef struct rec_out {
     const char *format;
@@ -155,67 +145,42 @@ static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 
 static int64_t mono_ms(void) { return mono_ns() / 1000000; }
 
-static int parse_uint(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 int cmd_record(int argc, char **argv)
 {
-    long long rate = 997, pid = 0, v;
-    int64_t duration_ms = 30000;
+    long rate = 997, pid = 0;
+    int64_t duration_ns = 30000000000LL, duration_ms;
     uint64_t stack_bytes = 16384;
-    const char *format = NULL, *output = NULL;
-    int lines = 0, no_dwarf = 0, no_kernel = 0, use_hw = 0, i, status = 0, child_exited = 0;
+    const char *format = NULL, *output = NULL, *event = NULL;
+    int lines = 0, no_dwarf = 0, no_kernel = 0, use_hw = 0, status = 0, child_exited = 0, rc;
     char **cmd = NULL;
     herr e = {0};
+    const opt_spec specs[] = {
+        {"rate", 'F', OPT_INT, &rate, NULL, "HZ", "samples per second (default 997)", 1, 100000},
+        {"format", 0, OPT_STRING, &format, NULL, "F", "pprof, folded, speedscope or svg", 0, 0},
+        {"output", 'o', OPT_STRING, &output, NULL, "FILE", "where to write", 0, 0},
+        {"lines", 0, OPT_FLAG, &lines, NULL, NULL, "folded output with 'function (file:line)' frames", 0, 0},
+        {"pid", 'p', OPT_INT, &pid, NULL, "PID", "attach to a running process", 1, INT32_MAX},
+        {"duration", 0, OPT_DURATION, &duration_ns, NULL, "D", "how long to attach (default 30s; e.g. 500ms, 1m)", 0, 0},
+        {"no-dwarf", 0, OPT_FLAG, &no_dwarf, NULL, NULL, "frame pointer stacks only (no DWARF CFI unwinding)", 0, 0},
+        {"no-kernel", 0, OPT_FLAG, &no_kernel, NULL, NULL, "user frames only", 0, 0},
+        {"event", 0, OPT_STRING, &event, NULL, "E", "cpu-clock (default) or cycles (falls back to cpu-clock without a PMU)", 0, 0},
+        {"stack-size", 0, OPT_SIZE, &stack_bytes, NULL, "SIZE", "user stack copied per sample for unwinding (default 16KiB)", 0, 65528},
+    };
+    const opt_cmd ocmd = {"record", record_usage, record_desc, specs, ARRAY_SIZE(specs), -1, 1};
+    opts_args pos;
 
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--")) { cmd = argv + i + 1; break; }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--lines")) { lines = 1; continue; }
-        if (!strcmp(a, "--no-dwarf")) { no_dwarf = 1; continue; }
-        if (!strcmp(a, "--no-kernel")) { no_kernel = 1; continue; }
-        if (a[0] != '-') { cmd = argv + i; break; }
-        if (!val) { fprintf(stderr, "hearth record: %s needs a value\n", a); return 2; }
-        i++;
-        if (!strcmp(a, "--event")) {
-            if (strcmp(val, "cycles") && strcmp(val, "cpu-clock")) { fprintf(stderr, "hearth record: --event '%s' is not cycles or cpu-clock\n", val); return 2; }
-            use_hw = !strcmp(val, "cycles");
-        } else if (!strcmp(a, "--rate") || !strcmp(a, "-F")) {
-            if (parse_uint(val, 1, 100000, &rate)) { fprintf(stderr, "hearth record: --rate '%s' is not a number of Hz in 1..100000\n", val); return 2; }
-        } else if (!strcmp(a, "--format")) {
-            format = val;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            output = val;
-        } else if (!strcmp(a, "--pid") || !strcmp(a, "-p")) {
-            if (parse_uint(val, 1, INT32_MAX, &pid)) { fprintf(stderr, "hearth record: --pid '%s' is not a process id\n", val); return 2; }
-        } else if (!strcmp(a, "--duration")) {
-            int64_t ns;
-            if (parse_duration_ns(val, &ns) || ns <= 0 || (duration_ms = ns / 1000000) <= 0) {
-                fprintf(stderr, "hearth record: --duration '%s' is not a duration (e.g. 30s, 500ms, 2m)\n", val);
-                return 2;
-            }
-        } else if (!strcmp(a, "--stack-size")) {
-            if (parse_size(val, &stack_bytes) || stack_bytes > 65528) {
-                fprintf(stderr, "hearth record: --stack-size '%s' must be a size up to 65528 bytes (e.g. 16KiB)\n", val);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "hearth record: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
+    if ((rc = opts_parse(&ocmd, argc, argv, &pos))) return opts_exit(rc);
+    if (pos.n) cmd = pos.v;
+    if (event) {
+        if (strcmp(event, "cycles") && strcmp(event, "cpu-clock"))
+            return opts_fail(&ocmd, "--event '%s' is not cycles or cpu-clock", event);
+        use_hw = !strcmp(event, "cycles");
     }
-    if ((!cmd || !cmd[0]) && !pid) { usage(stderr); return 2; }
-    if (cmd && cmd[0] && pid) { fprintf(stderr, "hearth record: give either a command or --pid, not both\n"); return 2; }
+    if ((duration_ms = duration_ns / 1000000) <= 0)
+        return opts_fail(&ocmd, "--duration must be at least 1ms (e.g. 30s, 500ms, 2m)");
+    if (!cmd && !pid)
+        return opts_fail(&ocmd, "give a command after '--' or --pid PID ('hearth record --help' describes both)");
+    if (cmd && pid) { fprintf(stderr, "hearth record: give either a command or --pid, not both\n"); return 2; }
     if (!format) format = guess_format(output);
     if (strcmp(format, "pprof") && strcmp(format, "folded") && strcmp(format, "speedscope") && strcmp(format, "svg")) {
         fprintf(stderr, "hearth record: unknown format '%s' (pprof, folded, speedscope, svg)\n", format);
@@ -225,7 +190,6 @@ int cmd_record(int argc, char **argv)
         output = !strcmp(format, "pprof") ? "hearth.pb.gz" : !strcmp(format, "svg") ? "hearth.svg"
                : !strcmp(format, "speedscope") ? "hearth.speedscope.json" : "-";
     }
-    (void)v;
 
     perf_opts po = {0};
     po.freq = (unsigned)rate;
@@ -297,8 +261,8 @@ int cmd_record(int argc, char **argv)
     }
     int64_t deadline = mono_ms() + duration_ms;
     for (;;) {
-        int rc = perf_poll(&ps, 100, coll_handlers(), c);
-        if (rc < 0) { fprintf(stderr, "hearth record: reading samples: %s\n", strerror(-rc)); break; }
+        int n_ev = perf_poll(&ps, 100, coll_handlers(), c);
+        if (n_ev < 0) { fprintf(stderr, "hearth record: reading samples: %s\n", strerror(-n_ev)); break; }
         if (child > 0) {
             pid_t w = waitpid(child, &status, WNOHANG);
             if (w == child) { child_exited = 1; break; }
@@ -326,7 +290,7 @@ int cmd_record(int argc, char **argv)
         buf_release(&ro.out);
         return 1;
     }
-    if (n == 0) fprintf(stderr, "hearth record: no samples were taken (did the command run long enough to be sampled at %lld Hz?)\n", rate);
+    if (n == 0) fprintf(stderr, "hearth record: no samples were taken (did the command run long enough to be sampled at %ld Hz?)\n", rate);
     int wrc = buf_write_file(&ro.out, output);
     buf_release(&ro.out);
     if (wrc) { fprintf(stderr, "hearth record: cannot write '%s': %s\n", output, hearth_strerror(wrc)); return 1; }

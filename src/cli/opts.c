@@ -251,6 +251,7 @@ int opts_parse(const opt_cmd *c, int argc, char **argv, opts_args *pos)
         seen[o - c->opts] = 1;
     }
     if (pos->n_before_dd < 0) pos->n_before_dd = pos->n;
+    argv[1 + pos->n] = NULL; /* within argv: 1 + n <= argc, and argv[argc] is NULL */
     for (size_t k = 0; k < c->n_opts && !rc; k++) {
         const char *v;
         if (seen[k] || !c->opts[k].env || !(v = getenv(c->opts[k].env))) continue;

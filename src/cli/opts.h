@@ -56,7 +56,10 @@ typedef struct opt_cmd {
     int stop_at_pos;       /* the first positional ends the options (a command and its arguments) */
 } opt_cmd;
 
-/* Positional arguments, in order; v points into argv (which opts_parse reorders). */
+/*
+ * Positional arguments, in order; v points into argv (which opts_parse
+ * reorders) and v[n] is NULL, so a command after "--" can go to execvp.
+ */
 typedef struct opts_args {
     char **v;
     int n;
