@@ -282,3 +282,28 @@ TEST(help_option_returns_help)
     ASSERT_EQ(rc2, OPTS_HELP);
     ASSERT_EQ(opts_exit(OPTS_HELP), 0);
 }
+
+TEST(command_after_options_stops_parsing)
+{
+    /* record's shape: the first positional starts a command whose own options are not ours */
+    static const opt_spec rec_specs[] = {
+        {"output", 'o', OPT_STRING, &s_out, NULL, "FILE", "write here", 0, 0},
+    };
+    static const opt_cmd rec = {"rec", "usage: hearth rec [-o FILE] CMD...\n", NULL, rec_specs, 1, -1, 1};
+    char *argv[] = {"rec", "-o", "x", "prog", "-o", "--weird", "--", NULL};
+    opts_args pos;
+    s_out = NULL;
+    ASSERT_OK(opts_parse(&rec, 7, argv, &pos));
+    ASSERT_STR(s_out, "x");
+    ASSERT_EQ(pos.n, 4);
+    ASSERT_STR(pos.v[0], "prog");
+    ASSERT_STR(pos.v[1], "-o");
+    ASSERT_STR(pos.v[3], "--");
+    ASSERT(pos.v[4] == NULL); /* NULL-terminated for execvp */
+    char *argv2[] = {"rec", "--", "prog", "-o", NULL};
+    ASSERT_OK(opts_parse(&rec, 4, argv2, &pos));
+    ASSERT_EQ(pos.n, 2);
+    ASSERT_EQ(pos.n_before_dd, 0);
+    ASSERT_STR(pos.v[1], "-o");
+    ASSERT(pos.v[2] == NULL);
+}
