@@ -1044,6 +1044,7 @@ int st_block_open(st_block *b, const char *dir, int deep, herr *e)
 
 void st_block_close(st_block *b)
 {
+    st_skel_free(b->skel);
     if (b->sym_map)
         munmap(b->sym_map, b->sym_map_len);
     if (b->smp_map)

@@ -928,9 +928,13 @@ static int loc_frames(flame_tree *t, const qsrc *src, loc_names *ln, uint32_t lo
     return 0;
 }
 
-static int emit_tree(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_nodes, herr *e)
+/*
+ * The uncached path: walks each selected stack (memo per source node) into
+ * t. With of_node, also records each source node's flame node there (the
+ * skeleton build, where every node is selected).
+ */
+static int emit_tree_map(tree_ctx *tc, const qsrc *src, const int64_t *agg, uint32_t n_nodes, uint32_t *of_node, herr *e)
 {
-    tree_ctx *tc = arg;
     flame_tree *t = tc->t;
     uint32_t n_locs = src->h ? src->h->sym.n_locations : (uint32_t)src->b->sec_n[SYM_LOCATIONS];
     int32_t *fnode = xmallocarray(n_nodes + 1, sizeof(int32_t));
@@ -1030,6 +1034,9 @@ static int emit_tree(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_
             n = t->nodes[n].parent;
         }
     }
+    if (of_node && !rc)
+        for (uint32_t nd = 0; nd < n_nodes; nd++)
+            of_node[nd] = fnode[nd] < 0 ? 0 : (uint32_t)fnode[nd];
     free(fnode);
     free(depth);
     free(ln.first);
@@ -1038,6 +1045,211 @@ static int emit_tree(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_
     free(ln.fn_name);
     free(ln.fn_file);
     return rc;
+}
+
+/*
+ * The skeleton of a block: its whole stack tree merged by frame name, built
+ * once on the block's first flame query (the same walk as emit_tree over
+ * every node) and kept with the block. A query then only scatters its
+ * per-stack sums onto skeleton nodes, sums them up the tree in one backward
+ * pass (parent < child) and copies the touched nodes into the caller's
+ * tree: no stack walks, no frame names built, names interned once per
+ * distinct name. A merged node's file and line are those of the first
+ * source node (in block order) that has them.
+ */
+struct st_skel {
+    uint32_t n_src;     /* source nodes covered by of_node */
+    uint32_t *of_node;  /* source node -> skeleton node */
+    uint32_t n;         /* skeleton nodes, 0 the root, parent < child */
+    uint32_t *parent, *name, *file, *depth;
+    int32_t *line;
+    strtab names, files;
+};
+
+void st_skel_free(struct st_skel *k)
+{
+    if (!k)
+        return;
+    free(k->of_node);
+    free(k->parent);
+    free(k->name);
+    free(k->file);
+    free(k->depth);
+    free(k->line);
+    strtab_release(&k->names);
+    strtab_release(&k->files);
+    free(k);
+}
+
+static pthread_mutex_t skel_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Builds b's skeleton into *out; 0 or a negative error (e says why). */
+static int skel_build(const qsrc *src, struct st_skel **out, herr *e)
+{
+    uint32_t n_nodes = (uint32_t)src->b->sec_n[SYM_NODES];
+    int64_t *all = xmallocarray((size_t)n_nodes + 1, sizeof(int64_t));
+    for (uint32_t i = 0; i <= n_nodes; i++)
+        all[i] = 1;
+    flame_tree ft;
+    int rc = flame_init(&ft);
+    if (rc) {
+        free(all);
+        return rc;
+    }
+    tree_ctx tc = {&ft, 0};
+    uint32_t *of_node = xmallocarray((size_t)n_nodes + 1, sizeof(uint32_t));
+    rc = emit_tree_map(&tc, src, all, n_nodes, of_node, e);
+    free(all);
+    if (rc) {
+        free(of_node);
+        flame_release(&ft);
+        return rc;
+    }
+    struct st_skel *k = xcalloc(1, sizeof(*k));
+    k->n_src = n_nodes;
+    k->of_node = of_node;
+    k->n = ft.n_nodes;
+    k->parent = xmallocarray(k->n, sizeof(uint32_t));
+    k->name = xmallocarray(k->n, sizeof(uint32_t));
+    k->file = xmallocarray(k->n, sizeof(uint32_t));
+    k->depth = xcalloc(k->n, sizeof(uint32_t));
+    k->line = xmallocarray(k->n, sizeof(int32_t));
+    for (uint32_t i = 0; i < k->n; i++) {
+        const flame_node *fn = &ft.nodes[i];
+        k->parent[i] = i ? fn->parent : 0;
+        k->name[i] = fn->name;
+        k->file[i] = fn->file;
+        k->line[i] = (int32_t)fn->line;
+        if (i)
+            k->depth[i] = k->depth[fn->parent] + 1;
+    }
+    /* The names and files move over; the rest of the tree goes. */
+    k->names = ft.names;
+    k->files = ft.files;
+    strtab_init(&ft.names);
+    strtab_init(&ft.files);
+    flame_release(&ft);
+    *out = k;
+    return 0;
+}
+
+/* b's skeleton, built on first use; NULL when it cannot be built (the caller takes the uncached path). */
+static const struct st_skel *skel_get(const qsrc *src)
+{
+    st_block *b = (st_block *)src->b;
+    pthread_mutex_lock(&skel_mu);
+    if (!b->skel && !b->skel_failed) {
+        herr e;
+        herr_clear(&e);
+        if (skel_build(src, &b->skel, &e))
+            b->skel_failed = 1;
+    }
+    const struct st_skel *k = b->skel;
+    pthread_mutex_unlock(&skel_mu);
+    return k;
+}
+
+static uint32_t skel_str(strtab *to, const strtab *from, uint32_t id, uint32_t *memo)
+{
+    if (memo[id] == UINT32_MAX) {
+        int32_t r = strtab_intern(to, strtab_get(from, id), strtab_len(from, id));
+        if (r < 0)
+            return UINT32_MAX;
+        memo[id] = (uint32_t)r;
+    }
+    return memo[id];
+}
+
+static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *agg, uint32_t n_nodes)
+{
+    flame_tree *t = tc->t;
+    int64_t *tot = xcalloc((size_t)k->n, sizeof(int64_t)), *self = xcalloc((size_t)k->n, sizeof(int64_t));
+    uint8_t *touched = xcalloc((size_t)k->n, 1);
+    for (uint32_t nd = 1; nd < n_nodes; nd++)
+        if (agg[nd]) {
+            uint32_t sk = k->of_node[nd];
+            self[sk] += agg[nd];
+            touched[sk] = 1;
+        }
+    size_t n_touched = 0;
+    for (uint32_t i = k->n; i-- > 1;) {
+        if (!touched[i])
+            continue;
+        n_touched++;
+        tot[i] += self[i];
+        tot[k->parent[i]] += tot[i];
+        touched[k->parent[i]] = 1;
+    }
+    tot[0] += self[0];
+    int rc = 0;
+    size_t need = (size_t)t->n_nodes + n_touched + 16;
+    if (need > t->cap_nodes && need < INT32_MAX) {
+        t->nodes = xreallocarray(t->nodes, need, sizeof(flame_node));
+        t->cap_nodes = (uint32_t)need;
+    }
+    if (hmap64_reserve(&t->children, need))
+        rc = -ENOMEM;
+    uint32_t *fm = xmallocarray((size_t)k->n, sizeof(uint32_t));
+    uint32_t *nm = xmallocarray((size_t)k->names.count + 1, sizeof(uint32_t));
+    uint32_t *fl = xmallocarray((size_t)k->files.count + 1, sizeof(uint32_t));
+    memset(nm, 0xff, ((size_t)k->names.count + 1) * sizeof(uint32_t));
+    memset(fl, 0xff, ((size_t)k->files.count + 1) * sizeof(uint32_t));
+    fm[0] = 0;
+    flame_node *root = &t->nodes[0];
+    if (tc->side)
+        root->total2 += tot[0];
+    else
+        root->total += tot[0];
+    for (uint32_t i = 1; i < k->n && !rc; i++) {
+        if (!touched[i])
+            continue;
+        uint32_t name = skel_str(&t->names, &k->names, k->name[i], nm);
+        uint32_t file = k->file[i] ? skel_str(&t->files, &k->files, k->file[i], fl) : 0;
+        if (name == UINT32_MAX || file == UINT32_MAX) {
+            rc = -ENOMEM;
+            break;
+        }
+        int32_t id = flame_child(t, fm[k->parent[i]], name);
+        if (id < 0) {
+            rc = id;
+            break;
+        }
+        fm[i] = (uint32_t)id;
+        flame_node *fn = &t->nodes[id];
+        if (fn->file == 0 && file) {
+            fn->file = file;
+            fn->line = k->line[i];
+        }
+        if (tc->side) {
+            fn->total2 += tot[i];
+            fn->self2 += self[i];
+        } else {
+            fn->total += tot[i];
+            fn->self += self[i];
+        }
+        if (k->depth[i] > t->max_depth)
+            t->max_depth = k->depth[i];
+    }
+    if (tc->side)
+        t->is_diff = 1;
+    free(tot);
+    free(self);
+    free(touched);
+    free(fm);
+    free(nm);
+    free(fl);
+    return rc;
+}
+
+static int emit_tree(void *arg, const qsrc *src, const int64_t *agg, uint32_t n_nodes, herr *e)
+{
+    tree_ctx *tc = arg;
+    if (src->b) {
+        const struct st_skel *k = skel_get(src);
+        if (k && k->n_src == n_nodes)
+            return emit_tree_skel(tc, k, agg, n_nodes);
+    }
+    return emit_tree_map(tc, src, agg, n_nodes, NULL, e);
 }
 
 int store_select_merge_tree(store *s, const store_query *q, flame_tree *t, int side, herr *e)

@@ -231,7 +231,14 @@ typedef struct st_block {
     size_t smp_len;
     void *smp_map;  size_t smp_map_len;
     uint64_t bytes_index, bytes_symbols, bytes_samples;
+    /* Query cache (query.c), built on a block's first flame query and
+     * immutable after: its stack tree merged by frame name. NULL until then. */
+    struct st_skel *skel;
+    int skel_failed;       /* building it failed: queries take the uncached path */
 } st_block;
+
+/* Frees a block's query cache (query.c); NULL is fine. */
+void st_skel_free(struct st_skel *k);
 
 enum { SYM_STROFF = 0, SYM_STRDATA, SYM_MAPPINGS, SYM_FUNCTIONS, SYM_LOCATIONS, SYM_LINES, SYM_NODES, SYM_NSECT };
 #define SYM_MAPPING_SIZE 40
