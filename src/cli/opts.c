@@ -239,9 +239,8 @@ int opts_parse(const opt_cmd *c, int argc, char **argv, opts_args *pos)
             }
         } else if (!has_val) {
             if (i + 1 >= argc) {
-                char label[160];
-                opt_label(o, NULL, label, sizeof label);
-                opts_fail(c, "%s needs a value (%s)", label, o->arg ? o->arg : "VALUE");
+                /* name it as typed: "-F" for a user who typed -F */
+                opts_fail(c, "%s needs a value (%s)", a, o->arg ? o->arg : "VALUE");
                 rc = HE_USAGE;
                 break;
             }
