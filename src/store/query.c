@@ -16,6 +16,14 @@
  * use (lazily, through per-source id maps). The span column of a block is
  * not even decoded when the query has no span filter.
  *
+ * Flame trees: from a block, through the block's skeleton (its stack tree
+ * merged by frame name, built once on the first flame query and kept with
+ * the block until it is closed): the query's per-stack sums are scattered
+ * onto skeleton nodes, summed up in one backward pass (parent < child) and
+ * only the touched nodes are copied into the caller's tree. From a head (and
+ * from a block whose skeleton cannot be built), each stack is walked with a
+ * memo per source node and per location/function.
+ *
  * Series lookup in a block: the postings of every `=` matcher with a
  * non-empty value (and of __profile_type__) are intersected, then the full
  * selector is checked on each candidate.
