@@ -70,9 +70,10 @@ $(BUILD)/hearth: $(CLI_OBJ) $(BUILD)/obj/gen/ui_assets.o $(BUILD)/libhearth_core
 $(BUILD)/libhearth.so: $(PRE_OBJ) $(BUILD)/libhearth_core.a
 	$(CC) $(LDFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(PRE_OBJ) $(BUILD)/libhearth_core.a $(LIBS)
 
+# A test may link extra objects (e.g. CLI pieces) via TEST_EXTRA_OBJ in mk/*.mk.
 $(BUILD)/tests/%: tests/%.c $(TEST_HARNESS) $(BUILD)/libhearth_core.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(BUILD)/libhearth_core.a $(LIBS)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_EXTRA_OBJ) $(TEST_HARNESS) $(BUILD)/libhearth_core.a $(LIBS)
 
 -include mk/*.mk
 

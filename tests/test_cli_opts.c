@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../src/cli/opts.c"
+#include "core/common.h"
+#include "core/err.h"
+#include "cli/opts.h"
 
 static const char *s_url, *s_out;
 static int s_verbose;
