@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "core/compress.h"
 #include "core/log.h"
@@ -912,11 +913,57 @@ int st_agg_rd_init(st_agg_rd *r, const uint8_t *p, size_t n, herr *e)
     return 0;
 }
 
+/*
+ * Read side: one zstd frame whose size the index gives, decompressed in one
+ * call with a decompression context kept per thread (creating one per
+ * chunk was a few % of a flame query). Returns 1 when done, 0 when the frame
+ * is not a plain one of exactly raw bytes, or raw is above 64 MiB, or no
+ * context could be made (the caller then takes zstd_decompress, which
+ * bounds its growth by the data and reports the damage), else an error.
+ */
+static pthread_key_t dctx_key;
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+static int dctx_ok;
+
+static void dctx_free(void *p) { ZSTD_freeDCtx(p); }
+static void dctx_init(void) { dctx_ok = pthread_key_create(&dctx_key, dctx_free) == 0; }
+
+static int frame_exact(const uint8_t *in, size_t n, uint64_t raw, buf *out, herr *e)
+{
+    if (raw > ((uint64_t)64 << 20) || ZSTD_getFrameContentSize(in, n) != raw)
+        return 0;
+    pthread_once(&dctx_once, dctx_init);
+    if (!dctx_ok)
+        return 0;
+    ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+    if (!d) {
+        if (!(d = ZSTD_createDCtx()))
+            return 0;
+        if (pthread_setspecific(dctx_key, d)) {
+            ZSTD_freeDCtx(d);
+            return 0;
+        }
+    }
+    int rc = buf_reserve(out, (size_t)raw);
+    if (rc)
+        return rc;
+    size_t r = ZSTD_decompressDCtx(d, out->data, (size_t)raw, in, n);
+    if (ZSTD_isError(r))
+        return herr_set(e, HE_ZSTD, "corrupt zstd data: %s", ZSTD_getErrorName(r));
+    out->len = r;
+    out->data[r] = 0;
+    return 1;
+}
+
 int st_block_chunk_agg(const st_block *b, const st_bchunk *c, buf *out, herr *e)
 {
     buf_reset(out);
     out->max = c->agg_rawsize;
-    int rc = zstd_decompress(b->smp + c->offset + c->csize, c->agg_csize, out, e);
+    int rc = frame_exact(b->smp + c->offset + c->csize, c->agg_csize, c->agg_rawsize, out, e);
+    if (rc == 0)
+        rc = zstd_decompress(b->smp + c->offset + c->csize, c->agg_csize, out, e);
+    else if (rc == 1)
+        rc = 0;
     if (rc)
         return herr_set(e, rc, "block \"%s\": rollup frame at offset %" PRIu64 " does not decompress", b->id, c->offset + c->csize);
     if (out->len != c->agg_rawsize)
@@ -928,7 +975,11 @@ int st_block_chunk(const st_block *b, const st_bchunk *c, buf *out, herr *e)
 {
     buf_reset(out);
     out->max = c->rawsize;
-    int rc = zstd_decompress(b->smp + c->offset, c->csize, out, e);
+    int rc = frame_exact(b->smp + c->offset, c->csize, c->rawsize, out, e);
+    if (rc == 0)
+        rc = zstd_decompress(b->smp + c->offset, c->csize, out, e);
+    else if (rc == 1)
+        rc = 0;
     if (rc)
         return herr_set(e, rc, "block \"%s\": sample chunk at offset %" PRIu64 " does not decompress", b->id, c->offset);
     if (out->len != c->rawsize)

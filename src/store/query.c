@@ -306,6 +306,39 @@ static void scratch_need(scratch *sc, size_t n)
 typedef int (*agg_fn_t)(void *arg, int64_t min_ts, int64_t max_ts, uint32_t n_prof, const uint32_t *stacks,
                         const int64_t *values, size_t n);
 
+/*
+ * Varints of the row loops, inlined for every length (the stack deltas and
+ * values are mostly 2-5 bytes, which st_getv leaves to an out-of-line
+ * loop); st_getv near the end of a column, so bounds stay checked.
+ */
+static inline int q_getv(st_rd *r, uint64_t *v)
+{
+    const uint8_t *p = r->p;
+    if (LIKELY(r->end - p >= 10)) {
+        uint64_t x = 0;
+        for (int shift = 0; shift < 70; shift += 7) {
+            uint8_t c = *p++;
+            x |= (uint64_t)(c & 0x7f) << shift;
+            if (!(c & 0x80)) {
+                r->p = p;
+                *v = x;
+                return 0;
+            }
+        }
+        return HE_FORMAT;
+    }
+    return st_getv(r, v);
+}
+
+static inline int q_getz(st_rd *r, int64_t *v)
+{
+    uint64_t u;
+    int rc = q_getv(r, &u);
+    if (rc == 0)
+        *v = st_unzz(u);
+    return rc;
+}
+
 static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const span_set *ss, scratch *sc,
                      rows_fn fn, agg_fn_t agg_fn, void *arg, herr *e)
 {
@@ -350,7 +383,7 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
             uint64_t stack = 0, d;
             for (uint32_t j = 0; j < ar.n; j++) {
                 int64_t v;
-                if (st_getv(&ar.stacks, &d) || st_getz(&ar.values, &v))
+                if (q_getv(&ar.stacks, &d) || q_getz(&ar.values, &v))
                     return herr_set(e, HE_FORMAT, "block \"%s\": rollup columns end early", b->id);
                 stack += d;
                 if (stack >= n_nodes)
@@ -361,10 +394,17 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
             rc = agg_fn(arg, c->min_ts, c->max_ts, c->n_prof, sc->st, sc->val, ar.n);
             continue;
         }
+        /* Rows are decoded up to the last profile in range only (none: the chunk is not even decompressed). */
+        uint32_t end = 0;
+        for (uint32_t k = 0; k < c->n_prof; k++)
+            if (in_range(q, s->ts[c->first_prof + k]))
+                end = k + 1;
+        if (end == 0)
+            continue;
         st_chunk_rd cr;
         if ((rc = st_block_chunk(b, c, &sc->raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)sc->raw.data, sc->raw.len, e)))
             return rc;
-        for (uint32_t k = 0; k < c->n_prof && !rc; k++) {
+        for (uint32_t k = 0; k < end && !rc; k++) {
             uint32_t pi = c->first_prof + k;
             uint64_t nr, d, sp;
             if (st_getv(&cr.nrows, &nr) || nr != s->n_rows[pi])
@@ -375,7 +415,7 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
             size_t m = 0;
             for (uint64_t j = 0; j < nr; j++) {
                 int64_t v;
-                if (st_getv(&cr.stacks, &d) || st_getz(&cr.values, &v))
+                if (q_getv(&cr.stacks, &d) || q_getz(&cr.values, &v))
                     return herr_set(e, HE_FORMAT, "block \"%s\": sample columns end early", b->id);
                 stack += d;
                 if (ss->active) {
@@ -1168,6 +1208,65 @@ static uint32_t skel_str(strtab *to, const strtab *from, uint32_t id, uint32_t *
     return memo[id];
 }
 
+/*
+ * emit_tree_skel into a tree that holds only its root: the skeleton's
+ * children of a node have distinct names, so every touched skeleton node is
+ * a new tree node and its id is known up front (touched nodes in order).
+ * Nodes are appended directly, linked as flame_child links them, and the
+ * child map is filled afterwards with each insert's slot prefetched a few
+ * keys ahead (the map is ~4 MB: each insert is otherwise a cache miss).
+ */
+static int skel_fresh(tree_ctx *tc, const struct st_skel *k, const int64_t *tot, const int64_t *self, const uint8_t *touched,
+                      uint32_t *fm, uint32_t *nm, uint32_t *fl, size_t n_touched)
+{
+    flame_tree *t = tc->t;
+    if ((size_t)t->n_nodes + n_touched > t->cap_nodes)
+        return -ENOMEM;  /* the caller reserved this much */
+    uint64_t *keys = xmallocarray(n_touched + 1, sizeof(uint64_t));
+    size_t nk = 0;
+    uint32_t next = t->n_nodes;
+    for (uint32_t i = 1; i < k->n; i++) {
+        if (!touched[i])
+            continue;
+        uint32_t name = skel_str(&t->names, &k->names, k->name[i], nm);
+        uint32_t file = k->file[i] ? skel_str(&t->files, &k->files, k->file[i], fl) : 0;
+        if (name == UINT32_MAX || file == UINT32_MAX) {
+            free(keys);
+            return -ENOMEM;
+        }
+        uint32_t id = next++, p = fm[k->parent[i]];
+        fm[i] = id;
+        flame_node *fn = &t->nodes[id];
+        memset(fn, 0, sizeof(*fn));
+        fn->name = name;
+        fn->parent = p;
+        fn->next_sibling = t->nodes[p].first_child;
+        t->nodes[p].first_child = id;
+        fn->file = file;
+        fn->line = file ? k->line[i] : 0;
+        if (tc->side) {
+            fn->total2 = tot[i];
+            fn->self2 = self[i];
+        } else {
+            fn->total = tot[i];
+            fn->self = self[i];
+        }
+        if (k->depth[i] > t->max_depth)
+            t->max_depth = k->depth[i];
+        keys[nk++] = ((uint64_t)p << 32) | name;
+    }
+    t->n_nodes = next;
+    int rc = 0;
+    const size_t ahead = 8;
+    for (size_t j = 0; j < nk && !rc; j++) {
+        if (j + ahead < nk && t->children.slots)
+            __builtin_prefetch(&t->children.slots[hash_u64(keys[j + ahead]) & t->children.mask], 1);
+        rc = hmap64_put(&t->children, keys[j], (uint32_t)(t->n_nodes - nk + j));
+    }
+    free(keys);
+    return rc;
+}
+
 static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *agg, uint32_t n_nodes)
 {
     flame_tree *t = tc->t;
@@ -1208,6 +1307,10 @@ static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *
         root->total2 += tot[0];
     else
         root->total += tot[0];
+    if (!rc && t->n_nodes == 1 && t->children.count == 0) {
+        rc = skel_fresh(tc, k, tot, self, touched, fm, nm, fl, n_touched);
+        goto done;
+    }
     for (uint32_t i = 1; i < k->n && !rc; i++) {
         if (!touched[i])
             continue;
@@ -1238,6 +1341,7 @@ static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *
         if (k->depth[i] > t->max_depth)
             t->max_depth = k->depth[i];
     }
+done:
     if (tc->side)
         t->is_diff = 1;
     free(tot);
