@@ -374,8 +374,32 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
         const st_bchunk *c = &b->chunks[s->first_chunk + ci];
         if (c->max_ts < q->start_ns || (q->end_ns && c->min_ts > q->end_ns))
             continue;
-        if (agg_fn && !ss->active && in_range(q, c->min_ts) && in_range(q, c->max_ts)) {
-            /* The whole chunk is selected: its rollup frame replaces its rows (the rows are not even decompressed). */
+        /* Which profiles of the chunk are in range: end = 1 + the last one in, out_end = 1 + the last one out. */
+        uint32_t end = 0, out_end = 0, n_in = 0;
+        int64_t in_min = INT64_MAX, in_max = INT64_MIN;
+        for (uint32_t k = 0; k < c->n_prof; k++) {
+            int64_t ts = s->ts[c->first_prof + k];
+            if (in_range(q, ts)) {
+                end = k + 1;
+                n_in++;
+                in_min = MIN(in_min, ts);
+                in_max = MAX(in_max, ts);
+            } else {
+                out_end = k + 1;
+            }
+        }
+        if (end == 0)
+            continue;  /* none: the chunk is not even decompressed */
+        /*
+         * Without a span filter, the chunk's rollup (its rows pre-summed by
+         * stack) stands for its rows: alone when every profile is in range
+         * (the rows are not even decompressed), minus the rows of the
+         * profiles out of range when those end sooner than the ones in range
+         * (a range start inside the chunk: fewer rows to decode). Sums wrap
+         * like the rollup's, so the difference is exact.
+         */
+        int use_rollup = agg_fn && !ss->active && (out_end == 0 || out_end + 4 < end);
+        if (use_rollup) {
             st_agg_rd ar;
             if ((rc = st_block_chunk_agg(b, c, &sc->raw, e)) || (rc = st_agg_rd_init(&ar, (uint8_t *)sc->raw.data, sc->raw.len, e)))
                 return rc;
@@ -391,16 +415,10 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
                 sc->st[j] = (uint32_t)stack;
                 sc->val[j] = v;
             }
-            rc = agg_fn(arg, c->min_ts, c->max_ts, c->n_prof, sc->st, sc->val, ar.n);
-            continue;
+            if ((rc = agg_fn(arg, in_min, in_max, n_in, sc->st, sc->val, ar.n)) || out_end == 0)
+                continue;
+            end = out_end;  /* now decode the profiles out of range, to subtract them */
         }
-        /* Rows are decoded up to the last profile in range only (none: the chunk is not even decompressed). */
-        uint32_t end = 0;
-        for (uint32_t k = 0; k < c->n_prof; k++)
-            if (in_range(q, s->ts[c->first_prof + k]))
-                end = k + 1;
-        if (end == 0)
-            continue;
         st_chunk_rd cr;
         if ((rc = st_block_chunk(b, c, &sc->raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)sc->raw.data, sc->raw.len, e)))
             return rc;
@@ -410,6 +428,13 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
             if (st_getv(&cr.nrows, &nr) || nr != s->n_rows[pi])
                 return herr_set(e, HE_FORMAT, "block \"%s\": row count disagrees with the index", b->id);
             int want = in_range(q, s->ts[pi]);
+            if (use_rollup && want) {
+                /* In the rollup already: skip its rows. */
+                for (uint64_t j = 0; j < nr; j++)
+                    if (q_getv(&cr.stacks, &d) || q_getv(&cr.values, &d))
+                        return herr_set(e, HE_FORMAT, "block \"%s\": sample columns end early", b->id);
+                continue;
+            }
             scratch_need(sc, nr);
             uint64_t stack = 0;
             size_t m = 0;
@@ -429,8 +454,13 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
                 sc->st[m] = (uint32_t)stack;
                 sc->val[m++] = v;
             }
-            if (want)
+            if (use_rollup) {
+                for (size_t j = 0; j < m; j++)
+                    sc->val[j] = (int64_t)(0 - (uint64_t)sc->val[j]);
+                rc = agg_fn(arg, INT64_MAX, INT64_MIN, 0, sc->st, sc->val, m);
+            } else if (want) {
                 rc = fn(arg, s->ts[pi], sc->st, sc->val, m);
+            }
         }
     }
     return rc;
