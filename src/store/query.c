@@ -1324,7 +1324,8 @@ static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *
         t->nodes = xreallocarray(t->nodes, need, sizeof(flame_node));
         t->cap_nodes = (uint32_t)need;
     }
-    if (hmap64_reserve(&t->children, need))
+    if (hmap64_reserve(&t->children, need) || strtab_reserve(&t->names, (size_t)t->names.count + k->names.count) ||
+        strtab_reserve(&t->files, (size_t)t->files.count + k->files.count))
         rc = -ENOMEM;
     uint32_t *fm = xmallocarray((size_t)k->n, sizeof(uint32_t));
     uint32_t *nm = xmallocarray((size_t)k->names.count + 1, sizeof(uint32_t));
