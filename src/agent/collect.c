@@ -640,7 +640,18 @@ static int32_t user_loc(collector *c, group *g, cproc *p, uint64_t pc, int is_re
         herr e = {0};
         file_fix_path(f, p->pid, m);
         if (f->elf_state == 0) file_read_segs(f);
-        if (sym_module_get(c->sym, f->path, f->display, &f->sym, &e)) {
+        int rc = sym_module_get(c->sym, f->path, f->display, &f->sym, &e);
+        if (rc && strcmp(f->path, f->display)) {
+            /* The process exited between choosing /proc/PID/... and opening
+             * it (short-lived processes): the path from our own namespace
+             * still names the file. Failing here would be sticky for every
+             * later sample of this binary. */
+            free(f->path);
+            f->path = xstrdup(f->display);
+            herr_clear(&e);
+            rc = sym_module_get(c->sym, f->path, f->display, &f->sym, &e);
+        }
+        if (rc) {
             f->sym_failed = 1;
             log_debug("cannot symbolize %s: %s", f->display, e.msg);
         }
