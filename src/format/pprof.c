@@ -481,6 +481,22 @@ static int dec_header(dec *d)
 
 /* ---- pass 3: mappings and functions ----------------------------------- */
 
+/*
+ * Records that table entry idx (what: "mapping", ...) with pprof id `id` is
+ * model index `at`: ids must be nonzero and unique within their table.
+ */
+static int register_id(dec *d, idmap *ids, const char *what, size_t idx, uint64_t id, int32_t at)
+{
+    int rc;
+    if (id == 0)
+        return herr_set(d->e, HE_FORMAT, "not a valid pprof: %s %zu has id 0 (ids must be nonzero)", what, idx);
+    if ((rc = idmap_put(ids, id, (uint32_t)at)) != 0)
+        return rc < 0 ? herr_set(d->e, rc, "out of memory reading %ss", what)
+                      : herr_set(d->e, HE_FORMAT, "not a valid pprof: %s %zu has id %" PRIu64
+                                 " which an earlier %s already has", what, idx, id, what);
+    return 0;
+}
+
 static int dec_mapping(dec *d, size_t idx)
 {
     static const char WHAT[] = "mapping";
@@ -514,15 +530,10 @@ static int dec_mapping(dec *d, size_t idx)
     if ((rc = str_ref(d, filename, &m.filename, WHAT, idx, "filename")) ||
         (rc = str_ref(d, build_id, &m.build_id, WHAT, idx, "build_id")))
         return rc;
-    if (id == 0)
-        return herr_set(d->e, HE_FORMAT, "not a valid pprof: mapping %zu has id 0 (ids must be nonzero)", idx);
+    if (id == 0) return register_id(d, &d->mapping_ids, WHAT, idx, id, 0);
     if ((at = prof_mapping_add(p, &m)) < 0)
         return herr_set(d->e, at, "mapping %zu: %s", idx, hearth_strerror(at));
-    if ((rc = idmap_put(&d->mapping_ids, id, (uint32_t)at)) != 0)
-        return rc < 0 ? herr_set(d->e, rc, "out of memory reading mappings")
-                      : herr_set(d->e, HE_FORMAT, "not a valid pprof: mapping %zu has id %" PRIu64
-                                 " which an earlier mapping already has", idx, id);
-    return 0;
+    return register_id(d, &d->mapping_ids, WHAT, idx, id, at);
 }
 
 static int dec_function(dec *d, size_t idx)
@@ -565,15 +576,11 @@ static int dec_function(dec *d, size_t idx)
                             " but the functions before it have none (id 0)", idx, id);
         id = idx + 1;
     } else if (id == 0) {
-        return herr_set(d->e, HE_FORMAT, "not a valid pprof: function %zu has id 0 (ids must be nonzero)", idx);
+        return register_id(d, &d->function_ids, WHAT, idx, id, 0);
     }
     if ((at = prof_function_add(p, &fn)) < 0)
         return herr_set(d->e, at, "function %zu: %s", idx, hearth_strerror(at));
-    if ((rc = idmap_put(&d->function_ids, id, (uint32_t)at)) != 0)
-        return rc < 0 ? herr_set(d->e, rc, "out of memory reading functions")
-                      : herr_set(d->e, HE_FORMAT, "not a valid pprof: function %zu has id %" PRIu64
-                                 " which an earlier function already has", idx, id);
-    return 0;
+    return register_id(d, &d->function_ids, WHAT, idx, id, at);
 }
 
 /* ---- pass 4: locations ------------------------------------------------- */
@@ -639,8 +646,7 @@ static int dec_location(dec *d, size_t idx)
         default: SKIP(); break;
         }
     }
-    if (id == 0)
-        return herr_set(d->e, HE_FORMAT, "not a valid pprof: location %zu has id 0 (ids must be nonzero)", idx);
+    if (id == 0) return register_id(d, &d->location_ids, WHAT, idx, id, 0);
     if (mapping_id) {
         mapping = idmap_get(&d->mapping_ids, mapping_id);
         if (mapping == HMAP_EMPTY)
@@ -669,11 +675,7 @@ static int dec_location(dec *d, size_t idx)
         return herr_set(d->e, at, "location %zu: %s", idx, hearth_strerror(at));
     }
     p->locations[at].is_folded = is_folded != 0;
-    if ((rc = idmap_put(&d->location_ids, id, (uint32_t)at)) != 0)
-        return rc < 0 ? herr_set(d->e, rc, "out of memory reading locations")
-                      : herr_set(d->e, HE_FORMAT, "not a valid pprof: location %zu has id %" PRIu64
-                                 " which an earlier location already has", idx, id);
-    return 0;
+    return register_id(d, &d->location_ids, WHAT, idx, id, at);
 }
 
 /* ---- pass 5: samples ---------------------------------------------------- */
