@@ -2,7 +2,9 @@
  * http.c: libmicrohttpd glue (see http.h).
  *
  * Request life: MHD calls access() first with no body (we allocate the
- * request state, reject oversized Content-Length at once with 413), then
+ * request state; an oversized Content-Length gets its 413 at once if the
+ * client waits for "100 Continue" or the body is past drain_limit(), else the
+ * body is read and discarded like an oversized chunked one), then
  * once per body chunk (appended to a buf capped at max_body; past the cap we
  * keep discarding and answer 413 at the end, so the client gets a reply
  * rather than a reset), then a last time with no data: we gunzip if asked,
@@ -333,6 +335,13 @@ static void dispatch(http_server *s, req_state *st)
     r->fn(rq, rs);
 }
 
+/* How much of an oversized body we read and discard so the client gets the
+ * 413 instead of a connection reset; past this we close the connection. */
+static size_t drain_limit(const http_server *s)
+{
+    return 2 * s->o.max_body + (1u << 20);
+}
+
 static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                             const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -359,9 +368,20 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
             char *end;
             unsigned long long v = strtoull(cl, &end, 10);
             if (*end || v > s->o.max_body) {
-                fail(&st->rs, st->route >= 0 && (s->routes[st->route].flags & HTTP_CONNECT), 413,
-                     "request body of %.20s bytes is larger than the limit of %zu bytes (--max-body-size)", cl, s->o.max_body);
-                return queue(c, st);
+                /* Answer now when the client waits for "100 Continue" (it has
+                 * sent no body) or the body is too large to be worth reading.
+                 * Otherwise the body is already on its way: closing on unread
+                 * data makes the kernel send a reset that destroys our 413 in
+                 * the client's receive buffer, so read and discard it, then
+                 * answer (dispatch() sees too_big). */
+                const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+                if (*end || (expect && strcasestr(expect, "100-continue")) || v > drain_limit(s)) {
+                    fail(&st->rs, st->route >= 0 && (s->routes[st->route].flags & HTTP_CONNECT), 413,
+                         "request body of %.20s bytes is larger than the limit of %zu bytes (--max-body-size)", cl,
+                         s->o.max_body);
+                    return queue(c, st);
+                }
+                st->too_big = 1;
             }
         }
         return MHD_YES;
@@ -375,7 +395,7 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
         if (!st->too_big && buf_append(&st->rq.body, upload_data, *upload_size)) st->too_big = 1;
         *upload_size = 0;
         /* a chunked body far past the cap: stop reading it (closes the connection) */
-        if (st->too_big && st->rq.wire_bytes > 2 * s->o.max_body + (1u << 20)) return MHD_NO;
+        if (st->too_big && st->rq.wire_bytes > drain_limit(s)) return MHD_NO;
         return MHD_YES;
     }
     dispatch(s, st);
