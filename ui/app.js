@@ -1120,13 +1120,17 @@
     const t = typeInfo(state.type);
     return (state.service || 'profile').replace(/[^\w.-]+/g, '_') + '.' + (t.sampleType || 'profile');
   }
+  // Folded stacks, one line per stack with self > 0: "a;b;c 12". A diff is
+  // written the way difffolded.pl writes it and flamegraph.pl reads it:
+  // "a;b;c LEFT RIGHT", a line wherever either side has self time.
   function foldedText(t) {
     const lines = [];
     const path = [];
     walk(t, (n) => {
       if (n.depth) path.push(n.name.replace(/;/g, ':'));
-      const self = t.diff ? n.sr : n.self;
-      if (n.depth && self > 0) lines.push(path.join(';') + ' ' + self);
+      if (!n.depth) return;
+      if (t.diff) { if (n.sl > 0 || n.sr > 0) lines.push(path.join(';') + ' ' + n.sl + ' ' + n.sr); }
+      else if (n.self > 0) lines.push(path.join(';') + ' ' + n.self);
     }, (n) => { if (n.depth) path.pop(); });
     return lines.join('\n') + '\n';
   }
@@ -1192,7 +1196,7 @@
       }
       if (!t) throw new Error('nothing to export: the query returned no data');
       let text, name, type;
-      if (kind === 'folded') { text = foldedText(t); name = baseName() + '.folded.txt'; type = 'text/plain'; }
+      if (kind === 'folded') { text = foldedText(t); name = baseName() + (t.diff ? '.diff' : '') + '.folded.txt'; type = 'text/plain'; }
       else if (kind === 'svg') { text = svgText(t); name = baseName() + '.svg'; type = 'image/svg+xml'; }
       else { text = flamebearerJSON(tree); name = baseName() + '.flamebearer.json'; type = 'application/json'; }
       hook.lastExport = { kind, size: text.length, text: text.length < 2e6 ? text : null };

@@ -262,6 +262,14 @@ async function main() {
     near(r.left, pp.total(v1, TI), 0, 'left side total (v1)');
     near(r.right, pp.total(v2, TI), 0, 'right side total (v2)');
     assert(await page.inputValue('#lfrom') === 'now-30m' && await page.inputValue('#runtil') === 'now', 'side ranges shown in the fields');
+    // folded export of a diff: "stack LEFT RIGHT" lines (difffolded.pl), each column summing to its side
+    await page.click('#exportbtn');
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-export=folded]')]);
+    assert(/\.diff\.folded\.txt$/.test(dl.suggestedFilename()), 'diff folded file name: ' + dl.suggestedFilename());
+    const rows = fs.readFileSync(await dl.path()).toString().trim().split('\n').map((l) => l.split(' '));
+    assert(rows.every((c) => c.length >= 3 && /^\d+$/.test(c[c.length - 1]) && /^\d+$/.test(c[c.length - 2])), 'two counts per line');
+    near(rows.reduce((a, c) => a + Number(c[c.length - 2]), 0), pp.total(v1, TI), 0, 'diff folded left column = v1 total');
+    near(rows.reduce((a, c) => a + Number(c[c.length - 1]), 0), pp.total(v2, TI), 0, 'diff folded right column = v2 total');
   });
 
   await test('label autocomplete suggests names, then values, and runs the selector', async () => {
