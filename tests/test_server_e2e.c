@@ -1509,3 +1509,167 @@ TEST(issue4_push_all_or_nothing_and_strict_json)
     buf_release(&raws[1]);
     server_stop(t.s);
 }
+
+/* ---- /metrics: exposition validity, WAL fsync histogram, head series ---- */
+
+/*
+ * Checks Prometheus text exposition rules the scrapers enforce: every sample
+ * belongs to a family declared by one TYPE line (and one HELP) before it;
+ * a family's samples are contiguous; histogram buckets per label set are
+ * cumulative, end with le="+Inf", and +Inf equals _count. Returns NULL or
+ * what is wrong.
+ */
+static const char *prom_check(const char *text)
+{
+    static char why[1600];
+    char fam[64][128], type[64][16], cur[128] = "", hkey[512] = "";
+    int nfam = 0, help_seen = 0;
+    double last_le_count = -1, inf_count = -1;
+    const char *l = text;
+    while (*l) {
+        const char *eol = strchr(l, '\n');
+        size_t n = eol ? (size_t)(eol - l) : strlen(l);
+        char line[1024];
+        if (n >= sizeof line) return "line too long";
+        memcpy(line, l, n);
+        line[n] = 0;
+        l += n + (eol != NULL);
+        if (!n) continue;
+        if (!strncmp(line, "# HELP ", 7)) {
+            help_seen = 1;
+            continue;
+        }
+        if (!strncmp(line, "# TYPE ", 7)) {
+            char name[128], t[16];
+            if (sscanf(line + 7, "%127s %15s", name, t) != 2) return "bad TYPE line";
+            for (int i = 0; i < nfam; i++)
+                if (!strcmp(fam[i], name)) { snprintf(why, sizeof why, "second TYPE for %s", name); return why; }
+            if (!help_seen) { snprintf(why, sizeof why, "TYPE %s without HELP", name); return why; }
+            if (strcmp(t, "counter") && strcmp(t, "gauge") && strcmp(t, "histogram")) return "unknown TYPE";
+            if (nfam == 64) return "too many families for the checker";
+            snprintf(fam[nfam], sizeof fam[0], "%s", name);
+            snprintf(type[nfam++], sizeof type[0], "%s", t);
+            snprintf(cur, sizeof cur, "%s", name);
+            help_seen = 0;
+            last_le_count = -1;
+            inf_count = -1;
+            hkey[0] = 0;
+            continue;
+        }
+        if (line[0] == '#') continue;
+        /* a sample: name{labels} value */
+        size_t nl = strcspn(line, "{ ");
+        char name[128];
+        if (nl >= sizeof name) return "name too long";
+        memcpy(name, line, nl);
+        name[nl] = 0;
+        int fi = -1;
+        for (int i = 0; i < nfam; i++)
+            if (!strcmp(fam[i], cur)) fi = i;
+        if (fi < 0) { snprintf(why, sizeof why, "sample %s before any TYPE", name); return why; }
+        size_t cl = strlen(cur);
+        const char *suffix = strncmp(name, cur, cl) ? NULL : name + cl;
+        if (!suffix) { snprintf(why, sizeof why, "sample %s outside its family (current %s)", name, cur); return why; }
+        const char *sp = strrchr(line, ' ');
+        if (!sp) return "sample without value";
+        double v = strtod(sp + 1, NULL);
+        if (!strcmp(type[fi], "histogram")) {
+            const char *le = strstr(line, "le=\"");
+            if (!strcmp(suffix, "_bucket")) {
+                if (!le) return "bucket without le";
+                /* the label set without le identifies one histogram */
+                char key[512];
+                snprintf(key, sizeof key, "%.*s", (int)(le - line), line);
+                if (strcmp(key, hkey)) {
+                    if (hkey[0] && inf_count < 0) { snprintf(why, sizeof why, "%s: no +Inf bucket", hkey); return why; }
+                    snprintf(hkey, sizeof hkey, "%s", key);
+                    last_le_count = -1;
+                    inf_count = -1;
+                }
+                if (v < last_le_count) { snprintf(why, sizeof why, "%s: buckets not cumulative", line); return why; }
+                last_le_count = v;
+                if (!strncmp(le + 4, "+Inf\"", 5)) inf_count = v;
+            } else if (!strcmp(suffix, "_count")) {
+                if (inf_count < 0) { snprintf(why, sizeof why, "%s: _count before a +Inf bucket", line); return why; }
+                if (v != inf_count) { snprintf(why, sizeof why, "%s: _count != +Inf bucket %g", line, inf_count); return why; }
+            } else if (strcmp(suffix, "_sum")) {
+                snprintf(why, sizeof why, "%s: not a histogram series", line);
+                return why;
+            }
+        } else if (*suffix) {
+            snprintf(why, sizeof why, "sample %s outside its family (current %s)", name, cur);
+            return why;
+        }
+    }
+    return NULL;
+}
+
+/* The value of the sample line that starts with `series ` (name and labels exactly), or -1. */
+static double prom_value(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, series, n) && l[n] == ' ') return strtod(l + n + 1, NULL);
+    return -1;
+}
+
+TEST(metrics_wal_fsync_histogram_and_head_series)
+{
+    srv_t t;
+    server_config c;
+    herr e = {0};
+    buf out;
+    buf_init(&out, 0);
+    snprintf(t.dir, sizeof t.dir, "%s/metrics", t_tmpdir());
+    server_config_default(&c);
+    c.listen = "127.0.0.1:0";
+    c.data_dir = t.dir;
+    c.fsync = STORE_FSYNC_ALWAYS;
+    c.access_log = 0;
+    c.threads = 2;
+    if (server_start(&t.s, &c, &e)) t_fail(__FILE__, __LINE__, "server_start: %s", e.msg);
+    t.port = server_port(t.s);
+
+    ASSERT_EQ(http(&t, "GET", "/metrics", NULL, NULL, 0, &out), 200);
+    const char *bad = prom_check(out.data);
+    if (bad) t_fail(__FILE__, __LINE__, "/metrics is not valid exposition: %s", bad);
+    double fs0 = prom_value(out.data, "hearth_store_wal_fsync_duration_seconds_count");
+    ASSERT(fs0 >= 0);
+    ASSERT_EQ(prom_value(out.data, "hearth_store_head_series"), 0);
+
+    /* 5 services, 2 of them with two label sets: 7 series, one partition */
+    const char *names[] = {"a.cpu", "b.cpu", "c.cpu", "d.cpu", "e.cpu", "a.cpu%7Benv%3Dprod%7D", "b.cpu%7Benv%3Dprod%7D"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        char q[256];
+        snprintf(q, sizeof q, "name=%s&from=1700000000&until=1700000010", names[i]);
+        ASSERT_EQ(ingest(&t, "t1", q, NULL, "main;f 3\n", 9, &out), 200);
+    }
+    /* the same series again adds no series */
+    ASSERT_EQ(ingest(&t, "t1", "name=a.cpu&from=1700000001&until=1700000011", NULL, "main;g 3\n", 9, &out), 200);
+    ASSERT_EQ(http(&t, "GET", "/metrics", NULL, NULL, 0, &out), 200);
+    bad = prom_check(out.data);
+    if (bad) t_fail(__FILE__, __LINE__, "/metrics is not valid exposition: %s", bad);
+    double fs1 = prom_value(out.data, "hearth_store_wal_fsync_duration_seconds_count");
+    ASSERT(fs1 >= fs0 + 1);  /* fsync=always: every acknowledged ingest waited for a group commit */
+    ASSERT(prom_value(out.data, "hearth_store_wal_fsync_duration_seconds_sum") > 0);
+    ASSERT_EQ(prom_value(out.data, "hearth_store_wal_fsync_duration_seconds_bucket{le=\"+Inf\"}"), fs1);
+    ASSERT_EQ(prom_value(out.data, "hearth_store_head_series"), 7);
+    ASSERT_EQ(prom_value(out.data, "hearth_store_head_profiles"), 8);
+
+    ASSERT_OK(server_flush(t.s, &e));
+    ASSERT_EQ(http(&t, "GET", "/metrics", NULL, NULL, 0, &out), 200);
+    bad = prom_check(out.data);
+    if (bad) t_fail(__FILE__, __LINE__, "/metrics is not valid exposition: %s", bad);
+    ASSERT_EQ(prom_value(out.data, "hearth_store_head_series"), 0);
+    ASSERT_EQ(prom_value(out.data, "hearth_store_series"), 7);
+    ASSERT(prom_value(out.data, "hearth_store_wal_fsync_duration_seconds_count") > fs1);  /* the flush's rotation synced too */
+
+    /* the checker itself rejects what it should */
+    ASSERT(prom_check("# HELP x h\n# TYPE x counter\nx 1\n# HELP x h\n# TYPE x counter\nx 2\n") != NULL);
+    ASSERT(prom_check("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 2\n") != NULL);
+    ASSERT(prom_check("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n") != NULL);
+    ASSERT(prom_check("# HELP g g\n# TYPE g gauge\ng 1\ny 2\n") != NULL);
+    ASSERT(prom_check("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 2\n") == NULL);
+    buf_release(&out);
+    server_stop(t.s);
+}

@@ -153,6 +153,7 @@ static void h_metrics(http_req *rq, http_resp *rs)
             {"hearth_store_head_profiles", "Profiles in the in-memory head.", st.head_profiles},
             {"hearth_store_head_samples", "Samples in the in-memory head.", st.head_samples},
             {"hearth_store_head_bytes", "Bytes held by the in-memory head.", st.head_bytes},
+            {"hearth_store_head_series", "Series in the in-memory head (counted once per tenant and time partition).", st.head_series},
             {"hearth_store_wal_bytes", "Bytes in the write-ahead log.", st.wal_bytes},
             {"hearth_store_index_bytes", "Bytes of label index on disk.", st.bytes_index},
             {"hearth_store_symbol_bytes", "Bytes of symbols on disk.", st.bytes_symbols},
@@ -160,10 +161,22 @@ static void h_metrics(http_req *rq, http_resp *rs)
             {"hearth_store_flushes_total", "Head flushes since start.", st.flushes},
             {"hearth_store_compactions_total", "Compactions since start.", st.compactions},
             {"hearth_store_blocks_deleted_total", "Blocks deleted by retention or compaction since start.", st.blocks_deleted},
+            {"hearth_store_wal_fsync_failures_total", "WAL fdatasync calls that failed since start (the store then refuses writes).", st.wal_fsync_failures},
         };
         for (size_t i = 0; i < ARRAY_SIZE(g); i++)
             buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", g[i].name, g[i].help, g[i].name,
                        strstr(g[i].name, "_total") ? "counter" : "gauge", g[i].name, g[i].v);
+        uint64_t cum = 0;
+        buf_puts(o, "# HELP hearth_store_wal_fsync_duration_seconds Duration of each WAL fdatasync (group commit, batch timer, segment rotation).\n"
+                    "# TYPE hearth_store_wal_fsync_duration_seconds histogram\n");
+        for (size_t b = 0; b < STORE_FSYNC_BUCKETS; b++) {
+            cum += st.wal_fsync_bucket[b];
+            buf_printf(o, "hearth_store_wal_fsync_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", store_fsync_bounds_s[b], cum);
+        }
+        buf_printf(o, "hearth_store_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                      "hearth_store_wal_fsync_duration_seconds_sum %.9f\n"
+                      "hearth_store_wal_fsync_duration_seconds_count %" PRIu64 "\n",
+                   st.wal_fsyncs, st.wal_fsync_seconds, st.wal_fsyncs);
     }
     buf_printf(o, "# HELP hearth_uptime_seconds Seconds since the server started.\n# TYPE hearth_uptime_seconds gauge\n"
                   "hearth_uptime_seconds %.3f\n", (double)(mono_ns() - s->started_ns) / 1e9);
@@ -318,6 +331,8 @@ fail:
 }
 
 unsigned server_port(const server *s) { return http_port(s->http); }
+
+int server_flush(server *s, herr *e) { return store_flush(s->st, e); }
 
 void server_stop(server *s)
 {

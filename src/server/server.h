@@ -42,6 +42,8 @@ typedef struct server server;
 int server_start(server **out, const server_config *c, herr *e);
 /* The port bound (useful with ":0"). */
 unsigned server_port(const server *s);
+/* Writes the store's in-memory head to blocks now (tests; the store does it on its own). 0 or an error. */
+int server_flush(server *s, herr *e);
 /* Stops accepting, drains requests in flight, syncs and closes the store. */
 void server_stop(server *s);
 

@@ -750,6 +750,7 @@ int store_get_stats(store *s, store_stats *out)
             out->head_profiles += lists[l][i]->n_profiles;
             out->head_samples += lists[l][i]->n_rows;
             out->head_bytes += st_head_bytes(lists[l][i]);
+            out->head_series += lists[l][i]->n_series;
         }
     out->n_damaged_blocks = s->n_damaged;
     pthread_rwlock_unlock(&s->lock);
@@ -759,5 +760,14 @@ int store_get_stats(store *s, store_stats *out)
     out->flushes = __atomic_load_n(&s->flushes, __ATOMIC_RELAXED);
     out->compactions = __atomic_load_n(&s->compactions, __ATOMIC_RELAXED);
     out->blocks_deleted = __atomic_load_n(&s->blocks_deleted, __ATOMIC_RELAXED);
+    if (s->wal_open) {
+        out->wal_fsync_failures = __atomic_load_n(&s->wal.fsync_fail, __ATOMIC_RELAXED);
+        out->wal_fsync_seconds = (double)__atomic_load_n(&s->wal.fsync_ns, __ATOMIC_RELAXED) / 1e9;
+        for (size_t b = 0; b <= STORE_FSYNC_BUCKETS; b++)
+            out->wal_fsync_bucket[b] = __atomic_load_n(&s->wal.fsync_bucket[b], __ATOMIC_RELAXED);
+        /* the count is the buckets' sum, so the exported histogram is consistent under concurrent syncs */
+        for (size_t b = 0; b <= STORE_FSYNC_BUCKETS; b++)
+            out->wal_fsyncs += out->wal_fsync_bucket[b];
+    }
     return 0;
 }

@@ -224,13 +224,28 @@ typedef struct store_tenant_stats {
 } store_tenant_stats;
 int store_profile_stats(store *s, const char *tenant, store_tenant_stats *out, herr *e);
 
+/*
+ * Upper bounds (seconds) of the WAL fsync latency histogram buckets; a
+ * last, unbounded bucket follows them.
+ */
+#define STORE_FSYNC_BUCKETS 14
+extern const double store_fsync_bounds_s[STORE_FSYNC_BUCKETS];
+
 /* Operational figures, for /metrics and `hearth db stats`. */
 typedef struct store_stats {
     uint64_t n_blocks, n_damaged_blocks, n_series, n_profiles, n_samples;
     uint64_t head_profiles, head_samples, head_bytes;
+    uint64_t head_series;          /* series in the in-memory heads (one per tenant and partition it has data in) */
     uint64_t wal_bytes, bytes_index, bytes_symbols, bytes_samples;
     uint64_t ingested_profiles, ingested_samples;  /* since open */
     uint64_t flushes, compactions, blocks_deleted;
+    /* Every fdatasync of the WAL since open (group commit, the batch timer,
+     * segment rotation): count, total seconds, and per bucket (not
+     * cumulative) the count with duration <= store_fsync_bounds_s[i] and
+     * > the previous bound; [STORE_FSYNC_BUCKETS] counts the slower ones. */
+    uint64_t wal_fsyncs, wal_fsync_failures;
+    double wal_fsync_seconds;
+    uint64_t wal_fsync_bucket[STORE_FSYNC_BUCKETS + 1];
 } store_stats;
 int store_get_stats(store *s, store_stats *out);
 

@@ -90,6 +90,9 @@ typedef struct st_wal {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int failed;                 /* sticky: a write or fsync failed */
+    /* fsync latency (atomics; read by store_get_stats without the mutex) */
+    uint64_t fsync_fail, fsync_ns;
+    uint64_t fsync_bucket[STORE_FSYNC_BUCKETS + 1];
 } st_wal;
 
 /* Ingest record as the WAL and the head see it. Strings point into the record. */

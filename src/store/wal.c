@@ -25,7 +25,11 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/units.h"
 #include "store/store_int.h"
+
+const double store_fsync_bounds_s[STORE_FSYNC_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                          0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 
 static const char WAL_MAGIC[8] = {'H', 'R', 'T', 'H', 'W', 'A', 'L', '1'};
 #define WAL_HDR 16
@@ -50,6 +54,30 @@ static int write_all(int fd, const void *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/*
+ * fdatasync(fd) timed into w's fsync histogram (atomics: callers may or may
+ * not hold w->mu). Returns fdatasync's result; errno is kept.
+ */
+static int timed_fdatasync(st_wal *w, int fd)
+{
+    int64_t t0 = mono_ns();
+    int rc = fdatasync(fd);
+    int err = errno;
+    int64_t d = mono_ns() - t0;
+    if (d < 0)
+        d = 0;
+    double secs = (double)d / 1e9;
+    size_t b = 0;
+    while (b < STORE_FSYNC_BUCKETS && secs > store_fsync_bounds_s[b])
+        b++;
+    __atomic_add_fetch(&w->fsync_bucket[b], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&w->fsync_ns, (uint64_t)d, __ATOMIC_RELAXED);
+    if (rc != 0)
+        __atomic_add_fetch(&w->fsync_fail, 1, __ATOMIC_RELAXED);
+    errno = err;
+    return rc;
 }
 
 static int seg_create(st_wal *w, herr *e)
@@ -163,7 +191,7 @@ int st_wal_wait(st_wal *w, uint64_t pos)
             uint64_t target = w->written;
             int fd = w->fd;
             pthread_mutex_unlock(&w->mu);
-            int rc = fdatasync(fd);
+            int rc = timed_fdatasync(w, fd);
             pthread_mutex_lock(&w->mu);
             w->syncing = 0;
             if (rc != 0)
@@ -184,7 +212,7 @@ int st_wal_sync(st_wal *w)
 {
     pthread_mutex_lock(&w->mu);
     uint64_t target = w->written;
-    int rc = fdatasync(w->fd) ? -errno : 0;
+    int rc = timed_fdatasync(w, w->fd) ? -errno : 0;
     if (!rc && target > w->synced)
         w->synced = target;
     pthread_cond_broadcast(&w->cv);
@@ -198,7 +226,7 @@ int st_wal_rotate(st_wal *w, herr *e)
     while (w->syncing)
         pthread_cond_wait(&w->cv, &w->mu);
     int rc = 0;
-    if (w->policy != STORE_FSYNC_NEVER && fdatasync(w->fd) != 0) {
+    if (w->policy != STORE_FSYNC_NEVER && timed_fdatasync(w, w->fd) != 0) {
         w->failed = 1;
         rc = herr_set(e, -EIO, "WAL fsync failed: %s", strerror(errno));
     }
