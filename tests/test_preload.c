@@ -8,7 +8,8 @@
  *     within 5 points, 4 threads, with frame pointers and without any;
  *     total CPU close to what the process measured itself;
  *   - heap: kept 64 KiB blocks vs freed 64-byte churn, inuse_space and
- *     alloc_space within 15%;
+ *     alloc_space within 15%; the free() path exact (every sampled free
+ *     seen, no unsampled free taken for a sampled one);
  *   - span labels: samples of each span hold only that span's work;
  *   - stress (threads, fork, exec, realloc storms, the program's own SIGPROF
  *     handler): the program exits 0 and its profiles decode;
@@ -280,6 +281,45 @@ TEST(heap_known_pattern)
     double churn_inuse = (double)sum_with(&p, ti, "churn");
     printf("churn inuse_space: %.0f\n", churn_inuse);
     if (churn_inuse > 0.02 * 32 * 1048576) t_fail(__FILE__, __LINE__, "freed churn shows %.0f bytes in use", churn_inuse);
+    prof_release(&p);
+}
+
+/*
+ * The free() path: wl_heapfree samples every allocation (rate 1), checks
+ * hearth's live count after freeing unsampled neighbours of sampled blocks
+ * (must not move) and after freeing the sampled blocks (must drop back),
+ * through every allocation entry point; then the final profile must show
+ * the 100 kept blocks in use and nothing of the freed ones.
+ */
+TEST(heap_free_path_exact)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], outdir[1200];
+    workload("wl_heapfree", wl, sizeof(wl));
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    const char *env[] = { NULL };
+    char *argv[] = { wl, outdir, NULL };
+    int rc = run(dir, argv, env);
+    if (rc != 0) {
+        char *err = read_text(dir, "stderr");
+        char msg[600];
+        snprintf(msg, sizeof(msg), "%.500s", err);
+        free(err);
+        t_fail(__FILE__, __LINE__, "wl_heapfree exited %d: %s", rc, msg);
+    }
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    ASSERT_EQ(load_profiles(outdir, "heapfree.memory.", &p), 1);
+    int ti = prof_type_index(&p, "inuse_objects"), ta = prof_type_index(&p, "alloc_objects");
+    ASSERT(ti >= 0 && ta >= 0);
+    int64_t kept_inuse = sum_with(&p, ti, "kept_here"), freed_inuse = sum_with(&p, ti, "freed_here");
+    int64_t freed_alloc = sum_with(&p, ta, "freed_here");
+    printf("inuse_objects kept_here %lld freed_here %lld; alloc_objects freed_here %lld\n", (long long)kept_inuse,
+           (long long)freed_inuse, (long long)freed_alloc);
+    ASSERT_EQ(kept_inuse, 100);
+    ASSERT_EQ(freed_inuse, 0);
+    /* 64 rounds of 10 entry points, plus the 2 blocks each realloc round moved out of. */
+    ASSERT(freed_alloc >= 640);
     prof_release(&p);
 }
 

@@ -9,15 +9,30 @@
  * allocation of n bytes is sampled with probability 1 - exp(-n/R); the
  * collector reports each sample as 1/(1 - exp(-n/R)) objects of n bytes,
  * which is unbiased. The fast path is a thread-local subtraction and a
- * branch; free() adds one byte load from a counting filter.
+ * branch; free() adds one load and a bit test of the block filter.
  *
  * Live objects: a sampled pointer goes into an open-addressing table (key
- * ptr -> size, stack hash) under a spinlock, and a counting filter indexed by
- * a hash of the pointer is incremented. free() and realloc() look in the
- * table only when the filter count is non-zero, so unsampled frees never
- * touch the lock. The filter counts saturate at 255 (then that bucket always
- * takes the slow path; correct, just slower). Tables are anonymous mappings,
- * never our own malloc.
+ * ptr -> size, stack hash) under a spinlock. In front of it is a block
+ * filter: one bit per 1 KiB block of address space, direct-mapped (bit
+ * (p >> 10) mod 2^19, so the 64 KiB bitmap repeats every 512 MiB), set
+ * while at least one live sampled object starts in a block that maps to it.
+ * free() and realloc() of a pointer whose bit is clear (nearly all of them)
+ * cost one load and a bit test and never touch the lock or the table; a set
+ * bit sends them to the table, which says whether the pointer itself was
+ * sampled. Indexing by address rather than by a hash keeps the filter
+ * cache-friendly: frees of neighbouring heap objects read the same bitmap
+ * word and one 64-byte line covers 512 KiB of heap, so the probe is an L1
+ * hit, where a hashed filter costs a cache miss per free (measured: the
+ * 64 KiB hashed byte filter this replaced was 4% of the cycles of the
+ * malloc bench, this one 1%). A false positive (another object starting in
+ * the block of a sampled one, or in a block 512 MiB away) only costs the
+ * table lookup: about 1024/R of small-object frees at rate R for heaps
+ * below 512 MiB (0.2% at the default), heap/(2^19 R) above. Each bit is
+ * backed by a 16-bit count of the live samples in its blocks, kept under
+ * the lock, so a bit clears when its last sample is freed (a count that
+ * reaches 65535 stays: that bucket is slow, still right). The bitmap is
+ * static (zero pages until a bit is set); the table and counts are
+ * anonymous mappings, never our own malloc.
  *
  * Recursion and bootstrap: the real functions come from dlsym(RTLD_NEXT);
  * dlsym itself may call calloc/malloc, which are then served from a static
@@ -44,7 +59,10 @@
 
 #define LIVE_SLOTS (1u << 17)
 #define LIVE_MAX (LIVE_SLOTS / 4 * 3)
-#define FILTER_BITS 16  /* 64 KiB: stays in L2, so an unsampled free() costs an L2 hit, not a miss */
+#define BLOCK_SHIFT 10   /* the filter's granule: 1 KiB */
+#define FILTER_BITS 19   /* 2^19 bits = 64 KiB of bitmap, repeating every 512 MiB of address space */
+#define FILTER_WORDS ((size_t)1 << (FILTER_BITS - 6))
+#define COUNT_MAX 65535
 #define BOOT_SIZE (256 * 1024)
 #define OFF_RECHECK ((int64_t)1 << 18)
 
@@ -70,7 +88,9 @@ static _Atomic size_t boot_used;
 
 static live_entry *live;
 static size_t n_live;
-static _Atomic uint8_t *filter;
+/* The block filter: read by every free(), written under live_lock. */
+static _Atomic uint64_t filter_bits[FILTER_WORDS];
+static uint16_t *filter_counts;   /* live samples per filter bit (under live_lock) */
 static atomic_flag live_lock = ATOMIC_FLAG_INIT;
 
 /* ---- bootstrap ---- */
@@ -87,9 +107,9 @@ static void *boot_alloc(size_t n, size_t align)
     return (void *)p;
 }
 
-static int is_boot(const void *p)
+static inline int is_boot(const void *p)
 {
-    return (const char *)p >= boot_arena && (const char *)p < boot_arena + BOOT_SIZE;
+    return (uintptr_t)p - (uintptr_t)boot_arena < BOOT_SIZE;
 }
 
 static void resolve(void)
@@ -146,9 +166,31 @@ static void live_lock_take(void)
 
 static void live_lock_drop(void) { atomic_flag_clear_explicit(&live_lock, memory_order_release); }
 
-static inline size_t filter_index(uint64_t p)
+static inline size_t filter_bit(uint64_t p) { return (size_t)(p >> BLOCK_SHIFT) & (((size_t)1 << FILTER_BITS) - 1); }
+
+/* 1 when p may be a live sampled pointer (its block's bit is set): one load and a test. */
+static inline int filter_hit(uint64_t p)
 {
-    return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - FILTER_BITS));
+    size_t b = filter_bit(p);
+    return (atomic_load_explicit(&filter_bits[b >> 6], memory_order_acquire) >> (b & 63)) & 1;
+}
+
+/* Under live_lock: one more live sample starts at p. */
+static void filter_add(uint64_t p)
+{
+    size_t b = filter_bit(p);
+    if (filter_counts[b] == COUNT_MAX) return;
+    if (filter_counts[b]++ == 0)
+        atomic_fetch_or_explicit(&filter_bits[b >> 6], (uint64_t)1 << (b & 63), memory_order_release);
+}
+
+/* Under live_lock: the live sample at p is gone. */
+static void filter_drop(uint64_t p)
+{
+    size_t b = filter_bit(p);
+    if (filter_counts[b] == COUNT_MAX || filter_counts[b] == 0) return;
+    if (--filter_counts[b] == 0)
+        atomic_fetch_and_explicit(&filter_bits[b >> 6], ~((uint64_t)1 << (b & 63)), memory_order_release);
 }
 
 static inline size_t live_index(uint64_t p) { return (size_t)(hash_u64(p) & (LIVE_SLOTS - 1)); }
@@ -166,9 +208,7 @@ static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
     if (n_live >= LIVE_MAX) return -ENOSPC;
     live[i] = (live_entry){ p, size, stack_hash };
     n_live++;
-    _Atomic uint8_t *f = &filter[filter_index(p)];
-    uint8_t c = atomic_load_explicit(f, memory_order_relaxed);
-    if (c < 255) atomic_store_explicit(f, (uint8_t)(c + 1), memory_order_release);
+    filter_add(p);
     return 0;
 }
 
@@ -190,19 +230,25 @@ static int live_remove(uint64_t p)
     }
     live[hole].ptr = 0;
     n_live--;
-    _Atomic uint8_t *f = &filter[filter_index(p)];
-    uint8_t c = atomic_load_explicit(f, memory_order_relaxed);
-    if (c > 0 && c < 255) atomic_store_explicit(f, (uint8_t)(c - 1), memory_order_release);
+    filter_drop(p);
     return 1;
+}
+
+/*
+ * p is being freed or reallocated: drops it from the live table if it was
+ * sampled. Bits are only ever set once the table exists; NULL and pointers
+ * never sampled that share a bit with a sample just miss in the table.
+ */
+__attribute__((noinline, cold)) static void forget_slow(void *p)
+{
+    live_lock_take();
+    live_remove((uint64_t)(uintptr_t)p);
+    live_lock_drop();
 }
 
 static inline void forget(void *p)
 {
-    _Atomic uint8_t *f = filter;
-    if (!p || !f || !atomic_load_explicit(&f[filter_index((uint64_t)(uintptr_t)p)], memory_order_acquire)) return;
-    live_lock_take();
-    live_remove((uint64_t)(uintptr_t)p);
-    live_lock_drop();
+    if (UNLIKELY(filter_hit((uint64_t)(uintptr_t)p))) forget_slow(p);
 }
 
 static uint64_t stack_key(const pl_record *r)
@@ -413,15 +459,15 @@ int pl_heap_init(void)
     void *m = mmap(NULL, LIVE_SLOTS * sizeof(live_entry), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return -errno;
-    void *f = mmap(NULL, (size_t)1 << FILTER_BITS, PROT_READ | PROT_WRITE,
+    void *c = mmap(NULL, ((size_t)1 << FILTER_BITS) * sizeof(uint16_t), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (f == MAP_FAILED) {
+    if (c == MAP_FAILED) {
         int err = -errno;
         munmap(m, LIVE_SLOTS * sizeof(live_entry));
         return err;
     }
+    filter_counts = c;
     live = m;
-    atomic_store_explicit((_Atomic(_Atomic uint8_t *) *)&filter, (_Atomic uint8_t *)f, memory_order_release);
     return 0;
 }
 
