@@ -1673,3 +1673,70 @@ TEST(metrics_wal_fsync_histogram_and_head_series)
     buf_release(&out);
     server_stop(t.s);
 }
+
+/* ---- a Push is stored all or nothing, also when the WAL write fails ---- */
+
+static void srv_up_dir(srv_t *t, const char *dir, uint64_t wal_fail_after)
+{
+    server_config c;
+    herr e = {0};
+    snprintf(t->dir, sizeof t->dir, "%s", dir);
+    server_config_default(&c);
+    c.listen = "127.0.0.1:0";
+    c.data_dir = t->dir;
+    c.fsync = STORE_FSYNC_NEVER;
+    c.access_log = 0;
+    c.threads = 2;
+    c.wal_fail_after_bytes = wal_fail_after;
+    if (server_start(&t->s, &c, &e)) t_fail(__FILE__, __LINE__, "server_start: %s", e.msg);
+    t->port = server_port(t->s);
+}
+
+TEST(push_is_atomic_when_the_wal_write_fails)
+{
+    srv_t t;
+    buf out, req, raw;
+    const char *nm[] = {"__name__", "service_name", "__delta__"};
+    const char *v1[] = {"memory", "first", "false"}, *v2[] = {"memory", "second", "false"};
+    const char *st[] = {"main;alloc;deep;stack;frame", "main;other;deep;stack;frame"};
+    int64_t a[] = {5, 7}, i[] = {6, 8};
+    char d1[512], d2[512];
+    buf_init(&out, 0);
+    buf_init(&req, 0);
+    buf_init(&raw, 0);
+    heap_pprof(&raw, st, a, i, 2);
+
+    /* the WAL bytes of one series' profile, from a server without the hook */
+    snprintf(d1, sizeof d1, "%s/atomic1", t_tmpdir());
+    srv_up_dir(&t, d1, 0);
+    push_series(&req, nm, v1, 3, &raw, 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 200);
+    ASSERT_EQ(http(&t, "GET", "/metrics", NULL, NULL, 0, &out), 200);
+    double one = prom_value(out.data, "hearth_store_wal_bytes") - 16;
+    ASSERT(one > 0);
+    server_stop(t.s);
+
+    /* the disk fills after 1.5 profiles' worth: a Push of two series fails and stores neither */
+    snprintf(d2, sizeof d2, "%s/atomic2", t_tmpdir());
+    srv_up_dir(&t, d2, (uint64_t)(one * 1.5));
+    buf_reset(&req);
+    push_series(&req, nm, v1, 3, &raw, 1);
+    push_series(&req, nm, v2, 3, &raw, 1);
+    ASSERT(push_proto_body(&t, &req, &out) >= 500);
+    ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"first\\\"}"), 0);
+    ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"second\\\"}"), 0);
+    /* one series alone still fits, and is stored */
+    buf_reset(&req);
+    push_series(&req, nm, v2, 3, &raw, 1);
+    ASSERT_EQ(push_proto_body(&t, &req, &out), 200);
+    ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"second\\\"}"), 14);
+    server_stop(t.s);
+    /* after a restart (no hook) nothing of the failed Push comes back from the WAL or blocks */
+    srv_up_dir(&t, d2, 0);
+    ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"first\\\"}"), 0);
+    ASSERT_EQ(q_flame_total(&t, "t1", INUSE, "{service_name=\\\"second\\\"}"), 14);
+    buf_release(&out);
+    buf_release(&req);
+    buf_release(&raw);
+    server_stop(t.s);
+}

@@ -1152,3 +1152,154 @@ TEST(background_thread_flushes_and_compacts)
     ASSERT_EQ(cpu_total(s, "anonymous"), want);
     store_close(s);
 }
+
+/* ---- batches: one WAL record, all or nothing ---- */
+
+static int64_t gprof_cpu(const gprof *g)
+{
+    int64_t v = 0;
+    for (int i = 0; i < g->n; i++)
+        v += g->s[i].v[0];
+    return v;
+}
+
+/* Ingests gs[0..n) as one store_ingest_batch (tenant "anonymous", service svc<i>). */
+static int ingest_batch(store *s, const gprof *gs, size_t n, herr *e)
+{
+    profile ps[8];
+    store_label l[8][3];
+    char svc[8][16];
+    store_item it[8];
+    ASSERT(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        build(&gs[i], &ps[i]);
+        snprintf(svc[i], sizeof(svc[i]), "svc%zu", i);
+        l[i][0] = (store_label){"service_name", svc[i]};
+        l[i][1] = (store_label){"env", "prod"};
+        l[i][2] = (store_label){"__name__", "process_cpu"};
+        it[i] = (store_item){l[i], 3, &ps[i], gs[i].ts, 10000000000LL};
+    }
+    int rc = store_ingest_batch(s, "anonymous", it, n, e);
+    for (size_t i = 0; i < n; i++)
+        prof_release(&ps[i]);
+    return rc;
+}
+
+/* Distinct service_name values stored for "anonymous" (one per batch item). */
+static size_t n_services(store *s)
+{
+    store_query q;
+    memset(&q, 0, sizeof(q));
+    q.tenant = "anonymous";
+    q.start_ns = INT64_MIN;
+    store_strs l;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_label_values(s, &q, "service_name", &l, &e));
+    size_t n = l.n;
+    store_strs_release(&l);
+    return n;
+}
+
+TEST(batch_is_all_or_nothing_when_the_wal_write_fails)
+{
+    t0 = (now_ns() / HOUR - 3) * HOUR;
+    gprof gs[4];
+    int64_t want = 0;
+    for (int i = 0; i < 4; i++) {
+        gen(&gs[i]);
+        gs[i].ts = t0 + i;
+        gs[i].n = 24;  /* similar sizes: one record is about a quarter of the batch */
+        for (int k = 0; k < 24; k++)
+            gs[i].s[k].depth = 6;
+        want += gprof_cpu(&gs[i]);
+    }
+    store_opts o;
+    test_opts(&o);
+    store *s;
+    herr e;
+    herr_clear(&e);
+
+    /* The size of one record, from a store without the hook. */
+    char d1[512];
+    snprintf(d1, sizeof(d1), "%s", t_tmpdir());
+    ASSERT_OK(store_open(&s, d1, &o, &e));
+    ASSERT_OK(ingest_batch(s, gs, 1, &e));
+    store_stats st;
+    ASSERT_OK(store_get_stats(s, &st));
+    uint64_t rec1 = st.wal_bytes - 16;
+    store_close(s);
+
+    /* The disk fills after one and a half records' worth: the batch of 4 must fail whole. */
+    char d2[512];
+    snprintf(d2, sizeof(d2), "%s", t_tmpdir());
+    o.wal_fail_after_bytes = rec1 + rec1 / 2;
+    ASSERT_OK(store_open(&s, d2, &o, &e));
+    int rc = ingest_batch(s, gs, 4, &e);
+    ASSERT_EQ(cpu_total(s, "anonymous"), 0);
+    ASSERT_EQ(n_services(s), 0);
+    ASSERT_EQ(rc, -ENOSPC);
+    ASSERT_CONTAINS(herr_msg(&e, rc), "nothing of this batch was stored");
+    ASSERT_OK(store_get_stats(s, &st));
+    ASSERT_EQ(st.head_profiles, 0);
+    ASSERT_EQ(st.ingested_profiles, 0);
+    /* The partial record was cut: the next write that fits lands cleanly. */
+    herr_clear(&e);
+    ASSERT_OK(ingest_batch(s, &gs[3], 1, &e));
+    ASSERT_EQ(cpu_total(s, "anonymous"), gprof_cpu(&gs[3]));
+    store_close(s);
+    /* After a restart nothing of the failed batch is replayed; the log verifies clean. */
+    o.wal_fail_after_bytes = 0;
+    ASSERT_OK(store_open(&s, d2, &o, &e));
+    ASSERT_EQ(cpu_total(s, "anonymous"), gprof_cpu(&gs[3]));
+    ASSERT_EQ(n_services(s), 1);
+    /* A batch that fits is stored whole and replayed whole. */
+    herr_clear(&e);
+    ASSERT_OK(ingest_batch(s, gs, 4, &e));
+    ASSERT_EQ(cpu_total(s, "anonymous"), want + gprof_cpu(&gs[3]));
+    store_close(s);
+    ASSERT_OK(store_open(&s, d2, &o, &e));
+    ASSERT_EQ(cpu_total(s, "anonymous"), want + gprof_cpu(&gs[3]));
+    ASSERT_EQ(n_services(s), 4);
+    store_close(s);
+    buf rep;
+    buf_init(&rep, 0);
+    uint64_t problems = 1;
+    ASSERT_OK(store_verify(d2, &rep, &problems, &e));
+    ASSERT_EQ(problems, 0);
+    buf_release(&rep);
+}
+
+TEST(batch_torn_by_a_crash_is_replayed_as_none)
+{
+    t0 = (now_ns() / HOUR - 3) * HOUR;
+    gprof gs[3];
+    for (int i = 0; i < 3; i++) {
+        gen(&gs[i]);
+        gs[i].ts = t0 + i;
+    }
+    store_opts o;
+    test_opts(&o);
+    store *s;
+    herr e;
+    herr_clear(&e);
+    char d[512];
+    snprintf(d, sizeof(d), "%s", t_tmpdir());
+    ASSERT_OK(store_open(&s, d, &o, &e));
+    ASSERT_OK(ingest_batch(s, gs, 1, &e));
+    int64_t first = cpu_total(s, "anonymous");
+    ASSERT_OK(ingest_batch(s, gs, 3, &e));
+    store_close(s);
+    /* Cut the last record (the batch) inside its last sub-record, as a crash mid-write would. */
+    char wp[2200];
+    wal_file(d, wp, sizeof(wp));
+    struct stat sb;
+    ASSERT_OK(stat(wp, &sb));
+    ASSERT_OK(truncate(wp, sb.st_size - 5));
+    log_set_level(LOG_OFF);
+    ASSERT_OK(store_open(&s, d, &o, &e));
+    log_set_level(LOG_INFO);
+    ASSERT_EQ(cpu_total(s, "anonymous"), first);
+    ASSERT_EQ(n_services(s), 1);
+    store_close(s);
+}

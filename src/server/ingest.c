@@ -611,6 +611,8 @@ static int push_all(http_req *rq, push_req *pr, herr *e, uint64_t *n_profiles, u
             }
         }
     k = 0;
+    store_item *items = xcalloc(total + 1, sizeof *items);
+    size_t n_items = 0;
     for (size_t i = 0; i < pr->n && !rc; i++) {
         raw_series *r = &pr->v[i];
         const char *names[MAX_SERIES_LABELS], *values[MAX_SERIES_LABELS];
@@ -626,11 +628,17 @@ static int push_all(http_req *rq, push_req *pr, herr *e, uint64_t *n_profiles, u
                 break;
             }
             if (r->delta && !p->n_samples && delta_applies(names, values, r->lab.n, p)) continue;  /* a baseline */
-            rc = srv_store_ingest(s, rq->tenant, r->lab.v, r->lab.n, p, t, p->duration_nanos, e);
-            *n_samples += p->n_samples;
-            *n_profiles += 1;
+            items[n_items++] = (store_item){r->lab.v, r->lab.n, p, t, p->duration_nanos};
         }
     }
+    /* One batch: a WAL failure stores none of the request, so the client's retry duplicates nothing. */
+    if (!rc && n_items) rc = srv_store_ingest_batch(s, rq->tenant, items, n_items, e);
+    if (!rc)
+        for (size_t i = 0; i < n_items; i++) {
+            *n_samples += items[i].p->n_samples;
+            *n_profiles += 1;
+        }
+    free(items);
     for (size_t i = 0; i < inited; i++) prof_release(&ps[i]);
     free(ps);
     return rc;
@@ -850,20 +858,26 @@ void ingest_otlp(http_req *rq, http_resp *rs)
         reply_error(rq, rs, rc, &e, "otlp");
         return;
     }
+    /* Every resource's labels are checked first, then all profiles are stored as one batch (all or nothing). */
+    labels *labs = xcalloc(b.n + 1, sizeof *labs);
+    store_item *items = xcalloc(b.n + 1, sizeof *items);
+    size_t n_items = 0;
     for (size_t i = 0; i < b.n && !rc; i++) {
         otlp_profile *op = &b.v[i];
-        labels lab;
-        memset(&lab, 0, sizeof lab);
+        labels *lab = &labs[i];
         for (size_t k = 0; k < op->n_labels; k++)
-            if (strcmp(op->names[k], "__delta__") && lab_set(&lab, op->names[k], op->values[k])) break;
-        if (count_user_labels(&lab) > s->cfg.max_labels) {
+            if (strcmp(op->names[k], "__delta__") && lab_set(lab, op->names[k], op->values[k])) break;
+        if (count_user_labels(lab) > s->cfg.max_labels) {
             rc = herr_set(&e, HE_TOOBIG, "resource has more than %u attributes usable as labels", s->cfg.max_labels);
             break;
         }
         if (!op->prof.n_samples) continue;
-        rc = srv_store_ingest(s, rq->tenant, lab.v, lab.n, &op->prof, op->time_ns ? op->time_ns : now_ns(), op->duration_ns, &e);
+        items[n_items++] = (store_item){lab->v, lab->n, &op->prof, op->time_ns ? op->time_ns : now_ns(), op->duration_ns};
         n_samples += op->prof.n_samples;
     }
+    if (!rc && n_items) rc = srv_store_ingest_batch(s, rq->tenant, items, n_items, &e);
+    free(items);
+    free(labs);
     if (rc) {
         otlp_batch_release(&b);
         reply_error(rq, rs, rc, &e, "otlp");

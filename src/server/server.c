@@ -85,8 +85,14 @@ void srv_count_reject(server *s, const char *tenant)
 int srv_store_ingest(server *s, const char *tenant, const store_label *labels, size_t n,
                      const profile *p, int64_t time_ns, int64_t duration_ns, herr *e)
 {
+    store_item it = {labels, n, p, time_ns, duration_ns};
+    return srv_store_ingest_batch(s, tenant, &it, 1, e);
+}
+
+int srv_store_ingest_batch(server *s, const char *tenant, const store_item *items, size_t n, herr *e)
+{
     int64_t t0 = mono_ns();
-    int rc = store_ingest(s->st, tenant, labels, n, p, time_ns, duration_ns, e);
+    int rc = store_ingest_batch(s->st, tenant, items, n, e);
     double secs = (double)(mono_ns() - t0) / 1e9;
     size_t b;
     for (b = 0; b < ARRAY_SIZE(hist_s) && secs > hist_s[b]; b++) {}
@@ -296,6 +302,7 @@ int server_start(server **out, const server_config *c, herr *e)
     so.max_profile_samples = c->max_samples;
     if (c->max_series) so.max_series_per_tenant = c->max_series;
     so.background = 1;
+    so.wal_fail_after_bytes = c->wal_fail_after_bytes;
     if ((rc = store_open(&s->st, c->data_dir, &so, e))) goto fail;
 
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {

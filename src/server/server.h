@@ -29,6 +29,7 @@ typedef struct server_config {
     size_t max_series;             /* per tenant; new series past it are refused, 100000 */
     int fsync;                     /* enum store_fsync, default always */
     int access_log;                /* 1 */
+    uint64_t wal_fail_after_bytes; /* test hook, 0: see store_opts.wal_fail_after_bytes */
 } server_config;
 
 void server_config_default(server_config *c);

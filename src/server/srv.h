@@ -49,6 +49,9 @@ void srv_count_reject(server *s, const char *tenant);
 int srv_store_ingest(server *s, const char *tenant, const store_label *labels, size_t n,
                      const profile *p, int64_t time_ns, int64_t duration_ns, herr *e);
 
+/* store_ingest_batch with latency accounting (one observation per batch). */
+int srv_store_ingest_batch(server *s, const char *tenant, const store_item *items, size_t n, herr *e);
+
 /* Handlers (ingest.c). */
 void ingest_legacy(http_req *rq, http_resp *rs);
 void ingest_push(http_req *rq, http_resp *rs);

@@ -237,12 +237,15 @@ typedef struct replay_ctx {
     store *s;
     herr *e;
     uint64_t n;
+    uint64_t seq;  /* segment of the record being replayed */
 } replay_ctx;
 
-static int replay_one(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+/* Replays one type-1 record. */
+static int replay_rec(void *arg, const uint8_t *p, size_t n)
 {
     replay_ctx *c = arg;
     store *s = c->s;
+    uint64_t seq = c->seq;
     st_rec rec;
     herr e;
     herr_clear(&e);
@@ -272,6 +275,22 @@ static int replay_one(void *arg, uint64_t seq, const uint8_t *p, size_t n)
     prof_release(&rec.prof);
     c->n++;
     return 0;
+}
+
+static int replay_one(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+{
+    replay_ctx *c = arg;
+    c->seq = seq;
+    if (st_rec_type(p, n) != 2)
+        return replay_rec(c, p, n);
+    herr e;
+    herr_clear(&e);
+    int rc = st_rec_batch_each(p, n, replay_rec, c, &e);
+    if (rc == HE_FORMAT) {
+        log_warn("WAL segment %" PRIu64 ": skipping an undecodable batch record: %s", seq, herr_msg(&e, rc));
+        return 0;
+    }
+    return rc;
 }
 
 static void *bg_main(void *arg);
@@ -330,7 +349,7 @@ int store_open(store **out, const char *dir, const store_opts *o, herr *e)
         return rc;
     }
     s->checkpoint = read_checkpoint(s->wal_dir);
-    replay_ctx rc_ctx = {s, e, 0};
+    replay_ctx rc_ctx = {s, e, 0, 0};
     uint64_t last = 0;
     rc = st_wal_replay(s->wal_dir, s->checkpoint, s->o.read_only, replay_one, &rc_ctx, &last, &s->wal_replayed_bytes, e);
     if (rc) {
@@ -345,6 +364,7 @@ int store_open(store **out, const char *dir, const store_opts *o, herr *e)
             return rc;
         }
         s->wal_open = 1;
+        s->wal.fail_after = s->o.wal_fail_after_bytes;
         if (s->o.background) {
             if (pthread_create(&s->bg, NULL, bg_main, s) == 0)
                 s->bg_running = 1;
@@ -407,60 +427,94 @@ static size_t heads_bytes(const store *s)
     return n;
 }
 
-int store_ingest(store *s, const char *tenant, const store_label *labels, size_t n,
-                 const profile *p, int64_t time_ns, int64_t duration_ns, herr *e)
+/* The checks store_ingest makes on one profile before anything is written. */
+static int check_item(const store *s, const store_item *it, herr *e)
+{
+    int rc;
+    if ((rc = st_check_labels(it->labels, it->n_labels, e)))
+        return rc;
+    if (it->p->n_samples > s->o.max_profile_samples)
+        return herr_set(e, HE_TOOBIG, "profile has %zu samples, more than the limit of %zu", it->p->n_samples, s->o.max_profile_samples);
+    /* Decoders check references already; this keeps a buggy caller from crashing the store. */
+    if ((rc = prof_validate(it->p, e)))
+        return rc;
+    for (size_t i = 0; i < it->n_labels; i++)
+        if (!strcmp(it->labels[i].name, "service_name"))
+            return 0;
+    return herr_set(e, HE_USAGE, "the series labels lack service_name");
+}
+
+int store_ingest_batch(store *s, const char *tenant, const store_item *items, size_t n, herr *e)
 {
     int rc;
     if (s->o.read_only)
         return herr_set(e, HE_USAGE, "the store is open read-only");
     if (!tenant || store_tenant_valid(tenant))
         return herr_set(e, HE_USAGE, "invalid tenant ID \"%.64s\" (1-150 characters of A-Z a-z 0-9 !_.*'()-)", tenant ? tenant : "");
-    if ((rc = st_check_labels(labels, n, e)))
-        return rc;
-    if (p->n_samples > s->o.max_profile_samples)
-        return herr_set(e, HE_TOOBIG, "profile has %zu samples, more than the limit of %zu", p->n_samples, s->o.max_profile_samples);
-    /* Decoders check references already; this keeps a buggy caller from crashing the store. */
-    if ((rc = prof_validate(p, e)))
-        return rc;
-    int has_service = 0;
-    for (size_t i = 0; i < n; i++)
-        has_service |= !strcmp(labels[i].name, "service_name");
-    if (!has_service)
-        return herr_set(e, HE_USAGE, "the series labels lack service_name");
+    if (n == 0)
+        return 0;
+    if (n > STORE_MAX_BATCH)
+        return herr_set(e, HE_TOOBIG, "a batch of %zu profiles, more than %d", n, STORE_MAX_BATCH);
+    uint64_t n_samples = 0;
+    for (size_t i = 0; i < n; i++) {
+        herr ie;
+        herr_clear(&ie);
+        if ((rc = check_item(s, &items[i], &ie)))
+            return n == 1 ? herr_set(e, rc, "%s", herr_msg(&ie, rc)) : herr_set(e, rc, "profile %zu: %s", i, herr_msg(&ie, rc));
+        n_samples += items[i].p->n_samples;
+    }
+    /* One record: type 1 alone, or type 2 = count + each type-1 record behind its u32 length. */
     buf rec;
     buf_init(&rec, (size_t)1 << 30);
-    if ((rc = st_rec_encode(&rec, tenant, labels, n, p, time_ns, duration_ns))) {
-        buf_release(&rec);
-        return herr_set(e, rc, "profile too large for one WAL record");
+    if (n == 1) {
+        rc = st_rec_encode(&rec, tenant, items[0].labels, items[0].n_labels, items[0].p, items[0].time_ns, items[0].duration_ns);
+    } else if (!(rc = st_putv(&rec, 2)) && !(rc = st_putv(&rec, n))) {
+        for (size_t i = 0; i < n && !rc; i++) {
+            size_t at = rec.len;
+            static const uint8_t zero[4];
+            if ((rc = buf_append(&rec, zero, 4)))
+                break;
+            rc = st_rec_encode(&rec, tenant, items[i].labels, items[i].n_labels, items[i].p, items[i].time_ns, items[i].duration_ns);
+            if (!rc)
+                st_put32((uint8_t *)rec.data + at, (uint32_t)(rec.len - at - 4));
+        }
     }
-    /* The head reads the caller's profile directly (read only), exactly the data the record holds. */
-    st_rec r;
-    memset(&r, 0, sizeof(r));
-    r.tenant = tenant;
-    r.n_labels = n;
-    memcpy(r.labels, labels, n * sizeof(*labels));
-    r.time_ns = time_ns;
-    r.duration_ns = duration_ns;
-    r.prof = *p;
+    if (rc) {
+        buf_release(&rec);
+        return herr_set(e, rc, "%s too large for one WAL record", n == 1 ? "profile" : "batch of profiles");
+    }
     uint64_t pos = 0;
+    size_t hb = 0;
     pthread_rwlock_wrlock(&s->lock);
     rc = st_wal_append(&s->wal, rec.data, rec.len, &pos);
     if (rc) {
         pthread_rwlock_unlock(&s->lock);
         buf_release(&rec);
-        return herr_set(e, rc, "cannot write the WAL: %s", hearth_strerror(rc));
+        return herr_set(e, rc, "cannot write the WAL: %s; nothing of this %s was stored", hearth_strerror(rc),
+                        n == 1 ? "profile" : "batch");
     }
-    st_head *h = get_head(s, tenant, window_of(s, time_ns), e);
-    rc = h ? st_head_insert(h, &r, s->o.max_series_per_tenant, e) : -ENOMEM;
-    size_t hb = heads_bytes(s);
+    /* The heads read the callers' profiles directly (read only), exactly the data the record holds. */
+    for (size_t i = 0; i < n && !rc; i++) {
+        st_rec r;
+        memset(&r, 0, sizeof(r));
+        r.tenant = tenant;
+        r.n_labels = items[i].n_labels;
+        memcpy(r.labels, items[i].labels, items[i].n_labels * sizeof(*items[i].labels));
+        r.time_ns = items[i].time_ns;
+        r.duration_ns = items[i].duration_ns;
+        r.prof = *items[i].p;
+        st_head *h = get_head(s, tenant, window_of(s, items[i].time_ns), e);
+        rc = h ? st_head_insert(h, &r, s->o.max_series_per_tenant, e) : -ENOMEM;
+    }
+    hb = heads_bytes(s);
     pthread_rwlock_unlock(&s->lock);
     buf_release(&rec);
     if (rc)
         return rc;
     if ((rc = st_wal_wait(&s->wal, pos)))
-        return herr_set(e, rc, "WAL fsync failed; the profile is not durable");
-    __atomic_add_fetch(&s->ingested_profiles, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&s->ingested_samples, p->n_samples, __ATOMIC_RELAXED);
+        return herr_set(e, rc, "WAL fsync failed; the %s is not durable", n == 1 ? "profile" : "batch");
+    __atomic_add_fetch(&s->ingested_profiles, n, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->ingested_samples, n_samples, __ATOMIC_RELAXED);
     if (hb > s->o.head_max_bytes) {
         if (s->bg_running) {
             pthread_mutex_lock(&s->bg_mu);
@@ -475,6 +529,13 @@ int store_ingest(store *s, const char *tenant, const store_label *labels, size_t
         }
     }
     return 0;
+}
+
+int store_ingest(store *s, const char *tenant, const store_label *labels, size_t n,
+                 const profile *p, int64_t time_ns, int64_t duration_ns, herr *e)
+{
+    store_item it = {labels, n, p, time_ns, duration_ns};
+    return store_ingest_batch(s, tenant, &it, 1, e);
 }
 
 int store_flush(store *s, herr *e)

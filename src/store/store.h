@@ -83,6 +83,10 @@ typedef struct store_opts {
     size_t max_profile_samples;    /* refuse bigger profiles, default 1M samples */
     int background;                /* 1: start the flush/compaction thread (server); 0: CLI/tests */
     int read_only;                 /* 1: no WAL replay into a writable log, no writes (db verify/stats) */
+    /* Test hook, 0 = off: a WAL write that would take the bytes written since
+     * open past this fails with ENOSPC after writing part of its record, as a
+     * full disk does (the partial record is cut off again). */
+    uint64_t wal_fail_after_bytes;
 } store_opts;
 
 /* Fills the defaults above. */
@@ -120,6 +124,27 @@ int store_tenant_valid(const char *tenant);
  */
 int store_ingest(store *s, const char *tenant, const store_label *labels, size_t n,
                  const profile *p, int64_t time_ns, int64_t duration_ns, herr *e);
+
+/* One profile of a batch: the arguments of store_ingest. */
+typedef struct store_item {
+    const store_label *labels;
+    size_t n_labels;
+    const profile *p;
+    int64_t time_ns, duration_ns;
+} store_item;
+
+/*
+ * Ingests items[0..n) for tenant as one unit: every item is checked first
+ * (a bad one fails the call, e names it "profile K: ...") and all of them go
+ * into the WAL as one record (one write, one CRC), and into the heads only
+ * after that write succeeded. So an error while writing the WAL (-EIO,
+ * -ENOSPC) leaves nothing of the batch queryable, and replay after a crash
+ * applies all of it or none of it. Durability as store_ingest (one group
+ * commit for the batch). One exception: the per-tenant series limit is
+ * checked as the heads insert, so an HE_TOOBIG for it keeps the items before
+ * the one refused (replay does the same). n <= STORE_MAX_BATCH (65536).
+ */
+int store_ingest_batch(store *s, const char *tenant, const store_item *items, size_t n, herr *e);
 
 /* Writes the head to blocks now (the background thread does it on its own). */
 int store_flush(store *s, herr *e);

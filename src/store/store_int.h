@@ -24,7 +24,9 @@
 #include "profile/profile.h"
 #include "store/store.h"
 
-#define STORE_FORMAT_VERSION 1
+#define STORE_FORMAT_VERSION 1      /* block files */
+#define STORE_WAL_VERSION 2         /* WAL segments; version 1 segments (no batch records) are still read */
+#define STORE_MAX_BATCH 65536       /* profiles in one store_ingest_batch */
 #define STORE_CHUNK_PROFILES 128     /* profiles per compressed sample chunk */
 #define STORE_MAX_LABELS 64
 #define STORE_MAX_LABEL_VALUE 1024
@@ -93,6 +95,7 @@ typedef struct st_wal {
     /* fsync latency (atomics; read by store_get_stats without the mutex) */
     uint64_t fsync_fail, fsync_ns;
     uint64_t fsync_bucket[STORE_FSYNC_BUCKETS + 1];
+    uint64_t fail_after;        /* test hook (store_opts.wal_fail_after_bytes); 0 = off */
 } st_wal;
 
 /* Ingest record as the WAL and the head see it. Strings point into the record. */
@@ -125,9 +128,21 @@ int st_wal_replay(const char *dir, uint64_t after, int read_only,
 /* Deletes segments with number <= upto. */
 void st_wal_remove_upto(const char *dir, uint64_t upto);
 
-/* Encodes an ingest record (tenant, labels, times, profile). */
+/*
+ * Encodes an ingest record (tenant, labels, times, profile): record type 1.
+ * A batch (store_ingest_batch) is one record of type 2 holding n type-1
+ * records, each behind its u32 length (docs/format.md); replay applies all
+ * of it or, if its CRC fails, none of it.
+ */
 int st_rec_encode(buf *out, const char *tenant, const store_label *labels, size_t n,
                   const profile *p, int64_t time_ns, int64_t duration_ns);
+/* The type of a record payload (1 single, 2 batch), 0 if unreadable. */
+int st_rec_type(const uint8_t *p, size_t n);
+/*
+ * Walks the sub-records of a type-2 payload: fn gets each type-1 payload.
+ * HE_FORMAT (e says why) if the framing is damaged; then fn saw none.
+ */
+int st_rec_batch_each(const uint8_t *p, size_t n, int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg, herr *e);
 /* Decodes into rec (rec->prof initialized by the call; release with prof_release). */
 int st_rec_decode(st_rec *rec, const uint8_t *p, size_t n, herr *e);
 

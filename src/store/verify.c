@@ -18,9 +18,11 @@
 typedef struct vctx {
     buf *report;
     uint64_t records, bad;
+    uint64_t seq;
 } vctx;
 
-static int check_record(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+/* One type-1 record (alone or inside a batch). */
+static int check_one(void *arg, const uint8_t *p, size_t n)
 {
     vctx *v = arg;
     st_rec rec;
@@ -28,12 +30,30 @@ static int check_record(void *arg, uint64_t seq, const uint8_t *p, size_t n)
     herr_clear(&e);
     int rc = st_rec_decode(&rec, p, n, &e);
     if (rc) {
-        buf_printf(v->report, "DAMAGED WAL segment %016" PRIx64 ": record %" PRIu64 " does not decode: %s\n", seq,
+        buf_printf(v->report, "DAMAGED WAL segment %016" PRIx64 ": record %" PRIu64 " does not decode: %s\n", v->seq,
                    v->records, herr_msg(&e, rc));
         v->bad++;
     }
     prof_release(&rec.prof);
     v->records++;
+    return 0;
+}
+
+static int check_record(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+{
+    vctx *v = arg;
+    v->seq = seq;
+    if (st_rec_type(p, n) != 2)
+        return check_one(v, p, n);
+    herr e;
+    herr_clear(&e);
+    int rc = st_rec_batch_each(p, n, check_one, v, &e);
+    if (rc) {
+        buf_printf(v->report, "DAMAGED WAL segment %016" PRIx64 ": batch record %" PRIu64 ": %s\n", seq, v->records,
+                   herr_msg(&e, rc));
+        v->bad++;
+        v->records++;
+    }
     return 0;
 }
 
@@ -101,7 +121,7 @@ int store_verify(const char *dir, buf *report, uint64_t *n_problems, herr *e)
         }
     }
     buf_release(&cb);
-    vctx v = {report, 0, 0};
+    vctx v = {report, 0, 0, 0};
     uint64_t last, bytes;
     herr we;
     herr_clear(&we);

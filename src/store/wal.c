@@ -91,7 +91,7 @@ static int seg_create(st_wal *w, herr *e)
     if (fstat(fd, &st) == 0 && st.st_size == 0) {
         uint8_t hdr[WAL_HDR];
         memcpy(hdr, WAL_MAGIC, 8);
-        st_put32(hdr + 8, STORE_FORMAT_VERSION);
+        st_put32(hdr + 8, STORE_WAL_VERSION);
         st_put32(hdr + 12, 0);
         int rc = write_all(fd, hdr, sizeof(hdr));
         if (rc) {
@@ -150,12 +150,25 @@ int st_wal_append(st_wal *w, const void *payload, size_t n, uint64_t *pos)
     struct iovec iov[2] = {{hdr, 8}, {(void *)payload, n}};
     int rc = 0;
     size_t left = 8 + n;
+    if (w->fail_after && w->written + left > w->fail_after) {
+        /* Test hook: the disk fills up part way through this record. */
+        size_t room = w->fail_after > w->written ? (size_t)(w->fail_after - w->written) : 0;
+        if (room < 8) {
+            iov[0].iov_len = room;
+            iov[1].iov_len = 0;
+        } else {
+            iov[1].iov_len = room - 8;
+        }
+        left = room;
+        rc = -ENOSPC;
+    }
     while (left > 0) {
         ssize_t wr = writev(w->fd, iov, 2);
         if (wr < 0) {
             if (errno == EINTR)
                 continue;
-            rc = -errno;
+            if (!rc)
+                rc = -errno;
             break;
         }
         left -= (size_t)wr;
@@ -331,9 +344,9 @@ int st_wal_replay(const char *dir, uint64_t after, int read_only,
             why = "bad or missing segment header";
             good = 0;
             off = len;
-        } else if (st_get32(p + 8) != STORE_FORMAT_VERSION) {
-            rc = herr_set(e, HE_UNSUPPORTED, "WAL segment \"%s\" has format version %u; this hearth reads version %d",
-                          path, st_get32(p + 8), STORE_FORMAT_VERSION);
+        } else if (st_get32(p + 8) < 1 || st_get32(p + 8) > STORE_WAL_VERSION) {
+            rc = herr_set(e, HE_UNSUPPORTED, "WAL segment \"%s\" has format version %u; this hearth reads versions 1 to %d",
+                          path, st_get32(p + 8), STORE_WAL_VERSION);
             break;
         }
         while (off < len) {
@@ -371,7 +384,7 @@ int st_wal_replay(const char *dir, uint64_t after, int read_only,
                     if (good == 0) {
                         uint8_t hdr[WAL_HDR];
                         memcpy(hdr, WAL_MAGIC, 8);
-                        st_put32(hdr + 8, STORE_FORMAT_VERSION);
+                        st_put32(hdr + 8, STORE_WAL_VERSION);
                         st_put32(hdr + 12, 0);
                         if (ftruncate(fd, 0) == 0 && write_all(fd, hdr, WAL_HDR) == 0)
                             good = WAL_HDR;
@@ -402,6 +415,41 @@ int st_rec_encode(buf *out, const char *tenant, const store_label *labels, size_
     if ((rc = st_putz(out, time_ns)) || (rc = st_putz(out, duration_ns)))
         return rc;
     return st_blob_encode(p, out);
+}
+
+int st_rec_type(const uint8_t *p, size_t n)
+{
+    st_rd r = {p, p + n};
+    uint64_t t;
+    if (st_getv(&r, &t) || (t != 1 && t != 2))
+        return 0;
+    return (int)t;
+}
+
+int st_rec_batch_each(const uint8_t *p, size_t n, int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg, herr *e)
+{
+    st_rd r = {p, p + n};
+    uint64_t t, cnt;
+    if (st_getv(&r, &t) || t != 2 || st_getv_max(&r, STORE_MAX_BATCH, &cnt))
+        return herr_set(e, HE_FORMAT, "WAL batch record: bad header");
+    /* Check the framing of every sub-record before the first one is applied. */
+    const uint8_t *q = r.p;
+    for (uint64_t i = 0; i < cnt; i++) {
+        if ((size_t)(r.end - q) < 4 || st_get32(q) > (size_t)(r.end - q) - 4)
+            return herr_set(e, HE_FORMAT, "WAL batch record: sub-record %" PRIu64 " of %" PRIu64 " runs past the end", i, cnt);
+        q += 4 + st_get32(q);
+    }
+    if (q != r.end)
+        return herr_set(e, HE_FORMAT, "WAL batch record: %zu bytes after the last sub-record", (size_t)(r.end - q));
+    q = r.p;
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint32_t l = st_get32(q);
+        int rc = fn(arg, q + 4, l);
+        if (rc)
+            return rc;
+        q += 4 + l;
+    }
+    return 0;
 }
 
 /* Strings of a record are copied into the profile's string arena so they outlive the WAL buffer. */
