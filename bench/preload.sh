@@ -2,30 +2,39 @@
 # bench/preload.sh: what libhearth.so costs the program it profiles, side by
 # side with the tools a user would otherwise use, measured in one run.
 #
-#   CPU:  wl_cpu (2 threads of pure computation) under
+#   CPU:  wl_cpu (2 threads of pure computation, ~5 CPU seconds) under
 #         none | hearth (LD_PRELOAD, defaults: 100 Hz cpu + heap sampling) |
-#         gperftools libprofiler (CPUPROFILE, its default 100 Hz)
+#         hearth cpu only | gperftools libprofiler (CPUPROFILE, its default
+#         100 Hz)
 #   heap: wl_heap mix (malloc/realloc/free of 16..4096 bytes, 2 threads:
 #         glibc malloc is cheaper in a single-threaded process, which no
-#         profiler with a background thread keeps and no service has) under
-#         none | hearth (defaults: 512 KiB mean heap sampling, cpu on too) |
-#         heaptrack | gperftools heap profiler (tcmalloc + HEAPPROFILE;
-#         tcmalloc alone is shown too, since it also swaps the allocator)
+#         profiler with a background thread keeps and no service has,
+#         ~5 CPU seconds) under none | hearth (defaults: 512 KiB mean heap
+#         sampling, cpu on too) | hearth heap only | tcmalloc alone (the
+#         allocator gperftools' heap profiler swaps in). heaptrack and the
+#         gperftools heap profiler (tcmalloc + HEAPPROFILE) are 4x and 40x
+#         slower, so they run a twentieth of the work, against a "none" of
+#         that same size in the same rounds.
 #
 # Each configuration runs REPS times, interleaved (A B C A B C ...) so drift
-# on a shared machine hits all alike. Two figures, medians: "work", the CPU
+# on a shared machine hits all alike. Per run three figures: "work", the CPU
 # seconds the workload measured for its own work (CLOCK_PROCESS_CPUTIME_ID
 # at the end of main: includes the profiler's signal handler, allocator
 # shim and background thread while the program runs, i.e. the steady-state
-# cost), and "total", user+sys of the whole process tree from GNU time
-# (adds start-up and the flush at exit: symbolizing, encoding, writing).
-# CPU time moves far less than wall time under contention. Ratios are
-# against "none" from the same run.
-# Usage: bench/preload.sh [BUILD]   (REPS=5, CPU_ROUNDS=100, HEAP_MIB=8000, PARTS="cpu heap")
+# cost); "total", user+sys of the whole process tree from GNU time (adds
+# loading, start-up and the flush at exit: symbolizing, encoding, writing);
+# "wall", elapsed seconds (moves most under contention). Overheads are
+# paired: each round's run is divided by the same round's unprofiled run,
+# and the median of those ratios is reported with their spread
+# (min..max over the rounds), so a slow moment of the machine hits both
+# sides of a ratio. "noise" is the spread of the unprofiled runs themselves
+# (max/min - 1): an overhead smaller than it is not resolved by this run.
+# Usage: bench/preload.sh [BUILD]
+#   REPS=7 CPU_ROUNDS=350 HEAP_MIB=56000 PARTS="cpu heap"
 set -u
 cd "$(dirname "$0")/.."
 build=${1:-build}
-reps=${REPS:-5}
+reps=${REPS:-7}
 lib=$PWD/$build/libhearth.so
 wl=$PWD/$build/workloads-preload
 for f in "$lib" "$wl/wl_cpu" "$wl/wl_heap"; do
@@ -36,66 +45,113 @@ tcmalloc=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 2>/dev/null || true)
 heaptrack=$(command -v heaptrack || true)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-# cpu_seconds CMD...: "work/total": the workload's own CPU seconds (its
-# stdout) and user+sys of the whole process tree.
-cpu_seconds() {
-  /usr/bin/time -f '%U %S' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" || { echo "FAILED"; return; }
-  printf '%s/%s' "$(grep -E '^[0-9]+\.[0-9]+$' "$tmp/out" | tail -n 1)" "$(awk '{printf "%.3f", $1 + $2}' "$tmp/time")"
+# measure CMD...: "work/total/wall": the workload's own CPU seconds (its
+# stdout), user+sys of the whole process tree, elapsed seconds.
+measure() {
+  /usr/bin/time -f '%U %S %e' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" || { echo "FAILED"; return; }
+  printf '%s/%s' "$(grep -E '^[0-9]+\.[0-9]+$' "$tmp/out" | tail -n 1)" \
+    "$(awk '{printf "%.3f/%.3f", $1 + $2, $3}' "$tmp/time")"
 }
-col() { local c=$1; shift; for v in "$@"; do echo "$v" | cut -d/ -f"$c"; done; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 run_set() {  # run_set NAME... ; each NAME has a function cmd_NAME
-  local names=("$@") r n
+  local names=("$@") r n v
   declare -gA results=()
   for ((r = 0; r < reps; r++)); do
-    for n in "${names[@]}"; do results[$n]+="$(cmd_$n) "; done
+    for n in "${names[@]}"; do
+      v=$(cmd_$n)
+      [ "$v" = FAILED ] && { echo "  $n failed: $(tail -n 3 "$tmp/err")"; exit 1; }
+      results[$n]+="$v "
+    done
   done
-}
-report() {  # report BASE NAME...
-  local base=$1; shift
-  local bw bt; bw=$(median $(col 1 ${results[$base]})); bt=$(median $(col 2 ${results[$base]}))
-  printf '  %-18s work %7.3f s            total %7.3f s            (runs work/total: %s)\n' "$base" "$bw" "$bt" "${results[$base]}"
-  for n in "$@"; do
-    local mw mt; mw=$(median $(col 1 ${results[$n]})); mt=$(median $(col 2 ${results[$n]}))
-    awk -v n="$n" -v mw="$mw" -v mt="$mt" -v bw="$bw" -v bt="$bt" -v runs="${results[$n]}" \
-      'BEGIN {printf "  %-18s work %7.3f s (%+6.1f%%)  total %7.3f s (%+6.1f%%)  (runs: %s)\n", n, mw, (mw / bw - 1) * 100, mt, (mt / bt - 1) * 100, runs}'
-    eval "med_work_$n=$mw"
-  done
-  eval "med_work_$base=$bw"
 }
 
+# stats BASE NAME: per figure (work, total, wall), "median [min..max]" of
+# NAME's seconds and of the paired ratios NAME/BASE - 1 in percent.
+stats() {
+  awk -v base="${results[$1]}" -v runs="${results[$2]}" -v name="$2" '
+    function med(a, n,   i, j, t) {
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function sorted_min(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
+    function sorted_max(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
+    BEGIN {
+      nb = split(base, b, " "); nr = split(runs, r, " ")
+      n = nb < nr ? nb : nr
+      split("work total wall", fig, " ")
+      line = sprintf("  %-18s", name)
+      for (f = 1; f <= 3; f++) {
+        for (i = 1; i <= n; i++) {
+          split(b[i], bv, "/"); split(r[i], rv, "/")
+          s[i] = rv[f]; q[i] = (rv[f] / bv[f] - 1) * 100
+        }
+        lo = sorted_min(q, n); hi = sorted_max(q, n)
+        m = med(s, n); mq = med(q, n)
+        line = line sprintf(" %s %6.3fs %+6.1f%% [%+.1f..%+.1f]", fig[f], m, mq, lo, hi)
+        if (f == 1) printf "%s=%.4f\n", name, mq > "/dev/stderr"
+      }
+      print line
+    }' 2>>"$tmp/paired"
+}
+noise() {  # noise BASE: spread of the unprofiled runs, per figure
+  awk -v runs="${results[$1]}" -v name="$1" 'BEGIN {
+    n = split(runs, r, " "); line = sprintf("  %-18s", name)
+    split("work total wall", fig, " ")
+    for (f = 1; f <= 3; f++) {
+      lo = 1e18; hi = 0; for (i = 1; i <= n; i++) { split(r[i], v, "/"); if (v[f] < lo) lo = v[f]; if (v[f] > hi) hi = v[f]; s[i] = v[f] }
+      for (i = 2; i <= n; i++) { t = s[i]; for (j = i - 1; j >= 1 && s[j] > t; j--) s[j + 1] = s[j]; s[j + 1] = t }
+      m = n % 2 ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
+      line = line sprintf(" %s %6.3fs noise %4.1f%%       ", fig[f], m, (hi / lo - 1) * 100)
+    }
+    print line }'
+}
+paired() { grep "^$1=" "$tmp/paired" | tail -n 1 | cut -d= -f2; }
+verdict() {  # verdict WHAT NAME TARGET_PERCENT PEER...
+  local what=$1 n=$2 target=$3; shift 3
+  local h; h=$(paired "$n")
+  local peers="" p v
+  for p in "$@"; do v=$(paired "$p"); [ -n "$v" ] && peers+="$p $(printf '%+.1f' "$v")%, "; done
+  awk -v w="$what" -v h="$h" -v t="$target" -v peers="${peers%, }" 'BEGIN {
+    printf "  %s: hearth work %+.2f%% (target <= %g%%: %s); peers: %s\n", w, h, t, h <= t ? "met" : "NOT met", peers == "" ? "none installed" : peers }'
+}
+
+echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none [min..max over rounds]"
 parts=${PARTS:-cpu heap}
 if [[ " $parts " == *" cpu "* ]]; then
-rounds=${CPU_ROUNDS:-100}
-echo "CPU workload: wl_cpu 2 threads x $rounds rounds; median CPU seconds of $reps interleaved runs"
-cmd_none()   { cpu_seconds "$wl/wl_cpu" 2 "$rounds"; }
-cmd_hearth() { cpu_seconds env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h "$wl/wl_cpu" 2 "$rounds"; }
-cmd_gperftools_cpu() { cpu_seconds env LD_PRELOAD="$profiler" CPUPROFILE=$tmp/cpu.prof "$wl/wl_cpu" 2 "$rounds"; }
-cmd_hearth_cpu_only() { cpu_seconds env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=cpu "$wl/wl_cpu" 2 "$rounds"; }
+rounds=${CPU_ROUNDS:-350}
+echo "CPU workload: wl_cpu 2 threads x $rounds rounds"
+cmd_none()   { measure "$wl/wl_cpu" 2 "$rounds"; }
+cmd_hearth() { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h "$wl/wl_cpu" 2 "$rounds"; }
+cmd_gperftools_cpu() { measure env LD_PRELOAD="$profiler" CPUPROFILE=$tmp/cpu.prof "$wl/wl_cpu" 2 "$rounds"; }
+cmd_hearth_cpu_only() { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=cpu "$wl/wl_cpu" 2 "$rounds"; }
 set_names=(none hearth hearth_cpu_only)
 [ -n "$profiler" ] && set_names+=(gperftools_cpu) || echo "  (gperftools libprofiler not installed: apt-get install libgoogle-perftools-dev)"
 run_set "${set_names[@]}"
-report none "${set_names[@]:1}"
-if [ -n "$profiler" ]; then
-  awk -v h="$med_work_hearth" -v g="$med_work_gperftools_cpu" -v n="$med_work_none" \
-    'BEGIN {printf "  work overhead: hearth %+.2f%%, gperftools %+.2f%%\n", (h/n-1)*100, (g/n-1)*100}'
-fi
-
+noise none
+for n in "${set_names[@]:1}"; do stats none "$n"; done
+verdict "CPU" hearth 1 gperftools_cpu
 fi
 
 if [[ " $parts " == *" heap "* ]]; then
-mib=${HEAP_MIB:-8000}
-echo "heap workload: wl_heap mix ${mib} MiB of malloc/realloc/free (16..4096 B) on 2 threads; median CPU seconds of $reps interleaved runs"
-cmd_none()      { cpu_seconds "$wl/wl_heap" 0 "$mib" mix; }
-cmd_hearth()    { cpu_seconds env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h "$wl/wl_heap" 0 "$mib" mix; }
-cmd_hearth_heap_only() { cpu_seconds env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=heap "$wl/wl_heap" 0 "$mib" mix; }
-cmd_heaptrack() { cpu_seconds "$heaptrack" -o "$tmp/ht.%p" "$wl/wl_heap" 0 "$mib" mix; rm -f "$tmp"/ht.*; }
-cmd_tcmalloc()  { cpu_seconds env LD_PRELOAD="$tcmalloc" "$wl/wl_heap" 0 "$mib" mix; }
-cmd_gperftools_heap() { cpu_seconds env LD_PRELOAD="$tcmalloc" HEAPPROFILE=$tmp/heap.prof "$wl/wl_heap" 0 "$mib" mix; }
+mib=${HEAP_MIB:-56000}
+small=$((mib / 20))
+echo "heap workload: wl_heap mix ${mib} MiB of malloc/realloc/free (16..4096 B) on 2 threads (slow peers: ${small} MiB)"
+cmd_none()      { measure "$wl/wl_heap" 0 "$mib" mix; }
+cmd_hearth()    { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h "$wl/wl_heap" 0 "$mib" mix; }
+cmd_hearth_heap_only() { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=heap "$wl/wl_heap" 0 "$mib" mix; }
+cmd_tcmalloc()  { measure env LD_PRELOAD="$tcmalloc" "$wl/wl_heap" 0 "$mib" mix; }
+cmd_none_small() { measure "$wl/wl_heap" 0 "$small" mix; }
+cmd_heaptrack() { measure "$heaptrack" -o "$tmp/ht.%p" "$wl/wl_heap" 0 "$small" mix; rm -f "$tmp"/ht.*; }
+cmd_gperftools_heap() { measure env LD_PRELOAD="$tcmalloc" HEAPPROFILE=$tmp/heap.prof "$wl/wl_heap" 0 "$small" mix; rm -f "$tmp"/heap.prof*; }
 set_names=(none hearth hearth_heap_only)
-[ -n "$heaptrack" ] && set_names+=(heaptrack) || echo "  (heaptrack not installed)"
-[ -n "$tcmalloc" ] && set_names+=(tcmalloc gperftools_heap)
-run_set "${set_names[@]}"
-report none "${set_names[@]:1}"
+[ -n "$tcmalloc" ] && set_names+=(tcmalloc)
+slow_names=(none_small)
+[ -n "$heaptrack" ] && slow_names+=(heaptrack) || echo "  (heaptrack not installed)"
+[ -n "$tcmalloc" ] && slow_names+=(gperftools_heap) || echo "  (gperftools tcmalloc not installed)"
+run_set "${set_names[@]}" "${slow_names[@]}"
+noise none
+for n in "${set_names[@]:1}"; do stats none "$n"; done
+noise none_small
+for n in "${slow_names[@]:1}"; do stats none_small "$n"; done
+verdict "heap" hearth 3 heaptrack gperftools_heap
 fi

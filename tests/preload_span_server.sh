@@ -19,7 +19,7 @@ port=$((20000 + RANDOM % 20000))
 srv_pid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
 
-if [ -n "${HEARTH_SANITIZE:-}" ]; then
+if [ -n "${HEARTH_SANITIZE:-}" ] || [[ "$build" == *san-* ]]; then
   run=("$build/workloads-preload/wl_span_linked" 30)   # sanitizer builds cannot be preloaded
   export ASAN_OPTIONS=detect_leaks=0
 else
