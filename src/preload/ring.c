@@ -13,7 +13,12 @@
  * NULL; the caller counts a drop instead of waiting.
  *
  * Memory: the slots are one anonymous mapping made at init (never through
- * malloc, which we interpose) and kept for the life of the process.
+ * malloc, which we interpose) and kept for the life of the process. Each
+ * slot stores its sequence number minus its own index, so a fresh mapping
+ * (all zero) is already the initial state (slot i at seq i): init touches
+ * none of the ring's 5 MB, whose pages fault in as samples first reach
+ * them, on the collector's and the sampling threads' time rather than
+ * before main(). A fork child's reset drops the pages (MADV_DONTNEED).
  */
 #include "core/common.h"
 
@@ -22,7 +27,7 @@
 #include "preload/preload.h"
 
 typedef struct pl_slot {
-    _Atomic uint64_t seq;
+    _Atomic uint64_t seq;   /* the sequence number minus the slot's index */
     pl_record rec;
 } pl_slot;
 
@@ -31,6 +36,19 @@ static size_t ring_mask;
 static _Atomic uint64_t ring_head;
 static uint64_t ring_tail;
 
+static size_t ring_bytes(void) { return (ring_mask + 1) * sizeof(pl_slot); }
+
+/* Slot i's sequence number (stored relative to i, see above). */
+static inline uint64_t slot_seq(size_t i)
+{
+    return atomic_load_explicit(&ring_slots[i].seq, memory_order_acquire) + i;
+}
+
+static inline void slot_publish(size_t i, uint64_t seq)
+{
+    atomic_store_explicit(&ring_slots[i].seq, seq - i, memory_order_release);
+}
+
 int pl_ring_init(size_t slots)
 {
     if (ring_slots) return 0;
@@ -38,16 +56,19 @@ int pl_ring_init(size_t slots)
     void *m = mmap(NULL, slots * sizeof(pl_slot), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return -errno;
-    ring_slots = m;
     ring_mask = slots - 1;
-    pl_ring_reset();
+    atomic_store_explicit(&ring_head, 0, memory_order_relaxed);
+    ring_tail = 0;
+    ring_slots = m;  /* zero: every slot at its initial sequence */
     return 0;
 }
 
 void pl_ring_reset(void)
 {
-    for (size_t i = 0; i <= ring_mask; i++)
-        atomic_store_explicit(&ring_slots[i].seq, i, memory_order_relaxed);
+    if (!ring_slots) return;
+    /* A private anonymous mapping reads as zero pages after MADV_DONTNEED; else zero the sequences one by one. */
+    if (madvise(ring_slots, ring_bytes(), MADV_DONTNEED) != 0)
+        for (size_t i = 0; i <= ring_mask; i++) atomic_store_explicit(&ring_slots[i].seq, 0, memory_order_relaxed);
     atomic_store_explicit(&ring_head, 0, memory_order_release);
     ring_tail = 0;
 }
@@ -57,14 +78,13 @@ pl_record *pl_ring_reserve(uint64_t *ticket)
     if (!ring_slots) return NULL;
     uint64_t pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
     for (;;) {
-        pl_slot *s = &ring_slots[pos & ring_mask];
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-        int64_t dif = (int64_t)(seq - pos);
+        size_t i = pos & ring_mask;
+        int64_t dif = (int64_t)(slot_seq(i) - pos);
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&ring_head, &pos, pos + 1,
                                                       memory_order_relaxed, memory_order_relaxed)) {
                 *ticket = pos;
-                return &s->rec;
+                return &ring_slots[i].rec;
             }
         } else if (dif < 0) {
             return NULL;  /* full */
@@ -76,7 +96,7 @@ pl_record *pl_ring_reserve(uint64_t *ticket)
 
 void pl_ring_commit(uint64_t ticket)
 {
-    atomic_store_explicit(&ring_slots[ticket & ring_mask].seq, ticket + 1, memory_order_release);
+    slot_publish(ticket & ring_mask, ticket + 1);
     /* Every eighth of the ring, wake the collector early (write(2): async-signal-safe). */
     if ((ticket & (ring_mask >> 3)) == (ring_mask >> 3)) pl_collector_kick();
 }
@@ -84,14 +104,12 @@ void pl_ring_commit(uint64_t ticket)
 pl_record *pl_ring_peek(void)
 {
     if (!ring_slots) return NULL;
-    pl_slot *s = &ring_slots[ring_tail & ring_mask];
-    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-    return seq == ring_tail + 1 ? &s->rec : NULL;
+    size_t i = ring_tail & ring_mask;
+    return slot_seq(i) == ring_tail + 1 ? &ring_slots[i].rec : NULL;
 }
 
 void pl_ring_release(void)
 {
-    pl_slot *s = &ring_slots[ring_tail & ring_mask];
-    atomic_store_explicit(&s->seq, ring_tail + ring_mask + 1, memory_order_release);
+    slot_publish(ring_tail & ring_mask, ring_tail + ring_mask + 1);
     ring_tail++;
 }
