@@ -251,6 +251,45 @@ TEST(symbolize_inlined_frames_with_lines)
     sym_free(s);
 }
 
+TEST(symbolize_closes_idle_modules_and_reopens_on_miss)
+{
+    symbolizer *s = sym_new(NULL);
+    sym_module *m;
+    sym_result r;
+    herr e = {0};
+    uint64_t pc = outer_with_inline();
+    Dl_info di;
+    ASSERT(dladdr((void *)(uintptr_t)pc, &di));
+    uint64_t off = pc - 1 - (uint64_t)(uintptr_t)di.dli_fbase;
+    ASSERT_OK(sym_module_get(s, "/proc/self/exe", "test_agent", &m, &e));
+    ASSERT_OK(sym_lookup(s, m, off, &r));
+    ASSERT_EQ(r.n, 2);
+    ASSERT_EQ(sym_open_modules(s), 1);
+    /* A trim right after a miss keeps the file open. */
+    sym_trim(s);
+    ASSERT_EQ(sym_open_modules(s), 1);
+    /* Only cached lookups for two trim periods: the file and its DWARF are closed. */
+    ASSERT_OK(sym_lookup(s, m, off, &r));
+    sym_trim(s);
+    ASSERT_OK(sym_lookup(s, m, off, &r));
+    ASSERT_EQ(sym_open_modules(s), 0);
+    /* The cached answer is unchanged with the file closed. */
+    ASSERT_EQ(r.n, 2);
+    ASSERT_STR(r.frames[0].function, "inlined_pc");
+    ASSERT_EQ(r.frames[0].line, line_of("LINE_INLINED_PC"));
+    ASSERT_STR(r.frames[1].function, "outer_with_inline");
+    ASSERT_STR(r.module, "test_agent");
+    ASSERT(r.build_id != NULL && strlen(r.build_id) >= 16);
+    /* An uncached address reopens it, with right names and build ID. */
+    ASSERT(dladdr((void *)(uintptr_t)t_leaf, &di));
+    ASSERT_OK(sym_lookup(s, m, (uint64_t)(uintptr_t)t_leaf - (uint64_t)(uintptr_t)di.dli_fbase, &r));
+    ASSERT_EQ(sym_open_modules(s), 1);
+    ASSERT(r.n >= 1);
+    ASSERT_STR(r.frames[r.n - 1].function, "t_leaf");
+    ASSERT(r.build_id != NULL && strlen(r.build_id) >= 16);
+    sym_free(s);
+}
+
 TEST(symbolize_missing_and_bad_files)
 {
     symbolizer *s = sym_new(NULL);

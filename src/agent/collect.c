@@ -5,8 +5,9 @@
  *   files   one entry per ELF file seen in an executable mapping, keyed by
  *           (device, inode) from mmap2 or by path: its PT_LOAD segments
  *           (for load biases), its CFI table (built on first use) and its
- *           symbolizer module. Bounded by max_files (tables of files no
- *           process maps any more are dropped at flush).
+ *           symbolizer module. Bounded by max_files (files no process
+ *           maps any more are dropped at flush); a table no unwind used for
+ *           COLL_IDLE_FLUSHES flushes is dropped and rebuilt on next use.
  *   procs   pid -> comm, sorted executable mappings, the unwinder's module
  *           array (rebuilt when mappings change), service group.
  *   groups  service name -> profile under construction, with caches from
@@ -54,6 +55,7 @@ typedef struct cfile {
     int elf_state;    /* 0 unread, 1 ok, -1 not ELF / unreadable */
     unw_table tab;
     int tab_state;    /* 0 not built, 1 built, -1 failed */
+    uint64_t tab_used; /* c->flushes when an unwind last used the table */
     sym_module *sym;
     uint64_t sym_gen; /* symbolizer generation sym was looked up in */
     int sym_failed;
@@ -456,14 +458,21 @@ static void proc_build_umods(collector *c, cproc *p)
     p->umods_dirty = 0;
 }
 
-/* Gives the module containing pc its CFI table, building it if this is its first use. */
+/*
+ * Gives the module containing pc its CFI table, building it if this is its
+ * first use (or its first since it was dropped as idle), and marks it used.
+ */
 static void ensure_table(collector *c, cproc *p, uint64_t pc)
 {
     const unw_module *um = unw_module_find(p->umods, p->n_umods, pc);
-    if (!um || um->table || c->o.no_dwarf_unwind) return;
+    if (!um || c->o.no_dwarf_unwind) return;
     size_t k = (size_t)(um - p->umods);
     if (p->lazy[k] == UINT32_MAX) return;
     cfile *f = c->files[p->lazy[k]];
+    f->tab_used = c->flushes;
+    if (um->table) return;
+    /* Rebuilt after an idle drop: the process that gave f->path may be gone, this one is live. */
+    if (f->tab_state == 0 && k < p->n_maps) file_fix_path(f, p->pid, &p->maps[k]);
     file_build_table(f);
     if (f->tab_state == 1) p->umods[k].table = &f->tab;
     else p->lazy[k] = UINT32_MAX;
@@ -942,6 +951,28 @@ static void gc_files(collector *c)
     free(remap);
 }
 
+/*
+ * Drops the CFI tables no unwind has used for COLL_IDLE_FLUSHES flushes
+ * (a process that sleeps, a binary that ran once): they are rebuilt from
+ * the file on their next use. Every process's unwinder modules point at
+ * tables, so they are all rebuilt before their next unwind.
+ */
+#define COLL_IDLE_FLUSHES 3
+
+static void drop_idle_tables(collector *c)
+{
+    int dropped = 0;
+    for (size_t i = 0; i < c->n_files; i++) {
+        cfile *f = c->files[i];
+        if (f->tab_state != 1 || c->flushes - f->tab_used < COLL_IDLE_FLUSHES) continue;
+        unw_table_release(&f->tab);
+        f->tab_state = 0;
+        dropped = 1;
+    }
+    if (!dropped) return;
+    for (size_t i = 0; i < c->n_procs; i++) c->procs[i]->umods_dirty = 1;
+}
+
 /* Forgets exited processes (also those whose exit record was lost) and, past the caps, unused files. */
 static void gc(collector *c)
 {
@@ -958,6 +989,7 @@ static void gc(collector *c)
     hmap64_init(&c->proc_index);
     for (size_t i = 0; i < c->n_procs; i++) hmap64_put(&c->proc_index, (uint64_t)(uint32_t)c->procs[i]->pid, (uint32_t)i);
     gc_files(c);
+    drop_idle_tables(c);
     for (size_t i = 0; i < c->n_groups; i++) {
         free(c->groups[i].service);
         free(c->groups[i].container_id);

@@ -106,10 +106,13 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
     ps->page = (size_t)sysconf(_SC_PAGESIZE);
     if (!o.ring_pages) {
         /*
-         * Half a second of samples per ring (stack copies dominate), 64 KiB ..
-         * 8 MiB: room for the first poll, which symbolizes everything new.
+         * A quarter second of samples per ring (stack copies dominate), 64 KiB
+         * .. 8 MiB: the reader is woken at a quarter ring, so it has 3/16 s
+         * to start draining before anything is lost (and lost records are
+         * counted); every page of every ring ends up resident, so this is
+         * most of the agent's memory on a many-CPU host.
          */
-        uint64_t want = (uint64_t)o.freq * (o.stack_bytes + 1024) / 2;
+        uint64_t want = (uint64_t)o.freq * (o.stack_bytes + 1024) / 4;
         o.ring_pages = 16;
         while ((uint64_t)o.ring_pages * ps->page < want && o.ring_pages < 2048) o.ring_pages *= 2;
     }

@@ -7,8 +7,12 @@
  *
  * Invariants: every string handed out lives in s->strs and stays valid until
  * sym_trim()/sym_free(); the module cache holds at most max_modules entries
- * with an open Dwfl (older ones are closed at sym_trim); the address cache
- * holds at most max_cache_entries (cleared at sym_trim when past it).
+ * (older ones are freed at sym_trim); a module's Dwfl (the mapped file, its
+ * debug file, libdw's line tables and our symbol index: megabytes for a big
+ * binary) is closed at sym_trim once no lookup has needed it for
+ * SYM_IDLE_TRIMS trims, and reopened on the next address cache miss; the
+ * address cache holds at most max_cache_entries (cleared at sym_trim when
+ * past it).
  *
  * Algorithm: a file offset becomes an ELF vaddr through the PT_LOAD segment
  * that contains it; libdwfl (reported offline, debuginfo found by
@@ -44,6 +48,7 @@ struct sym_module {
     size_t n_loads;
     int failed;
     uint64_t last_use;
+    uint64_t dwfl_trim;      /* s->trims when the Dwfl last answered a lookup (idle ones are closed) */
     struct msym *syms;       /* function symbols sorted by address (dwfl's own lookup is linear) */
     size_t n_syms;
     int syms_loaded;
@@ -181,6 +186,9 @@ void sym_free(symbolizer *s)
     free(s);
 }
 
+/* Trims without a cache miss in a module before its Dwfl is closed. */
+#define SYM_IDLE_TRIMS 2
+
 static void cache_clear(symbolizer *s)
 {
     hmap64_release(&s->addr_index);
@@ -215,18 +223,25 @@ void sym_trim(symbolizer *s)
         s->n_mods = s->o.max_modules;
         cache_clear(s); /* cached results may name freed modules' keys; strings stay valid */
     }
-    /* Failed opens are retried once per trim period (the file may appear). */
+    /*
+     * Failed opens are retried once per trim period (the file may appear).
+     * Idle Dwfls are closed: their results stay in the address cache (its
+     * strings are ours, not the ELF's), and a miss reopens the file.
+     */
     size_t w = 0;
+    s->trims++;
     for (size_t i = 0; i < s->n_mods; i++) {
-        if (s->mods[i]->failed) { module_free(s->mods[i]); continue; }
-        s->mods[w++] = s->mods[i];
+        sym_module *m = s->mods[i];
+        if (m->failed) { module_free(m); continue; }
+        if (m->dwfl && s->trims - m->dwfl_trim >= SYM_IDLE_TRIMS) module_close(m);
+        s->mods[w++] = m;
     }
     s->n_mods = w;
     hmap64_release(&s->mod_index);
     hmap64_init(&s->mod_index);
     for (size_t i = 0; i < s->n_mods; i++) hmap64_put(&s->mod_index, s->mods[i]->key, (uint32_t)i);
     /* kallsyms: reloaded every 64 trims (modules load and unload). */
-    if (++s->trims % 64 == 0) {
+    if (s->trims % 64 == 0) {
         free(s->ksyms);
         s->ksyms = NULL;
         s->n_ksyms = 0;
@@ -234,6 +249,13 @@ void sym_trim(symbolizer *s)
         strtab_release(&s->kstrs);
         strtab_init(&s->kstrs);
     }
+}
+
+size_t sym_open_modules(const symbolizer *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_mods; i++) n += s->mods[i]->dwfl != NULL;
+    return n;
 }
 
 static char *hex_build_id(const unsigned char *id, int len)
@@ -342,6 +364,7 @@ int sym_module_get(symbolizer *s, const char *path, const char *display, sym_mod
     }
     m->key = key;
     m->last_use = ++s->clock;
+    m->dwfl_trim = s->trims;
     rc = module_open_shared(s, m, e);
     if (rc) m->failed = 1;
     if (HGROW(s->mods, s->cap_mods, s->n_mods + 1)) {
@@ -938,6 +961,7 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
         herr e = {0};
         if (module_open_shared(s, m, &e)) m->failed = 1;
     }
+    m->dwfl_trim = s->trims;
     if (m->dwfl && off_to_vaddr(m, off, &vaddr) == 0) {
         GElf_Addr a = vaddr + m->bias;
         const char *symname = find_sym(m, a);
@@ -1004,7 +1028,11 @@ static void load_kallsyms(symbolizer *s)
         s->n_ksyms++;
     }
     fclose(f);
-    if (s->n_ksyms) qsort(s->ksyms, s->n_ksyms, sizeof(ksym), ksym_cmp);
+    if (s->n_ksyms) {
+        qsort(s->ksyms, s->n_ksyms, sizeof(ksym), ksym_cmp);
+        ksym *fit = realloc(s->ksyms, s->n_ksyms * sizeof(ksym)); /* kept for 64 trims: no growth slack */
+        if (fit) s->ksyms = fit;
+    }
 }
 
 int sym_kernel_lookup(symbolizer *s, uint64_t addr, sym_result *r)

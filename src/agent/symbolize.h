@@ -17,7 +17,11 @@
  * stay valid until sym_trim() or sym_free(). Caches are bounded: at most
  * max_modules open files (least recently used closed) and max_cache_entries
  * cached addresses; sym_trim() drops caches past their bound and must only be
- * called when no result strings are held (e.g. after each upload).
+ * called when no result strings are held (e.g. after each upload). A module
+ * whose file no lookup has had to read during the last two trim periods
+ * (every address it is asked for is cached) has its file and debug data
+ * closed by sym_trim(); the sym_module stays valid and reopens them on the
+ * next uncached address.
  *
  * Not thread-safe: one symbolizer per thread, or a lock around it.
  */
@@ -72,6 +76,9 @@ void sym_free(symbolizer *s);
  * copy what you keep before calling it.
  */
 void sym_trim(symbolizer *s);
+
+/* Modules whose file and debug data are open now (the rest are cached or idle). */
+size_t sym_open_modules(const symbolizer *s);
 
 /*
  * The module for the ELF file at path (open it through /proc/PID/root for
