@@ -46,15 +46,23 @@ for _ in $(seq 20); do
   sleep 0.25
 done
 [ -z "$a" ] && echo "server log: $(tail -n 5 "$tmp/server.log")"
-if grep -qx span_a_work <<<"$a" && ! grep -qx span_b_work <<<"$a" && ! grep -qx unlabelled_work <<<"$a"; then
-  ok "span a selects span_a_work only"
+if [[ "$build" == *san-thread* ]]; then
+  # ThreadSanitizer delays signals to its next interceptor call, so samples
+  # land away from the span's work (as in test_preload): only check that
+  # each span selects samples of its own through the server.
+  [ -n "$a" ] && ok "span a selects samples (TSan)" || bad "span a selects nothing"
+  [ -n "$b" ] && ok "span b selects samples (TSan)" || bad "span b selects nothing"
 else
-  bad "span a: got names: $(tr '\n' ' ' <<<"$a")"
-fi
-if grep -qx span_b_work <<<"$b" && ! grep -qx span_a_work <<<"$b" && ! grep -qx unlabelled_work <<<"$b"; then
-  ok "span b selects span_b_work only"
-else
-  bad "span b: got names: $(tr '\n' ' ' <<<"$b")"
+  if grep -qx span_a_work <<<"$a" && ! grep -qx span_b_work <<<"$a" && ! grep -qx unlabelled_work <<<"$a"; then
+    ok "span a selects span_a_work only"
+  else
+    bad "span a: got names: $(tr '\n' ' ' <<<"$a")"
+  fi
+  if grep -qx span_b_work <<<"$b" && ! grep -qx span_a_work <<<"$b" && ! grep -qx unlabelled_work <<<"$b"; then
+    ok "span b selects span_b_work only"
+  else
+    bad "span b: got names: $(tr '\n' ' ' <<<"$b")"
+  fi
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

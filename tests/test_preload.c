@@ -13,6 +13,8 @@
  *   - span labels: samples of each span hold only that span's work;
  *   - stress (threads, fork, exec, realloc storms, the program's own SIGPROF
  *     handler): the program exits 0 and its profiles decode;
+ *   - exec: the interval before it is flushed, a failed exec resumes
+ *     profiling;
  *   - bad settings: the program runs normally and stderr says what is wrong.
  *
  * Preloaded (LD_PRELOAD) in normal builds; in sanitizer builds
@@ -452,6 +454,48 @@ TEST(unwritable_output_dir_is_reported)
     char *err = read_text(dir, "stderr");
     ASSERT_CONTAINS(err, "profiling is off");
     free(err);
+}
+
+/*
+ * exec: the interval before a successful exec is flushed (before_exec is
+ * in some profile), a failed exec leaves profiling on (after_failed_exec),
+ * and the exec'd image profiles itself without overwriting those files.
+ */
+TEST(exec_keeps_the_interval_before_it)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], env_dir[1200], outdir[1200];
+    workload("wl_exec", wl, sizeof(wl));
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    const char *env[] = { env_dir, "HEARTH_PROFILES=cpu", "HEARTH_CPU_HZ=250", NULL };
+    char *argv[] = { wl, NULL };
+    int rc = run(dir, argv, env);
+    if (rc != 0) {
+        char *err = read_text(dir, "stderr");
+        char msg[600];
+        snprintf(msg, sizeof(msg), "%.500s", err);
+        free(err);
+        t_fail(__FILE__, __LINE__, "wl_exec exited %d: %s", rc, msg);
+    }
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    /* Sessions: until the failed exec, until the exec, the new image. */
+    int files = load_profiles(outdir, ".cpu.", &p);
+    printf("%d cpu profiles\n", files);
+    ASSERT(files >= 3);
+    int t = prof_type_index(&p, "cpu");
+    ASSERT(t >= 0);
+    if (!tsan()) {
+        int64_t before = sum_with(&p, t, "before_exec"), failed = sum_with(&p, t, "after_failed_exec");
+        int64_t after = sum_with(&p, t, "after_exec");
+        printf("cpu ns: before_exec %lld after_failed_exec %lld after_exec %lld\n", (long long)before,
+               (long long)failed, (long long)after);
+        ASSERT(before > 0);
+        ASSERT(failed > 0);
+        ASSERT(after > 0);
+    }
+    prof_release(&p);
 }
 
 TEST(api_start_stop_restart)

@@ -434,7 +434,9 @@ static void heap_interval_done(void)
 static int write_file(const char *dir, const char *kind, buf *body)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s.%s.%d.%06" PRIu64 ".pb.gz", dir, pl_g.cfg.app, kind, (int)pl_g.pid, seq);
+    /* The session's start (ms) keeps an image exec'd by this pid from overwriting its predecessor's files. */
+    snprintf(path, sizeof(path), "%s/%s.%s.%d.%" PRId64 ".%06" PRIu64 ".pb.gz", dir, pl_g.cfg.app, kind, (int)pl_g.pid,
+             pl_g.start_ns / 1000000, seq);
     return buf_write_file(body, path);
 }
 

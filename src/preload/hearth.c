@@ -16,8 +16,10 @@
  *     objects are live in the child too), and starts its own collector and
  *     timer: it keeps profiling as a separate process (HEARTH_FOLLOW_FORK=0
  *     makes it stop instead).
- *   - exec(): the kernel deletes POSIX timers and resets handlers; if
- *     LD_PRELOAD is still set, the new image starts fresh.
+ *   - exec(): the exec family is interposed (exec.c): before the real call
+ *     profiling stops and the interval so far is flushed (bounded wait, as
+ *     at exit); if the exec fails, profiling starts again with the same
+ *     settings. If LD_PRELOAD is still set, the new image starts fresh.
  *   - The program's own use of our signal (SIGPROF by default) still works:
  *     sigaction()/signal() on it record the program's handler, which ours
  *     calls for every signal that is not from our timers.
@@ -40,6 +42,8 @@ static pthread_key_t thread_key;
 static int thread_key_ok;
 static int atfork_done;
 static int follow_fork = 1;
+static _Atomic uint64_t session_base;  /* samples counted before this process's session began (exec.c skips an empty flush) */
+static uint64_t samples_taken(void) { return atomic_load(&pl_g.n_cpu) + atomic_load(&pl_g.n_heap); }
 
 #define PL_MAX_INTERNAL 16
 static _Atomic pid_t internal_tids[PL_MAX_INTERNAL];
@@ -362,6 +366,7 @@ static void fork_child(void)
     pl_heap_unlock();
     pthread_mutex_init(&life_lock, NULL);
     pl_g.pid = getpid();
+    atomic_store(&session_base, samples_taken());
     pl_cpu_after_fork_child();
     for (int i = 0; i < PL_MAX_INTERNAL; i++) atomic_store(&internal_tids[i], 0);
     pl_ring_reset();
@@ -386,6 +391,61 @@ static void fork_child(void)
 
 /* ---- start / stop ---- */
 
+/* Under life_lock, pl_g.cfg loaded: starts everything. 0 or a negative error (logged). */
+static int start_locked(void)
+{
+    int rc;
+    pl_g.pid = getpid();
+    pl_g.start_ns = now_ns();
+    atomic_store(&session_base, samples_taken());
+    if ((rc = pl_ring_init(8192))) {
+        log_error("hearth: cannot map the sample ring: %s; profiling is off", hearth_strerror(rc));
+        return rc;
+    }
+    if (!thread_key_ok && pthread_key_create(&thread_key, thread_gone) == 0) thread_key_ok = 1;
+    if (!atfork_done && pthread_atfork(fork_prepare, fork_parent, fork_child) == 0) atfork_done = 1;
+    if (pl_g.cfg.profiles & HEARTH_PROFILE_HEAP) {
+        if ((rc = pl_heap_init())) {
+            log_error("hearth: heap profiling cannot start: %s; profiling is off", hearth_strerror(rc));
+            return rc;
+        }
+    }
+    if (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) {
+        if ((rc = pl_cpu_install())) {
+            log_error("hearth: cannot install the signal %d handler: %s; profiling is off", pl_g.cfg.signo, hearth_strerror(rc));
+            return rc;
+        }
+    }
+    atomic_store(&pl_g.running, 1);
+    if ((rc = pl_collector_start())) {
+        atomic_store(&pl_g.running, 0);
+        log_error("hearth: cannot start the collector thread: %s; profiling is off", hearth_strerror(rc));
+        return rc;
+    }
+    pl_thread_bounds();  /* registers the starting thread (heap sampling needs it under sanitizers) */
+    if (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) {
+        atomic_store(&pl_g.cpu_on, 1);
+        if (thread_key_ok) pthread_setspecific(thread_key, (void *)1);
+        pl_cpu_thread_start();
+        pl_cpu_scan_threads();
+    }
+    if (pl_g.cfg.profiles & HEARTH_PROFILE_HEAP) pl_heap_start();
+    log_debug("hearth: profiling %s%s of %s every %.3gs to %s", (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) ? "cpu " : "",
+              (pl_g.cfg.profiles & HEARTH_PROFILE_HEAP) ? "heap" : "", pl_g.cfg.app,
+              (double)pl_g.cfg.interval_ns / 1e9, pl_g.cfg.server);
+    return 0;
+}
+
+/* Under life_lock, running: stops sampling and flushes (bounded wait). */
+static void stop_locked(void)
+{
+    atomic_store(&pl_g.cpu_on, 0);
+    pl_heap_stop();
+    pl_cpu_stop_all();
+    pl_collector_stop(1);
+    atomic_store(&pl_g.running, 0);
+}
+
 int hearth_start(const hearth_options *opts)
 {
     char err[300];
@@ -402,43 +462,7 @@ int hearth_start(const hearth_options *opts)
         log_error("hearth: %s; profiling is off", err);
         goto out;
     }
-    pl_g.pid = getpid();
-    pl_g.start_ns = now_ns();
-    if ((rc = pl_ring_init(8192))) {
-        log_error("hearth: cannot map the sample ring: %s; profiling is off", hearth_strerror(rc));
-        goto out;
-    }
-    if (!thread_key_ok && pthread_key_create(&thread_key, thread_gone) == 0) thread_key_ok = 1;
-    if (!atfork_done && pthread_atfork(fork_prepare, fork_parent, fork_child) == 0) atfork_done = 1;
-    if (pl_g.cfg.profiles & HEARTH_PROFILE_HEAP) {
-        if ((rc = pl_heap_init())) {
-            log_error("hearth: heap profiling cannot start: %s; profiling is off", hearth_strerror(rc));
-            goto out;
-        }
-    }
-    if (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) {
-        if ((rc = pl_cpu_install())) {
-            log_error("hearth: cannot install the signal %d handler: %s; profiling is off", pl_g.cfg.signo, hearth_strerror(rc));
-            goto out;
-        }
-    }
-    atomic_store(&pl_g.running, 1);
-    if ((rc = pl_collector_start())) {
-        atomic_store(&pl_g.running, 0);
-        log_error("hearth: cannot start the collector thread: %s; profiling is off", hearth_strerror(rc));
-        goto out;
-    }
-    pl_thread_bounds();  /* registers the starting thread (heap sampling needs it under sanitizers) */
-    if (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) {
-        atomic_store(&pl_g.cpu_on, 1);
-        if (thread_key_ok) pthread_setspecific(thread_key, (void *)1);
-        pl_cpu_thread_start();
-        pl_cpu_scan_threads();
-    }
-    if (pl_g.cfg.profiles & HEARTH_PROFILE_HEAP) pl_heap_start();
-    log_debug("hearth: profiling %s%s of %s every %.3gs to %s", (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) ? "cpu " : "",
-              (pl_g.cfg.profiles & HEARTH_PROFILE_HEAP) ? "heap" : "", pl_g.cfg.app,
-              (double)pl_g.cfg.interval_ns / 1e9, pl_g.cfg.server);
+    rc = start_locked();
 out:
     pthread_mutex_unlock(&life_lock);
     pl_guard_exit();
@@ -449,15 +473,50 @@ void hearth_stop(void)
 {
     pl_guard_enter();
     pthread_mutex_lock(&life_lock);
-    if (atomic_load(&pl_g.running)) {
-        atomic_store(&pl_g.cpu_on, 0);
-        pl_heap_stop();
-        pl_cpu_stop_all();
-        pl_collector_stop(1);
-        atomic_store(&pl_g.running, 0);
-    }
+    if (atomic_load(&pl_g.running)) stop_locked();
     pthread_mutex_unlock(&life_lock);
     pl_guard_exit();
+}
+
+/* ---- exec ---- */
+
+static int exec_stopped;   /* under life_lock: stopped by pl_exec_prepare, to restart if exec fails */
+
+void pl_exec_prepare(void)
+{
+    /*
+     * Only the process that started profiling: a vfork() child shares our
+     * memory and must not touch it (getpid() tells it apart; atfork
+     * handlers do not run for vfork). trylock: a program exec'ing while
+     * another of its threads starts or stops us goes on without the flush.
+     */
+    if (!atomic_load(&pl_g.running) || getpid() != pl_g.pid) return;
+    /* Nothing sampled in this process yet (the usual fork-then-exec child): nothing to lose, no wait. */
+    if (samples_taken() == atomic_load(&session_base)) return;
+    pl_guard_enter();
+    if (pthread_mutex_trylock(&life_lock) == 0) {
+        if (atomic_load(&pl_g.running)) {
+            stop_locked();
+            exec_stopped = 1;
+        }
+        pthread_mutex_unlock(&life_lock);
+    }
+    pl_guard_exit();
+}
+
+void pl_exec_failed(void)
+{
+    int saved = errno;
+    pl_guard_enter();
+    if (pthread_mutex_trylock(&life_lock) == 0) {
+        if (exec_stopped && !atomic_load(&pl_g.running)) {
+            exec_stopped = 0;
+            if (start_locked() == 0) log_debug("hearth: exec failed; profiling resumed");
+        }
+        pthread_mutex_unlock(&life_lock);
+    }
+    pl_guard_exit();
+    errno = saved;
 }
 
 void hearth_get_stats(hearth_stats *st)

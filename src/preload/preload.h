@@ -15,6 +15,7 @@
  *                signal handlers and allocators to the collector.
  *   collector.c  the background thread: drain, aggregate, symbolize, encode
  *                pprof, push to the server or write files.
+ *   exec.c       the interposed exec family: flush before the image goes.
  *
  * Threading: everything a signal handler touches is either thread-local
  * (pl_tls) or preallocated and lock-free (the ring, the published module
@@ -118,6 +119,13 @@ void pl_guard_exit(void);
 /* hearth's own threads (collector, uploader): never sampled. */
 int pl_internal_tid(pid_t tid);
 void pl_internal_register(void);   /* marks the calling thread internal */
+/*
+ * exec.c calls these around the real exec: prepare stops profiling and
+ * flushes the interval so far (bounded wait; nothing in a vfork child);
+ * failed restarts it with the same settings when the exec returned.
+ */
+void pl_exec_prepare(void);
+void pl_exec_failed(void);
 /* Real libc entry points (resolved lazily with dlsym(RTLD_NEXT)). */
 int pl_real_sigaction(int signo, const struct sigaction *act, struct sigaction *old);
 
