@@ -93,6 +93,7 @@ typedef struct gsample {
     uint8_t frames[6]; /* root first */
     int64_t v[2];
     int span, thread;  /* 0 = none */
+    int trace;         /* 0 = none */
 } gsample;
 
 typedef struct gprof {
@@ -131,6 +132,7 @@ static void gen(gprof *g)
         s->v[1] = rn(4) == 0 ? 0 : rn(1000);
         s->span = rn(4) == 0 ? 1 + rn(5) : 0;
         s->thread = rn(5) == 0 ? 1 + rn(2) : 0;
+        s->trace = rn(3) == 0 ? 1 + rn(4) : 0;
     }
 }
 
@@ -152,7 +154,7 @@ static void build(const gprof *g, profile *p)
         }
         int32_t st = prof_stack_root_first(p, locs, s->depth);
         ASSERT(st > 0);
-        prof_label l[2];
+        prof_label l[3];
         uint32_t nl = 0;
         char v[16];
         if (s->span) {
@@ -162,6 +164,10 @@ static void build(const gprof *g, profile *p)
         if (s->thread) {
             snprintf(v, sizeof(v), "t%d", s->thread);
             l[nl++] = (prof_label){(uint32_t)prof_cstr(p, "thread"), (uint32_t)prof_cstr(p, v), 0, 0};
+        }
+        if (s->trace) {
+            snprintf(v, sizeof(v), "trace-%d", s->trace);
+            l[nl++] = (prof_label){(uint32_t)prof_cstr(p, "trace_id"), (uint32_t)prof_cstr(p, v), 0, 0};
         }
         ASSERT(prof_sample_add(p, (uint32_t)st, s->v, l, nl) >= 0);
     }
@@ -246,6 +252,8 @@ typedef struct query {
     int64_t start, end;
     int n_spans;
     const char *spans[2];
+    int n_traces;
+    const char *traces[2];
 } query;
 
 static int naive_labels_match(const gprof *g, const gsample *smp, int type, const selector *sel)
@@ -283,6 +291,15 @@ static int naive_sample_in(const gprof *g, const gsample *smp, const query *q, c
         int ok = 0;
         for (int i = 0; i < q->n_spans; i++)
             ok |= smp->span && !strcmp(q->spans[i], sp);
+        if (!ok)
+            return 0;
+    }
+    if (q->n_traces) {
+        char tr[16];
+        snprintf(tr, sizeof(tr), "trace-%d", smp->trace);
+        int ok = 0;
+        for (int i = 0; i < q->n_traces; i++)
+            ok |= smp->trace && !strcmp(q->traces[i], tr);
         if (!ok)
             return 0;
     }
@@ -326,6 +343,7 @@ static void random_query(query *q)
                                  "{service_name!~\"svc1|svc2\"}", "{thread=\"t1\"}", "{thread=\"\"}",
                                  "{env=\"prod\", service_name=\"svc0\"}", "{thread!=\"t2\", env=~\"d.*\"}"};
     static const char *spans[] = {"span-1", "span-2", "span-3", "span-9"};
+    static const char *traces[] = {"trace-1", "trace-2", "trace-4", "trace-9"};
     memset(q, 0, sizeof(*q));
     q->tenant = rn(5) == 0;
     q->type = rn(2);
@@ -336,6 +354,11 @@ static void random_query(query *q)
         q->n_spans = 1 + rn(2);
         for (int i = 0; i < q->n_spans; i++)
             q->spans[i] = spans[rn(4)];
+    }
+    if (rn(3) == 0) {
+        q->n_traces = 1 + rn(2);
+        for (int i = 0; i < q->n_traces; i++)
+            q->traces[i] = traces[rn(4)];
     }
 }
 
@@ -358,6 +381,8 @@ static void check_query(store *s, const gprof *gs, size_t n, const query *q, con
     sq.end_ns = q->end;
     sq.span_ids = q->spans;
     sq.n_span_ids = (size_t)q->n_spans;
+    sq.trace_ids = q->traces;
+    sq.n_trace_ids = (size_t)q->n_traces;
     profile p;
     ASSERT_OK(prof_init(&p));
     int rc = store_select_merge_profile(s, &sq, &p, &e);
@@ -369,8 +394,8 @@ static void check_query(store *s, const gprof *gs, size_t n, const query *q, con
         int64_t g = smap_get(&got, strtab_get(&want.keys, i));
         want_total += want.v[i];
         if (g != want.v[i])
-            t_fail(__FILE__, __LINE__, "%s: tenant %d type %d sel %s range [%" PRId64 ", %" PRId64 "] spans %d: stack %s: got %" PRId64 ", want %" PRId64,
-                   phase, q->tenant, q->type, q->sel, q->start - t0, q->end ? q->end - t0 : 0, q->n_spans, strtab_get(&want.keys, i), g, want.v[i]);
+            t_fail(__FILE__, __LINE__, "%s: tenant %d type %d sel %s range [%" PRId64 ", %" PRId64 "] spans %d traces %d: stack %s: got %" PRId64 ", want %" PRId64,
+                   phase, q->tenant, q->type, q->sel, q->start - t0, q->end ? q->end - t0 : 0, q->n_spans, q->n_traces, strtab_get(&want.keys, i), g, want.v[i]);
     }
     for (uint32_t i = 0; i < got.keys.count; i++)
         if (smap_get(&want, strtab_get(&got.keys, i)) != got.v[i] && got.v[i] != 0)
@@ -419,8 +444,8 @@ static void check_query(store *s, const gprof *gs, size_t n, const query *q, con
         store_ts_release(&tl);
     }
 
-    /* Label values of service_name: the services with a matching sample (spans ignored). */
-    if (!q->n_spans) {
+    /* Label values of service_name: the services with a matching sample (span and trace filters ignored). */
+    if (!q->n_spans && !q->n_traces) {
         store_strs vals;
         ASSERT_OK(store_label_values(s, &sq, "service_name", &vals, &e));
         int want_svc[3] = {0, 0, 0};
@@ -1220,17 +1245,21 @@ TEST(batch_is_all_or_nothing_when_the_wal_write_fails)
     herr e;
     herr_clear(&e);
 
-    /* The size of one record, from a store without the hook. */
+    /* The size of each profile's record alone, from a store without the hook. */
     char d1[512];
     snprintf(d1, sizeof(d1), "%s", t_tmpdir());
     ASSERT_OK(store_open(&s, d1, &o, &e));
-    ASSERT_OK(ingest_batch(s, gs, 1, &e));
     store_stats st;
-    ASSERT_OK(store_get_stats(s, &st));
-    uint64_t rec1 = st.wal_bytes - 16;
+    uint64_t rec1 = 0, prev = 16;
+    for (int i = 0; i < 4; i++) {
+        ASSERT_OK(ingest_batch(s, &gs[i], 1, &e));
+        ASSERT_OK(store_get_stats(s, &st));
+        rec1 = MAX(rec1, st.wal_bytes - prev);
+        prev = st.wal_bytes;
+    }
     store_close(s);
 
-    /* The disk fills after one and a half records' worth: the batch of 4 must fail whole. */
+    /* The disk fills after one and a half (largest) records' worth: any one fits, the batch of 4 must fail whole. */
     char d2[512];
     snprintf(d2, sizeof(d2), "%s", t_tmpdir());
     o.wal_fail_after_bytes = rec1 + rec1 / 2;
@@ -1302,4 +1331,203 @@ TEST(batch_torn_by_a_crash_is_replayed_as_none)
     ASSERT_EQ(cpu_total(s, "anonymous"), first);
     ASSERT_EQ(n_services(s), 1);
     store_close(s);
+}
+
+/* ---- trace_id per sample; blocks and WAL of format version 1 ---- */
+
+typedef struct tsample {
+    const char *frame;   /* leaf under "main" */
+    int64_t v;
+    const char *span, *trace;  /* NULL = none */
+} tsample;
+
+static void build_traced(profile *p, const tsample *ts, size_t n)
+{
+    ASSERT_OK(prof_init(p));
+    ASSERT(prof_add_type(p, "cpu", "nanoseconds") >= 0);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t locs[2] = {(uint32_t)prof_location_for_name(p, "main", 4),
+                            (uint32_t)prof_location_for_name(p, ts[i].frame, strlen(ts[i].frame))};
+        prof_label l[2];
+        uint32_t nl = 0;
+        if (ts[i].span)
+            l[nl++] = (prof_label){(uint32_t)prof_cstr(p, "span_id"), (uint32_t)prof_cstr(p, ts[i].span), 0, 0};
+        if (ts[i].trace)
+            l[nl++] = (prof_label){(uint32_t)prof_cstr(p, "trace_id"), (uint32_t)prof_cstr(p, ts[i].trace), 0, 0};
+        ASSERT(prof_sample_add(p, (uint32_t)prof_stack_root_first(p, locs, 2), &ts[i].v, l, nl) >= 0);
+    }
+}
+
+static void ingest_traced(store *s, const tsample *ts, size_t n, int64_t t)
+{
+    profile p;
+    herr e;
+    herr_clear(&e);
+    build_traced(&p, ts, n);
+    store_label l[2] = {{"service_name", "traced"}, {"__name__", "process_cpu"}};
+    int rc = store_ingest(s, "anonymous", l, 2, &p, t, 0, &e);
+    if (rc)
+        t_fail(__FILE__, __LINE__, "ingest: %s", herr_msg(&e, rc));
+    prof_release(&p);
+}
+
+/* Total of the samples with one of spans and one of traces (NULL = no filter), by flame tree, pprof merge and series. */
+static int64_t traced_total(store *s, const char *span, const char *trace, int64_t t)
+{
+    const char *sp[1] = {span}, *tr[1] = {trace};
+    store_query q;
+    memset(&q, 0, sizeof(q));
+    q.tenant = "anonymous";
+    q.profile_type = CPU_TYPE;
+    q.start_ns = t - HOUR;
+    q.end_ns = t + HOUR;
+    q.span_ids = span ? sp : NULL;
+    q.n_span_ids = span ? 1 : 0;
+    q.trace_ids = trace ? tr : NULL;
+    q.n_trace_ids = trace ? 1 : 0;
+    herr e;
+    herr_clear(&e);
+    flame_tree ft;
+    flame_init(&ft);
+    ASSERT_OK(store_select_merge_tree(s, &q, &ft, 0, &e));
+    int64_t v = flame_total(&ft, 0);
+    flame_release(&ft);
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    ASSERT_OK(store_select_merge_profile(s, &q, &p, &e));
+    int64_t pv = 0;
+    for (size_t i = 0; i < p.n_samples; i++)
+        pv += prof_values(&p, i)[0];
+    prof_release(&p);
+    ASSERT_EQ(pv, v);
+    store_ts_list tl;
+    ASSERT_OK(store_select_series(s, &q, HOUR, NULL, 0, STORE_AGG_SUM, &tl, &e));
+    double sv = 0;
+    for (size_t i = 0; i < tl.n; i++)
+        for (size_t k = 0; k < tl.v[i].n_points; k++)
+            sv += tl.v[i].points[k].value;
+    store_ts_release(&tl);
+    ASSERT_EQ((int64_t)sv, v);
+    return v;
+}
+
+/* The checks on k copies of profile `a` of the test below. */
+static void check_traced(store *s, int64_t t, int64_t k, const char *phase)
+{
+    int64_t got[6] = {traced_total(s, NULL, NULL, t), traced_total(s, NULL, "tr1", t), traced_total(s, NULL, "tr2", t),
+                      traced_total(s, NULL, "nope", t), traced_total(s, "s1", "tr1", t), traced_total(s, "s1", NULL, t)};
+    /* all; trace tr1; trace tr2; an unknown trace; span s1 and trace tr1 (each filter must match); span s1 */
+    const int64_t want[6] = {310, 30, 40, 0, 10, 90};
+    for (int i = 0; i < 6; i++)
+        if (got[i] != k * want[i])
+            t_fail(__FILE__, __LINE__, "%s: check %d: got %" PRId64 ", want %" PRId64, phase, i, got[i], k * want[i]);
+}
+
+static uint32_t file_version(const char *path)
+{
+    size_t n;
+    char *d = t_read_file(path, &n);
+    ASSERT(n >= 12);
+    uint32_t v;
+    memcpy(&v, d + 8, 4);
+    free(d);
+    return v;
+}
+
+TEST(trace_ids_kept_filtered_and_version_1_files_still_read)
+{
+    int64_t t = (now_ns() / HOUR - 5) * HOUR + HOUR / 2;
+    const tsample a[] = {{"f1", 10, "s1", "tr1"}, {"f2", 20, "s2", "tr1"}, {"f3", 40, NULL, "tr2"}, {"f4", 80, "s1", NULL},
+                         {"f5", 160, NULL, NULL}};
+    const tsample b[] = {{"f1", 1, "s1", "tr1"}, {"f3", 2, NULL, "tr2"}, {"f6", 4, "s3", "tr3"}};
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", t_tmpdir());
+    store_opts o;
+    test_opts(&o);
+    store *s;
+    herr e;
+    herr_clear(&e);
+
+    /* The current format: traces through head, flush, compaction and restart. */
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    ingest_traced(s, a, ARRAY_SIZE(a), t);
+    check_traced(s, t, 1, "head");
+    ASSERT_OK(store_flush(s, &e));
+    check_traced(s, t, 1, "flushed");
+    ingest_traced(s, a, ARRAY_SIZE(a), t + 1);
+    check_traced(s, t, 2, "block+head");
+    ASSERT_OK(store_flush(s, &e));
+    ASSERT_OK(store_compact(s, &e));
+    store_stats st0;
+    ASSERT_OK(store_get_stats(s, &st0));
+    ASSERT_EQ(st0.n_blocks, 1);
+    ASSERT_EQ(st0.compactions, 1);
+    check_traced(s, t, 2, "compacted");
+    store_close(s);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    check_traced(s, t, 2, "restarted");
+    store_close(s);
+    buf rep;
+    buf_init(&rep, 0);
+    uint64_t problems = 1;
+    ASSERT_OK(store_verify(dir, &rep, &problems, &e));
+    if (problems)
+        t_fail(__FILE__, __LINE__, "verify: %s", rep.data);
+
+    /* Version 1, as the previous release wrote it: blocks without a trace column, WAL segments of type-1 records. */
+    snprintf(dir, sizeof(dir), "%s", t_tmpdir());
+    st_block_write_version = 1;
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    ingest_traced(s, a, ARRAY_SIZE(a), t);
+    ASSERT_OK(store_flush(s, &e));
+    st_block_write_version = STORE_FORMAT_VERSION;
+    ingest_traced(s, b, ARRAY_SIZE(b), t + 1);
+    store_close(s);
+    char bd[1024], path[1200];
+    block_dir(dir, "anonymous", bd, sizeof(bd));
+    const char *files[] = {"index", "symbols", "samples"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", bd, files[i]);
+        ASSERT_EQ(file_version(path), 1);
+    }
+    char wp[2200];
+    wal_file(dir, wp, sizeof(wp));
+    {
+        /* the segment holds single records only: with version 1 in its header it is byte for byte an old one */
+        int fd = open(wp, O_WRONLY);
+        uint32_t one = 1;
+        ASSERT_EQ(pwrite(fd, &one, 4, 8), 4);
+        close(fd);
+        ASSERT_EQ(file_version(wp), 1);
+    }
+    problems = 1;
+    buf_reset(&rep);
+    ASSERT_OK(store_verify(dir, &rep, &problems, &e));
+    if (problems)
+        t_fail(__FILE__, __LINE__, "verify of version 1 files: %s", rep.data);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    ASSERT_EQ(traced_total(s, NULL, NULL, t), 310 + 7);
+    ASSERT_EQ(traced_total(s, "s1", NULL, t), 90 + 1);
+    /* the version 1 block has no traces (the old release dropped them); the replayed WAL record kept its labels */
+    ASSERT_EQ(traced_total(s, NULL, "tr1", t), 1);
+    ASSERT_EQ(traced_total(s, NULL, "tr3", t), 4);
+    /* compaction of a version 1 and a version 2 block writes version 2 and keeps everything */
+    ASSERT_OK(store_flush(s, &e));
+    ASSERT_OK(store_compact(s, &e));
+    store_stats st;
+    ASSERT_OK(store_get_stats(s, &st));
+    ASSERT_EQ(st.n_blocks, 1);
+    ASSERT_EQ(traced_total(s, NULL, NULL, t), 317);
+    ASSERT_EQ(traced_total(s, "s1", NULL, t), 91);
+    ASSERT_EQ(traced_total(s, NULL, "tr2", t), 2);
+    store_close(s);
+    block_dir(dir, "anonymous", bd, sizeof(bd));
+    snprintf(path, sizeof(path), "%s/samples", bd);
+    ASSERT_EQ(file_version(path), STORE_FORMAT_VERSION);
+    problems = 1;
+    buf_reset(&rep);
+    ASSERT_OK(store_verify(dir, &rep, &problems, &e));
+    if (problems)
+        t_fail(__FILE__, __LINE__, "verify: %s", rep.data);
+    buf_release(&rep);
 }

@@ -12,8 +12,9 @@
  *            table; mapped and read in place, so a merge touches only the
  *            entries of the stacks it emits.
  *   samples  two zstd frames per chunk of <= 128 profiles of one series:
- *            the rows (four varint columns: rows per profile, stack ids
- *            sorted and delta coded per profile, values, span ids) and the
+ *            the rows (five varint columns: rows per profile, stack ids
+ *            sorted and delta coded per profile, values, span ids, trace
+ *            ids; version 1 blocks have no trace column) and the
  *            rollup (the chunk's rows summed by stack), so a query over
  *            whole chunks without a span filter decompresses only rollups.
  *
@@ -44,10 +45,12 @@ static const char MAGIC_INDEX[8] = {'H', 'R', 'T', 'H', 'I', 'D', 'X', '1'};
 static const char MAGIC_SYMBOLS[8] = {'H', 'R', 'T', 'H', 'S', 'Y', 'M', '1'};
 static const char MAGIC_SAMPLES[8] = {'H', 'R', 'T', 'H', 'S', 'M', 'P', '1'};
 
-static void make_header(uint8_t *h, const char magic[8], uint64_t body_len, uint32_t body_crc)
+uint32_t st_block_write_version = STORE_FORMAT_VERSION;
+
+static void make_header(uint8_t *h, const char magic[8], uint32_t version, uint64_t body_len, uint32_t body_crc)
 {
     memcpy(h, magic, 8);
-    st_put32(h + 8, STORE_FORMAT_VERSION);
+    st_put32(h + 8, version);
     st_put32(h + 12, 0);
     st_put64(h + 16, body_len);
     st_put32(h + 24, body_crc);
@@ -70,10 +73,10 @@ static int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-static int write_file(const char *path, const char magic[8], const buf *body)
+static int write_file(const char *path, const char magic[8], uint32_t version, const buf *body)
 {
     uint8_t h[HDR_SIZE];
-    make_header(h, magic, body->len, st_crc32(body->data ? body->data : "", body->len));
+    make_header(h, magic, version, body->len, st_crc32(body->data ? body->data : "", body->len));
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
@@ -112,13 +115,14 @@ typedef struct bwriter {
     bw_chunk *chunks;
     size_t n_chunks, cap_chunks;
     /* the chunk being built */
-    buf c_nrows, c_stacks, c_values, c_spans, raw, z;
+    buf c_nrows, c_stacks, c_values, c_spans, c_traces, raw, z;
     hmap64 agg_index;      /* stack -> index into agg_* for the chunk being built */
     uint32_t *agg_stack;
     int64_t *agg_value;
     size_t n_agg, cap_agg;
     buf c_aggs, c_aggv;
     uint32_t c_prof, c_first;
+    uint32_t version;      /* format version written (st_block_write_version at begin) */
     int level;
     int64_t min_ts, max_ts;
     uint64_t n_samples;
@@ -154,12 +158,14 @@ static int bw_begin(bwriter *w, const char *tenant_dir, int level, herr *e)
         return herr_set(e, rc, "cannot write \"%s\": %s", path, strerror(-rc));
     w->crc = st_crc32(NULL, 0);
     w->level = level;
+    w->version = st_block_write_version == 1 ? 1 : STORE_FORMAT_VERSION;
     w->min_ts = INT64_MAX;
     w->max_ts = INT64_MIN;
     buf_init(&w->c_nrows, 0);
     buf_init(&w->c_stacks, 0);
     buf_init(&w->c_values, 0);
     buf_init(&w->c_spans, 0);
+    buf_init(&w->c_traces, 0);
     buf_init(&w->c_aggs, 0);
     buf_init(&w->c_aggv, 0);
     hmap64_init(&w->agg_index);
@@ -190,6 +196,7 @@ static void bw_abort(bwriter *w)
     buf_release(&w->c_stacks);
     buf_release(&w->c_values);
     buf_release(&w->c_spans);
+    buf_release(&w->c_traces);
     buf_release(&w->c_aggs);
     buf_release(&w->c_aggv);
     hmap64_release(&w->agg_index);
@@ -247,14 +254,17 @@ static int bw_flush_chunk(bwriter *w)
         prev = w->agg_stack[i];
     }
     free(ord);
-    /* Rows frame: profile count, four column lengths, the columns. */
+    /* Rows frame: profile count, five column lengths (four in version 1: no traces), the columns. */
+    int traces = w->version >= 2;
     buf_reset(&w->raw);
     if ((rc = st_putv(&w->raw, w->c_prof)) || (rc = st_putv(&w->raw, w->c_nrows.len)) ||
         (rc = st_putv(&w->raw, w->c_stacks.len)) || (rc = st_putv(&w->raw, w->c_values.len)) ||
-        (rc = st_putv(&w->raw, w->c_spans.len)) || (rc = buf_append(&w->raw, w->c_nrows.data, w->c_nrows.len)) ||
+        (rc = st_putv(&w->raw, w->c_spans.len)) || (traces && (rc = st_putv(&w->raw, w->c_traces.len))) ||
+        (rc = buf_append(&w->raw, w->c_nrows.data, w->c_nrows.len)) ||
         (rc = buf_append(&w->raw, w->c_stacks.data, w->c_stacks.len)) ||
         (rc = buf_append(&w->raw, w->c_values.data, w->c_values.len)) ||
-        (rc = buf_append(&w->raw, w->c_spans.data, w->c_spans.len)))
+        (rc = buf_append(&w->raw, w->c_spans.data, w->c_spans.len)) ||
+        (traces && (rc = buf_append(&w->raw, w->c_traces.data, w->c_traces.len))))
         return rc;
     buf_reset(&w->z);
     if ((rc = zstd_compress(w->raw.data, w->raw.len, w->level, &w->z)))
@@ -285,6 +295,7 @@ static int bw_flush_chunk(bwriter *w)
     buf_reset(&w->c_stacks);
     buf_reset(&w->c_values);
     buf_reset(&w->c_spans);
+    buf_reset(&w->c_traces);
     return 0;
 }
 
@@ -294,9 +305,9 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* One profile of the current series: rows (stack, value, span). */
+/* One profile of the current series: rows (stack, value, span, trace); span/trace NULL = none. */
 static int bw_profile(bwriter *w, int64_t ts, int64_t dur, const uint32_t *stack, const int64_t *value,
-                      const uint32_t *span, size_t n)
+                      const uint32_t *span, const uint32_t *trace, size_t n)
 {
     bw_series *s = &w->series[w->n_series - 1];
     int rc;
@@ -321,7 +332,7 @@ static int bw_profile(bwriter *w, int64_t ts, int64_t dur, const uint32_t *stack
     for (size_t k = 0; k < n; k++) {
         uint32_t i = (uint32_t)w->sort[k];
         if ((rc = st_putv(&w->c_stacks, stack[i] - prev)) || (rc = st_putz(&w->c_values, value[i])) ||
-            (rc = st_putv(&w->c_spans, span ? span[i] : 0)))
+            (rc = st_putv(&w->c_spans, span ? span[i] : 0)) || (rc = st_putv(&w->c_traces, trace ? trace[i] : 0)))
             return rc;
         prev = stack[i];
         total += value[i];
@@ -554,7 +565,7 @@ static int bw_finish(bwriter *w, const profile *sym, int64_t window, uint64_t fl
 {
     int rc;
     uint8_t h[HDR_SIZE];
-    make_header(h, MAGIC_SAMPLES, w->off, w->crc);
+    make_header(h, MAGIC_SAMPLES, w->version, w->off, w->crc);
     if (pwrite(w->fd, h, HDR_SIZE, 0) != HDR_SIZE || fsync(w->fd) != 0)
         return herr_set(e, -EIO, "cannot write samples of block \"%s\": %s", w->tmp, strerror(errno));
     close(w->fd);
@@ -565,13 +576,13 @@ static int bw_finish(bwriter *w, const profile *sym, int64_t window, uint64_t fl
     if ((rc = put_symbols(sym, &body)))
         goto fail;
     snprintf(path, sizeof(path), "%s/symbols", w->tmp);
-    if ((rc = write_file(path, MAGIC_SYMBOLS, &body)))
+    if ((rc = write_file(path, MAGIC_SYMBOLS, w->version, &body)))
         goto fail;
     buf_reset(&body);
     if ((rc = put_index(w, window, flush_seq, sources, n_sources, &body)))
         goto fail;
     snprintf(path, sizeof(path), "%s/index", w->tmp);
-    if ((rc = write_file(path, MAGIC_INDEX, &body)))
+    if ((rc = write_file(path, MAGIC_INDEX, w->version, &body)))
         goto fail;
     buf_release(&body);
     if ((rc = st_fsync_dir(w->tmp)))
@@ -621,7 +632,7 @@ int st_block_write_head(const st_head *h, const char *tenant_dir, uint64_t flush
         bw_series_begin(&w, lab, s->n_lab);
         for (size_t k = 0; k < s->n_prof && rc == 0; k++)
             rc = bw_profile(&w, s->ts[k], s->dur[k], h->r_stack + s->row0[k], h->r_value + s->row0[k],
-                            h->r_span + s->row0[k], s->n_rows[k]);
+                            h->r_span + s->row0[k], h->r_trace + s->row0[k], s->n_rows[k]);
         if (!rc)
             rc = bw_series_end(&w);
     }
@@ -652,7 +663,7 @@ int st_block_remove(const char *dir)
 /* ---- reader ---- */
 
 static int map_file(const char *path, const char magic[8], void **map, size_t *map_len, const uint8_t **body,
-                    size_t *body_len, uint64_t *file_bytes, herr *e)
+                    size_t *body_len, uint64_t *file_bytes, uint32_t *version, herr *e)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -679,8 +690,9 @@ static int map_file(const char *path, const char magic[8], void **map, size_t *m
         return herr_set(e, HE_FORMAT, "\"%s\": bad magic (not a hearth block file)", path);
     if (st_crc32(h, 28) != st_get32(h + 28))
         return herr_set(e, HE_CHECKSUM, "\"%s\": header checksum mismatch", path);
-    if (st_get32(h + 8) != STORE_FORMAT_VERSION)
-        return herr_set(e, HE_UNSUPPORTED, "\"%s\": format version %u, this hearth reads %d", path, st_get32(h + 8),
+    *version = st_get32(h + 8);
+    if (*version < 1 || *version > STORE_FORMAT_VERSION)
+        return herr_set(e, HE_UNSUPPORTED, "\"%s\": format version %u, this hearth reads versions 1 to %d", path, *version,
                         STORE_FORMAT_VERSION);
     uint64_t bl = st_get64(h + 16);
     if (bl != len - HDR_SIZE)
@@ -875,19 +887,22 @@ out:
     return rc;
 }
 
-int st_chunk_rd_init(st_chunk_rd *r, const uint8_t *p, size_t n, herr *e)
+int st_chunk_rd_init(st_chunk_rd *r, const st_block *b, const uint8_t *p, size_t n, herr *e)
 {
     st_rd h = {p, p + n};
-    uint64_t np, l[4];
+    uint64_t np, l[5];
+    int ncol = b->version >= 2 ? 5 : 4;
     if (st_getv_max(&h, STORE_CHUNK_PROFILES * 4, &np))
         return herr_set(e, HE_FORMAT, "sample chunk: bad header");
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < ncol; k++)
         if (st_getv(&h, &l[k]))
             return herr_set(e, HE_FORMAT, "sample chunk: bad header");
     size_t left = (size_t)(h.end - h.p);
-    st_rd *cols[4] = {&r->nrows, &r->stacks, &r->values, &r->spans};
+    st_rd *cols[5] = {&r->nrows, &r->stacks, &r->values, &r->spans, &r->traces};
+    r->traces = (st_rd){p + n, p + n};
+    r->has_traces = ncol == 5;
     const uint8_t *c = h.p;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < ncol; k++) {
         if (l[k] > left)
             return herr_set(e, HE_FORMAT, "sample chunk: column sizes do not add up");
         *cols[k] = (st_rd){c, c + l[k]};
@@ -998,7 +1013,7 @@ static int deep_check(st_block *b, herr *e)
         for (uint32_t ci = 0; ci < s->n_chunks && !rc; ci++) {
             st_bchunk *c = &b->chunks[s->first_chunk + ci];
             st_chunk_rd cr;
-            if ((rc = st_block_chunk(b, c, &raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)raw.data, raw.len, e)))
+            if ((rc = st_block_chunk(b, c, &raw, e)) || (rc = st_chunk_rd_init(&cr, b, (uint8_t *)raw.data, raw.len, e)))
                 break;
             if (cr.n_prof != c->n_prof) {
                 rc = herr_set(e, HE_FORMAT, "block \"%s\": chunk has %u profiles, index says %u", b->id, cr.n_prof, c->n_prof);
@@ -1006,7 +1021,7 @@ static int deep_check(st_block *b, herr *e)
             }
             int64_t rows_sum = 0;
             for (uint32_t k = 0; k < c->n_prof && !rc; k++) {
-                uint64_t nr, d, sp;
+                uint64_t nr, d, sp, tr;
                 int64_t v;
                 if (st_getv(&cr.nrows, &nr) || nr != s->n_rows[c->first_prof + k]) {
                     rc = herr_set(e, HE_FORMAT, "block \"%s\": row count of a profile disagrees with the index", b->id);
@@ -1014,14 +1029,14 @@ static int deep_check(st_block *b, herr *e)
                 }
                 uint64_t stack = 0;
                 for (uint64_t j = 0; j < nr; j++) {
-                    if (st_getv(&cr.stacks, &d) || st_getz(&cr.values, &v) || st_getv(&cr.spans, &sp)) {
+                    if (st_getv(&cr.stacks, &d) || st_getz(&cr.values, &v) || st_getv(&cr.spans, &sp) || st_chunk_trace(&cr, &tr)) {
                         rc = herr_set(e, HE_FORMAT, "block \"%s\": sample columns end early", b->id);
                         break;
                     }
                     stack += d;
-                    if (stack >= b->sec_n[SYM_NODES] || sp >= b->sec_n[SYM_STROFF]) {
-                        rc = herr_set(e, HE_BADREF, "block \"%s\": a sample refers to stack %" PRIu64 " or span string %" PRIu64 " out of range",
-                                      b->id, stack, sp);
+                    if (stack >= b->sec_n[SYM_NODES] || sp >= b->sec_n[SYM_STROFF] || tr >= b->sec_n[SYM_STROFF]) {
+                        rc = herr_set(e, HE_BADREF, "block \"%s\": a sample refers to stack %" PRIu64 ", span string %" PRIu64
+                                      " or trace string %" PRIu64 " out of range", b->id, stack, sp, tr);
                         break;
                     }
                     rows_sum += v;
@@ -1068,21 +1083,24 @@ int st_block_open(st_block *b, const char *dir, int deep, herr *e)
     char path[PATH_MAX];
     int rc;
     snprintf(path, sizeof(path), "%s/samples", dir);
-    if ((rc = map_file(path, MAGIC_SAMPLES, &b->smp_map, &b->smp_map_len, &b->smp, &b->smp_len, &b->bytes_samples, e)))
+    uint32_t v_sym = 0, v_idx = 0;
+    if ((rc = map_file(path, MAGIC_SAMPLES, &b->smp_map, &b->smp_map_len, &b->smp, &b->smp_len, &b->bytes_samples, &b->version, e)))
         return rc;
     snprintf(path, sizeof(path), "%s/symbols", dir);
-    if ((rc = map_file(path, MAGIC_SYMBOLS, &b->sym_map, &b->sym_map_len, &b->sym, &b->sym_len, &b->bytes_symbols, e)))
+    if ((rc = map_file(path, MAGIC_SYMBOLS, &b->sym_map, &b->sym_map_len, &b->sym, &b->sym_len, &b->bytes_symbols, &v_sym, e)))
         return rc;
+    if (v_sym != b->version)
+        return herr_set(e, HE_FORMAT, "\"%s\": format version %u, but the samples file has %u", path, v_sym, b->version);
     if ((rc = check_symbols(b, path, e)))
         return rc;
     snprintf(path, sizeof(path), "%s/index", dir);
     void *im = NULL;
     size_t iml = 0, il = 0;
     const uint8_t *ib;
-    if ((rc = map_file(path, MAGIC_INDEX, &im, &iml, &ib, &il, &b->bytes_index, e))) {
+    if ((rc = map_file(path, MAGIC_INDEX, &im, &iml, &ib, &il, &b->bytes_index, &v_idx, e)) || v_idx != b->version) {
         if (im)
             munmap(im, iml);
-        return rc;
+        return rc ? rc : herr_set(e, HE_FORMAT, "\"%s\": format version %u, but the samples file has %u", path, v_idx, b->version);
     }
     rc = parse_index(b, ib, il, path, e);
     munmap(im, iml);
@@ -1285,7 +1303,7 @@ int st_block_compact(st_block *const *in, size_t n, const char *tenant_dir, int6
         rc = bw_begin(&w, tenant_dir, 3, e);
     buf raw;
     buf_init(&raw, 0);
-    uint32_t *st = NULL, *sp = NULL;
+    uint32_t *st = NULL, *sp = NULL, *tp = NULL;
     int64_t *val = NULL;
     size_t cap = 0;
     const char *lab[2 * STORE_MAX_LABELS + 16];
@@ -1305,15 +1323,16 @@ int st_block_compact(st_block *const *in, size_t n, const char *tenant_dir, int6
             for (uint32_t ci = 0; ci < se->n_chunks && !rc; ci++) {
                 const st_bchunk *c = &b->chunks[se->first_chunk + ci];
                 st_chunk_rd cr;
-                if ((rc = st_block_chunk(b, c, &raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)raw.data, raw.len, e)))
+                if ((rc = st_block_chunk(b, c, &raw, e)) || (rc = st_chunk_rd_init(&cr, b, (uint8_t *)raw.data, raw.len, e)))
                     break;
                 for (uint32_t k = 0; k < c->n_prof && !rc; k++) {
                     uint32_t pi = c->first_prof + k;
-                    uint64_t nr = se->n_rows[pi], d, spv;
+                    uint64_t nr = se->n_rows[pi], d, spv, trv;
                     if (nr > cap) {
                         cap = nr;
                         st = xreallocarray(st, cap, sizeof(uint32_t));
                         sp = xreallocarray(sp, cap, sizeof(uint32_t));
+                        tp = xreallocarray(tp, cap, sizeof(uint32_t));
                         val = xreallocarray(val, cap, sizeof(int64_t));
                     }
                     uint64_t tmp, stack = 0;
@@ -1322,20 +1341,22 @@ int st_block_compact(st_block *const *in, size_t n, const char *tenant_dir, int6
                         break;
                     }
                     for (uint64_t x = 0; x < nr; x++) {
-                        if (st_getv(&cr.stacks, &d) || st_getz(&cr.values, &val[x]) || st_getv(&cr.spans, &spv)) {
+                        if (st_getv(&cr.stacks, &d) || st_getz(&cr.values, &val[x]) || st_getv(&cr.spans, &spv) ||
+                            st_chunk_trace(&cr, &trv)) {
                             rc = herr_set(e, HE_FORMAT, "block \"%s\": sample columns end early", b->id);
                             break;
                         }
                         stack += d;
-                        if (stack >= b->sec_n[SYM_NODES] || spv >= b->sec_n[SYM_STROFF]) {
+                        if (stack >= b->sec_n[SYM_NODES] || spv >= b->sec_n[SYM_STROFF] || trv >= b->sec_n[SYM_STROFF]) {
                             rc = herr_set(e, HE_BADREF, "block \"%s\": sample reference out of range", b->id);
                             break;
                         }
                         st[x] = mi->node[stack];
                         sp[x] = spv ? imp_str(mi, (uint32_t)spv) : 0;
+                        tp[x] = trv ? imp_str(mi, (uint32_t)trv) : 0;
                     }
                     if (!rc)
-                        rc = bw_profile(&w, se->ts[pi], se->dur[pi], st, val, sp, nr);
+                        rc = bw_profile(&w, se->ts[pi], se->dur[pi], st, val, sp, tp, nr);
                 }
             }
         }
@@ -1355,6 +1376,7 @@ int st_block_compact(st_block *const *in, size_t n, const char *tenant_dir, int6
     buf_release(&raw);
     free(st);
     free(sp);
+    free(tp);
     free(val);
     for (size_t i = 0; i < n_refs; i++)
         free(refs[i].key);

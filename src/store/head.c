@@ -5,8 +5,8 @@
  * Invariants: `sym` holds only symbols some row references (ingest maps
  * just the stacks of non-zero samples), deduplicated across every profile
  * of the head (interned by content), so a flush can write it as the block's
- * symbol tables unchanged. Rows live in three parallel arrays (stack, value,
- * span); a profile of a series is a contiguous run of rows. A series is
+ * symbol tables unchanged. Rows live in four parallel arrays (stack, value,
+ * span, trace); a profile of a series is a contiguous run of rows. A series is
  * found by its canonical label text ("name=value\x01..." sorted by name).
  *
  * Ingest maps a profile's ids into the head lazily with per-call arrays
@@ -85,13 +85,14 @@ void st_head_release(st_head *h)
     free(h->r_stack);
     free(h->r_value);
     free(h->r_span);
+    free(h->r_trace);
     free(h->tenant);
     memset(h, 0, sizeof(*h));
 }
 
 size_t st_head_bytes(const st_head *h)
 {
-    return h->cap_rows * 16 + h->sym.n_nodes * 8 + h->sym.n_locations * 32 + h->sym.n_lines * 24 +
+    return h->cap_rows * 20 + h->sym.n_nodes * 8 + h->sym.n_locations * 32 + h->sym.n_lines * 24 +
            h->sym.n_functions * 24 + h->sym.strings.mem.used_bytes + h->n_profiles * 40 +
            (h->stack_cache.slots ? (h->stack_cache.mask + 1) * sizeof(st_fpslot) : 0) +
            (h->loc_cache.slots ? (h->loc_cache.mask + 1) * sizeof(st_fpslot) : 0);
@@ -595,10 +596,11 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
     m.fp_map = calloc(p->n_mappings ? p->n_mappings : 1, sizeof(fp128));
     uint32_t *stacks = hmallocarray(p->n_samples, sizeof(uint32_t));
     uint32_t *spans = hmallocarray(p->n_samples, sizeof(uint32_t));
+    uint32_t *traces = hmallocarray(p->n_samples, sizeof(uint32_t));
     uint32_t *sig = hmallocarray(p->n_samples, sizeof(uint32_t));
     strtab sigs;
     strtab_init(&sigs);
-    if (!m.str || !m.map || !m.fn || !m.loc || !m.node || !m.fp_node || !m.fp_loc || !m.fp_str || !m.fp_fn || !m.fp_map || !stacks || !spans || !sig) {
+    if (!m.str || !m.map || !m.fn || !m.loc || !m.node || !m.fp_node || !m.fp_loc || !m.fp_str || !m.fp_fn || !m.fp_map || !stacks || !spans || !traces || !sig) {
         rc = -ENOMEM;
         goto out;
     }
@@ -617,6 +619,7 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
         if ((rc = map_stack(&m, s->stack, &stacks[i])))
             goto out;
         spans[i] = 0;
+        traces[i] = 0;
         sig[i] = 0;
         if (!s->n_labels)
             continue;
@@ -629,6 +632,11 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
                 continue; /* numeric labels are not kept */
             if (is_span_key(kn)) {
                 if ((rc = map_str(&m, l->str, &spans[i])))
+                    goto out;
+                continue;
+            }
+            if (!strcmp(kn, "trace_id")) {
+                if ((rc = map_str(&m, l->str, &traces[i])))
                     goto out;
                 continue;
             }
@@ -724,7 +732,10 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
                     uint32_t *d = hreallocarray(h->r_span, c, sizeof(uint32_t));
                     if (d)
                         h->r_span = d;
-                    if (!a || !b || !d) {
+                    uint32_t *tr = hreallocarray(h->r_trace, c, sizeof(uint32_t));
+                    if (tr)
+                        h->r_trace = tr;
+                    if (!a || !b || !d || !tr) {
                         rc = -ENOMEM;
                         goto out;
                     }
@@ -733,6 +744,7 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
                 h->r_stack[h->n_rows] = stacks[i];
                 h->r_value[h->n_rows] = v;
                 h->r_span[h->n_rows] = spans[i];
+                h->r_trace[h->n_rows] = traces[i];
                 h->n_rows++;
                 total += v;
             }
@@ -782,6 +794,7 @@ out:
     free(m.lines);
     free(stacks);
     free(spans);
+    free(traces);
     free(sig);
     strtab_release(&sigs);
     return rc;

@@ -13,8 +13,8 @@
  * source's stack node id (one add per row, no hashing); then only the
  * nodes with a non-zero sum are turned into stacks of the output profile,
  * mapping just the locations, functions, mappings and strings those stacks
- * use (lazily, through per-source id maps). The span column of a block is
- * not even decoded when the query has no span filter.
+ * use (lazily, through per-source id maps). The span and trace columns of a
+ * block are not even decoded when the query does not filter on them.
  *
  * Flame trees: from a block, through the block's skeleton (its stack tree
  * merged by frame name, built once on the first flame query and kept with
@@ -233,50 +233,76 @@ static uint32_t match_series(const qsrc *src, const store_query *q, uint32_t **o
 
 /* ---- row scan ---- */
 
-/* Span ids of the query as string ids of a source; n = 0 when no filter. */
-typedef struct span_set {
+/*
+ * The per-sample filter of a query as string ids of one source: its span ids
+ * and its trace ids. A row passes when it matches each active filter.
+ */
+typedef struct id_filter {
     uint32_t *ids;
     size_t n;
     int active;
+} id_filter;
+
+typedef struct span_set {
+    id_filter span, trace;
+    int active;  /* either filter is */
 } span_set;
 
-static void span_set_init(span_set *ss, const qsrc *src, const store_query *q)
+static void id_filter_init(id_filter *f, const qsrc *src, const char *const *want, size_t n_want)
 {
-    ss->ids = NULL;
-    ss->n = 0;
-    ss->active = q->n_span_ids > 0;
-    if (!ss->active)
+    f->ids = NULL;
+    f->n = 0;
+    f->active = n_want > 0;
+    if (!f->active)
         return;
-    ss->ids = xmallocarray(q->n_span_ids + 1, sizeof(uint32_t));
+    f->ids = xmallocarray(n_want + 1, sizeof(uint32_t));
     if (src->h) {
-        for (size_t i = 0; i < q->n_span_ids; i++) {
-            int32_t id = strtab_find(&src->h->sym.strings, q->span_ids[i], strlen(q->span_ids[i]));
+        for (size_t i = 0; i < n_want; i++) {
+            int32_t id = strtab_find(&src->h->sym.strings, want[i], strlen(want[i]));
             if (id > 0)
-                ss->ids[ss->n++] = (uint32_t)id;
+                f->ids[f->n++] = (uint32_t)id;
         }
     } else {
         const st_block *b = src->b;
         for (uint64_t id = 1; id < b->sec_n[SYM_STROFF]; id++) {
             const char *s = st_block_str(b, (uint32_t)id);
-            for (size_t i = 0; i < q->n_span_ids; i++)
-                if (!strcmp(s, q->span_ids[i]) && ss->n < q->n_span_ids) {
-                    ss->ids[ss->n++] = (uint32_t)id;
+            for (size_t i = 0; i < n_want; i++)
+                if (!strcmp(s, want[i]) && f->n < n_want) {
+                    f->ids[f->n++] = (uint32_t)id;
                     break;
                 }
         }
     }
 }
 
-static int span_ok(const span_set *ss, uint32_t span)
+static void span_set_init(span_set *ss, const qsrc *src, const store_query *q)
 {
-    if (!ss->active)
+    id_filter_init(&ss->span, src, q->span_ids, q->n_span_ids);
+    id_filter_init(&ss->trace, src, q->trace_ids, q->n_trace_ids);
+    ss->active = ss->span.active || ss->trace.active;
+}
+
+static void span_set_release(span_set *ss)
+{
+    free(ss->span.ids);
+    free(ss->trace.ids);
+}
+
+static int id_ok(const id_filter *f, uint32_t id)
+{
+    if (!f->active)
         return 1;
-    if (span == 0)
+    if (id == 0)
         return 0;
-    for (size_t i = 0; i < ss->n; i++)
-        if (ss->ids[i] == span)
+    for (size_t i = 0; i < f->n; i++)
+        if (f->ids[i] == id)
             return 1;
     return 0;
+}
+
+static int row_ok(const span_set *ss, uint32_t span, uint32_t trace)
+{
+    return id_ok(&ss->span, span) && id_ok(&ss->trace, trace);
 }
 
 /*
@@ -359,7 +385,7 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
             scratch_need(sc, n);
             size_t m = 0;
             for (size_t j = 0; j < n; j++)
-                if (span_ok(ss, h->r_span[s->row0[k] + j])) {
+                if (row_ok(ss, h->r_span[s->row0[k] + j], h->r_trace[s->row0[k] + j])) {
                     sc->st[m] = st[j];
                     sc->val[m++] = v[j];
                 }
@@ -420,11 +446,11 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
             end = out_end;  /* now decode the profiles out of range, to subtract them */
         }
         st_chunk_rd cr;
-        if ((rc = st_block_chunk(b, c, &sc->raw, e)) || (rc = st_chunk_rd_init(&cr, (uint8_t *)sc->raw.data, sc->raw.len, e)))
+        if ((rc = st_block_chunk(b, c, &sc->raw, e)) || (rc = st_chunk_rd_init(&cr, b, (uint8_t *)sc->raw.data, sc->raw.len, e)))
             return rc;
         for (uint32_t k = 0; k < end && !rc; k++) {
             uint32_t pi = c->first_prof + k;
-            uint64_t nr, d, sp;
+            uint64_t nr, d, sp = 0, tr = 0;
             if (st_getv(&cr.nrows, &nr) || nr != s->n_rows[pi])
                 return herr_set(e, HE_FORMAT, "block \"%s\": row count disagrees with the index", b->id);
             int want = in_range(q, s->ts[pi]);
@@ -444,9 +470,12 @@ static int scan_rows(const qsrc *src, uint32_t si, const store_query *q, const s
                     return herr_set(e, HE_FORMAT, "block \"%s\": sample columns end early", b->id);
                 stack += d;
                 if (ss->active) {
-                    if (st_getv(&cr.spans, &sp))
+                    /* each column is its own stream: read only the ones filtered on */
+                    if (ss->span.active && st_getv(&cr.spans, &sp))
                         return herr_set(e, HE_FORMAT, "block \"%s\": span column ends early", b->id);
-                    if (!span_ok(ss, (uint32_t)sp))
+                    if (ss->trace.active && st_chunk_trace(&cr, &tr))
+                        return herr_set(e, HE_FORMAT, "block \"%s\": trace column ends early", b->id);
+                    if (!row_ok(ss, (uint32_t)sp, (uint32_t)tr))
                         continue;
                 }
                 if (stack >= n_nodes)
@@ -773,7 +802,7 @@ static int select_agg(store *s, const store_query *q, emit_fn emit, void *arg, m
         for (uint32_t k = 0; k < nser && !rc; k++)
             rc = scan_rows(&src[i], ser[k], q, &ss, &sc, merge_rows, merge_agg, m, e);
         free(ser);
-        free(ss.ids);
+        span_set_release(&ss);
         if (!rc)
             rc = emit(arg, &src[i], m->agg, m->n_nodes, e);
         free(m->agg);
@@ -1790,7 +1819,7 @@ int store_select_series(store *s, const store_query *q, int64_t step_ns,
                         ts_add(&c, ts[j], tot[j]);
             }
         }
-        free(ss.ids);
+        span_set_release(&ss);
         free(ser);
     }
     pthread_rwlock_unlock(&s->lock);

@@ -5,14 +5,15 @@
  *
  * Data model as stored:
  *   tenant   -> series (a label set) -> profiles (timestamp, duration,
- *   rows of (stack, value, span_id)). One series holds one sample type.
+ *   rows of (stack, value, span_id, trace_id)). One series holds one sample
+ *   type.
  *
  * Series labels, the rule (store_ingest):
  *   labels = caller labels (must include service_name; __name__ defaults to
  *            "unknown" when absent)
  *          + string labels found on the profile's samples, except span_id,
  *            trace_id and profile_id (these stay per sample; profile_id is
- *            read as span_id; trace_id is not stored). Samples with different
+ *            read as span_id). Samples with different
  *            such labels go to different series. Numeric labels are dropped.
  *          + per sample type t (one series each), derived like Pyroscope:
  *              __type__        = sample type name        ("cpu")
@@ -161,6 +162,8 @@ typedef struct store_query {
     int64_t start_ns, end_ns;        /* inclusive; end_ns 0 = open */
     const char *const *span_ids;     /* keep only samples with one of these span_ids (16 hex chars as sent) */
     size_t n_span_ids;               /* 0 = no span filter */
+    const char *const *trace_ids;    /* keep only samples with one of these trace_ids (as sent); with span_ids too, a sample must match both */
+    size_t n_trace_ids;              /* 0 = no trace filter */
 } store_query;
 
 /* A list of strings, sorted, unique. Caller owns; free with store_strs_release. */
@@ -236,7 +239,7 @@ void store_ts_release(store_ts_list *l);
  * values; bucket k covers [start + k*step, start + (k+1)*step); value = sum
  * of the totals of the profiles in the bucket, or their average per profile
  * (STORE_AGG_AVG). step_ns > 0; at most 100000 buckets (HE_TOOBIG past it).
- * Span filters are honoured (then samples are read, not just totals).
+ * Span and trace filters are honoured (then samples are read, not just totals).
  */
 int store_select_series(store *s, const store_query *q, int64_t step_ns,
                         const char *const *group_by, size_t n_group_by, enum store_agg agg,

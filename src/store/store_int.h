@@ -24,7 +24,7 @@
 #include "profile/profile.h"
 #include "store/store.h"
 
-#define STORE_FORMAT_VERSION 1      /* block files */
+#define STORE_FORMAT_VERSION 2      /* block files written; version 1 (no trace column) is still read */
 #define STORE_WAL_VERSION 2         /* WAL segments; version 1 segments (no batch records) are still read */
 #define STORE_MAX_BATCH 65536       /* profiles in one store_ingest_batch */
 #define STORE_CHUNK_PROFILES 128     /* profiles per compressed sample chunk */
@@ -182,6 +182,7 @@ typedef struct st_head {
     uint32_t *r_stack;     /* rows */
     int64_t *r_value;
     uint32_t *r_span;      /* string id in sym, 0 = none */
+    uint32_t *r_trace;     /* string id in sym, 0 = none */
     size_t n_rows, cap_rows;
     int64_t min_ts, max_ts;
     size_t n_profiles;
@@ -222,6 +223,7 @@ typedef struct st_bchunk {
 
 typedef struct st_block {
     char *dir;             /* the block directory */
+    uint32_t version;      /* format version of its files (1: chunks have no trace column) */
     char *id;
     char *tenant;
     int64_t min_ts, max_ts, window;
@@ -285,13 +287,26 @@ const char *st_block_label(const st_block *b, const st_bseries *s, const char *n
  */
 int st_block_chunk(const st_block *b, const st_bchunk *c, buf *out, herr *e);
 
-/* Chunk column reader: walks profiles of a decoded chunk. */
+/*
+ * Chunk column reader: walks profiles of a decoded chunk of block b (its
+ * version says whether there is a trace column; without one, `traces` is
+ * empty and st_chunk_trace reads 0 = none).
+ */
 typedef struct st_chunk_rd {
-    st_rd nrows, stacks, values, spans;
+    st_rd nrows, stacks, values, spans, traces;
     uint32_t n_prof, i;
+    int has_traces;
 } st_chunk_rd;
-int st_chunk_rd_init(st_chunk_rd *r, const uint8_t *p, size_t n, herr *e);
-/* The rollup frame: the chunk's rows summed by stack (no spans). */
+int st_chunk_rd_init(st_chunk_rd *r, const st_block *b, const uint8_t *p, size_t n, herr *e);
+static inline int st_chunk_trace(st_chunk_rd *r, uint64_t *v)
+{
+    if (!r->has_traces) {
+        *v = 0;
+        return 0;
+    }
+    return st_getv(&r->traces, v);
+}
+/* The rollup frame: the chunk's rows summed by stack (no spans, no traces). */
 typedef struct st_agg_rd {
     st_rd stacks, values;
     uint32_t n;
@@ -306,6 +321,14 @@ int st_block_chunk_agg(const st_block *b, const st_bchunk *c, buf *out, herr *e)
  * leftover .del-* is finished at the next open.
  */
 int st_block_remove(const char *dir);
+
+/*
+ * The format version new blocks are written in: STORE_FORMAT_VERSION, or 1
+ * (no trace column) so that tests can make blocks exactly as the previous
+ * release wrote them and check they are still read. Tests only; not
+ * synchronized (set it while no block is being written).
+ */
+extern uint32_t st_block_write_version;
 
 /* Writes head h as a new block under tenant_dir; the new block's path in *out_dir (malloc'ed). */
 int st_block_write_head(const st_head *h, const char *tenant_dir, uint64_t flush_seq, char **out_dir, herr *e);
