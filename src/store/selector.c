@@ -40,6 +40,128 @@ static const char *op_text(enum sel_op op)
     }
 }
 
+/*
+ * Guards regcomp(): glibc compiles some short patterns in exponential time
+ * or space (`a++++...` with 100 '+' takes seconds, `(a{255}){255}` expands
+ * to 65,025 copies), and a selector comes from whoever can query. So before
+ * regcomp a pattern must stay within what RE2 (Prometheus's engine) accepts
+ * and within a size budget: no repetition operator right after another
+ * (except one '?', RE2's non-greedy marker), none without an expression
+ * before it, repeat counts up to 1000, no backreferences (RE2 has none),
+ * groups nested at most 64 deep, and an estimated expanded size (atoms,
+ * with each counted repeat multiplying what it repeats) up to 2,000: real
+ * selectors need tens; regexec time grows with that size (a 3,000-element
+ * pattern took 38 ms to match a 40-byte value).
+ * 0, or HE_FORMAT with why[] saying what is wrong.
+ */
+#define RE_MAX_REPEAT 1000
+#define RE_MAX_COST 2000
+#define RE_MAX_DEPTH 64
+
+typedef struct re_frame {
+    uint64_t total, last;  /* estimated size of the branch so far; of its last item */
+    int last_kind;         /* 0 nothing to repeat, 1 an atom or group, 2 repeated, 3 repeated + '?' */
+} re_frame;
+
+static int re_interval(const char *p, size_t *i, unsigned long *lo, unsigned long *hi)
+{
+    size_t j = *i + 1;
+    char *end;
+    if (p[j] < '0' || p[j] > '9') return 0;
+    *lo = strtoul(p + j, &end, 10);
+    j = (size_t)(end - p);
+    *hi = *lo;
+    if (p[j] == ',') {
+        j++;
+        if (p[j] >= '0' && p[j] <= '9') {
+            *hi = strtoul(p + j, &end, 10);
+            j = (size_t)(end - p);
+        } else {
+            *hi = *lo + 1;  /* {n,}: n copies and a star */
+        }
+    }
+    if (p[j] != '}') return 0;
+    *i = j;
+    return 1;
+}
+
+static int re_check(const char *p, char *why, size_t why_size)
+{
+    re_frame st[RE_MAX_DEPTH + 1];
+    size_t d = 0;
+    memset(&st[0], 0, sizeof st[0]);
+    for (size_t i = 0; p[i]; i++) {
+        re_frame *f = &st[d];
+        char c = p[i];
+        uint64_t cost = 1;
+        if (c == '\\') {
+            if (p[i + 1] >= '1' && p[i + 1] <= '9') {
+                snprintf(why, why_size, "backreferences such as \\%c are not supported", p[i + 1]);
+                return HE_FORMAT;
+            }
+            if (p[i + 1]) i++;
+        } else if (c == '[') {
+            size_t j = i + 1;
+            if (p[j] == '^') j++;
+            if (p[j] == ']') j++;
+            while (p[j] && p[j] != ']') {
+                if (p[j] == '[' && (p[j + 1] == ':' || p[j + 1] == '.' || p[j + 1] == '=')) {
+                    const char *close = strchr(p + j + 2, p[j + 1]);
+                    if (!close || close[1] != ']') break;
+                    j = (size_t)(close - p) + 2;
+                } else {
+                    j++;
+                }
+            }
+            if (!p[j]) break;  /* unterminated: regcomp says so */
+            i = j;
+        } else if (c == '(') {
+            if (d == RE_MAX_DEPTH) {
+                snprintf(why, why_size, "groups nested more than %d deep", RE_MAX_DEPTH);
+                return HE_FORMAT;
+            }
+            memset(&st[++d], 0, sizeof st[0]);
+            continue;
+        } else if (c == ')' && d > 0) {
+            cost = st[d].total ? st[d].total : 1;
+            f = &st[--d];
+        } else if (c == '|') {
+            f->last_kind = 0;
+            f->last = 0;
+            continue;
+        } else if (c == '*' || c == '+' || c == '?' || c == '{') {
+            unsigned long lo = 1, hi = 1;
+            size_t at = i;
+            if (c == '{' && !re_interval(p, &i, &lo, &hi)) goto atom;  /* a literal '{' */
+            if (!(f->last_kind == 1 || (c == '?' && f->last_kind == 2))) {
+                snprintf(why, why_size, "repetition operator '%c' at offset %zu does not follow an expression%s", c, at,
+                         f->last_kind >= 2 ? " (it follows another repetition)" : "");
+                return HE_FORMAT;
+            }
+            if (c == '{' && (lo > RE_MAX_REPEAT || hi > RE_MAX_REPEAT || hi < lo)) {
+                snprintf(why, why_size, "repeat count at offset %zu is above %d or reversed", at, RE_MAX_REPEAT);
+                return HE_FORMAT;
+            }
+            /* the repeated item is copied max(lo, hi) times (once more for * + ?) */
+            uint64_t k = c == '{' ? MAX(hi, 1ul) : 2;
+            f->total += f->last * (k - 1);
+            f->last *= k;
+            f->last_kind = f->last_kind == 1 ? 2 : 3;
+            if (f->total > RE_MAX_COST) goto too_big;
+            continue;
+        }
+    atom:
+        f->total += cost;
+        f->last = cost;
+        f->last_kind = 1;
+        if (f->total > RE_MAX_COST) goto too_big;
+    }
+    return 0;
+too_big:
+    snprintf(why, why_size, "the pattern is too complex (it expands past %d elements)", RE_MAX_COST);
+    return HE_FORMAT;
+}
+
 int selector_add(selector *s, const char *name, enum sel_op op, const char *value, herr *e)
 {
     if (s->n >= SELECTOR_MAX_MATCHERS)
@@ -53,6 +175,10 @@ int selector_add(selector *s, const char *name, enum sel_op op, const char *valu
     m->op = op;
     if (op == SEL_RE || op == SEL_NRE) {
         size_t vl = strlen(value);
+        char why[160];
+        if (re_check(value, why, sizeof why))
+            return herr_set(e, HE_FORMAT, "selector: regular expression \"%.200s\" for label \"%s\" is not accepted: %s",
+                            value, name, why);
         char *pat = xmalloc(vl + 5);
         memcpy(pat, "^(", 2);
         memcpy(pat + 2, value, vl);
@@ -60,7 +186,6 @@ int selector_add(selector *s, const char *name, enum sel_op op, const char *valu
         int rc = regcomp(&m->re, pat, REG_EXTENDED | REG_NOSUB);
         free(pat);
         if (rc != 0) {
-            char why[128];
             regerror(rc, &m->re, why, sizeof(why));
             return herr_set(e, HE_FORMAT, "selector: invalid regular expression \"%s\" for label \"%s\": %s",
                             value, name, why);
@@ -251,16 +376,50 @@ int selector_match(const selector *s, const char *(*get)(void *arg, const char *
     return 1;
 }
 
+/* Appends c to out[*o], escaped so scan_string() reads it back as c. */
+static void put_escaped(char *out, size_t out_size, size_t *o, unsigned char c)
+{
+    char tmp[5];
+    size_t k = 0;
+    switch (c) {
+    case '"': case '\\': tmp[k++] = '\\'; tmp[k++] = (char)c; break;
+    case '\n': tmp[k++] = '\\'; tmp[k++] = 'n'; break;
+    case '\t': tmp[k++] = '\\'; tmp[k++] = 't'; break;
+    case '\r': tmp[k++] = '\\'; tmp[k++] = 'r'; break;
+    default:
+        if (c < 0x20 || c == 0x7f) {
+            tmp[k++] = '\\';
+            tmp[k++] = 'x';
+            tmp[k++] = "0123456789abcdef"[c >> 4];
+            tmp[k++] = "0123456789abcdef"[c & 15];
+        } else {
+            tmp[k++] = (char)c;
+        }
+    }
+    for (size_t i = 0; i < k; i++, (*o)++)
+        if (*o + 1 < out_size) out[*o] = tmp[i];
+}
+
+static void put_text(char *out, size_t out_size, size_t *o, const char *t)
+{
+    for (; *t; t++, (*o)++)
+        if (*o + 1 < out_size) out[*o] = *t;
+}
+
 int selector_format(const selector *s, char *out, size_t out_size)
 {
     size_t o = 0;
-    int w = snprintf(out, out_size, "{");
-    o += (size_t)MAX(w, 0);
-    for (size_t i = 0; s && i < s->n && o < out_size; i++) {
-        w = snprintf(out + o, out_size - o, "%s%s%s\"%s\"", i ? ", " : "", s->m[i].name, op_text(s->m[i].op), s->m[i].value);
-        o += (size_t)MAX(w, 0);
+    if (!out_size) return HE_TOOBIG;
+    put_text(out, out_size, &o, "{");
+    for (size_t i = 0; s && i < s->n; i++) {
+        if (i) put_text(out, out_size, &o, ", ");
+        put_text(out, out_size, &o, s->m[i].name);
+        put_text(out, out_size, &o, op_text(s->m[i].op));
+        put_text(out, out_size, &o, "\"");
+        for (const char *v = s->m[i].value; *v; v++) put_escaped(out, out_size, &o, (unsigned char)*v);
+        put_text(out, out_size, &o, "\"");
     }
-    if (o < out_size)
-        snprintf(out + o, out_size - o, "}");
-    return 0;
+    put_text(out, out_size, &o, "}");
+    out[MIN(o, out_size - 1)] = 0;
+    return o < out_size ? 0 : HE_TOOBIG;
 }

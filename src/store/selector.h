@@ -71,7 +71,11 @@ int selector_match(const selector *s, const char *(*get)(void *arg, const char *
 /* True when matcher m holds for value v (NULL = absent = ""). */
 int sel_matcher_match(const sel_matcher *m, const char *v);
 
-/* Writes s back in canonical syntax (for logs and errors). */
+/*
+ * Writes s back in canonical syntax, values escaped so that selector_parse()
+ * reads the text back into the same matchers. Always NUL-terminates; 0, or
+ * HE_TOOBIG when out_size was too small (out then holds a truncated prefix).
+ */
 int selector_format(const selector *s, char *out, size_t out_size);
 
 #endif
