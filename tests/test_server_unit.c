@@ -41,6 +41,12 @@ TEST(naming_parses_keys)
     ASSERT_EQ(naming_parse_key(&k, "app{novalue}", &e), HE_FORMAT);
     herr_clear(&e);
     ASSERT_EQ(naming_parse_key(&k, "app{a=\xff\xfe}", &e), HE_UTF8);
+    herr_clear(&e);
+    /* found by fuzz_naming: a second brace group used to end up inside a value */
+    ASSERT_EQ(naming_parse_key(&k, "svc.cpu{ a = 1}{b=2}", &e), HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "'{' or '}'");
+    herr_clear(&e);
+    ASSERT_EQ(naming_parse_key(&k, "svc.cpu{a={x}}", &e), HE_FORMAT);
     {
         char big[4096] = "app{";
         for (int i = 0; i < 31; i++) snprintf(big + strlen(big), sizeof big - strlen(big), "l%d=v,", i);

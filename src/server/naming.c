@@ -68,7 +68,6 @@ int naming_parse_key(naming_key *k, const char *name, herr *e)
 {
     const char *brace = strchr(name, '{');
     size_t app_len = brace ? (size_t)(brace - name) : strlen(name);
-    size_t used = 0;
     char *p, *end;
 
     memset(k, 0, sizeof *k);
@@ -89,6 +88,8 @@ int naming_parse_key(naming_key *k, const char *name, herr *e)
     if ((size_t)(end - brace) >= sizeof k->storage) return herr_set(e, HE_TOOBIG, "labels of name are longer than %zu bytes", sizeof k->storage - 1);
     memcpy(k->storage, brace + 1, (size_t)(end - brace - 1));
     k->storage[end - brace - 1] = 0;
+    if (strpbrk(k->storage, "{}"))
+        return herr_set(e, HE_FORMAT, "name \"%.80s\": label values may not contain '{' or '}'", name);
     p = k->storage;
     while (*p) {
         char *comma = strchr(p, ','), *eq, *lname, *lval;
@@ -115,7 +116,6 @@ int naming_parse_key(naming_key *k, const char *name, herr *e)
         if (!comma) break;
         p = comma + 1;
     }
-    (void)used;
     return 0;
 }
 
