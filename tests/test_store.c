@@ -1531,3 +1531,40 @@ TEST(trace_ids_kept_filtered_and_version_1_files_still_read)
         t_fail(__FILE__, __LINE__, "verify: %s", rep.data);
     buf_release(&rep);
 }
+
+TEST(batch_series_limit_refusal_is_the_same_live_and_after_replay)
+{
+    int64_t t = (now_ns() / HOUR - 5) * HOUR + HOUR / 2;
+    const tsample a[] = {{"f1", 10, NULL, NULL}}, b[] = {{"f2", 20, NULL, NULL}}, c[] = {{"f3", 40, NULL, NULL}};
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", t_tmpdir());
+    store_opts o;
+    test_opts(&o);
+    o.max_series_per_tenant = 1;
+    store *s;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    profile p[3];
+    build_traced(&p[0], a, 1);
+    build_traced(&p[1], b, 1);
+    build_traced(&p[2], c, 1);
+    store_label l0[2] = {{"service_name", "one"}, {"__name__", "process_cpu"}};
+    store_label l1[2] = {{"service_name", "two"}, {"__name__", "process_cpu"}};
+    /* series "one", then a new series "two" past the limit of 1, then "one" again */
+    store_item it[3] = {{l0, 2, &p[0], t, 0}, {l1, 2, &p[1], t, 0}, {l0, 2, &p[2], t + 1, 0}};
+    int rc = store_ingest_batch(s, "anonymous", it, 3, &e);
+    ASSERT_EQ(rc, HE_TOOBIG);
+    ASSERT_CONTAINS(herr_msg(&e, rc), "limit");
+    for (int round = 0; round < 2; round++) {
+        ASSERT_EQ(traced_total(s, NULL, NULL, t), 50);  /* items 0 and 2, live and after replay */
+        ASSERT_EQ(n_services(s), 1);
+        store_close(s);
+        log_set_level(LOG_OFF);
+        ASSERT_OK(store_open(&s, dir, &o, &e));
+        log_set_level(LOG_INFO);
+    }
+    store_close(s);
+    for (int i = 0; i < 3; i++)
+        prof_release(&p[i]);
+}

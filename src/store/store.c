@@ -493,8 +493,13 @@ int store_ingest_batch(store *s, const char *tenant, const store_item *items, si
         return herr_set(e, rc, "cannot write the WAL: %s; nothing of this %s was stored", hearth_strerror(rc),
                         n == 1 ? "profile" : "batch");
     }
-    /* The heads read the callers' profiles directly (read only), exactly the data the record holds. */
-    for (size_t i = 0; i < n && !rc; i++) {
+    /*
+     * The heads read the callers' profiles directly (read only), exactly the
+     * data the record holds. An item the head refuses (the series limit) does
+     * not stop the others: replay of the record does the same, so what a
+     * restart shows is what was acknowledged here. The first error is returned.
+     */
+    for (size_t i = 0; i < n; i++) {
         st_rec r;
         memset(&r, 0, sizeof(r));
         r.tenant = tenant;
@@ -504,7 +509,9 @@ int store_ingest_batch(store *s, const char *tenant, const store_item *items, si
         r.duration_ns = items[i].duration_ns;
         r.prof = *items[i].p;
         st_head *h = get_head(s, tenant, window_of(s, items[i].time_ns), e);
-        rc = h ? st_head_insert(h, &r, s->o.max_series_per_tenant, e) : -ENOMEM;
+        int irc = h ? st_head_insert(h, &r, s->o.max_series_per_tenant, e) : -ENOMEM;
+        if (irc && !rc)
+            rc = irc;
     }
     hb = heads_bytes(s);
     pthread_rwlock_unlock(&s->lock);

@@ -142,8 +142,8 @@ typedef struct store_item {
  * -ENOSPC) leaves nothing of the batch queryable, and replay after a crash
  * applies all of it or none of it. Durability as store_ingest (one group
  * commit for the batch). One exception: the per-tenant series limit is
- * checked as the heads insert, so an HE_TOOBIG for it keeps the items before
- * the one refused (replay does the same). n <= STORE_MAX_BATCH (65536).
+ * checked as the heads insert, so an HE_TOOBIG for it keeps the other items
+ * of the batch (replay does the same). n <= STORE_MAX_BATCH (65536).
  */
 int store_ingest_batch(store *s, const char *tenant, const store_item *items, size_t n, herr *e);
 
