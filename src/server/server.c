@@ -136,7 +136,7 @@ static void h_metrics(http_req *rq, http_resp *rs)
     buf_puts(o, "# HELP hearth_ingest_rejected_total Ingest requests refused, by tenant.\n# TYPE hearth_ingest_rejected_total counter\n");
     for (size_t i = 0; i < s->n_tenants; i++)
         buf_printf(o, "hearth_ingest_rejected_total{tenant=\"%s\"} %" PRIu64 "\n", s->tenants[i].name, s->tenants[i].rejected);
-    buf_puts(o, "# HELP hearth_store_ingest_duration_seconds Time in store_ingest: WAL append and fsync (group commit) plus head insert.\n"
+    buf_puts(o, "# HELP hearth_store_ingest_duration_seconds Time in the store per ingest call (one per request batch): WAL append, fsync (group commit), head insert.\n"
                 "# TYPE hearth_store_ingest_duration_seconds histogram\n");
     {
         uint64_t cum = 0;

@@ -10,7 +10,8 @@
  *
  * Ingest: under the write lock, append the record to the WAL and insert it
  * into the head of its (tenant, partition); then, outside the lock, wait
- * for the group commit. Flush: under the write lock rotate the WAL (segment
+ * for the group commit. A batch (store_ingest_batch) is one record, and no
+ * head sees any of it unless the record was written whole. Flush: under the write lock rotate the WAL (segment
  * S closes) and move every head to `flushing`; write the blocks with no
  * lock held (queries still read the flushing heads); swap the blocks in;
  * write the checkpoint S; delete segments <= S. Replay after a crash skips
