@@ -9,6 +9,7 @@
 #include "core/wire.h"
 #include "server/auth.h"
 #include "server/connect.h"
+#include "server/delta.h"
 #include "server/naming.h"
 #include "t.h"
 
@@ -249,4 +250,58 @@ TEST(auth_table_checks)
     fclose(f);
     ASSERT_EQ(auth_load(&t, path, &e), HE_FORMAT);
     ASSERT_CONTAINS(e.msg, "line 1");
+}
+
+/* ---- server-side deltas: rollback of a request whose store write failed ---- */
+
+/* A Go-heap-like profile: one stack, alloc_space (cumulative) and inuse_space. */
+static void heap_prof(profile *p, int64_t alloc, int64_t inuse)
+{
+    ASSERT_OK(prof_init(p));
+    ASSERT(prof_add_type(p, "alloc_space", "bytes") >= 0);
+    ASSERT(prof_add_type(p, "inuse_space", "bytes") >= 0);
+    uint32_t locs[2] = {(uint32_t)prof_location_for_name(p, "main", 4), (uint32_t)prof_location_for_name(p, "alloc", 5)};
+    int64_t v[2] = {alloc, inuse};
+    ASSERT(prof_sample_add(p, (uint32_t)prof_stack_root_first(p, locs, 2), v, NULL, 0) >= 0);
+}
+
+/* The alloc_space that delta_apply leaves of a profile with cumulative alloc (u: journal, or NULL). */
+static int64_t delta_of(delta_state *d, const char *svc, int64_t alloc, delta_undo *u)
+{
+    const char *names[] = {"__name__", "service_name"}, *values[] = {"memory", svc};
+    profile p;
+    heap_prof(&p, alloc, 1);
+    ASSERT_OK(delta_apply(d, "t", names, values, 2, &p, u));
+    int64_t v = p.n_samples ? prof_total(&p, 0) : 0;
+    prof_release(&p);
+    return v;
+}
+
+TEST(delta_rollback_undoes_a_failed_request)
+{
+    delta_state *d = delta_new();
+    delta_undo *u = delta_undo_new();
+    /* an existing series: the failed request's delta is computed again by its retry */
+    ASSERT_EQ(delta_of(d, "x", 100, NULL), 0);  /* baseline */
+    ASSERT_EQ(delta_of(d, "x", 250, u), 150);
+    delta_rollback(d, u);
+    ASSERT_EQ(delta_of(d, "x", 250, NULL), 150);  /* without the rollback: 0 */
+    ASSERT_EQ(delta_of(d, "x", 300, NULL), 50);
+    /* a series the failed request created is new again: its next profile is the baseline */
+    ASSERT_EQ(delta_of(d, "y", 100, u), 0);
+    delta_rollback(d, u);
+    ASSERT_EQ(delta_of(d, "y", 130, NULL), 0);
+    ASSERT_EQ(delta_of(d, "y", 170, NULL), 40);
+    /* a baseline set by a process restart is undone to the state before it */
+    ASSERT_EQ(delta_of(d, "y", 20, u), 0);  /* went down: restart, new baseline */
+    delta_rollback(d, u);
+    ASSERT_EQ(delta_of(d, "y", 200, NULL), 30);
+    /* a later request moved the series on: the rollback leaves its state alone */
+    ASSERT_EQ(delta_of(d, "z", 10, NULL), 0);
+    ASSERT_EQ(delta_of(d, "z", 20, u), 10);
+    ASSERT_EQ(delta_of(d, "z", 35, NULL), 15);
+    delta_rollback(d, u);
+    ASSERT_EQ(delta_of(d, "z", 40, NULL), 5);
+    delta_undo_free(u);
+    delta_free(d);
 }

@@ -8,6 +8,13 @@
  * the same call path matches across profiles whatever ids the encoder chose.
  * One mutex guards the whole table: the work per profile is one pass over
  * its samples.
+ *
+ * Undo: delta_apply can journal what it changed (the old value of each stack
+ * it moved, or the whole old map when it set a baseline) so that a request
+ * whose store write failed rolls the state back. Each series has a
+ * generation bumped by every change; a rollback restores only series still
+ * at the generation its own change left, so it never undoes a later
+ * request's update.
  */
 #include "core/common.h"
 
@@ -27,7 +34,27 @@ typedef struct vmap {
 typedef struct dseries {
     uint64_t key;
     vmap m;
+    uint64_t gen;     /* bumped by every change: a rollback only touches a series still at its gen */
+    int fresh;        /* 1: the next profile is a baseline (a rolled back new series) */
 } dseries;
+
+/* One series' part of an undo journal. */
+typedef struct undo_val {
+    uint64_t stack;
+    int64_t old;      /* 0 when the stack was absent: the same to the delta computation */
+} undo_val;
+typedef struct undo_series {
+    uint64_t key, gen;   /* gen right after the change */
+    int baseline;        /* 1: restore old_map and old_fresh whole */
+    vmap old_map;
+    int old_fresh;
+    undo_val *vals;
+    size_t n_vals, cap_vals;
+} undo_series;
+struct delta_undo {
+    undo_series *v;
+    size_t n, cap;
+};
 
 struct delta_state {
     pthread_mutex_t mu;
@@ -114,6 +141,68 @@ static dseries *series_get(delta_state *d, uint64_t key, int *is_new)
     return &d->v[i];
 }
 
+/* The series entry for key, or NULL; never creates. */
+static dseries *series_find(delta_state *d, uint64_t key)
+{
+    if (!d->cap) return NULL;
+    for (size_t i = hash_u64(key) & (d->cap - 1); d->v[i].key; i = (i + 1) & (d->cap - 1))
+        if (d->v[i].key == key) return &d->v[i];
+    return NULL;
+}
+
+delta_undo *delta_undo_new(void) { return xcalloc(1, sizeof(delta_undo)); }
+
+static void undo_clear(delta_undo *u)
+{
+    for (size_t i = 0; i < u->n; i++) {
+        vmap_release(&u->v[i].old_map);
+        free(u->v[i].vals);
+    }
+    u->n = 0;
+}
+
+void delta_undo_free(delta_undo *u)
+{
+    if (!u) return;
+    undo_clear(u);
+    free(u->v);
+    free(u);
+}
+
+static undo_series *undo_add(delta_undo *u, uint64_t key)
+{
+    if (HGROW(u->v, u->cap, u->n + 1)) {
+        fprintf(stderr, "out of memory\n");
+        abort();
+    }
+    undo_series *us = &u->v[u->n++];
+    memset(us, 0, sizeof *us);
+    us->key = key;
+    return us;
+}
+
+void delta_rollback(delta_state *d, delta_undo *u)
+{
+    if (!u) return;
+    pthread_mutex_lock(&d->mu);
+    for (size_t k = u->n; k-- > 0;) {
+        undo_series *us = &u->v[k];
+        dseries *ds = series_find(d, us->key);
+        if (!ds || ds->gen != us->gen) continue;  /* moved on by a later request: keep its state */
+        if (us->baseline) {
+            vmap_release(&ds->m);
+            ds->m = us->old_map;
+            memset(&us->old_map, 0, sizeof us->old_map);
+            ds->fresh = us->old_fresh;
+        } else {
+            for (size_t i = us->n_vals; i-- > 0;) *vmap_slot(&ds->m, us->vals[i].stack, 1) = us->vals[i].old;
+        }
+        ds->gen++;
+    }
+    pthread_mutex_unlock(&d->mu);
+    undo_clear(u);
+}
+
 static int is_cumulative_type(const char *t) { return !strcmp(t, "alloc_objects") || !strcmp(t, "alloc_space"); }
 
 int delta_applies(const char *const *names, const char *const *values, size_t n, const profile *p)
@@ -154,7 +243,7 @@ static uint64_t sample_key(const profile *p, size_t i)
 }
 
 int delta_apply(delta_state *d, const char *tenant, const char *const *names, const char *const *values, size_t n,
-                profile *p)
+                profile *p, delta_undo *u)
 {
     uint64_t base = hash_str(tenant, 7), *keys;
     int rc;
@@ -174,7 +263,8 @@ int delta_apply(delta_state *d, const char *tenant, const char *const *names, co
         int is_new, reset = 0;
         dseries *ds;
         if (!is_cumulative_type(tn)) continue;
-        ds = series_get(d, hash_str(tn, base) | 1, &is_new);
+        uint64_t skey = hash_str(tn, base) | 1;
+        ds = series_get(d, skey, &is_new);
         if (!ds) {
             if (!d->warned) log_warn("delta: more than %d cumulative series; later ones are stored as sent", DELTA_MAX_SERIES);
             d->warned = 1;
@@ -185,22 +275,40 @@ int delta_apply(delta_state *d, const char *tenant, const char *const *names, co
                 int64_t *hv = vmap_slot(&ds->m, keys[i], 0);
                 reset = hv && *hv > p->values[i * p->n_types + t];
             }
-        if (is_new || reset) {
+        undo_series *us = u ? undo_add(u, skey) : NULL;
+        ds->gen++;
+        if (is_new || ds->fresh || reset) {
             /* a baseline: remember the values, store none of them */
+            if (us) {
+                us->baseline = 1;
+                us->old_map = ds->m;  /* moved: the rollback puts it back */
+                us->old_fresh = is_new ? 1 : ds->fresh;
+                memset(&ds->m, 0, sizeof ds->m);
+            }
+            ds->fresh = 0;
             vmap_release(&ds->m);
             for (size_t i = 0; i < p->n_samples; i++) {
                 int64_t *v = &p->values[i * p->n_types + t];
                 *vmap_slot(&ds->m, keys[i], 1) = *v;
                 *v = 0;
             }
+            if (us) us->gen = ds->gen;
             continue;
         }
         for (size_t i = 0; i < p->n_samples; i++) {
             int64_t *v = &p->values[i * p->n_types + t], *hv = vmap_slot(&ds->m, keys[i], 1);
             int64_t cur = *v;
+            if (us) {
+                if (HGROW(us->vals, us->cap_vals, us->n_vals + 1)) {
+                    fprintf(stderr, "out of memory\n");
+                    abort();
+                }
+                us->vals[us->n_vals++] = (undo_val){keys[i], *hv};
+            }
             *v = cur - *hv;
             *hv = cur;
         }
+        if (us) us->gen = ds->gen;
     }
     pthread_mutex_unlock(&d->mu);
     free(keys);

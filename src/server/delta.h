@@ -37,12 +37,29 @@ void delta_free(delta_state *d);
 int delta_applies(const char *const *names, const char *const *values, size_t n, const profile *p);
 
 /*
+ * What delta_apply changed, so that a request whose store write failed can
+ * take its changes back (delta_rollback): else the client's retry would be
+ * computed against values that were never stored and store zero deltas.
+ */
+typedef struct delta_undo delta_undo;
+delta_undo *delta_undo_new(void);
+void delta_undo_free(delta_undo *u);
+
+/*
  * Turns p's cumulative sample types into deltas against the state of the
  * series (tenant + labels), updating the state; samples left all zero are
- * dropped (p may end with no samples: store nothing then). Thread-safe.
- * 0 or -ENOMEM.
+ * dropped (p may end with no samples: store nothing then). With u non-NULL
+ * the changes are also recorded in u. Thread-safe. 0 or -ENOMEM.
  */
 int delta_apply(delta_state *d, const char *tenant, const char *const *names, const char *const *values, size_t n,
-                profile *p);
+                profile *p, delta_undo *u);
+
+/*
+ * Undoes the changes recorded in u, newest first, for every series no later
+ * delta_apply has changed since (a series another request moved on keeps
+ * its newer state). A series u created becomes new again: its next profile
+ * is a baseline. u is emptied.
+ */
+void delta_rollback(delta_state *d, delta_undo *u);
 
 #endif

@@ -613,6 +613,7 @@ static int push_all(http_req *rq, push_req *pr, herr *e, uint64_t *n_profiles, u
     k = 0;
     store_item *items = xcalloc(total + 1, sizeof *items);
     size_t n_items = 0;
+    delta_undo *undo = delta_undo_new();
     for (size_t i = 0; i < pr->n && !rc; i++) {
         raw_series *r = &pr->v[i];
         const char *names[MAX_SERIES_LABELS], *values[MAX_SERIES_LABELS];
@@ -623,7 +624,7 @@ static int push_all(http_req *rq, push_req *pr, herr *e, uint64_t *n_profiles, u
         for (size_t j = 0; j < r->n_raw && !rc; j++, k++) {
             profile *p = &ps[k];
             int64_t t = p->time_nanos ? p->time_nanos : now_ns();
-            if (r->delta && (rc = delta_apply(s->delta, rq->tenant, names, values, r->lab.n, p))) {
+            if (r->delta && (rc = delta_apply(s->delta, rq->tenant, names, values, r->lab.n, p, undo))) {
                 herr_set(e, rc, "computing the delta of a cumulative profile failed");
                 break;
             }
@@ -631,8 +632,14 @@ static int push_all(http_req *rq, push_req *pr, herr *e, uint64_t *n_profiles, u
             items[n_items++] = (store_item){r->lab.v, r->lab.n, p, t, p->duration_nanos};
         }
     }
-    /* One batch: a WAL failure stores none of the request, so the client's retry duplicates nothing. */
+    /*
+     * One batch: a WAL failure stores none of the request, so the client's
+     * retry duplicates nothing; and the delta state goes back to where it
+     * was, so the retry's deltas are the ones this request would have stored.
+     */
     if (!rc && n_items) rc = srv_store_ingest_batch(s, rq->tenant, items, n_items, e);
+    if (rc) delta_rollback(s->delta, undo);
+    delta_undo_free(undo);
     if (!rc)
         for (size_t i = 0; i < n_items; i++) {
             *n_samples += items[i].p->n_samples;
