@@ -43,6 +43,8 @@ typedef struct hearth_options {
     unsigned cpu_hz;                /* HEARTH_CPU_HZ, default 100 */
     uint64_t heap_sample_rate;      /* HEARTH_HEAP_SAMPLE_RATE bytes, default 524288 */
     uint64_t upload_interval_ms;    /* HEARTH_UPLOAD_INTERVAL, default 10s */
+    unsigned max_frames;            /* HEARTH_MAX_FRAMES: deepest stack kept, default 64, at most 512
+                                       (deeper stacks lose their root end); fixed by a process's first start */
 } hearth_options;
 
 /*

@@ -15,6 +15,8 @@
  *     handler): the program exits 0 and its profiles decode;
  *   - exec: the interval before it is flushed, a failed exec resumes
  *     profiling;
+ *   - stack depth: HEARTH_MAX_FRAMES=256 keeps a 150-frame stack whole, the
+ *     default 64 cuts its root end;
  *   - bad settings: the program runs normally and stderr says what is wrong.
  *
  * Preloaded (LD_PRELOAD) in normal builds; in sanitizer builds
@@ -496,6 +498,52 @@ TEST(exec_keeps_the_interval_before_it)
         ASSERT(after > 0);
     }
     prof_release(&p);
+}
+
+/*
+ * Stack depth: 150 frames of recursion under the sampled leaf. At the
+ * default 64 frames the root end (main) is cut; with HEARTH_MAX_FRAMES=256
+ * every deep_leaf sample reaches main.
+ */
+static void deep_run(const char *max_frames, int64_t *leaf, int64_t *with_main)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], env_dir[1200], outdir[1200];
+    workload("wl_deep", wl, sizeof(wl));
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    const char *env[] = { env_dir, "HEARTH_PROFILES=cpu", "HEARTH_CPU_HZ=250", max_frames, NULL };
+    char *argv[] = { wl, "150", NULL };
+    ASSERT_EQ(run(dir, argv, env), 0);
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    ASSERT(load_profiles(outdir, ".cpu.", &p) >= 1);
+    int t = prof_type_index(&p, "samples");
+    ASSERT(t >= 0);
+    *leaf = *with_main = 0;
+    for (size_t i = 0; i < p.n_samples; i++) {
+        if (!sample_has(&p, i, "deep_leaf")) continue;
+        *leaf += prof_values(&p, i)[t];
+        if (sample_has(&p, i, "main")) *with_main += prof_values(&p, i)[t];
+    }
+    prof_release(&p);
+}
+
+TEST(deep_stacks_max_frames)
+{
+    int64_t leaf, with_main;
+    deep_run("HEARTH_MAX_FRAMES=256", &leaf, &with_main);
+    printf("HEARTH_MAX_FRAMES=256: %lld deep_leaf samples, %lld reach main\n", (long long)leaf, (long long)with_main);
+    if (!tsan()) {
+        ASSERT(leaf > 10);
+        ASSERT(with_main >= leaf * 9 / 10);
+    }
+    deep_run("HEARTH_LOG_LEVEL=info", &leaf, &with_main);
+    printf("default depth: %lld deep_leaf samples, %lld reach main\n", (long long)leaf, (long long)with_main);
+    if (!tsan()) {
+        ASSERT(leaf > 10);
+        ASSERT_EQ(with_main, 0);
+    }
 }
 
 TEST(api_start_stop_restart)

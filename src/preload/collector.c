@@ -51,11 +51,12 @@
 
 typedef struct agg_entry {
     uint64_t key;
-    uint8_t n_frames, truncated;
+    uint32_t frames_at;          /* the stack: n_frames pcs at agg.frames[frames_at] */
+    uint16_t n_frames;
+    uint8_t truncated;
     uint8_t leaf_exact;          /* frames[0] is an interrupted pc, not a return address */
     pl_span span;
     uint32_t label_ids[PL_MAX_LABELS];
-    uint64_t frames[PL_MAX_FRAMES];
     int64_t samples, value;      /* cpu: samples, ns */
     double alloc_objs, alloc_bytes;  /* heap: this interval, scaled */
     double inuse_objs, inuse_bytes;  /* heap: at build time */
@@ -64,6 +65,8 @@ typedef struct agg_entry {
 typedef struct agg {
     agg_entry *e;
     size_t n, cap, max;
+    uint64_t *frames;   /* the entries' stacks, in entry order */
+    size_t n_frames, frames_cap;
     hmap64 index;  /* key -> entry index */
     uint64_t dropped;
 } agg;
@@ -112,22 +115,37 @@ static agg_entry *agg_get(agg *a, uint64_t key, const pl_record *r)
         a->dropped++;
         return NULL;
     }
+    if (HGROW(a->frames, a->frames_cap, a->n_frames + r->n_frames) != 0) {
+        a->dropped++;
+        return NULL;
+    }
     agg_entry *e = &a->e[a->n];
     memset(e, 0, sizeof(*e));
     e->key = key;
+    e->frames_at = (uint32_t)a->n_frames;
     e->n_frames = r->n_frames;
     e->truncated = r->truncated;
     e->leaf_exact = r->kind == PL_REC_CPU;
     e->span = r->span;
     memcpy(e->label_ids, r->label_ids, sizeof(e->label_ids));
-    memcpy(e->frames, r->frames, r->n_frames * sizeof(r->frames[0]));
+    memcpy(a->frames + a->n_frames, r->frames, r->n_frames * sizeof(r->frames[0]));
     if (hmap64_put(&a->index, key, (uint32_t)a->n) != 0) {
         a->dropped++;
         return NULL;
     }
     a->n++;
-    for (size_t i = 0; i < e->n_frames; i++) pl_unwind_note_pc(e->frames[i]);
+    a->n_frames += r->n_frames;
+    for (size_t i = 0; i < e->n_frames; i++) pl_unwind_note_pc(a->frames[e->frames_at + i]);
     return e;
+}
+
+/* Forgets every entry (the index too). */
+static void agg_clear(agg *a)
+{
+    a->n = 0;
+    a->n_frames = 0;
+    hmap64_release(&a->index);
+    hmap64_init(&a->index);
 }
 
 static void agg_rebuild_index(agg *a)
@@ -320,13 +338,14 @@ static int add_labels(profile *p, const agg_entry *e, prof_label *out, uint32_t 
     return 0;
 }
 
-static int add_sample(builder *b, const agg_entry *e, const int64_t *values)
+static int add_sample(builder *b, const agg *a, const agg_entry *e, const int64_t *values)
 {
-    uint32_t locs[PL_MAX_FRAMES + 1];
+    uint32_t locs[PL_FRAMES_CAP + 1];
+    const uint64_t *frames = a->frames + e->frames_at;
     size_t n = 0;
-    for (size_t i = 0; i < e->n_frames; i++) {
-        if (e->frames[i] == 0) continue;
-        int32_t loc = location_for(b, e->frames[i], i == 0 && e->leaf_exact);
+    for (size_t i = 0; i < e->n_frames && i < PL_FRAMES_CAP; i++) {
+        if (frames[i] == 0) continue;
+        int32_t loc = location_for(b, frames[i], i == 0 && e->leaf_exact);
         if (loc < 0) return loc;
         locs[n++] = (uint32_t)loc;
     }
@@ -378,7 +397,7 @@ static int build_cpu(builder *b, int64_t from, int64_t until)
     for (size_t i = 0; i < cpu_agg.n; i++) {
         const agg_entry *e = &cpu_agg.e[i];
         int64_t v[2] = { e->samples, e->value };
-        if ((rc = add_sample(b, e, v))) return rc;
+        if ((rc = add_sample(b, &cpu_agg, e, v))) return rc;
     }
     return 0;
 }
@@ -408,7 +427,7 @@ static int build_heap(builder *b, int64_t from, int64_t until)
         const agg_entry *e = &heap_agg.e[i];
         int64_t v[4] = { llround(e->alloc_objs), llround(e->alloc_bytes), llround(e->inuse_objs), llround(e->inuse_bytes) };
         if (!v[0] && !v[1] && !v[2] && !v[3]) continue;
-        if ((rc = add_sample(b, e, v))) return rc;
+        if ((rc = add_sample(b, &heap_agg, e, v))) return rc;
     }
     return 0;
 }
@@ -417,16 +436,22 @@ static int build_heap(builder *b, int64_t from, int64_t until)
 static void heap_interval_done(void)
 {
     int prune = heap_agg.n > HEAP_MAX_STACKS / 2;
-    size_t w = 0;
+    size_t w = 0, fw = 0;
     for (size_t i = 0; i < heap_agg.n; i++) {
         agg_entry *e = &heap_agg.e[i];
         e->alloc_objs = e->alloc_bytes = 0;
         if (prune && e->inuse_objs == 0) continue;
+        if (prune) {  /* kept stacks move down in order: never over one not yet moved */
+            memmove(heap_agg.frames + fw, heap_agg.frames + e->frames_at, e->n_frames * sizeof(uint64_t));
+            e->frames_at = (uint32_t)fw;
+            fw += e->n_frames;
+        }
         if (w != i) heap_agg.e[w] = *e;
         w++;
     }
     if (prune) {
         heap_agg.n = w;
+        heap_agg.n_frames = fw;
         agg_rebuild_index(&heap_agg);
     }
 }
@@ -495,9 +520,7 @@ static void build_and_emit(int64_t from, int64_t until)
         else emit("memory", "alloc_objects", 0, &body, from, until);
     }
     seq++;
-    cpu_agg.n = 0;
-    hmap64_release(&cpu_agg.index);
-    hmap64_init(&cpu_agg.index);
+    agg_clear(&cpu_agg);
     heap_interval_done();
 }
 
@@ -650,9 +673,7 @@ void pl_collector_after_fork_child(void)
     thread_started = 0;
     upl = NULL;
     sym = NULL;
-    cpu_agg.n = 0;
-    hmap64_release(&cpu_agg.index);
-    hmap64_init(&cpu_agg.index);
+    agg_clear(&cpu_agg);
     for (size_t i = 0; i < heap_agg.n; i++) heap_agg.e[i].alloc_objs = heap_agg.e[i].alloc_bytes = 0;
     seq = 0;
 }

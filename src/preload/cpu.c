@@ -98,7 +98,7 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
     int overrun = si->si_overrun > 0 && si->si_overrun < 1000000 ? si->si_overrun : 0;
     r->value = (int64_t)(1000000000ull / (pl_g.cfg.cpu_hz ? pl_g.cfg.cpu_hz : 100)) * (1 + overrun);
     r->stack_hash = 0;
-    r->n_frames = (uint8_t)pl_unwind_regs(&regs, r->frames, PL_MAX_FRAMES, &r->truncated);
+    r->n_frames = (uint16_t)pl_unwind_regs(&regs, r->frames, pl_g.cfg.max_frames, &r->truncated);
     pl_span_copy(&r->span);
     pl_labels_copy(r->label_ids);
     pl_ring_commit(ticket);

@@ -302,8 +302,8 @@ __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     r->kind = PL_REC_HEAP;
     r->tid = (uint32_t)t->tid;
     r->value = (int64_t)n;
-    r->n_frames = (uint8_t)pl_capture_here(r->frames, PL_MAX_FRAMES, 2);
-    r->truncated = r->n_frames == PL_MAX_FRAMES;
+    r->n_frames = (uint16_t)pl_capture_here(r->frames, pl_g.cfg.max_frames, 2);
+    r->truncated = r->n_frames == pl_g.cfg.max_frames;
     pl_span_copy(&r->span);
     pl_labels_copy(r->label_ids);
     r->stack_hash = stack_key(r);

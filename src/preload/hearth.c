@@ -212,6 +212,23 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
         return HE_USAGE;
     }
 
+    c->max_frames = o->max_frames;
+    const char *mf = getenv("HEARTH_MAX_FRAMES");
+    if (!c->max_frames && mf && *mf) {
+        char *end;
+        unsigned long v = strtoul(mf, &end, 10);
+        if (*end || v == 0 || v > PL_FRAMES_CAP) {
+            snprintf(err, err_size, "HEARTH_MAX_FRAMES '%.60s' must be an integer from 1 to %d", mf, PL_FRAMES_CAP);
+            return HE_USAGE;
+        }
+        c->max_frames = (unsigned)v;
+    }
+    if (!c->max_frames) c->max_frames = PL_FRAMES_DEFAULT;
+    if (c->max_frames > PL_FRAMES_CAP) {
+        snprintf(err, err_size, "max_frames %u is above %d", c->max_frames, PL_FRAMES_CAP);
+        return HE_USAGE;
+    }
+
     c->heap_rate = o->heap_sample_rate;
     const char *rate = getenv("HEARTH_HEAP_SAMPLE_RATE");
     if (!c->heap_rate && rate && *rate) {
@@ -398,9 +415,14 @@ static int start_locked(void)
     pl_g.pid = getpid();
     pl_g.start_ns = now_ns();
     atomic_store(&session_base, samples_taken());
-    if ((rc = pl_ring_init(8192))) {
+    if ((rc = pl_ring_init(pl_g.cfg.max_frames))) {
         log_error("hearth: cannot map the sample ring: %s; profiling is off", hearth_strerror(rc));
         return rc;
+    }
+    if (pl_g.cfg.max_frames > pl_ring_frames()) {
+        log_warn("hearth: HEARTH_MAX_FRAMES %u is deeper than this process's first session (%u): using %u",
+                 pl_g.cfg.max_frames, pl_ring_frames(), pl_ring_frames());
+        pl_g.cfg.max_frames = pl_ring_frames();
     }
     if (!thread_key_ok && pthread_key_create(&thread_key, thread_gone) == 0) thread_key_ok = 1;
     if (!atfork_done && pthread_atfork(fork_prepare, fork_parent, fork_child) == 0) atfork_done = 1;

@@ -36,7 +36,9 @@
 
 #define PL_TLS __attribute__((tls_model("initial-exec")))
 
-#define PL_MAX_FRAMES 64
+/* Stack depth: HEARTH_MAX_FRAMES, default 64, at most PL_FRAMES_CAP (cut at the root end beyond). */
+#define PL_FRAMES_DEFAULT 64
+#define PL_FRAMES_CAP 512
 #define PL_MAX_SPANS 32
 #define PL_MAX_LABELS 8
 #define PL_LABEL_KEY_MAX 63
@@ -54,6 +56,7 @@ typedef struct pl_config {
     uint64_t heap_rate;
     uint64_t interval_ns;
     int signo;
+    unsigned max_frames;      /* 1..PL_FRAMES_CAP */
 } pl_config;
 
 /* The active span of a thread (one entry of its span stack). */
@@ -87,14 +90,14 @@ extern __thread pl_thread pl_tls PL_TLS;
 enum { PL_REC_CPU = 1, PL_REC_HEAP = 2 };
 typedef struct pl_record {
     uint8_t kind;
-    uint8_t n_frames;
     uint8_t truncated;
+    uint16_t n_frames;
     uint32_t tid;
     int64_t value;            /* cpu: ns; heap: allocation size */
     uint64_t stack_hash;      /* heap: key the live table refers to */
     pl_span span;
     uint32_t label_ids[PL_MAX_LABELS];
-    uint64_t frames[PL_MAX_FRAMES];  /* pcs, leaf first; [0] exact, others return addresses */
+    uint64_t frames[];        /* cfg.max_frames pcs, leaf first; [0] exact, others return addresses */
 } pl_record;
 
 /* Global state. */
@@ -129,8 +132,13 @@ void pl_exec_failed(void);
 /* Real libc entry points (resolved lazily with dlsym(RTLD_NEXT)). */
 int pl_real_sigaction(int signo, const struct sigaction *act, struct sigaction *old);
 
-/* ring.c: fixed-size MPSC ring; push is lock-free and async-signal-safe. */
-int pl_ring_init(size_t slots);
+/*
+ * ring.c: fixed-size MPSC ring; push is lock-free and async-signal-safe.
+ * Records hold up to max_frames frames; the ring keeps about 5 MB of
+ * slots (at least 1024) whatever the depth.
+ */
+int pl_ring_init(unsigned max_frames);
+unsigned pl_ring_frames(void);   /* the depth the ring was made for (a restart cannot go deeper) */
 /* A slot to fill, or NULL when full (the caller counts a drop). */
 pl_record *pl_ring_reserve(uint64_t *ticket);
 void pl_ring_commit(uint64_t ticket);

@@ -16,7 +16,8 @@
  * malloc, which we interpose) and kept for the life of the process. Each
  * slot stores its sequence number minus its own index, so a fresh mapping
  * (all zero) is already the initial state (slot i at seq i): init touches
- * none of the ring's 5 MB, whose pages fault in as samples first reach
+ * none of the ring's 5 MB (8192 slots at the default 64 frames, fewer and
+ * larger for deeper stacks), whose pages fault in as samples first reach
  * them, on the collector's and the sampling threads' time rather than
  * before main(). A fork child's reset drops the pages (MADV_DONTNEED).
  */
@@ -28,34 +29,47 @@
 
 typedef struct pl_slot {
     _Atomic uint64_t seq;   /* the sequence number minus the slot's index */
-    pl_record rec;
+    pl_record rec;          /* followed by its frames: slots are ring_stride bytes apart */
 } pl_slot;
 
-static pl_slot *ring_slots;
-static size_t ring_mask;
+#define RING_BYTES ((size_t)5 << 20)
+#define RING_MIN_SLOTS 1024
+
+static char *ring_slots;
+static size_t ring_mask, ring_stride;
 static _Atomic uint64_t ring_head;
 static uint64_t ring_tail;
 
-static size_t ring_bytes(void) { return (ring_mask + 1) * sizeof(pl_slot); }
+static unsigned ring_frames;
+
+unsigned pl_ring_frames(void) { return ring_frames; }
+
+static size_t ring_bytes(void) { return (ring_mask + 1) * ring_stride; }
+
+static inline pl_slot *slot_at(size_t i) { return (pl_slot *)(ring_slots + i * ring_stride); }
 
 /* Slot i's sequence number (stored relative to i, see above). */
 static inline uint64_t slot_seq(size_t i)
 {
-    return atomic_load_explicit(&ring_slots[i].seq, memory_order_acquire) + i;
+    return atomic_load_explicit(&slot_at(i)->seq, memory_order_acquire) + i;
 }
 
 static inline void slot_publish(size_t i, uint64_t seq)
 {
-    atomic_store_explicit(&ring_slots[i].seq, seq - i, memory_order_release);
+    atomic_store_explicit(&slot_at(i)->seq, seq - i, memory_order_release);
 }
 
-int pl_ring_init(size_t slots)
+int pl_ring_init(unsigned max_frames)
 {
-    if (ring_slots) return 0;
-    if (slots < 2 || (slots & (slots - 1))) return -EINVAL;
-    void *m = mmap(NULL, slots * sizeof(pl_slot), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ring_slots) return 0;  /* kept for the life of the process, with its first depth */
+    if (max_frames < 1 || max_frames > PL_FRAMES_CAP) return -EINVAL;
+    size_t stride = (sizeof(pl_slot) + max_frames * sizeof(uint64_t) + 63) & ~(size_t)63;
+    size_t slots = RING_MIN_SLOTS;
+    while (slots * 2 * stride <= RING_BYTES) slots *= 2;
+    void *m = mmap(NULL, slots * stride, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return -errno;
+    ring_stride = stride;
+    ring_frames = max_frames;
     ring_mask = slots - 1;
     atomic_store_explicit(&ring_head, 0, memory_order_relaxed);
     ring_tail = 0;
@@ -68,7 +82,7 @@ void pl_ring_reset(void)
     if (!ring_slots) return;
     /* A private anonymous mapping reads as zero pages after MADV_DONTNEED; else zero the sequences one by one. */
     if (madvise(ring_slots, ring_bytes(), MADV_DONTNEED) != 0)
-        for (size_t i = 0; i <= ring_mask; i++) atomic_store_explicit(&ring_slots[i].seq, 0, memory_order_relaxed);
+        for (size_t i = 0; i <= ring_mask; i++) atomic_store_explicit(&slot_at(i)->seq, 0, memory_order_relaxed);
     atomic_store_explicit(&ring_head, 0, memory_order_release);
     ring_tail = 0;
 }
@@ -84,7 +98,7 @@ pl_record *pl_ring_reserve(uint64_t *ticket)
             if (atomic_compare_exchange_weak_explicit(&ring_head, &pos, pos + 1,
                                                       memory_order_relaxed, memory_order_relaxed)) {
                 *ticket = pos;
-                return &ring_slots[i].rec;
+                return &slot_at(i)->rec;
             }
         } else if (dif < 0) {
             return NULL;  /* full */
@@ -105,7 +119,7 @@ pl_record *pl_ring_peek(void)
 {
     if (!ring_slots) return NULL;
     size_t i = ring_tail & ring_mask;
-    return slot_seq(i) == ring_tail + 1 ? &ring_slots[i].rec : NULL;
+    return slot_seq(i) == ring_tail + 1 ? &slot_at(i)->rec : NULL;
 }
 
 void pl_ring_release(void)
