@@ -13,9 +13,13 @@
 #include <link.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/collect.h"
+#include "agent/perf.h"
 #include "agent/symbolize.h"
 #include "agent/unwind.h"
 #include "agent/upload.h"
@@ -602,4 +606,108 @@ TEST(unwind_table_survives_corrupt_cfi)
     ASSERT_EQ(ok + failed, 60);
     ASSERT(failed > 0); /* the corruption did reach the parser (deterministic seed) */
     free(img);
+}
+
+/* ---- per-process events ---- */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *spin_thread(void *arg)
+{
+    double end = *(double *)arg;
+    volatile uint64_t x = 0;
+    while (mono_s() < end) x++;
+    return NULL;
+}
+
+/* A child that spins in main and one thread now, and in a second thread it starts after delay_s. */
+static pid_t spawn_spinner(int threads, double secs, double delay_s)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    double end = mono_s() + secs;
+    pthread_t t1, t2;
+    if (threads) pthread_create(&t1, NULL, spin_thread, &end);
+    double start2 = mono_s() + delay_s;
+    volatile uint64_t x = 0;
+    while (mono_s() < start2) x++;
+    if (threads) pthread_create(&t2, NULL, spin_thread, &end);
+    while (mono_s() < end) x++;
+    _exit(0);
+}
+
+typedef struct perf_seen {
+    pid_t want;
+    size_t samples, foreign;
+    uint32_t tids[64];
+    size_t n_tids;
+} perf_seen;
+
+static void seen_sample(void *ctx, const perf_sample *smp)
+{
+    perf_seen *sn = ctx;
+    sn->samples++;
+    if ((pid_t)smp->pid != sn->want) { sn->foreign++; return; }
+    for (size_t i = 0; i < sn->n_tids; i++) if (sn->tids[i] == smp->tid) return;
+    if (sn->n_tids < ARRAY_SIZE(sn->tids)) sn->tids[sn->n_tids++] = smp->tid;
+}
+
+TEST(perf_per_process_events_follow_threads_and_nothing_else)
+{
+    if (geteuid() != 0) { fprintf(stderr, "  (needs root for perf_event_open on another process: not run)\n"); return; }
+    pid_t a = spawn_spinner(1, 1.6, 0.5), b = spawn_spinner(0, 1.6, 0);
+    usleep(100000); /* a's first thread exists before the events are opened */
+    perf_opts po = {0};
+    perf_sampler ps;
+    herr e = {0};
+    pid_t pids[1] = {a};
+    po.freq = 997;
+    po.pid = -1;
+    po.pids = pids;
+    po.n_pids = 1;
+    int rc = perf_open(&ps, &po, &e);
+    if (rc) fprintf(stderr, "  perf_open: %s\n", e.msg);
+    ASSERT_OK(rc);
+    ASSERT_EQ(ps.host_wide, 0);
+    ASSERT(ps.n_extra >= 1); /* two threads at open: one event each per CPU, sharing the CPU's ring */
+    ASSERT_OK(perf_enable(&ps));
+    perf_handlers h = {0};
+    h.sample = seen_sample;
+    perf_seen sn = {0};
+    sn.want = a;
+    double end = mono_s() + 1.2;
+    while (mono_s() < end) ASSERT(perf_poll(&ps, 50, &h, &sn) >= 0);
+    perf_close(&ps);
+    kill(a, SIGKILL);
+    kill(b, SIGKILL);
+    waitpid(a, NULL, 0);
+    waitpid(b, NULL, 0);
+    ASSERT(sn.samples > 50);
+    ASSERT_EQ(sn.foreign, 0);   /* b spun just as hard: host-wide events would have sampled it */
+    ASSERT(sn.n_tids >= 3);     /* main, the first thread, and the one created after open (inherit) */
+
+    /* Past max_fds it samples the whole host instead, and says so. */
+    pid_t c = spawn_spinner(1, 0.5, 0);
+    usleep(50000);
+    pids[0] = c;
+    po.max_fds = 1;
+    memset(&e, 0, sizeof(e));
+    ASSERT_OK(perf_open(&ps, &po, &e));
+    ASSERT_EQ(ps.host_wide, 1);
+    ASSERT_CONTAINS(e.msg, "whole host");
+    perf_close(&ps);
+    kill(c, SIGKILL);
+    waitpid(c, NULL, 0);
+
+    /* A process that is gone: ESRCH with a message. */
+    pids[0] = c;
+    po.max_fds = 0;
+    memset(&e, 0, sizeof(e));
+    ASSERT_EQ(perf_open(&ps, &po, &e), -ESRCH);
+    ASSERT_CONTAINS(e.msg, "does not exist");
 }

@@ -7,7 +7,7 @@
  *           (for load biases), its CFI table (built on first use) and its
  *           symbolizer module. Bounded by max_files (files no process
  *           maps any more are dropped at flush); a table no unwind used for
- *           COLL_IDLE_FLUSHES flushes is dropped and rebuilt on next use.
+ *           a while is dropped and rebuilt on next use (drop_idle_tables).
  *   procs   pid -> comm, sorted executable mappings, the unwinder's module
  *           array (rebuilt when mappings change), service group.
  *   groups  service name -> profile under construction, with caches from
@@ -952,19 +952,24 @@ static void gc_files(collector *c)
 }
 
 /*
- * Drops the CFI tables no unwind has used for COLL_IDLE_FLUSHES flushes
- * (a process that sleeps, a binary that ran once): they are rebuilt from
- * the file on their next use. Every process's unwinder modules point at
- * tables, so they are all rebuilt before their next unwind.
+ * Drops the CFI tables no unwind has used for a while: COLL_IDLE_FLUSHES
+ * flushes for a file no process maps any more (a compiler that ran once;
+ * one run again soon keeps its table), COLL_IDLE_FLUSHES_MAPPED for one
+ * still mapped (a process that sleeps: rebuilding costs milliseconds per
+ * megabyte of .eh_frame, so not every time it wakes). They are rebuilt
+ * from the file on their next use. Every process's unwinder modules point
+ * at tables, so they are all rebuilt before their next unwind.
  */
 #define COLL_IDLE_FLUSHES 3
+#define COLL_IDLE_FLUSHES_MAPPED 30
 
 static void drop_idle_tables(collector *c)
 {
     int dropped = 0;
     for (size_t i = 0; i < c->n_files; i++) {
         cfile *f = c->files[i];
-        if (f->tab_state != 1 || c->flushes - f->tab_used < COLL_IDLE_FLUSHES) continue;
+        if (f->tab_state != 1 || c->flushes - f->tab_used < (f->refs ? COLL_IDLE_FLUSHES_MAPPED : COLL_IDLE_FLUSHES))
+            continue;
         unw_table_release(&f->tab);
         f->tab_state = 0;
         dropped = 1;

@@ -16,6 +16,7 @@
 #include "core/common.h"
 #include "agent/perf.h"
 
+#include <dirent.h>
 #include <linux/perf_event.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -93,6 +94,57 @@ static int online_cpus(void)
     return n > 0 && n < 4096 ? (int)n : 1;
 }
 
+/*
+ * The thread ids of the processes in pids (from /proc/PID/task) into *out
+ * (malloc'ed). Stops counting past max: the caller falls back then. A
+ * process that has exited contributes nothing.
+ */
+static size_t list_tids(const pid_t *pids, size_t n_pids, size_t max, pid_t **out)
+{
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    for (size_t i = 0; i < n_pids && n <= max; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pids[i]);
+        DIR *d = opendir(path);
+        struct dirent *de;
+        if (!d) continue;
+        while ((de = readdir(d)) && n <= max) {
+            char *end;
+            long tid = strtol(de->d_name, &end, 10);
+            if (*end || tid <= 0) continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                *out = xrealloc(*out, cap * sizeof(pid_t));
+            }
+            (*out)[n++] = (pid_t)tid;
+        }
+        closedir(d);
+    }
+    return n;
+}
+
+/* One event, falling back from cycles to cpu-clock and from kernel+user to user-only on the way. */
+static int open_one(struct perf_event_attr *a, const perf_opts *o, int *hardware, int *no_kernel,
+                    uint32_t watermark, pid_t pid, int cpu)
+{
+    for (;;) {
+        fill_attr(a, o, *hardware, *no_kernel);
+        a->wakeup_watermark = watermark;
+        int fd = sys_perf_event_open(a, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+        if (fd >= 0) return fd;
+        if (*hardware && (errno == ENOENT || errno == EOPNOTSUPP || errno == EINVAL)) {
+            *hardware = 0; /* no PMU (VM): fall back to cpu-clock */
+            continue;
+        }
+        if (!*no_kernel && (errno == EACCES || errno == EPERM)) {
+            *no_kernel = 1; /* paranoid 2: user-space samples are still allowed */
+            continue;
+        }
+        return -1;
+    }
+}
+
 int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
 {
     perf_opts o = *o_in;
@@ -126,22 +178,49 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
     ps->heads = xcalloc((size_t)ps->n_cpus, sizeof(uint64_t));
     for (int c = 0; c < ps->n_cpus; c++) ps->fds[c] = -1;
 
+    /* Per-process events: every thread of the chosen processes on every CPU, unless that is too many fds. */
+    pid_t *tids = NULL;
+    size_t n_tids = 0;
+    int fell_back = 0;
+    int *extra_cpu = NULL;
+    if (o.n_pids) {
+        size_t max_fds = o.max_fds ? o.max_fds : 4096;
+        size_t max_tids = max_fds / (size_t)ps->n_cpus;
+        n_tids = list_tids(o.pids, o.n_pids, max_tids, &tids);
+        if (n_tids == 0) {
+            perf_close(ps);
+            return herr_set(e, -ESRCH, "process %d does not exist", (int)o.pids[0]);
+        }
+        if (n_tids > max_tids) {
+            free(tids);
+            tids = NULL;
+            n_tids = 0;
+            fell_back = 1;
+            o.pid = -1;
+        } else {
+            o.inherit = 1;
+        }
+    }
+    ps->host_wide = !tids && o.pid == -1;
+
     for (int c = 0; c < ps->n_cpus; c++) {
-        int fd;
-        for (;;) {
-            fill_attr(&a, &o, hardware, no_kernel);
-            a.wakeup_watermark = (uint32_t)(ps->ring_bytes / 4);
-            fd = sys_perf_event_open(&a, o.pid, c, -1, PERF_FLAG_FD_CLOEXEC);
-            if (fd >= 0) break;
-            if (hardware && (errno == ENOENT || errno == EOPNOTSUPP || errno == EINVAL)) {
-                hardware = 0; /* no PMU (VM): fall back to cpu-clock */
+        int fd = -1;
+        size_t n_targets = tids ? n_tids : 1;
+        for (size_t t = 0; t < n_targets; t++) {
+            pid_t target = tids ? tids[t] : o.pid;
+            int tfd = open_one(&a, &o, &hardware, &no_kernel, (uint32_t)(ps->ring_bytes / 4), target, c);
+            if (tfd < 0) {
+                if (tids && errno == ESRCH) continue; /* the thread exited since the listing */
+                break;
+            }
+            if (fd < 0) {
+                fd = tfd;
                 continue;
             }
-            if (!no_kernel && (errno == EACCES || errno == EPERM)) {
-                no_kernel = 1; /* paranoid 2: user-space samples are still allowed */
-                continue;
-            }
-            break;
+            ps->extra_fds = xrealloc(ps->extra_fds, (ps->n_extra + 1) * sizeof(int));
+            extra_cpu = xrealloc(extra_cpu, (ps->n_extra + 1) * sizeof(int));
+            ps->extra_fds[ps->n_extra] = tfd;
+            extra_cpu[ps->n_extra++] = c;
         }
         if (fd < 0) {
             if (errno == ENODEV || errno == EINVAL) continue; /* offline CPU */
@@ -152,6 +231,7 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
         ps->fds[c] = fd;
         opened++;
     }
+    free(tids);
     /*
      * Map every ring at one size; past kernel.perf_event_mlock_kb (a per-user
      * budget for all CPUs, without CAP_IPC_LOCK) halve the size and start over.
@@ -176,6 +256,17 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
         }
         ps->rings[c] = ring;
     }
+    /* The other threads' events write into their CPU's ring (it must be mapped first). */
+    size_t w = 0;
+    for (size_t i = 0; i < ps->n_extra; i++) {
+        int c = extra_cpu[i];
+        if (ps->rings[c] && ioctl(ps->extra_fds[i], PERF_EVENT_IOC_SET_OUTPUT, ps->fds[c]) == 0)
+            ps->extra_fds[w++] = ps->extra_fds[i];
+        else
+            close(ps->extra_fds[i]);
+    }
+    ps->n_extra = w;
+    free(extra_cpu);
     ps->hardware = hardware;
     ps->has_stack = o.stack_bytes != 0;
     if (!opened) {
@@ -189,6 +280,10 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
                        "profiling user space only");
     else if (o.use_hardware && !hardware)
         herr_set(e, 0, "no hardware cycles event here (a VM without a PMU?): sampling cpu-clock instead");
+    else if (fell_back)
+        herr_set(e, 0, "the chosen processes have more threads than %zu events allow on %d CPUs: "
+                       "sampling the whole host and keeping their samples",
+                 o.max_fds ? o.max_fds : (size_t)4096, ps->n_cpus);
     return 0;
 }
 
@@ -196,6 +291,8 @@ int perf_enable(perf_sampler *ps)
 {
     for (int c = 0; c < ps->n_cpus; c++)
         if (ps->fds[c] >= 0 && ioctl(ps->fds[c], PERF_EVENT_IOC_ENABLE, 0) != 0) return -errno;
+    for (size_t i = 0; i < ps->n_extra; i++)
+        if (ioctl(ps->extra_fds[i], PERF_EVENT_IOC_ENABLE, 0) != 0) return -errno;
     return 0;
 }
 
@@ -206,6 +303,8 @@ void perf_close(perf_sampler *ps)
         if (ps->rings[c]) munmap(ps->rings[c], ps->page + ps->ring_bytes);
         if (ps->fds[c] >= 0) close(ps->fds[c]);
     }
+    for (size_t i = 0; i < ps->n_extra; i++) close(ps->extra_fds[i]);
+    free(ps->extra_fds);
     free(ps->fds);
     free(ps->rings);
     free(ps->bounce);

@@ -2,7 +2,10 @@
  * perf.h: perf_event_open sampling on every CPU, with ring buffers.
  *
  * One sampling event per online CPU (pid = -1 for the whole host, or a pid
- * with inherit so a command's threads and children are followed), software
+ * with inherit so a command's threads and children are followed), or, for
+ * running processes (`pids`), one per CPU per existing thread with inherit
+ * for threads and children created later, all writing into one ring per CPU
+ * (as `perf record -p`: the rest of the host costs nothing); software
  * cpu-clock by default (hardware cycles are often absent in VMs), each with a
  * ring buffer. Samples carry the kernel + frame-pointer user callchain, the
  * user registers (ip, sp, bp) and a copy of the top of the user stack, so the
@@ -26,7 +29,10 @@ typedef struct perf_opts {
     uint32_t stack_bytes;   /* user stack copied per sample (0 = callchain only); multiple of 8, <= 65528 */
     int no_kernel;          /* user frames only (also the fallback when the kernel refuses) */
     int use_hardware;       /* try PERF_COUNT_HW_CPU_CYCLES first */
-    unsigned ring_pages;    /* data pages per ring (power of two); default 64 */
+    unsigned ring_pages;    /* data pages per ring (power of two); default: a quarter second of samples */
+    const pid_t *pids;      /* running processes to follow (every thread now + inherit); pid ignored when set */
+    size_t n_pids;
+    size_t max_fds;         /* events for pids (threads x CPUs) before falling back to the whole host; default 4096 */
 } perf_opts;
 
 /* A decoded PERF_RECORD_SAMPLE; pointers point into the ring or a bounce buffer, valid during the callback. */
@@ -74,13 +80,19 @@ typedef struct perf_sampler {
     size_t side_len, side_cap;
     void *side_ents;
     size_t n_side, side_ents_cap;
+    int *extra_fds;    /* pids mode: the other threads' events, output redirected to fds[cpu] */
+    size_t n_extra;
+    int host_wide;     /* 1 when every process is sampled (pids mode fell back, or pid -1) */
 } perf_sampler;
 
 /*
  * Opens the events. Falls back from hardware to software events and from
- * kernel+user to user-only stacks on its own. Returns 0 or a negative errno
- * with e saying what to change (perf_event_paranoid, CAP_PERFMON, no such
- * process).
+ * kernel+user to user-only stacks on its own. With pids, a process that has
+ * exited is skipped (ESRCH only when none is left), and when their threads
+ * need more than max_fds events it samples the whole host instead (with a
+ * note in e, host_wide set: the caller filters by pid). Returns 0 or a
+ * negative errno with e saying what to change (perf_event_paranoid,
+ * CAP_PERFMON, no such process).
  */
 int perf_open(perf_sampler *ps, const perf_opts *o, herr *e);
 /* Enables every event (not needed with enable_on_exec). */

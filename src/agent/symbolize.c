@@ -943,8 +943,6 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
     uint32_t idx;
     memset(r, 0, sizeof(*r));
     if (!m) return 0;
-    r->module = intern(s, m->display);
-    r->build_id = m->build_id ? intern(s, m->build_id) : NULL;
     m->last_use = ++s->clock;
     ckey = hash_u64(m->key ^ hash_u64(off + 0x51ed27));
     idx = hmap64_get(&s->addr_index, ckey);
@@ -962,6 +960,8 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
         if (module_open_shared(s, m, &e)) m->failed = 1;
     }
     m->dwfl_trim = s->trims;
+    r->module = intern(s, m->display);
+    r->build_id = m->build_id ? intern(s, m->build_id) : NULL;
     if (m->dwfl && off_to_vaddr(m, off, &vaddr) == 0) {
         GElf_Addr a = vaddr + m->bias;
         const char *symname = find_sym(m, a);
