@@ -29,8 +29,15 @@
 # (min..max over the rounds), so a slow moment of the machine hits both
 # sides of a ratio. "noise" is the spread of the unprofiled runs themselves
 # (max/min - 1): an overhead smaller than it is not resolved by this run.
+#
+# "instr" (when valgrind is installed): the heap workload's instructions
+# under callgrind, which no other load on the machine changes: the
+# program's own work (inclusive instructions of mix(): the allocator
+# wrappers and the sampled path run inside it), and the collector thread's
+# start-up and final flush, for none | libhearth loaded but not started
+# (the interposition alone) | hearth heap profiling at the defaults.
 # Usage: bench/preload.sh [BUILD]
-#   REPS=7 CPU_ROUNDS=350 HEAP_MIB=56000 PARTS="cpu heap"
+#   REPS=7 CPU_ROUNDS=350 HEAP_MIB=56000 INSTR_MIB=1000 PARTS="cpu heap instr"
 set -u
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -116,7 +123,7 @@ verdict() {  # verdict WHAT NAME TARGET_PERCENT PEER...
 }
 
 echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none [min..max over rounds]"
-parts=${PARTS:-cpu heap}
+parts=${PARTS:-cpu heap instr}
 if [[ " $parts " == *" cpu "* ]]; then
 rounds=${CPU_ROUNDS:-350}
 echo "CPU workload: wl_cpu 2 threads x $rounds rounds"
@@ -154,4 +161,38 @@ for n in "${set_names[@]:1}"; do stats none "$n"; done
 noise none_small
 for n in "${slow_names[@]:1}"; do stats none_small "$n"; done
 verdict "heap" hearth 3 heaptrack gperftools_heap
+fi
+
+if [[ " $parts " == *" instr "* ]]; then
+if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/null; then
+  echo "instructions: valgrind not installed (apt-get install valgrind)"
+else
+imib=${INSTR_MIB:-1000}
+echo "instructions (callgrind, deterministic): wl_heap mix ${imib} MiB on 2 threads"
+# cg NAME ENV...: "mix collector startup flush total" instruction counts.
+cg() {
+  local name=$1; shift
+  env "$@" valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$name" "$wl/wl_heap" 0 "$imib" mix \
+    >/dev/null 2>"$tmp/cg.$name.err" || { echo FAILED; return; }
+  callgrind_annotate --inclusive=yes --threshold=100 "$tmp/cg.$name" 2>/dev/null | awk '
+    /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
+    /^ *[0-9,]+ \(/ {
+      for (i = 2; i <= NF; i++) if ($i ~ /:[A-Za-z_]+$/ && $(i + 1) ~ /^\[/) { fn = $i; sub(/.*:/, "", fn); break }
+      n = $1; gsub(",", "", n)
+      if (!(fn in seen)) { seen[fn] = n }
+    }
+    END { printf "%d %d %d %d %d\n", seen["mix"], seen["collector_main"], seen["pl_unwind_refresh"], seen["build_and_emit"], total }'
+}
+base=$(cg none X=1)
+loaded=$(cg loaded LD_PRELOAD="$lib")
+heap=$(cg hearth_heap LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=heap)
+awk -v b="$base" -v l="$loaded" -v h="$heap" 'BEGIN {
+  split(b, B, " "); split(l, L, " "); split(h, H, " ")
+  printf "  %-22s work (mix) %6.1f M instr\n", "none", B[1] / 1e6
+  printf "  %-22s work (mix) %6.1f M instr (%+.1f%%: the allocator wrappers)\n", "loaded, not started", L[1] / 1e6, (L[1] / B[1] - 1) * 100
+  printf "  %-22s work (mix) %6.1f M instr (%+.1f%%; sampling alone %+.1f%%)\n", "hearth heap, defaults", H[1] / 1e6, (H[1] / B[1] - 1) * 100, (H[1] - L[1]) / B[1] * 100
+  printf "  %-22s collector thread %.1f M instr: start-up CFI tables %.1f M, final flush %.1f M (symbolizing: libdw reading debug info)\n", "", H[2] / 1e6, H[3] / 1e6, H[4] / 1e6
+  printf "  %-22s whole process %.1f M instr vs %.1f M (%+.1f%%)\n", "", H[5] / 1e6, B[5] / 1e6, (H[5] / B[5] - 1) * 100
+}'
+fi
 fi

@@ -73,7 +73,9 @@ typedef struct live_entry {
 } live_entry;
 
 static void *(*real_malloc)(size_t);
-static void (*real_free)(void *);
+static void free_first(void *p);
+/* free_first until resolved: free() calls it without testing for NULL. */
+static void (*real_free)(void *) = free_first;
 static void *(*real_calloc)(size_t, size_t);
 static void *(*real_realloc)(void *, size_t);
 static int (*real_posix_memalign)(void **, size_t, size_t);
@@ -112,11 +114,15 @@ static inline int is_boot(const void *p)
     return (uintptr_t)p - (uintptr_t)boot_arena < BOOT_SIZE;
 }
 
+static void filter_mark_boot(void);
+
 static void resolve(void)
 {
     if (real_malloc) return;
     atomic_store(&resolving, 1);
-    real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+    filter_mark_boot();  /* before dlsym can hand out (and free) boot pointers */
+    void (*f)(void *) = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+    if (f) real_free = f;
     real_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
     real_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
     real_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
@@ -128,6 +134,14 @@ static void resolve(void)
     atomic_store(&resolving, 0);
     /* malloc last: its being set means every other pointer is set too. */
     __atomic_store_n(&real_malloc, (void *(*)(size_t))m, __ATOMIC_RELEASE);
+}
+
+/* Until resolve() has run (or while it runs on this thread: then the block is leaked). */
+static void free_first(void *p)
+{
+    if (!p || is_boot(p) || atomic_load(&resolving)) return;
+    resolve();
+    if (real_free != free_first) real_free(p);
 }
 
 /* ---- sampling ---- */
@@ -175,6 +189,28 @@ static inline int filter_hit(uint64_t p)
     return (atomic_load_explicit(&filter_bits[b >> 6], memory_order_acquire) >> (b & 63)) & 1;
 }
 
+/*
+ * The bootstrap arena's blocks have their bits set for good, so free() of
+ * a boot pointer takes the slow path, which recognizes it (it must never
+ * reach the real free). filter_drop never clears them.
+ */
+static size_t boot_bit0, boot_bits;
+
+static void filter_mark_boot(void)
+{
+    boot_bit0 = filter_bit((uint64_t)(uintptr_t)boot_arena);
+    boot_bits = (BOOT_SIZE >> BLOCK_SHIFT) + 1;
+    for (size_t i = 0; i < boot_bits; i++) {
+        size_t b = (boot_bit0 + i) & (((size_t)1 << FILTER_BITS) - 1);
+        atomic_fetch_or_explicit(&filter_bits[b >> 6], (uint64_t)1 << (b & 63), memory_order_release);
+    }
+}
+
+static int is_boot_bit(size_t b)
+{
+    return ((b - boot_bit0) & (((size_t)1 << FILTER_BITS) - 1)) < boot_bits;
+}
+
 /* Under live_lock: one more live sample starts at p. */
 static void filter_add(uint64_t p)
 {
@@ -189,7 +225,7 @@ static void filter_drop(uint64_t p)
 {
     size_t b = filter_bit(p);
     if (filter_counts[b] == COUNT_MAX || filter_counts[b] == 0) return;
-    if (--filter_counts[b] == 0)
+    if (--filter_counts[b] == 0 && !is_boot_bit(b))
         atomic_fetch_and_explicit(&filter_bits[b >> 6], ~((uint64_t)1 << (b & 63)), memory_order_release);
 }
 
@@ -336,11 +372,21 @@ void *malloc(size_t n)
     return p;
 }
 
+/* A set filter bit: a sampled pointer, one sharing its block, or a boot pointer. */
+__attribute__((noinline, cold)) static void free_slow(void *p)
+{
+    if (is_boot(p)) return;
+    forget_slow(p);
+    real_free(p);
+}
+
+/* An unsampled pointer costs one load and a bit test; NULL at worst takes the slow path, harmlessly. */
 void free(void *p)
 {
-    if (UNLIKELY(!p || is_boot(p))) return;
-    if (UNLIKELY(!real_free)) resolve();
-    forget(p);
+    if (UNLIKELY(filter_hit((uint64_t)(uintptr_t)p))) {
+        free_slow(p);
+        return;
+    }
     real_free(p);
 }
 
@@ -454,7 +500,7 @@ void *pvalloc(size_t n)
 int pl_heap_init(void)
 {
     resolve();
-    if (!real_malloc || !real_free) return -ENOSYS;
+    if (!real_malloc || real_free == free_first) return -ENOSYS;
     if (live) return 0;
     void *m = mmap(NULL, LIVE_SLOTS * sizeof(live_entry), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
