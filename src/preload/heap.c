@@ -367,8 +367,11 @@ void *malloc(size_t n)
         if (atomic_load(&resolving)) return boot_alloc(n, 16);
         resolve();
     }
+    /* Count before the call: the unsampled path keeps nothing live across it. */
+    pl_thread *t = &pl_tls;
+    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return real_malloc(n);
     void *p = real_malloc(n);
-    account(p, n);
+    heap_slow(p, n);
     return p;
 }
 
