@@ -415,7 +415,7 @@ void *realloc(void *old, size_t n)
         if (atomic_load(&resolving)) return boot_alloc(n, 16);
         resolve();
     }
-    if (UNLIKELY(old && is_boot(old))) {
+    if (UNLIKELY(is_boot(old))) {
         size_t old_n = ((size_t *)old)[-1];
         void *p = malloc(n);
         if (p) memcpy(p, old, old_n < n ? old_n : n);
@@ -423,8 +423,11 @@ void *realloc(void *old, size_t n)
     }
     /* Forget first: once realloc returns, the old address may be reused. */
     forget(old);
+    /* Count first, as malloc does (a failed realloc's bytes count too: harmless). */
+    pl_thread *t = &pl_tls;
+    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return real_realloc(old, n);
     void *p = real_realloc(old, n);
-    if (p) account(p, n);
+    heap_slow(p, n);
     return p;
 }
 
