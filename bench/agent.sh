@@ -10,6 +10,12 @@
 #               every 10 s: the whole job, ending in a flame graph)
 #   perf_fp     perf record -F 97 -g -a             (frame-pointer stacks)
 #   perf_dwarf  perf record -F 97 --call-graph dwarf -a   (8 KiB stack copies)
+#   agent_comm  hearth agent --comm shares_nofp --comm shares_fp: the same
+#               events (whole host), but only the bench's workloads are
+#               unwound and symbolized: the agent's cost on an idle host with
+#               those busy processes, whatever else runs on this machine
+#               (on a shared build host, every new compiler or test binary
+#               costs the --all agent a CFI table and DWARF reading once)
 # perf record only writes raw samples: a flame graph also needs
 # `perf script` on that perf.data (symbolization, and for dwarf the
 # unwinding), which this bench runs and times too, reported separately
@@ -35,7 +41,7 @@
 # and from perf record --call-graph dwarf + perf script on the same workload.
 #
 # The machine may be shared: other processes add samples (to every profiler
-# alike) and noise; repeat runs for the spread. Default length ~5-6 minutes.
+# alike) and noise; repeat runs for the spread. Default length ~6-7 minutes.
 # Needs root (perf_event_open on the whole host).
 set -u
 cd "$(dirname "$0")/.."
@@ -136,6 +142,7 @@ perf_script() {
 echo "bench agent: ${WARMUP}s warm-up + ${WINDOW}s window per profiler, $BUSY busy processes, $RATE Hz, fixed work ${FIXED}s x $ROUNDS; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 run_fixed none
 phase agent "$BIN" agent --server "http://127.0.0.1:$PORT" --all --rate $RATE --upload-interval 10s
+phase agent_comm "$BIN" agent --server "http://127.0.0.1:$PORT" --comm shares_nofp --comm shares_fp --rate $RATE --upload-interval 10s
 phase perf_fp perf record -F $RATE -g -a -o "$TMP/fp.data"
 perf_script perf_fp "$TMP/fp.data"
 phase perf_dwarf perf record -F $RATE --call-graph dwarf -a -o "$TMP/dwarf.data"
@@ -148,7 +155,7 @@ mean() { awk -v col="$2" '{s += $col; n++} END {printf "%.3f", n ? s / n : 0}' "
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "n/a"}'; }
 
 declare -A pct statpct rss hwm script_pct total_pct wcpu wwall
-for k in agent perf_fp perf_dwarf; do
+for k in agent agent_comm perf_fp perf_dwarf; do
   read -r cns sns r h t0 t1 <"$TMP/$k.res"
   pct[$k]=$(cpu_pct "$cns"); statpct[$k]=$(cpu_pct "$sns"); rss[$k]=$r; hwm[$k]=$(cat "$TMP/$k.hwm_all")
   [ "$t0" = "$t1" ] || echo "note: $k had $t0 threads at the window's start and $t1 at its end (schedstat misses exited threads; the stat column has them)"
@@ -161,12 +168,12 @@ for k in agent perf_fp perf_dwarf; do
   fi
   total_pct[$k]=$(awk -v a="${pct[$k]}" -v b="${script_pct[$k]}" 'BEGIN {printf "%.3f", a + b}')
 done
-for k in none agent perf_fp perf_dwarf; do wcpu[$k]=$(mean $k 1); wwall[$k]=$(mean $k 2); done
+for k in none agent agent_comm perf_fp perf_dwarf; do wcpu[$k]=$(mean $k 1); wwall[$k]=$(mean $k 2); done
 
 echo
 printf "%-11s %9s %9s %13s %13s %9s %9s %11s %11s\n" profiler "%core" "%core" "%core" "%core" "rss_MiB" "peak_MiB" "fixed_cpu_s" "fixed_wall_s"
 printf "%-11s %9s %9s %13s %13s %9s %9s %11s %11s\n" "" schedstat stat "+perf script" "record+script" steady peak "" ""
-for k in none agent perf_fp perf_dwarf; do
+for k in none agent agent_comm perf_fp perf_dwarf; do
   if [ $k = none ]; then
     printf "%-11s %9s %9s %13s %13s %9s %9s %11s %11s\n" none - - - - - - "${wcpu[none]}" "${wwall[none]}"
     continue
@@ -176,18 +183,21 @@ for k in none agent perf_fp perf_dwarf; do
     'BEGIN {printf "%-11s %8.3f%% %8.3f%% %12.3f%% %12.3f%% %9.1f %9.1f %11.3f %11.3f\n", k, p, sp, sc, t, r / 1024, h / 1024, wc, ww}'
 done
 echo "agent memory at the window's end: $(cat "$TMP/agent.rss")"
-grep -h "stopped:" "$TMP/agent.log" | sed 's/^.*msg=/agent: /'
+for k in agent agent_comm; do grep -h "stopped:" "$TMP/$k.log" | sed "s/^.*msg=/$k: /"; done
 for k in perf_fp perf_dwarf; do grep -hiE "lost|captured" "$TMP/$k.log" | sed "s/^/$k: /"; done
 echo
 echo "ratios (agent / peer, same run; < 1 means the agent is cheaper):"
 echo "  profiler cpu vs perf record alone:     perf -g $(ratio "${pct[agent]}" "${pct[perf_fp]}")   perf dwarf $(ratio "${pct[agent]}" "${pct[perf_dwarf]}")"
 echo "  profiler cpu vs perf record + script:  perf -g $(ratio "${pct[agent]}" "${total_pct[perf_fp]}")   perf dwarf $(ratio "${pct[agent]}" "${total_pct[perf_dwarf]}")"
+echo "  agent --comm (only the workloads) vs perf record + script: perf -g $(ratio "${pct[agent_comm]}" "${total_pct[perf_fp]}")   perf dwarf $(ratio "${pct[agent_comm]}" "${total_pct[perf_dwarf]}")"
 echo "  profiler steady rss:                   perf -g $(ratio "${rss[agent]}" "${rss[perf_fp]}")   perf dwarf $(ratio "${rss[agent]}" "${rss[perf_dwarf]}")"
 echo "  fixed work cpu vs no profiler:         agent $(ratio "${wcpu[agent]}" "${wcpu[none]}")  perf -g $(ratio "${wcpu[perf_fp]}" "${wcpu[none]}")  perf dwarf $(ratio "${wcpu[perf_dwarf]}" "${wcpu[none]}")"
 echo "  fixed work wall vs no profiler:        agent $(ratio "${wwall[agent]}" "${wwall[none]}")  perf -g $(ratio "${wwall[perf_fp]}" "${wwall[none]}")  perf dwarf $(ratio "${wwall[perf_dwarf]}" "${wwall[none]}")"
 met=$(awk -v p="${pct[agent]}" -v t=$TARGET 'BEGIN {print (p < t) ? "met" : "NOT met"}')
 cheaper=$(awk -v a="${pct[agent]}" -v b="${total_pct[perf_fp]}" -v c="${total_pct[perf_dwarf]}" 'BEGIN {print (a < b && a < c) ? "yes" : "no"}')
 echo "target: agent ${pct[agent]}% of one core at $RATE Hz (< ${TARGET}%): $met; cheaper than perf record + perf script (-g and dwarf): $cheaper"
+metc=$(awk -v p="${pct[agent_comm]}" -v t=$TARGET 'BEGIN {print (p < t) ? "met" : "NOT met"}')
+echo "        agent --comm (the workloads only) ${pct[agent_comm]}% (< ${TARGET}%): $metc"
 
 # Agreement with perf --call-graph dwarf on the shares (the workload's known truth: 70/30).
 WLS=$WLDIR/shares_nofp
