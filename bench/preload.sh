@@ -122,8 +122,10 @@ verdict() {  # verdict WHAT NAME TARGET_PERCENT PEER...
     printf "  %s: hearth work %+.2f%% (target <= %g%%: %s); peers: %s\n", w, h, t, h <= t ? "met" : "NOT met", peers == "" ? "none installed" : peers }'
 }
 
-echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none [min..max over rounds]"
 parts=${PARTS:-cpu heap instr}
+if [[ " $parts " == *" cpu "* || " $parts " == *" heap "* ]]; then
+  echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none [min..max over rounds]"
+fi
 if [[ " $parts " == *" cpu "* ]]; then
 rounds=${CPU_ROUNDS:-350}
 echo "CPU workload: wl_cpu 2 threads x $rounds rounds"
