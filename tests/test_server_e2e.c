@@ -855,11 +855,16 @@ static size_t span_ids(const char *rel, const char *key, char ids[][64], size_t 
     return n;
 }
 
+/*
+ * Total of the spans' profile from SelectMergeSpanProfile; the pprof of the
+ * same spans (SelectMergeProfile with hearth's spanSelector extension) must
+ * hold the same total.
+ */
 static int64_t q_span_total(const srv_t *t, const char *sel, char ids[][64], size_t n)
 {
     buf req, out;
-    json_object *o, *fg;
-    int64_t total;
+    json_object *o, *fg, *samples;
+    int64_t total, ptotal = 0;
     long st;
     buf_init(&req, 0);
     buf_init(&out, 0);
@@ -873,6 +878,18 @@ static int64_t q_span_total(const srv_t *t, const char *sel, char ids[][64], siz
     if (!json_object_object_get_ex(o, "flamegraph", &fg)) t_fail(__FILE__, __LINE__, "no flamegraph");
     total = jint(fg, "total");
     json_object_put(o);
+    st = post_json(t, "/querier.v1.QuerierService/SelectMergeProfile", NULL, req.data, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "SelectMergeProfile with spanSelector: %ld %s", st, out.data);
+    o = parse(&out);
+    if (json_object_object_get_ex(o, "sample", &samples))
+        for (size_t i = 0; i < json_object_array_length(samples); i++) {
+            json_object *v;
+            json_object_object_get_ex(json_object_array_get_idx(samples, i), "value", &v);
+            ptotal += json_object_get_int64(json_object_array_get_idx(v, 0));
+        }
+    json_object_put(o);
+    if (ptotal != total)
+        t_fail(__FILE__, __LINE__, "pprof of the spans totals %" PRId64 ", their flame graph %" PRId64, ptotal, total);
     buf_release(&req);
     buf_release(&out);
     return total;

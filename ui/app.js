@@ -1026,8 +1026,11 @@
   }
   function pbInt(field, v) { return [...pbVarint(field << 3), ...pbVarint(v)]; }
 
-  async function fetchMergedPprof(selector, r) {
-    const body = new Uint8Array([...pbString(1, state.type), ...pbString(2, selector), ...pbInt(3, r.start), ...pbInt(4, r.end)]);
+  // SelectMergeProfile as application/proto; spans (optional) go in field
+  // 1000, hearth's spanSelector extension (Pyroscope has no span filter there).
+  async function fetchMergedPprof(selector, r, spans) {
+    const body = new Uint8Array([...pbString(1, state.type), ...pbString(2, selector), ...pbInt(3, r.start), ...pbInt(4, r.end),
+      ...(spans || []).flatMap((id) => pbString(1000, id))]);
     let res;
     try {
       res = await fetch('querier.v1.QuerierService/SelectMergeProfile', {
@@ -1185,9 +1188,8 @@
     try {
       if (kind === 'pprof') {
         if (state.view === 'diff') throw new Error('pprof export is for a single selection; leave the diff view first');
-        if (state.span.trim()) throw new Error('pprof export of one span is not available (SelectMergeProfile has no span selector); export folded or flamebearer JSON instead, or clear the Span field');
         const r = range(state.from, state.until);
-        const bytes = await fetchMergedPprof(fullSelector(state.query), r);
+        const bytes = await fetchMergedPprof(fullSelector(state.query), r, state.span.split(/[\s,]+/).filter(Boolean));
         let blob = new Blob([bytes], { type: 'application/octet-stream' });
         if (window.CompressionStream) blob = await new Response(blob.stream().pipeThrough(new CompressionStream('gzip'))).blob();
         download(baseName() + (window.CompressionStream ? '.pb.gz' : '.pb'), blob);

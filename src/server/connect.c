@@ -67,6 +67,8 @@ const cfield creq_merge_profile[] = {
     {4, "end", NULL, CF_INT64, OFF(end), NULL, 0},
     {5, "maxNodes", "max_nodes", CF_INT64, OFF(max_nodes), NULL, 1},
     {6, "stackTraceSelector", "stack_trace_selector", CF_STACK_SELECTOR, OFF(call_site), NULL, 0},
+    /* hearth extension (Pyroscope has no span filter here): the pprof of given spans */
+    {1000, "spanSelector", "span_selector", CF_STRINGS, OFF(span_selector), NULL, 0},
     {0, NULL, NULL, 0, 0, NULL, 0}};
 const cfield creq_select_series[] = {
     {1, "profileTypeID", "profile_typeID", CF_STRING, OFF(profile_type), NULL, 0},

@@ -754,6 +754,10 @@ void query_merge_profile(http_req *rq, http_resp *rs)
         return;
     }
     if (make_query(rq, rs, &r, r.label_selector, &sel, &q, 1)) goto done;
+    if (r.span_selector.n) {
+        q.span_ids = (const char *const *)r.span_selector.v;
+        q.n_span_ids = r.span_selector.n;
+    }
     if ((rc = prof_init(&p))) {
         connect_error(rs, "resource_exhausted", "out of memory");
         goto done;

@@ -322,6 +322,11 @@ async function main() {
     const r = await H(() => window.__hearth.lastRender);
     near(r.total, pp.total(spanP, TI, (s) => s.labels.span_id === '239'), 0, 'span 239 total');
     assert(new URL(page.url()).searchParams.get('span') === '239', 'span in URL');
+    // the pprof export of a span view holds that span's samples only
+    await page.click('#exportbtn');
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-export=pprof]')]);
+    const sp = pp.decode(zlib.gunzipSync(fs.readFileSync(await dl.path())));
+    near(pp.total(sp, sp.types.indexOf('cpu:nanoseconds')), r.total, 0, 'span pprof export total');
     await shot('08-span');
   });
 
