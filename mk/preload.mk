@@ -22,11 +22,12 @@ endif
 
 all: $(PRE_WL_BIN)
 
-# The heap stack capture skips a fixed number of frames: no sibling calls there.
-# The malloc shim is never sanitizer-instrumented: it runs inside the
+# The malloc shim may tail-call: its stack capture skips its own frames by
+# address (the hearth_heap_text section, see src/preload/heap.c).
+# It is never sanitizer-instrumented: it runs inside the
 # sanitizer runtime's own start-up (before its shadow memory exists) and
 # under its allocator; the rest of libhearth is.
-$(BUILD)/obj/src/preload/heap.o: CFLAGS := $(filter-out -fsanitize=%,$(CFLAGS)) -fno-optimize-sibling-calls \
+$(BUILD)/obj/src/preload/heap.o: CFLAGS := $(filter-out -fsanitize=%,$(CFLAGS)) \
     $(if $(SANITIZE),-DPL_SANITIZED_HOST)
 
 $(PRE_WL)/%: tests/preload/%.c include/hearth.h

@@ -187,6 +187,57 @@ static int sample_has(const profile *p, size_t i, const char *fn)
     return 0;
 }
 
+/* Name of sample i's leaf frame (innermost function of its first location). */
+static const char *leaf_name(const profile *p, size_t i, char *out, size_t size)
+{
+    uint32_t loc;
+    out[0] = 0;
+    if (prof_stack_locations(p, p->samples[i].stack, &loc, 1) == 0) return out;
+    return prof_frame_name(p, loc, 0, out, size);
+}
+
+/*
+ * Heap samples must start at the program's function that called the
+ * allocator: not inside libhearth (a frame too few skipped), not at its
+ * caller (a frame too many). For each fn of fns, the samples that have fn
+ * on their stack must have it as their leaf, and sum to at least
+ * want[k] of type t; no sample at all may start in an allocator entry
+ * point or hearth's heap code.
+ */
+static void check_heap_leaves(const profile *p, int t, const char *const *fns, const int64_t *want, size_t n_fns)
+{
+    static const char *const ours[] = { "malloc", "calloc", "realloc", "reallocarray", "posix_memalign",
+                                        "aligned_alloc", "memalign", "valloc", "pvalloc", "heap_slow",
+                                        "malloc_sampled", "malloc_first", "calloc_sampled", "calloc_first",
+                                        "realloc_sampled", "realloc_slow", "realloc_boot", "pl_capture_here" };
+    for (size_t i = 0; i < p->n_samples; i++) {
+        char leaf[256];
+        leaf_name(p, i, leaf, sizeof(leaf));
+        for (size_t k = 0; k < ARRAY_SIZE(ours); k++)
+            if (strcmp(leaf, ours[k]) == 0)
+                t_fail(__FILE__, __LINE__, "a heap sample starts inside libhearth, at %s", leaf);
+    }
+    for (size_t k = 0; k < n_fns; k++) {
+        int64_t as_leaf = 0, below = 0;
+        char below_leaf[256] = "";
+        for (size_t i = 0; i < p->n_samples; i++) {
+            if (!sample_has(p, i, fns[k])) continue;
+            char leaf[256];
+            if (strcmp(leaf_name(p, i, leaf, sizeof(leaf)), fns[k]) == 0) {
+                as_leaf += prof_values(p, i)[t];
+            } else {
+                below += prof_values(p, i)[t];
+                snprintf(below_leaf, sizeof(below_leaf), "%s", leaf);
+            }
+        }
+        printf("%s: %lld as the leaf, %lld under another leaf\n", fns[k], (long long)as_leaf, (long long)below);
+        if (below) t_fail(__FILE__, __LINE__, "%s samples start at %s, not at %s", fns[k], below_leaf, fns[k]);
+        if (as_leaf < want[k])
+            t_fail(__FILE__, __LINE__, "%s is the leaf of %lld, expected >= %lld (its frame skipped?)", fns[k],
+                   (long long)as_leaf, (long long)want[k]);
+    }
+}
+
 /* Sum of type t over samples having fn (NULL: all samples). */
 static int64_t sum_with(const profile *p, int t, const char *fn)
 {
@@ -285,6 +336,9 @@ TEST(heap_known_pattern)
     double churn_inuse = (double)sum_with(&p, ti, "churn");
     printf("churn inuse_space: %.0f\n", churn_inuse);
     if (churn_inuse > 0.02 * 32 * 1048576) t_fail(__FILE__, __LINE__, "freed churn shows %.0f bytes in use", churn_inuse);
+    static const char *const fns[] = { "keep_blocks", "churn" };
+    const int64_t want[] = { 32LL * 1048576 * 85 / 100, 256LL * 1048576 * 85 / 100 };
+    check_heap_leaves(&p, ta, fns, want, 2);
     prof_release(&p);
 }
 
@@ -324,6 +378,10 @@ TEST(heap_free_path_exact)
     ASSERT_EQ(freed_inuse, 0);
     /* 64 rounds of 10 entry points, plus the 2 blocks each realloc round moved out of. */
     ASSERT(freed_alloc >= 640);
+    /* Every entry point's samples start in the function that called it. */
+    static const char *const fns[] = { "freed_here", "kept_here" };
+    const int64_t want[] = { 640, 100 };
+    check_heap_leaves(&p, ta, fns, want, 2);
     prof_release(&p);
 }
 

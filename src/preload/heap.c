@@ -40,9 +40,15 @@
  * code (the collector, symbolizer, uploader) runs with pl_tls.guard or
  * pl_tls.internal set, so its allocations are never sampled.
  *
- * This file is compiled with -fno-optimize-sibling-calls (mk/preload.mk):
- * the stack capture skips exactly two frames (the slow path and the
- * interposed function), which needs the wrapper's frame to exist.
+ * Stacks: every function of this file lives in its own text section,
+ * hearth_heap_text (HEAP_TEXT), whose bounds the linker gives as
+ * __start_/__stop_hearth_heap_text, in libhearth.so as in a program that
+ * links libhearth's objects. The stack capture leaves out the leading
+ * frames whose return address falls in that range, so a sample starts at
+ * the program's function that called the allocator whatever the compiler
+ * made of the wrappers: they may tail-call the real functions (the
+ * unsampled path then has no frame of its own) and reallocarray() may
+ * tail-call realloc().
  */
 #include "core/common.h"
 
@@ -65,6 +71,11 @@
 #define COUNT_MAX 65535
 #define BOOT_SIZE (256 * 1024)
 #define OFF_RECHECK ((int64_t)1 << 18)
+
+/* Every function below is placed here: the capture skips its frames by address. */
+#define HEAP_TEXT __attribute__((section("hearth_heap_text")))
+extern const char __start_hearth_heap_text[] __attribute__((visibility("hidden")));
+extern const char __stop_hearth_heap_text[] __attribute__((visibility("hidden")));
 
 typedef struct live_entry {
     uint64_t ptr;   /* 0 = empty */
@@ -97,7 +108,7 @@ static atomic_flag live_lock = ATOMIC_FLAG_INIT;
 
 /* ---- bootstrap ---- */
 
-static void *boot_alloc(size_t n, size_t align)
+HEAP_TEXT static void *boot_alloc(size_t n, size_t align)
 {
     if (align < 16) align = 16;
     size_t need = n + align;  /* room for the 16-byte size header, aligned */
@@ -109,14 +120,14 @@ static void *boot_alloc(size_t n, size_t align)
     return (void *)p;
 }
 
-static inline int is_boot(const void *p)
+HEAP_TEXT static inline int is_boot(const void *p)
 {
     return (uintptr_t)p - (uintptr_t)boot_arena < BOOT_SIZE;
 }
 
 static void filter_mark_boot(void);
 
-static void resolve(void)
+HEAP_TEXT static void resolve(void)
 {
     if (real_malloc) return;
     atomic_store(&resolving, 1);
@@ -137,7 +148,7 @@ static void resolve(void)
 }
 
 /* Until resolve() has run (or while it runs on this thread: then the block is leaked). */
-static void free_first(void *p)
+HEAP_TEXT static void free_first(void *p)
 {
     if (!p || is_boot(p) || atomic_load(&resolving)) return;
     resolve();
@@ -146,7 +157,7 @@ static void free_first(void *p)
 
 /* ---- sampling ---- */
 
-static uint64_t rng_next(pl_thread *t)
+HEAP_TEXT static uint64_t rng_next(pl_thread *t)
 {
     uint64_t x = t->rng;
     x ^= x << 13; x ^= x >> 7; x ^= x << 17;
@@ -154,7 +165,7 @@ static uint64_t rng_next(pl_thread *t)
     return x;
 }
 
-static int64_t next_gap(pl_thread *t)
+HEAP_TEXT static int64_t next_gap(pl_thread *t)
 {
     uint64_t rate = pl_g.cfg.heap_rate ? pl_g.cfg.heap_rate : 524288;
     /* u in (0, 1]: 53 random bits. */
@@ -165,25 +176,25 @@ static int64_t next_gap(pl_thread *t)
     return (int64_t)gap;
 }
 
-double pl_heap_scale(uint64_t size, uint64_t rate)
+HEAP_TEXT double pl_heap_scale(uint64_t size, uint64_t rate)
 {
     if (size == 0 || rate <= 1) return 1.0;
     return 1.0 / (1.0 - exp(-(double)size / (double)rate));
 }
 
-static void live_lock_take(void)
+HEAP_TEXT static void live_lock_take(void)
 {
     int spins = 0;
     while (atomic_flag_test_and_set_explicit(&live_lock, memory_order_acquire))
         if (++spins > 64) sched_yield();
 }
 
-static void live_lock_drop(void) { atomic_flag_clear_explicit(&live_lock, memory_order_release); }
+HEAP_TEXT static void live_lock_drop(void) { atomic_flag_clear_explicit(&live_lock, memory_order_release); }
 
-static inline size_t filter_bit(uint64_t p) { return (size_t)(p >> BLOCK_SHIFT) & (((size_t)1 << FILTER_BITS) - 1); }
+HEAP_TEXT static inline size_t filter_bit(uint64_t p) { return (size_t)(p >> BLOCK_SHIFT) & (((size_t)1 << FILTER_BITS) - 1); }
 
 /* 1 when p may be a live sampled pointer (its block's bit is set): one load and a test. */
-static inline int filter_hit(uint64_t p)
+HEAP_TEXT static inline int filter_hit(uint64_t p)
 {
     size_t b = filter_bit(p);
     return (atomic_load_explicit(&filter_bits[b >> 6], memory_order_acquire) >> (b & 63)) & 1;
@@ -196,7 +207,7 @@ static inline int filter_hit(uint64_t p)
  */
 static size_t boot_bit0, boot_bits;
 
-static void filter_mark_boot(void)
+HEAP_TEXT static void filter_mark_boot(void)
 {
     boot_bit0 = filter_bit((uint64_t)(uintptr_t)boot_arena);
     boot_bits = (BOOT_SIZE >> BLOCK_SHIFT) + 1;
@@ -206,13 +217,13 @@ static void filter_mark_boot(void)
     }
 }
 
-static int is_boot_bit(size_t b)
+HEAP_TEXT static int is_boot_bit(size_t b)
 {
     return ((b - boot_bit0) & (((size_t)1 << FILTER_BITS) - 1)) < boot_bits;
 }
 
 /* Under live_lock: one more live sample starts at p. */
-static void filter_add(uint64_t p)
+HEAP_TEXT static void filter_add(uint64_t p)
 {
     size_t b = filter_bit(p);
     if (filter_counts[b] == COUNT_MAX) return;
@@ -221,7 +232,7 @@ static void filter_add(uint64_t p)
 }
 
 /* Under live_lock: the live sample at p is gone. */
-static void filter_drop(uint64_t p)
+HEAP_TEXT static void filter_drop(uint64_t p)
 {
     size_t b = filter_bit(p);
     if (filter_counts[b] == COUNT_MAX || filter_counts[b] == 0) return;
@@ -229,10 +240,10 @@ static void filter_drop(uint64_t p)
         atomic_fetch_and_explicit(&filter_bits[b >> 6], ~((uint64_t)1 << (b & 63)), memory_order_release);
 }
 
-static inline size_t live_index(uint64_t p) { return (size_t)(hash_u64(p) & (LIVE_SLOTS - 1)); }
+HEAP_TEXT static inline size_t live_index(uint64_t p) { return (size_t)(hash_u64(p) & (LIVE_SLOTS - 1)); }
 
 /* Under live_lock. Returns 0, or -ENOSPC when the table is full. */
-static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
+HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
 {
     size_t i = live_index(p);
     while (live[i].ptr && live[i].ptr != p) i = (i + 1) & (LIVE_SLOTS - 1);
@@ -249,7 +260,7 @@ static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
 }
 
 /* Under live_lock: removes p if present (backward-shift deletion, no tombstones). */
-static int live_remove(uint64_t p)
+HEAP_TEXT static int live_remove(uint64_t p)
 {
     size_t i = live_index(p);
     while (live[i].ptr && live[i].ptr != p) i = (i + 1) & (LIVE_SLOTS - 1);
@@ -275,19 +286,19 @@ static int live_remove(uint64_t p)
  * sampled. Bits are only ever set once the table exists; NULL and pointers
  * never sampled that share a bit with a sample just miss in the table.
  */
-__attribute__((noinline, cold)) static void forget_slow(void *p)
+HEAP_TEXT __attribute__((noinline, cold)) static void forget_slow(void *p)
 {
     live_lock_take();
     live_remove((uint64_t)(uintptr_t)p);
     live_lock_drop();
 }
 
-static inline void forget(void *p)
+HEAP_TEXT static inline void forget(void *p)
 {
     if (UNLIKELY(filter_hit((uint64_t)(uintptr_t)p))) forget_slow(p);
 }
 
-static uint64_t stack_key(const pl_record *r)
+HEAP_TEXT static uint64_t stack_key(const pl_record *r)
 {
     uint64_t h = hash_bytes(r->frames, r->n_frames * sizeof(r->frames[0]), 0x5eed);
     h ^= hash_bytes(&r->span, sizeof(r->span), h);
@@ -299,7 +310,7 @@ static uint64_t stack_key(const pl_record *r)
  * Called when the thread's countdown reached zero (rarely). Samples the
  * allocation p of n bytes when sampling is on; draws the next gap.
  */
-__attribute__((noinline)) static void heap_slow(void *p, size_t n)
+HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
 {
     pl_thread *t = &pl_tls;
     if (!atomic_load_explicit(&pl_g.heap_on, memory_order_relaxed)) {
@@ -338,7 +349,9 @@ __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     r->kind = PL_REC_HEAP;
     r->tid = (uint32_t)t->tid;
     r->value = (int64_t)n;
-    r->n_frames = (uint16_t)pl_capture_here(r->frames, pl_g.cfg.max_frames, 2);
+    r->n_frames = (uint16_t)pl_capture_here(r->frames, pl_g.cfg.max_frames,
+                                                 (uint64_t)(uintptr_t)__start_hearth_heap_text,
+                                                 (uint64_t)(uintptr_t)__stop_hearth_heap_text);
     r->truncated = r->n_frames == pl_g.cfg.max_frames;
     pl_span_copy(&r->span);
     pl_labels_copy(r->label_ids);
@@ -353,7 +366,7 @@ __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     t->guard--;
 }
 
-static inline void account(void *p, size_t n)
+HEAP_TEXT static inline void account(void *p, size_t n)
 {
     pl_thread *t = &pl_tls;
     if (UNLIKELY((t->heap_until -= (int64_t)n) <= 0)) heap_slow(p, n);
@@ -361,22 +374,44 @@ static inline void account(void *p, size_t n)
 
 /* ---- the interposed functions ---- */
 
-void *malloc(size_t n)
+/*
+ * The fast paths of malloc, calloc, realloc and free only tail-call: the
+ * real function when the allocation is not sampled, or one of the noinline
+ * functions below when it is (or before resolve()), so they keep no frame
+ * and nothing live across a call. Counting happens before the call (a
+ * failed allocation's bytes count too: harmless).
+ */
+
+/* Sampled: the real call, then the sample (the capture skips this frame). */
+HEAP_TEXT __attribute__((noinline)) static void *malloc_sampled(size_t n)
 {
-    if (UNLIKELY(!real_malloc)) {
-        if (atomic_load(&resolving)) return boot_alloc(n, 16);
-        resolve();
-    }
-    /* Count before the call: the unsampled path keeps nothing live across it. */
-    pl_thread *t = &pl_tls;
-    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return real_malloc(n);
     void *p = real_malloc(n);
     heap_slow(p, n);
     return p;
 }
 
+/* Before resolve() has run, or inside it (dlsym allocating): from the bootstrap arena. */
+HEAP_TEXT __attribute__((noinline, cold)) static void *malloc_first(size_t n)
+{
+    if (atomic_load(&resolving)) return boot_alloc(n, 16);
+    resolve();
+    if (!real_malloc) return NULL;
+    pl_thread *t = &pl_tls;
+    if ((t->heap_until -= (int64_t)n) > 0) return real_malloc(n);
+    return malloc_sampled(n);
+}
+
+HEAP_TEXT void *malloc(size_t n)
+{
+    void *(*f)(size_t) = real_malloc;
+    if (UNLIKELY(!f)) return malloc_first(n);
+    pl_thread *t = &pl_tls;
+    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return f(n);
+    return malloc_sampled(n);
+}
+
 /* A set filter bit: a sampled pointer, one sharing its block, or a boot pointer. */
-__attribute__((noinline, cold)) static void free_slow(void *p)
+HEAP_TEXT __attribute__((noinline, cold)) static void free_slow(void *p)
 {
     if (is_boot(p)) return;
     forget_slow(p);
@@ -384,7 +419,7 @@ __attribute__((noinline, cold)) static void free_slow(void *p)
 }
 
 /* An unsampled pointer costs one load and a bit test; NULL at worst takes the slow path, harmlessly. */
-void free(void *p)
+HEAP_TEXT void free(void *p)
 {
     if (UNLIKELY(filter_hit((uint64_t)(uintptr_t)p))) {
         free_slow(p);
@@ -393,45 +428,81 @@ void free(void *p)
     real_free(p);
 }
 
-void *calloc(size_t count, size_t size)
+HEAP_TEXT __attribute__((noinline)) static void *calloc_sampled(size_t count, size_t size, size_t n)
 {
-    if (UNLIKELY(!real_malloc)) {
-        if (atomic_load(&resolving)) {
-            size_t n;
-            if (__builtin_mul_overflow(count, size, &n)) return NULL;
-            return boot_alloc(n, 16);  /* static memory: already zero */
-        }
-        resolve();
-    }
     void *p = real_calloc(count, size);
-    size_t n;
-    if (!__builtin_mul_overflow(count, size, &n)) account(p, n);
+    heap_slow(p, n);
     return p;
 }
 
-void *realloc(void *old, size_t n)
+HEAP_TEXT __attribute__((noinline, cold)) static void *calloc_first(size_t count, size_t size)
 {
-    if (UNLIKELY(!real_malloc)) {
-        if (atomic_load(&resolving)) return boot_alloc(n, 16);
-        resolve();
-    }
-    if (UNLIKELY(is_boot(old))) {
-        size_t old_n = ((size_t *)old)[-1];
-        void *p = malloc(n);
-        if (p) memcpy(p, old, old_n < n ? old_n : n);
-        return p;
-    }
-    /* Forget first: once realloc returns, the old address may be reused. */
-    forget(old);
-    /* Count first, as malloc does (a failed realloc's bytes count too: harmless). */
+    size_t n;
+    int overflow = __builtin_mul_overflow(count, size, &n);
+    if (atomic_load(&resolving)) return overflow ? NULL : boot_alloc(n, 16);  /* static memory: already zero */
+    if (overflow) n = 0;
+    resolve();
+    if (!real_calloc) return NULL;
     pl_thread *t = &pl_tls;
-    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return real_realloc(old, n);
+    if ((t->heap_until -= (int64_t)n) > 0) return real_calloc(count, size);
+    return calloc_sampled(count, size, n);
+}
+
+HEAP_TEXT void *calloc(size_t count, size_t size)
+{
+    if (UNLIKELY(!real_malloc)) return calloc_first(count, size);
+    size_t n;
+    if (UNLIKELY(__builtin_mul_overflow(count, size, &n))) n = 0;  /* the real calloc fails it */
+    pl_thread *t = &pl_tls;
+    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return real_calloc(count, size);
+    return calloc_sampled(count, size, n);
+}
+
+HEAP_TEXT __attribute__((noinline)) static void *realloc_sampled(void *old, size_t n)
+{
     void *p = real_realloc(old, n);
     heap_slow(p, n);
     return p;
 }
 
-void *reallocarray(void *old, size_t count, size_t size)
+/* A boot block never reaches the real realloc: copied into a new block (it stays, unused). */
+HEAP_TEXT static void *realloc_boot(void *old, size_t n)
+{
+    size_t old_n = ((size_t *)old)[-1];
+    void *p = atomic_load(&resolving) ? boot_alloc(n, 16) : malloc(n);
+    if (p) memcpy(p, old, old_n < n ? old_n : n);
+    return p;
+}
+
+/*
+ * old's filter bit is set (a sampled pointer, one sharing its block, or a
+ * boot pointer: their bits never clear), or resolve() has not run yet.
+ */
+HEAP_TEXT __attribute__((noinline, cold)) static void *realloc_slow(void *old, size_t n)
+{
+    if (UNLIKELY(!real_malloc)) {
+        if (old && is_boot(old)) return realloc_boot(old, n);
+        if (atomic_load(&resolving)) return boot_alloc(n, 16);
+        resolve();
+        if (!real_realloc) return NULL;
+    }
+    if (is_boot(old)) return realloc_boot(old, n);
+    /* Forget first: once realloc returns, the old address may be reused. */
+    forget(old);
+    pl_thread *t = &pl_tls;
+    if ((t->heap_until -= (int64_t)n) > 0) return real_realloc(old, n);
+    return realloc_sampled(old, n);
+}
+
+HEAP_TEXT void *realloc(void *old, size_t n)
+{
+    if (UNLIKELY(!real_malloc || filter_hit((uint64_t)(uintptr_t)old))) return realloc_slow(old, n);
+    pl_thread *t = &pl_tls;
+    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return real_realloc(old, n);
+    return realloc_sampled(old, n);
+}
+
+HEAP_TEXT void *reallocarray(void *old, size_t count, size_t size)
 {
     size_t n;
     if (__builtin_mul_overflow(count, size, &n)) {
@@ -441,7 +512,7 @@ void *reallocarray(void *old, size_t count, size_t size)
     return realloc(old, n);
 }
 
-int posix_memalign(void **out, size_t align, size_t n)
+HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n)
 {
     if (UNLIKELY(!real_malloc)) {
         if (atomic_load(&resolving)) {
@@ -457,7 +528,7 @@ int posix_memalign(void **out, size_t align, size_t n)
     return rc;
 }
 
-void *aligned_alloc(size_t align, size_t n)
+HEAP_TEXT void *aligned_alloc(size_t align, size_t n)
 {
     if (UNLIKELY(!real_malloc)) {
         if (atomic_load(&resolving)) return boot_alloc(n, align);
@@ -468,7 +539,7 @@ void *aligned_alloc(size_t align, size_t n)
     return p;
 }
 
-void *memalign(size_t align, size_t n)
+HEAP_TEXT void *memalign(size_t align, size_t n)
 {
     if (UNLIKELY(!real_malloc)) {
         if (atomic_load(&resolving)) return boot_alloc(n, align);
@@ -479,7 +550,7 @@ void *memalign(size_t align, size_t n)
     return p;
 }
 
-void *valloc(size_t n)
+HEAP_TEXT void *valloc(size_t n)
 {
     if (UNLIKELY(!real_malloc)) {
         if (atomic_load(&resolving)) return boot_alloc(n, 4096);
@@ -490,7 +561,7 @@ void *valloc(size_t n)
     return p;
 }
 
-void *pvalloc(size_t n)
+HEAP_TEXT void *pvalloc(size_t n)
 {
     if (UNLIKELY(!real_malloc)) {
         if (atomic_load(&resolving)) return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
@@ -503,7 +574,7 @@ void *pvalloc(size_t n)
 
 /* ---- control ---- */
 
-int pl_heap_init(void)
+HEAP_TEXT int pl_heap_init(void)
 {
     resolve();
     if (!real_malloc || real_free == free_first) return -ENOSYS;
@@ -523,7 +594,7 @@ int pl_heap_init(void)
     return 0;
 }
 
-void pl_heap_start(void)
+HEAP_TEXT void pl_heap_start(void)
 {
     if (!live) return;
     atomic_store(&pl_g.heap_on, 1);
@@ -535,12 +606,12 @@ void pl_heap_start(void)
     pl_tls.heap_until = 0;
 }
 
-void pl_heap_stop(void) { atomic_store(&pl_g.heap_on, 0); }
+HEAP_TEXT void pl_heap_stop(void) { atomic_store(&pl_g.heap_on, 0); }
 
-void pl_heap_lock(void) { live_lock_take(); }
-void pl_heap_unlock(void) { live_lock_drop(); }
+HEAP_TEXT void pl_heap_lock(void) { live_lock_take(); }
+HEAP_TEXT void pl_heap_unlock(void) { live_lock_drop(); }
 
-size_t pl_heap_live_snapshot(pl_live_item *out, size_t max)
+HEAP_TEXT size_t pl_heap_live_snapshot(pl_live_item *out, size_t max)
 {
     size_t n = 0;
     if (!live) return 0;
@@ -551,7 +622,7 @@ size_t pl_heap_live_snapshot(pl_live_item *out, size_t max)
     return n;
 }
 
-uint64_t pl_heap_live_count(void)
+HEAP_TEXT uint64_t pl_heap_live_count(void)
 {
     return n_live;
 }

@@ -161,8 +161,14 @@ void pl_thread_bounds(void);        /* stack bounds of the calling thread */
 /* The chained handler for the program's own use of our signal. */
 void pl_cpu_set_chained(const struct sigaction *act);
 void pl_cpu_get_chained(struct sigaction *old);
-/* Captures the caller's stack (skip frames of hearth itself). */
-size_t pl_capture_here(uint64_t *pcs, size_t max, int skip);
+/*
+ * Captures the caller's stack, leaf first, leaving out the leading frames
+ * whose return address lies in (skip_lo, skip_hi] (hearth's own code: the
+ * heap slow path and the interposed function, however many of them a tail
+ * call left), so pcs[0] is the return address into the first frame outside
+ * that range.
+ */
+size_t pl_capture_here(uint64_t *pcs, size_t max, uint64_t skip_lo, uint64_t skip_hi);
 /* Rebuilds the CFI module table from /proc/self/maps (collector thread). */
 void pl_unwind_refresh(void);
 void pl_unwind_release(void);

@@ -83,7 +83,7 @@ size_t pl_unwind_regs(const unw_regs *regs, uint64_t *pcs, size_t max, uint8_t *
     return n;
 }
 
-size_t pl_capture_here(uint64_t *pcs, size_t max, int skip)
+size_t pl_capture_here(uint64_t *pcs, size_t max, uint64_t skip_lo, uint64_t skip_hi)
 {
     /* Our caller's frame, exactly: we are built with frame pointers. */
     uint64_t *fp = __builtin_frame_address(0);
@@ -91,13 +91,18 @@ size_t pl_capture_here(uint64_t *pcs, size_t max, int skip)
                    .sp = (uint64_t)(uintptr_t)(fp + 2), .bp = fp[0] };
     pl_modtab *t = atomic_load_explicit(&current, memory_order_acquire);
     size_t n = 0;
-    int first = 0;  /* r.ip is a return address */
+    int first = 0;     /* r.ip is a return address */
+    int skipping = 1;  /* still in the leading frames of (skip_lo, skip_hi] */
+    int skipped = 0;
     while (n < max) {
-        if (skip > 0) {
-            skip--;
-        } else {
-            pcs[n++] = r.ip;
-        }
+        /*
+         * A return address may be one past the end of its caller (a call as
+         * the last instruction): the range test is of the call itself,
+         * ip - 1. Hearth nests a handful of frames at most; a longer run is
+         * a broken chain, not ours to hide.
+         */
+        if (skipping && (!(r.ip > skip_lo && r.ip <= skip_hi) || ++skipped > 16)) skipping = 0;
+        if (!skipping) pcs[n++] = r.ip;
         if (unw_step(t ? t->mods : NULL, t ? t->n : 0, &r, first, read_mem, NULL) != 1) break;
     }
     return n;
