@@ -15,6 +15,13 @@
 #         gperftools heap profiler (tcmalloc + HEAPPROFILE) are 4x and 40x
 #         slower, so they run a twentieth of the work, against a "none" of
 #         that same size in the same rounds.
+#   real: a real program, malloc-heavy but doing other work too: Debian's
+#         perl running a text-processing script (split, join, hashes of
+#         arrays of strings, built and freed: ~1 M malloc calls per second,
+#         ~10% of its cycles in glibc's allocator, measured here with perf
+#         record when perf is installed) under none | hearth (defaults) |
+#         tcmalloc alone | heaptrack | gperftools heap profiler (the slow
+#         peers on a third of the work against a "none" of that size).
 #
 # Each configuration runs REPS times, interleaved (A B C A B C ...) so drift
 # on a shared machine hits all alike. Per run three figures: "work", the CPU
@@ -37,7 +44,8 @@
 # start-up and final flush, for none | libhearth loaded but not started
 # (the interposition alone) | hearth heap profiling at the defaults.
 # Usage: bench/preload.sh [BUILD]
-#   REPS=7 CPU_ROUNDS=350 HEAP_MIB=56000 INSTR_MIB=1000 PARTS="cpu heap instr"
+#   REPS=7 CPU_ROUNDS=350 HEAP_MIB=56000 REAL_ROUNDS=3 REAL_REPS=5 INSTR_MIB=1000
+#   PARTS="cpu heap real instr"
 set -u
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -122,8 +130,8 @@ verdict() {  # verdict WHAT NAME TARGET_PERCENT PEER...
     printf "  %s: hearth work %+.2f%% (target <= %g%%: %s); peers: %s\n", w, h, t, h <= t ? "met" : "NOT met", peers == "" ? "none installed" : peers }'
 }
 
-parts=${PARTS:-cpu heap instr}
-if [[ " $parts " == *" cpu "* || " $parts " == *" heap "* ]]; then
+parts=${PARTS:-cpu heap real instr}
+if [[ " $parts " == *" cpu "* || " $parts " == *" heap "* || " $parts " == *" real "* ]]; then
   echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none [min..max over rounds]"
 fi
 if [[ " $parts " == *" cpu "* ]]; then
@@ -163,6 +171,59 @@ for n in "${set_names[@]:1}"; do stats none "$n"; done
 noise none_small
 for n in "${slow_names[@]:1}"; do stats none_small "$n"; done
 verdict "heap" hearth 3 heaptrack gperftools_heap
+fi
+
+if [[ " $parts " == *" real "* ]]; then
+if ! command -v perl >/dev/null; then
+  echo "real program: perl not installed"
+else
+# The program: per round, 150000 lines made with join and taken apart with
+# split, into a hash of arrays of strings plus one string per key, counted,
+# half deleted, then the whole hash freed. Prints its CPU seconds at the end.
+cat >"$tmp/hashes.pl" <<'PERL'
+my $rounds = shift // 3;
+for my $r (1 .. $rounds) {
+    my %h;
+    for my $i (1 .. 150000) {
+        my $line = join(",", "user" . ($i * 7919 % 100003), "item$i", $i * $r, "x" x ($i % 64));
+        my ($u, $item, $n, $pad) = split /,/, $line;
+        push @{ $h{$u} }, "$item:$n";
+        $h{"$u:last"} = $pad . $item;
+    }
+    my $total = 0;
+    $total += scalar @{ $h{$_} } for grep { !/:last$/ } keys %h;
+    delete $h{$_} for grep { /:last$/ } keys %h;
+}
+printf "%.3f\n", (times)[0] + (times)[1];
+PERL
+rr=${REAL_ROUNDS:-3}
+rsmall=$(( rr / 3 > 0 ? rr / 3 : 1 ))
+echo "real program: perl building and freeing hashes of strings, $rr rounds (slow peers: $rsmall), ${REAL_REPS:-5} interleaved rounds"
+if command -v perf >/dev/null && perf record -q -o "$tmp/perf.data" -F 999 perl "$tmp/hashes.pl" 1 >/dev/null 2>&1; then
+  perf report -i "$tmp/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | awk '
+    /^ +[0-9.]+%/ { t += $1; if ($2 ~ /^libc\.so/ && $4 ~ /malloc|free|realloc|calloc|^_int_|consolidate|unlink_chunk|tcache|memalign|sbrk/) m += $1 }
+    END { printf "  perf record: %.1f%% of its cycles in glibc malloc/free/realloc (and their internals)\n", m }'
+fi
+cmd_none()     { measure perl "$tmp/hashes.pl" "$rr"; }
+cmd_hearth()   { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h perl "$tmp/hashes.pl" "$rr"; }
+cmd_tcmalloc() { measure env LD_PRELOAD="$tcmalloc" perl "$tmp/hashes.pl" "$rr"; }
+cmd_none_small() { measure perl "$tmp/hashes.pl" "$rsmall"; }
+cmd_heaptrack() { measure "$heaptrack" -o "$tmp/ht.%p" perl "$tmp/hashes.pl" "$rsmall"; rm -f "$tmp"/ht.*; }
+cmd_gperftools_heap() { measure env LD_PRELOAD="$tcmalloc" HEAPPROFILE=$tmp/heap.prof perl "$tmp/hashes.pl" "$rsmall"; rm -f "$tmp"/heap.prof*; }
+set_names=(none hearth)
+[ -n "$tcmalloc" ] && set_names+=(tcmalloc)
+slow_names=(none_small)
+[ -n "$heaptrack" ] && slow_names+=(heaptrack)
+[ -n "$tcmalloc" ] && slow_names+=(gperftools_heap)
+reps_saved=$reps; reps=${REAL_REPS:-5}
+run_set "${set_names[@]}" "${slow_names[@]}"
+reps=$reps_saved
+noise none
+for n in "${set_names[@]:1}"; do stats none "$n"; done
+noise none_small
+for n in "${slow_names[@]:1}"; do stats none_small "$n"; done
+verdict "real (perl)" hearth 3 heaptrack gperftools_heap
+fi
 fi
 
 if [[ " $parts " == *" instr "* ]]; then
