@@ -29,6 +29,7 @@
 #define SAMPLE_TYPE (PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | \
                      PERF_SAMPLE_PERIOD | PERF_SAMPLE_CALLCHAIN)
 #define REGS_MASK ((1ULL << 6) | (1ULL << 7) | (1ULL << 8)) /* bp, sp, ip */
+#define PERF_WAKEUP_DIV 2 /* the reader is woken when a ring is 1/PERF_WAKEUP_DIV full */
 
 static int sys_perf_event_open(struct perf_event_attr *a, pid_t pid, int cpu, int group, unsigned long flags)
 {
@@ -158,13 +159,14 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
     ps->page = (size_t)sysconf(_SC_PAGESIZE);
     if (!o.ring_pages) {
         /*
-         * A quarter second of samples per ring (stack copies dominate), 64 KiB
-         * .. 8 MiB: the reader is woken at a quarter ring, so it has 3/16 s
-         * to start draining before anything is lost (and lost records are
-         * counted); every page of every ring ends up resident, so this is
-         * most of the agent's memory on a many-CPU host.
+         * Half a second of samples per ring (stack copies dominate), 64 KiB
+         * .. 8 MiB. The reader is woken when a ring is half full (see
+         * PERF_WAKEUP_DIV), so it has a quarter second to start draining
+         * before anything is lost (lost records are counted). Each wakeup
+         * costs a context switch, which at 97 Hz is a good part of the
+         * agent's CPU: a quarter ring doubled them for 1 MiB less per CPU.
          */
-        uint64_t want = (uint64_t)o.freq * (o.stack_bytes + 1024) / 4;
+        uint64_t want = (uint64_t)o.freq * (o.stack_bytes + 1024) / 2;
         o.ring_pages = 16;
         while ((uint64_t)o.ring_pages * ps->page < want && o.ring_pages < 2048) o.ring_pages *= 2;
     }
@@ -208,7 +210,7 @@ int perf_open(perf_sampler *ps, const perf_opts *o_in, herr *e)
         size_t n_targets = tids ? n_tids : 1;
         for (size_t t = 0; t < n_targets; t++) {
             pid_t target = tids ? tids[t] : o.pid;
-            int tfd = open_one(&a, &o, &hardware, &no_kernel, (uint32_t)(ps->ring_bytes / 4), target, c);
+            int tfd = open_one(&a, &o, &hardware, &no_kernel, (uint32_t)(ps->ring_bytes / PERF_WAKEUP_DIV), target, c);
             if (tfd < 0) {
                 if (tids && errno == ESRCH) continue; /* the thread exited since the listing */
                 break;
