@@ -60,6 +60,27 @@ tcmalloc=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 2>/dev/null || true)
 heaptrack=$(command -v heaptrack || true)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
+# The real program (perl): per round, 150000 lines made with join and taken
+# apart with split, into a hash of arrays of strings plus one string per
+# key, counted, half deleted, then the whole hash freed. Prints its CPU
+# seconds at the end.
+cat >"$tmp/hashes.pl" <<'PERL'
+my $rounds = shift // 3;
+for my $r (1 .. $rounds) {
+    my %h;
+    for my $i (1 .. 150000) {
+        my $line = join(",", "user" . ($i * 7919 % 100003), "item$i", $i * $r, "x" x ($i % 64));
+        my ($u, $item, $n, $pad) = split /,/, $line;
+        push @{ $h{$u} }, "$item:$n";
+        $h{"$u:last"} = $pad . $item;
+    }
+    my $total = 0;
+    $total += scalar @{ $h{$_} } for grep { !/:last$/ } keys %h;
+    delete $h{$_} for grep { /:last$/ } keys %h;
+}
+printf "%.3f\n", (times)[0] + (times)[1];
+PERL
+
 # measure CMD...: "work/total/wall": the workload's own CPU seconds (its
 # stdout), user+sys of the whole process tree, elapsed seconds.
 measure() {
@@ -177,25 +198,6 @@ if [[ " $parts " == *" real "* ]]; then
 if ! command -v perl >/dev/null; then
   echo "real program: perl not installed"
 else
-# The program: per round, 150000 lines made with join and taken apart with
-# split, into a hash of arrays of strings plus one string per key, counted,
-# half deleted, then the whole hash freed. Prints its CPU seconds at the end.
-cat >"$tmp/hashes.pl" <<'PERL'
-my $rounds = shift // 3;
-for my $r (1 .. $rounds) {
-    my %h;
-    for my $i (1 .. 150000) {
-        my $line = join(",", "user" . ($i * 7919 % 100003), "item$i", $i * $r, "x" x ($i % 64));
-        my ($u, $item, $n, $pad) = split /,/, $line;
-        push @{ $h{$u} }, "$item:$n";
-        $h{"$u:last"} = $pad . $item;
-    }
-    my $total = 0;
-    $total += scalar @{ $h{$_} } for grep { !/:last$/ } keys %h;
-    delete $h{$_} for grep { /:last$/ } keys %h;
-}
-printf "%.3f\n", (times)[0] + (times)[1];
-PERL
 rr=${REAL_ROUNDS:-3}
 rsmall=$(( rr / 3 > 0 ? rr / 3 : 1 ))
 echo "real program: perl building and freeing hashes of strings, $rr rounds (slow peers: $rsmall), ${REAL_REPS:-5} interleaved rounds"
@@ -230,32 +232,43 @@ if [[ " $parts " == *" instr "* ]]; then
 if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/null; then
   echo "instructions: valgrind not installed (apt-get install valgrind)"
 else
-imib=${INSTR_MIB:-1000}
-echo "instructions (callgrind, deterministic): wl_heap mix ${imib} MiB on 2 threads"
-# cg NAME ENV...: "mix collector startup flush total" instruction counts.
+# cg WORKFN NAME ENV... -- CMD...: "work collector startup flush total"
+# instruction counts (work: inclusive instructions of function WORKFN).
 cg() {
-  local name=$1; shift
-  env "$@" valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$name" "$wl/wl_heap" 0 "$imib" mix \
+  local fn=$1 name=$2 envs=() ; shift 2
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+  env "${envs[@]}" valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$name" "$@" \
     >/dev/null 2>"$tmp/cg.$name.err" || { echo FAILED; return; }
-  callgrind_annotate --inclusive=yes --threshold=100 "$tmp/cg.$name" 2>/dev/null | awk '
+  callgrind_annotate --inclusive=yes --threshold=100 "$tmp/cg.$name" 2>/dev/null | awk -v work="$fn" '
     /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
     /^ *[0-9,]+ \(/ {
       for (i = 2; i <= NF; i++) if ($i ~ /:[A-Za-z_]+$/ && $(i + 1) ~ /^\[/) { fn = $i; sub(/.*:/, "", fn); break }
       n = $1; gsub(",", "", n)
       if (!(fn in seen)) { seen[fn] = n }
     }
-    END { printf "%d %d %d %d %d\n", seen["mix"], seen["collector_main"], seen["pl_unwind_refresh"], seen["build_and_emit"], total }'
+    END { printf "%.0f %.0f %.0f %.0f %.0f\n", seen[work], seen["collector_main"], seen["pl_unwind_refresh"], seen["build_and_emit"], total }'
 }
-base=$(cg none X=1)
-loaded=$(cg loaded LD_PRELOAD="$lib")
-heap=$(cg hearth_heap LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=heap)
-awk -v b="$base" -v l="$loaded" -v h="$heap" 'BEGIN {
-  split(b, B, " "); split(l, L, " "); split(h, H, " ")
-  printf "  %-22s work (mix) %6.1f M instr\n", "none", B[1] / 1e6
-  printf "  %-22s work (mix) %6.1f M instr (%+.1f%%: the allocator wrappers)\n", "loaded, not started", L[1] / 1e6, (L[1] / B[1] - 1) * 100
-  printf "  %-22s work (mix) %6.1f M instr (%+.1f%%; sampling alone %+.1f%%)\n", "hearth heap, defaults", H[1] / 1e6, (H[1] / B[1] - 1) * 100, (H[1] - L[1]) / B[1] * 100
-  printf "  %-22s collector thread %.1f M instr: start-up CFI tables %.1f M, final flush %.1f M (symbolizing: libdw reading debug info)\n", "", H[2] / 1e6, H[3] / 1e6, H[4] / 1e6
-  printf "  %-22s whole process %.1f M instr vs %.1f M (%+.1f%%)\n", "", H[5] / 1e6, B[5] / 1e6, (H[5] / B[5] - 1) * 100
-}'
+# cg_report WHAT WORKFN CMD...: none | loaded, not started | hearth heap at the defaults.
+cg_report() {
+  local what=$1 fn=$2; shift 2
+  local base loaded heap
+  base=$(cg "$fn" none X=1 -- "$@")
+  loaded=$(cg "$fn" loaded LD_PRELOAD="$lib" -- "$@")
+  heap=$(cg "$fn" hearth_heap LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=heap -- "$@")
+  echo "instructions (callgrind, deterministic): $what"
+  awk -v b="$base" -v l="$loaded" -v h="$heap" -v fn="$fn" 'BEGIN {
+    split(b, B, " "); split(l, L, " "); split(h, H, " ")
+    printf "  %-22s work (%s) %7.1f M instr\n", "none", fn, B[1] / 1e6
+    printf "  %-22s work (%s) %7.1f M instr (%+.2f%%: the allocator wrappers)\n", "loaded, not started", fn, L[1] / 1e6, (L[1] / B[1] - 1) * 100
+    printf "  %-22s work (%s) %7.1f M instr (%+.2f%%; sampling alone %+.2f%%)\n", "hearth heap, defaults", fn, H[1] / 1e6, (H[1] / B[1] - 1) * 100, (H[1] - L[1]) / B[1] * 100
+    printf "  %-22s collector thread %.1f M instr: start-up CFI tables %.1f M, final flush %.1f M (symbolizing: libdw reading debug info)\n", "", H[2] / 1e6, H[3] / 1e6, H[4] / 1e6
+    printf "  %-22s whole process %.1f M instr vs %.1f M (%+.1f%%)\n", "", H[5] / 1e6, B[5] / 1e6, (H[5] / B[5] - 1) * 100
+  }'
+}
+imib=${INSTR_MIB:-1000}
+cg_report "wl_heap mix ${imib} MiB on 2 threads" mix "$wl/wl_heap" 0 "$imib" mix
+if command -v perl >/dev/null; then
+  cg_report "perl, 1 round of the real program" perl_run perl "$tmp/hashes.pl" 1
+fi
 fi
 fi

@@ -7,9 +7,12 @@
  *   - CPU shares between two callers of one frameless leaf (2/3 vs 1/3)
  *     within 5 points, 4 threads, with frame pointers and without any;
  *     total CPU close to what the process measured itself;
+ *   - heap: free() with no heap table (not started, cpu only) never
+ *     touches it, even for pointers sharing the bootstrap arena's bits;
  *   - heap: kept 64 KiB blocks vs freed 64-byte churn, inuse_space and
  *     alloc_space within 15%; the free() path exact (every sampled free
- *     seen, no unsampled free taken for a sampled one);
+ *     seen, no unsampled free taken for a sampled one); every sample
+ *     starts at the function that called the allocator;
  *   - span labels: samples of each span hold only that span's work;
  *   - stress (threads, fork, exec, realloc storms, the program's own SIGPROF
  *     handler): the program exits 0 and its profiles decode;
@@ -383,6 +386,28 @@ TEST(heap_free_path_exact)
     const int64_t want[] = { 640, 100 };
     check_heap_leaves(&p, ta, fns, want, 2);
     prof_release(&p);
+}
+
+/*
+ * free() of a pointer that shares a filter bit with the bootstrap arena
+ * (whose bits are set for good) while the heap table does not exist: the
+ * library loaded but not started, or started without heap profiling.
+ * wl_heap wide spreads 600 MiB of heap in 100 KiB blocks, so some block
+ * always maps to one of those bits; every free must go through.
+ */
+TEST(heap_free_without_heap_profiling)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], env_dir[1200];
+    workload("wl_heap", wl, sizeof(wl));
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    char *argv[] = { wl, "0", "600", "wide", NULL };
+    const char *not_started[] = { NULL };
+    ASSERT_EQ(run(dir, argv, not_started), 0);
+    const char *cpu_only[] = { env_dir, "HEARTH_PROFILES=cpu", NULL };
+    ASSERT_EQ(run(dir, argv, cpu_only), 0);
+    const char *heap_on[] = { env_dir, "HEARTH_PROFILES=heap", NULL };
+    ASSERT_EQ(run(dir, argv, heap_on), 0);
 }
 
 TEST(span_labels_separate_work)

@@ -283,11 +283,18 @@ HEAP_TEXT static int live_remove(uint64_t p)
 
 /*
  * p is being freed or reallocated: drops it from the live table if it was
- * sampled. Bits are only ever set once the table exists; NULL and pointers
- * never sampled that share a bit with a sample just miss in the table.
+ * sampled. Sample bits are only set once the table exists (boot bits are
+ * not: forget_slow checks for it); NULL and pointers never sampled that
+ * share a bit with a sample just miss in the table.
  */
 HEAP_TEXT __attribute__((noinline, cold)) static void forget_slow(void *p)
 {
+    /*
+     * The bootstrap arena's bits are set at resolve(), before (and whether
+     * or not) heap profiling creates the table: a pointer sharing one of
+     * them, with no table, was never sampled.
+     */
+    if (!__atomic_load_n(&live, __ATOMIC_ACQUIRE)) return;
     live_lock_take();
     live_remove((uint64_t)(uintptr_t)p);
     live_lock_drop();
@@ -590,7 +597,7 @@ HEAP_TEXT int pl_heap_init(void)
         return err;
     }
     filter_counts = c;
-    live = m;
+    __atomic_store_n(&live, (live_entry *)m, __ATOMIC_RELEASE);
     return 0;
 }
 

@@ -14,6 +14,10 @@
  * glibc's malloc takes cheaper paths while a process has a single thread,
  * which no profiler with a background thread can keep, and which no real
  * service has), and prints the CPU seconds it used.
+ * "wide" spreads CHURN_MIB MiB of heap in 100 KiB blocks over one
+ * contiguous range and frees them: past 512 MiB the blocks' addresses (100
+ * KiB apart) fall in every 1 KiB block of libhearth's free() filter modulo
+ * its 512 MiB period, the bootstrap arena's blocks included.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -68,6 +72,17 @@ __attribute__((noinline)) void mix(long mib)
     for (int i = 0; i < WINDOW; i++) free(live[i]);
 }
 
+__attribute__((noinline)) void wide(long mib)
+{
+    enum { BLOCK = 100 * 1024 };
+    long n = mib * 1024 * 1024 / BLOCK;
+    void **blocks = malloc((size_t)n * sizeof(void *));
+    if (!blocks) return;
+    for (long i = 0; i < n; i++) blocks[i] = malloc(BLOCK);  /* below the mmap threshold: one heap */
+    for (long i = 0; i < n; i++) free(blocks[i]);
+    free(blocks);
+}
+
 static long mix_mib;
 static void *mix_thread(void *arg)
 {
@@ -81,7 +96,7 @@ int main(int argc, char **argv)
     long keep = argc > 1 ? strtol(argv[1], NULL, 10) : 32;
     long churn_mib = argc > 2 ? strtol(argv[2], NULL, 10) : 256;
     if (keep < 0 || churn_mib < 0) {
-        fprintf(stderr, "usage: wl_heap KEEP_MIB CHURN_MIB [mix]\n");
+        fprintf(stderr, "usage: wl_heap KEEP_MIB CHURN_MIB [mix [THREADS] | wide]\n");
         return 2;
     }
     if (argc > 3 && strcmp(argv[3], "mix") == 0) {
@@ -95,6 +110,10 @@ int main(int argc, char **argv)
         struct timespec ts;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
         printf("%.3f\n", (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+        return 0;
+    }
+    if (argc > 3 && strcmp(argv[3], "wide") == 0) {
+        wide(churn_mib);
         return 0;
     }
     kept = keep_blocks(keep);
