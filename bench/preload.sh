@@ -20,8 +20,10 @@
 #         arrays of strings, built and freed: ~1 M malloc calls per second,
 #         ~10% of its cycles in glibc's allocator, measured here with perf
 #         record when perf is installed) under none | hearth (defaults) |
-#         tcmalloc alone | heaptrack | gperftools heap profiler (the slow
-#         peers on a third of the work against a "none" of that size).
+#         one idle thread and no profiler (what making the process
+#         multi-threaded alone costs glibc's malloc) | tcmalloc alone |
+#         heaptrack | gperftools heap profiler (the slow peers on a third
+#         of the work against a "none" of that size).
 #
 # Each configuration runs REPS times, interleaved (A B C A B C ...) so drift
 # on a shared machine hits all alike. Per run three figures: "work", the CPU
@@ -209,10 +211,16 @@ fi
 cmd_none()     { measure perl "$tmp/hashes.pl" "$rr"; }
 cmd_hearth()   { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h perl "$tmp/hashes.pl" "$rr"; }
 cmd_tcmalloc() { measure env LD_PRELOAD="$tcmalloc" perl "$tmp/hashes.pl" "$rr"; }
+cmd_idle_thread() { measure env LD_PRELOAD="$tmp/idle_thread.so" perl "$tmp/hashes.pl" "$rr"; }
 cmd_none_small() { measure perl "$tmp/hashes.pl" "$rsmall"; }
 cmd_heaptrack() { measure "$heaptrack" -o "$tmp/ht.%p" perl "$tmp/hashes.pl" "$rsmall"; rm -f "$tmp"/ht.*; }
 cmd_gperftools_heap() { measure env LD_PRELOAD="$tcmalloc" HEAPPROFILE=$tmp/heap.prof perl "$tmp/hashes.pl" "$rsmall"; rm -f "$tmp"/heap.prof*; }
+# A second thread that only sleeps, no profiler: glibc's malloc leaves its
+# single-threaded fast paths once a process has two threads, which any
+# profiler with a background thread causes.
+printf '#include <pthread.h>\n#include <unistd.h>\nstatic void *idle(void *a) { (void)a; for (;;) pause(); return 0; }\n__attribute__((constructor)) static void start(void) { pthread_t t; if (pthread_create(&t, 0, idle, 0) == 0) pthread_detach(t); }\n' >"$tmp/idle_thread.c"
 set_names=(none hearth)
+cc -O2 -shared -fPIC -pthread -o "$tmp/idle_thread.so" "$tmp/idle_thread.c" 2>/dev/null && set_names+=(idle_thread)
 [ -n "$tcmalloc" ] && set_names+=(tcmalloc)
 slow_names=(none_small)
 [ -n "$heaptrack" ] && slow_names+=(heaptrack)
