@@ -2,8 +2,8 @@
  * test_agent.c: unit tests of the agent's reusable parts: the CFI unwinder
  * (in-process, through functions built without frame pointers), the
  * symbolizer (names, file:line, inlined frames, demangling, kallsyms, JIT
- * maps) and the uploader (request shape against a real HTTP server, bounded
- * queue against a dead one).
+ * maps), the uploader (request shape against a real HTTP server, bounded
+ * queue against a dead one) and per-process perf events (root only).
  */
 #include "core/common.h"
 
