@@ -177,6 +177,8 @@ int cmd_agent(int argc, char **argv)
     perf_opts po = {0};
     po.freq = (unsigned)rate;
     po.pid = -1;
+    po.pids = n_pids ? pids : NULL; /* per-process events: the rest of the host costs nothing */
+    po.n_pids = n_pids;
     po.stack_bytes = (uint32_t)stack_bytes;
     po.no_kernel = no_kernel;
     po.use_hardware = use_hw;

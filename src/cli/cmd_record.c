@@ -230,6 +230,8 @@ int cmd_record(int argc, char **argv)
     } else {
         if (kill(target, 0) != 0 && errno == ESRCH) { fprintf(stderr, "hearth record: process %d does not exist\n", (int)target); return 1; }
         po.pid = -1;
+        po.pids = &target; /* its threads' events (inherit), not the whole host */
+        po.n_pids = 1;
     }
 
     if (perf_open(&ps, &po, &e)) {
