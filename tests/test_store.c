@@ -896,12 +896,14 @@ typedef struct thr_arg {
     int id, n;
     int64_t sum;       /* cpu values ingested by this thread */
     int *stop;
+    const int *busy;   /* ingest: keep going past n (up to 50 n) while *busy */
+    char err[256];     /* query: the first failure's message */
 } thr_arg;
 
 static void *ingest_thread(void *p)
 {
     thr_arg *a = p;
-    for (int i = 0; i < a->n; i++) {
+    for (int i = 0; i < a->n || (a->busy && __atomic_load_n(a->busy, __ATOMIC_ACQUIRE) && i < 50 * a->n); i++) {
         gprof g;
         memset(&g, 0, sizeof(g));
         g.service = a->id % 3;
@@ -944,7 +946,9 @@ static void *query_thread(void *p)
         herr e;
         herr_clear(&e);
         if (store_select_merge_tree(a->s, &q, &t, 0, &e) == 0)
-            a->n++;
+            __atomic_add_fetch(&a->n, 1, __ATOMIC_RELEASE);
+        else if (!a->err[0])
+            snprintf(a->err, sizeof a->err, "%s", e.msg[0] ? e.msg : "query failed without a message");
         flame_release(&t);
         store_strs l;
         if (store_label_values(a->s, &q, "service_name", &l, &e) == 0)
@@ -961,7 +965,7 @@ static void *maint_thread(void *p)
         herr_clear(&e);
         store_flush(a->s, &e);
         store_compact(a->s, &e);
-        a->n++;
+        __atomic_add_fetch(&a->n, 1, __ATOMIC_RELEASE);
         usleep(2000);
     }
     return NULL;
@@ -978,19 +982,29 @@ TEST(concurrent_ingest_queries_flush_and_compaction)
     herr e;
     herr_clear(&e);
     ASSERT_OK(store_open(&s, dir, &o, &e));
-    int stop = 0;
+    /*
+     * Writers go on (up to 50x their count) until both readers and the
+     * maintenance thread have completed a round while they run, so the
+     * overlap does not depend on how the machine schedules threads.
+     */
+    int stop = 0, busy = 1;
     thr_arg ing[4], qa[2], ma;
     pthread_t ti[4], tq[2], tm;
     for (int i = 0; i < 4; i++) {
-        ing[i] = (thr_arg){s, i, 60, 0, &stop};
+        ing[i] = (thr_arg){s, i, 60, 0, &stop, &busy, ""};
         pthread_create(&ti[i], NULL, ingest_thread, &ing[i]);
     }
     for (int i = 0; i < 2; i++) {
-        qa[i] = (thr_arg){s, i, 0, 0, &stop};
+        qa[i] = (thr_arg){s, i, 0, 0, &stop, NULL, ""};
         pthread_create(&tq[i], NULL, query_thread, &qa[i]);
     }
-    ma = (thr_arg){s, 0, 0, 0, &stop};
+    ma = (thr_arg){s, 0, 0, 0, &stop, NULL, ""};
     pthread_create(&tm, NULL, maint_thread, &ma);
+    int64_t deadline = now_ns() + 120 * 1000000000LL;
+    while (!(__atomic_load_n(&qa[0].n, __ATOMIC_ACQUIRE) && __atomic_load_n(&qa[1].n, __ATOMIC_ACQUIRE) &&
+             __atomic_load_n(&ma.n, __ATOMIC_ACQUIRE)) && !qa[0].err[0] && !qa[1].err[0] && now_ns() < deadline)
+        usleep(1000);
+    __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     int64_t want = 0;
     for (int i = 0; i < 4; i++) {
         pthread_join(ti[i], NULL);
@@ -1000,7 +1014,9 @@ TEST(concurrent_ingest_queries_flush_and_compaction)
     for (int i = 0; i < 2; i++)
         pthread_join(tq[i], NULL);
     pthread_join(tm, NULL);
-    ASSERT(qa[0].n > 0 && ma.n > 0);
+    ASSERT_STR(qa[0].err, "");
+    ASSERT_STR(qa[1].err, "");
+    ASSERT(qa[0].n > 0 && qa[1].n > 0 && ma.n > 0);
     ASSERT_EQ(cpu_total(s, "anonymous"), want);
     store_close(s);
     ASSERT_OK(store_open(&s, dir, &o, &e));
