@@ -26,7 +26,9 @@ PORT=$((20000 + RANDOM % 20000))
 "$BIN" server --listen 127.0.0.1:$PORT --data-dir "$TMP/data" >"$TMP/server.log" 2>&1 &
 SPID=$!
 URL=http://127.0.0.1:$PORT
-for _ in $(seq 50); do curl -sf "$URL/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+# wait_ready URL: up to 30 s (a sanitizer build on a loaded machine starts slowly)
+wait_ready() { for _ in $(seq 300); do curl -sf "$1/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+wait_ready "$URL" || bad "server did not become ready: $(tail -3 "$TMP/server.log")"
 
 "$WL/shares_nofp" 3.5 & WPID=$!
 sleep 0.1
@@ -106,7 +108,7 @@ printf 'e2e-secret team-a\n' >"$TMP/tokens"
 PORT2=$((PORT + 2))
 "$BIN" server --listen 127.0.0.1:$PORT2 --data-dir "$TMP/data2" --auth-token-file "$TMP/tokens" >"$TMP/server2.log" 2>&1 &
 S2PID=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT2/ready" 2>/dev/null && break; sleep 0.1; done
+wait_ready "http://127.0.0.1:$PORT2" || bad "auth server did not become ready: $(tail -3 "$TMP/server2.log")"
 "$WL/shares_nofp" 2.5 >/dev/null & WPID=$!
 sleep 0.1
 "$BIN" agent --server "http://127.0.0.1:$PORT2" --comm shares_nofp --rate 199 --upload-interval 0.5s --duration 1.5s \

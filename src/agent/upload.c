@@ -324,15 +324,19 @@ void upl_get_stats(uploader *u, upl_stats *st)
     pthread_mutex_unlock(&u->mu);
 }
 
-void upl_free(uploader *u, int flush_ms)
+void upl_close(uploader *u, int flush_ms, upl_stats *final)
 {
-    if (!u) return;
+    if (!u) {
+        if (final) memset(final, 0, sizeof *final);
+        return;
+    }
     pthread_mutex_lock(&u->mu);
     u->stop = 1;
     u->flush_deadline_ms = mono_ms() + (flush_ms > 0 ? flush_ms : 0);
     pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
+    if (final) upl_get_stats(u, final);
     while (u->head) {
         item *n = u->head->next;
         item_free(u->head);
@@ -346,6 +350,11 @@ void upl_free(uploader *u, int flush_ms)
     free(u->tenant);
     free(u->spy);
     free(u);
+}
+
+void upl_free(uploader *u, int flush_ms)
+{
+    upl_close(u, flush_ms, NULL);
 }
 
 int upl_app_name(buf *out, const char *base, const char *const *keys, const char *const *vals, size_t n)

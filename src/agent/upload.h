@@ -64,8 +64,11 @@ void upl_get_stats(uploader *u, upl_stats *st);
 
 /*
  * Stops the thread after trying to send what is queued for at most
- * flush_ms (0 = drop at once), then frees everything.
+ * flush_ms (0 = drop at once), then frees everything. upl_close also
+ * reports the final counts (after that last attempt) into *final when
+ * final is not NULL.
  */
+void upl_close(uploader *u, int flush_ms, upl_stats *final);
 void upl_free(uploader *u, int flush_ms);
 
 /*

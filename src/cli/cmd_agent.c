@@ -239,9 +239,14 @@ int cmd_agent(int argc, char **argv)
     coll_get_stats(c, &cs);
     perf_close(&ps);
     coll_free(c);
-    upl_free(up, 5000);
+    upl_stats fin;
+    upl_close(up, 5000, &fin); /* the last interval's profiles get up to 5 s */
     log_info("stopped: %" PRIu64 " samples, %" PRIu64 " lost, %" PRIu64 " profiles pushed", cs.samples - cs.skipped,
              cs.lost, ac.pushed);
+    /* failures of the final drain come after the last periodic report: say them too */
+    if (fin.failed > last.failed || fin.dropped > last.dropped || fin.queued)
+        log_warn("uploads: %" PRIu64 " sent, %" PRIu64 " failed, %" PRIu64 " dropped, %zu not sent at exit; last error: %s",
+                 fin.sent, fin.failed, fin.dropped, fin.queued, fin.last_error);
     for (size_t i = 0; i < n_tags; i++) free(tag_store[i]);
     opts_list_release(&comm_l);
     return rc;
