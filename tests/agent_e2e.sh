@@ -22,12 +22,23 @@ trap cleanup EXIT
 if ! "$BIN" server --help >/dev/null 2>&1; then
   echo "hearth server is not part of this build"; echo "0 passed, 1 failed"; exit 1
 fi
-PORT=$((20000 + RANDOM % 20000))
-"$BIN" server --listen 127.0.0.1:$PORT --data-dir "$TMP/data" >"$TMP/server.log" 2>&1 &
-SPID=$!
-URL=http://127.0.0.1:$PORT
-# wait_ready URL: up to 30 s (a sanitizer build on a loaded machine starts slowly)
+# port_of LOG: the port a server started with --listen 127.0.0.1:0 reports
+# (the kernel picks a free one: a random fixed port can be in use), waiting
+# up to 30 s (a sanitizer build on a loaded machine starts slowly).
+port_of() {
+  local p=
+  for _ in $(seq 300); do
+    p=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$1" | head -n 1)
+    [ -n "$p" ] && { echo "$p"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
 wait_ready() { for _ in $(seq 300); do curl -sf "$1/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+"$BIN" server --listen 127.0.0.1:0 --data-dir "$TMP/data" >"$TMP/server.log" 2>&1 &
+SPID=$!
+PORT=$(port_of "$TMP/server.log") || bad "server did not start: $(tail -3 "$TMP/server.log")"
+URL=http://127.0.0.1:$PORT
 wait_ready "$URL" || bad "server did not become ready: $(tail -3 "$TMP/server.log")"
 
 "$WL/shares_nofp" 3.5 & WPID=$!
@@ -90,7 +101,7 @@ if [ $# -eq 4 ] && [ "$3" -gt 0 ] && [ "$3" = "$4" ]; then ok "query: every burn
 else bad "query: spend/burn totals '$shares'"; fi
 
 # Server down: bounded, counted, on time.
-DEAD=$((PORT + 1))
+DEAD=1  # nothing listens on port 1
 start=$(date +%s)
 "$BIN" agent --server http://127.0.0.1:$DEAD --comm shares_nofp --upload-interval 0.2s --duration 2s --max-queue 2 >"$TMP/down.log" 2>&1 &
 APID=$!
@@ -105,9 +116,9 @@ else bad "server down: no drop/failure report: $(tail -3 "$TMP/down.log")"; fi
 # Auth and tenants: a server that wants tokens gets the agent's Bearer token and tenant;
 # a wrong token is a 401, not retried, counted as failed.
 printf 'e2e-secret team-a\n' >"$TMP/tokens"
-PORT2=$((PORT + 2))
-"$BIN" server --listen 127.0.0.1:$PORT2 --data-dir "$TMP/data2" --auth-token-file "$TMP/tokens" >"$TMP/server2.log" 2>&1 &
+"$BIN" server --listen 127.0.0.1:0 --data-dir "$TMP/data2" --auth-token-file "$TMP/tokens" >"$TMP/server2.log" 2>&1 &
 S2PID=$!
+PORT2=$(port_of "$TMP/server2.log") || bad "auth server did not start: $(tail -3 "$TMP/server2.log")"
 wait_ready "http://127.0.0.1:$PORT2" || bad "auth server did not become ready: $(tail -3 "$TMP/server2.log")"
 "$WL/shares_nofp" 2.5 >/dev/null & WPID=$!
 sleep 0.1

@@ -14,10 +14,15 @@ tmp=$(mktemp -d); srv_pid=
 cleanup() { [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-port=$((20000 + RANDOM % 20000))
-"$bin" server --listen 127.0.0.1:$port --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
+"$bin" server --listen 127.0.0.1:0 --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
 srv_pid=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+port=
+for _ in $(seq 300); do  # the port the kernel picked, as the server reports it
+  port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$tmp/server.log" | head -n 1)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
 
 if [ -n "${HEARTH_SANITIZE:-}" ] || [[ "$build" == *san-* ]]; then
   run=("$build/workloads-preload/wl_span_linked" 30)   # sanitizer builds cannot be preloaded

@@ -497,7 +497,7 @@ int http_start(http_server **out, const http_opts *o, const http_route *routes, 
     s->stats = xcalloc(s->n_routes + 1, sizeof *s->stats);
     s->ctx = ctx;
     pthread_mutex_init(&s->mu, NULL);
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                                 (v6 ? MHD_USE_IPv6 : 0),
                             0, NULL, NULL, access_cb, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
