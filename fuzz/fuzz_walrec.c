@@ -50,10 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     herr e;
     herr_clear(&e);
-    if (st_rec_type(data, size) == 2) {
-        int rc = st_rec_batch_each(data, size, check_one, NULL, &e);
-        if (rc > 0 || (rc < 0 && !e.msg[0])) __builtin_trap();
-        return 0;
-    }
-    return check_one(NULL, data, size);
+    int rc = st_rec_each(data, size, check_one, NULL, &e);
+    if (rc > 0 || (rc < 0 && !e.msg[0])) __builtin_trap();
+    return 0;
 }

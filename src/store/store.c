@@ -282,11 +282,9 @@ static int replay_one(void *arg, uint64_t seq, const uint8_t *p, size_t n)
 {
     replay_ctx *c = arg;
     c->seq = seq;
-    if (st_rec_type(p, n) != 2)
-        return replay_rec(c, p, n);
     herr e;
     herr_clear(&e);
-    int rc = st_rec_batch_each(p, n, replay_rec, c, &e);
+    int rc = st_rec_each(p, n, replay_rec, c, &e);
     if (rc == HE_FORMAT) {
         log_warn("WAL segment %" PRIu64 ": skipping an undecodable batch record: %s", seq, herr_msg(&e, rc));
         return 0;

@@ -143,6 +143,12 @@ int st_rec_type(const uint8_t *p, size_t n);
  * HE_FORMAT (e says why) if the framing is damaged; then fn saw none.
  */
 int st_rec_batch_each(const uint8_t *p, size_t n, int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg, herr *e);
+/*
+ * Calls fn on each type-1 payload of a record payload: the record itself
+ * when it is not a batch, else every sub-record (st_rec_batch_each).
+ * HE_FORMAT (e says why) when a batch's framing is damaged; else fn's result.
+ */
+int st_rec_each(const uint8_t *p, size_t n, int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg, herr *e);
 /* Decodes into rec (rec->prof initialized by the call; release with prof_release). */
 int st_rec_decode(st_rec *rec, const uint8_t *p, size_t n, herr *e);
 

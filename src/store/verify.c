@@ -43,11 +43,9 @@ static int check_record(void *arg, uint64_t seq, const uint8_t *p, size_t n)
 {
     vctx *v = arg;
     v->seq = seq;
-    if (st_rec_type(p, n) != 2)
-        return check_one(v, p, n);
     herr e;
     herr_clear(&e);
-    int rc = st_rec_batch_each(p, n, check_one, v, &e);
+    int rc = st_rec_each(p, n, check_one, v, &e);
     if (rc) {
         buf_printf(v->report, "DAMAGED WAL segment %016" PRIx64 ": batch record %" PRIu64 ": %s\n", seq, v->records,
                    herr_msg(&e, rc));

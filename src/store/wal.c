@@ -426,6 +426,11 @@ int st_rec_type(const uint8_t *p, size_t n)
     return (int)t;
 }
 
+int st_rec_each(const uint8_t *p, size_t n, int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg, herr *e)
+{
+    return st_rec_type(p, n) == 2 ? st_rec_batch_each(p, n, fn, arg, e) : fn(arg, p, n);
+}
+
 int st_rec_batch_each(const uint8_t *p, size_t n, int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg, herr *e)
 {
     st_rd r = {p, p + n};
