@@ -6,6 +6,7 @@
  */
 #include "core/common.h"
 #include "core/mem.h"
+#include "core/wire.h"
 
 #include <json-c/json.h>
 #include "format/otlp.h"
@@ -187,4 +188,72 @@ TEST(otlp_value_times_period_overflow_is_an_error)
     ASSERT_CONTAINS(e.msg, "overflows");
     json_object_put(o);
     free(js);
+}
+
+TEST(otlp_sample_values_that_overflow_when_summed_are_an_error)
+{
+    /*
+     * A sample's values are summed into one count. Two values whose sum does
+     * not fit int64 must be refused with a message (found by fuzz_otlp: the
+     * sum was signed overflow), in JSON as in protobuf.
+     */
+    const char *js =
+        "{\"resourceProfiles\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}}]},"
+        "\"scopeProfiles\":[{\"profiles\":[{\"sampleType\":{\"typeStrindex\":1,\"unitStrindex\":2},"
+        "\"samples\":[{\"stackIndex\":0,\"values\":[\"9223372036854775807\",\"93\"]}]}]}]}],"
+        "\"dictionary\":{\"stringTable\":[\"\",\"samples\",\"count\"],\"stackTable\":[{}]}}";
+    const char *js_big =
+        "{\"resourceProfiles\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}}]},"
+        "\"scopeProfiles\":[{\"profiles\":[{\"sampleType\":{\"typeStrindex\":1,\"unitStrindex\":2},"
+        "\"samples\":[{\"stackIndex\":0,\"values\":[\"99999999999999999999\"]}]}]}]}],"
+        "\"dictionary\":{\"stringTable\":[\"\",\"samples\",\"count\"],\"stackTable\":[{}]}}";
+    otlp_batch b;
+    herr e = {0};
+    buf pb = BUF_INIT;
+    long rp, sp, pr, st, sm, dict, kv, val;
+    const int64_t vals[] = {INT64_MAX, 93};
+
+    ASSERT_EQ(otlp_decode(&b, js, strlen(js), 1, NULL, &e), HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "overflow");
+    memset(&e, 0, sizeof e);
+    ASSERT_EQ(otlp_decode(&b, js_big, strlen(js_big), 1, NULL, &e), HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "overflow");
+
+    /* the same request in protobuf (ExportProfilesServiceRequest, proto v1.10+ numbering) */
+    rp = wire_begin(&pb, 1);                       /* resource_profiles */
+    {
+        long res = wire_begin(&pb, 1);             /* resource */
+        kv = wire_begin(&pb, 1);                   /* attributes */
+        wire_put_bytes(&pb, 1, "service.name", 12);
+        val = wire_begin(&pb, 2);
+        wire_put_bytes(&pb, 1, "svc", 3);
+        wire_end(&pb, val);
+        wire_end(&pb, kv);
+        wire_end(&pb, res);
+        sp = wire_begin(&pb, 2);                   /* scope_profiles */
+        pr = wire_begin(&pb, 2);                   /* profiles */
+        st = wire_begin(&pb, 1);                   /* sample_type */
+        wire_put_uint(&pb, 1, 1);
+        wire_put_uint(&pb, 2, 2);
+        wire_end(&pb, st);
+        sm = wire_begin(&pb, 2);                   /* samples */
+        wire_put_packed_i64(&pb, 4, vals, 2);
+        wire_end(&pb, sm);
+        wire_end(&pb, pr);
+        wire_end(&pb, sp);
+    }
+    wire_end(&pb, rp);
+    dict = wire_begin(&pb, 2);                     /* dictionary */
+    wire_put_bytes(&pb, 5, "", 0);                 /* string_table */
+    wire_put_bytes(&pb, 5, "samples", 7);
+    wire_put_bytes(&pb, 5, "count", 5);
+    {
+        long stack = wire_begin(&pb, 7);           /* stack_table: one empty stack */
+        wire_end(&pb, stack);
+    }
+    wire_end(&pb, dict);
+    memset(&e, 0, sizeof e);
+    ASSERT_EQ(otlp_decode(&b, pb.data, pb.len, 0, NULL, &e), HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "overflow");
+    buf_release(&pb);
 }

@@ -33,6 +33,7 @@
 #include "core/common.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <json-c/json.h>
 
 #include "core/mem.h"
@@ -324,7 +325,8 @@ static int pb_sample(otab *t, wire_rd *r, int wt)
             int rc;
             TRY(wire_scalar_begin(&it, &s, w));
             while ((rc = wire_scalar_next(&it, &v)) == 1) {
-                sm.value += (int64_t)v;
+                if (__builtin_add_overflow(sm.value, (int64_t)v, &sm.value))
+                    return herr_set(t->e, HE_FORMAT, "OTLP sample values overflow int64 when summed");
                 n_values++;
             }
             if (rc) return rc;
@@ -678,10 +680,13 @@ static int j_profile(otab *t, json_object *p, size_t resource, size_t scope)
                 json_object *x = json_object_array_get_idx(vals, k);
                 const char *str = json_object_get_string(x);
                 char *end;
-                long long n = strtoll(str ? str : "", &end, 10);
+                long long n;
+                errno = 0;
+                n = strtoll(str ? str : "", &end, 10);
                 if (!str || *end || end == str)
                     return herr_set(t->e, HE_FORMAT, "OTLP JSON: samples[%zu].values[%zu] is not an integer", i, k);
-                sm.value += n;
+                if (errno == ERANGE || __builtin_add_overflow(sm.value, (int64_t)n, &sm.value))
+                    return herr_set(t->e, HE_FORMAT, "OTLP JSON: samples[%zu].values overflow int64", i);
             }
         } else if (ts) {
             sm.value = (int64_t)json_object_array_length(ts);
