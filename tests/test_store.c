@@ -725,6 +725,62 @@ static int64_t cpu_total(store *s, const char *tenant)
     return v;
 }
 
+TEST(totals_past_int64_saturate_instead_of_overflowing)
+{
+    /*
+     * pprof values are client-chosen int64s. Totals of hostile input clamp
+     * at INT64_MAX (as prof_total does) in the head, in blocks and after
+     * compaction: signed overflow is undefined behaviour, which the
+     * sanitizer build of this test would trap.
+     */
+    t0 = (now_ns() / HOUR - 12) * HOUR;
+    const char *dir = t_tmpdir();
+    store_opts o;
+    test_opts(&o);
+    store *s;
+    herr e;
+    herr_clear(&e);
+    ASSERT_OK(store_open(&s, dir, &o, &e));
+    gprof g;
+    gen(&g);
+    g.tenant = 0;
+    g.ts = t0 + 5;
+    g.n = 3;
+    for (int i = 0; i < g.n; i++) {
+        g.s[i].depth = 2;
+        g.s[i].frames[0] = 1;
+        g.s[i].frames[1] = (uint8_t)(2 + i % 2);  /* two samples on one stack, one on a sibling */
+        g.s[i].v[0] = INT64_MAX - 1;
+        g.s[i].v[1] = 1;
+    }
+    ingest(s, &g);
+    g.ts = t0 + 6;
+    ingest(s, &g);
+    ASSERT_EQ(cpu_total(s, "anonymous"), INT64_MAX);
+    ASSERT_OK(store_flush(s, &e));
+    ASSERT_EQ(cpu_total(s, "anonymous"), INT64_MAX);
+    g.ts = t0 + 7;
+    ingest(s, &g);
+    ASSERT_OK(store_flush(s, &e));
+    ASSERT_OK(store_compact(s, &e));
+    ASSERT_EQ(cpu_total(s, "anonymous"), INT64_MAX);
+    {
+        store_query q;
+        store_ts_list l;
+        memset(&q, 0, sizeof(q));
+        q.tenant = "anonymous";
+        q.profile_type = CPU_TYPE;
+        q.start_ns = t0;
+        q.end_ns = t0 + HOUR;
+        ASSERT_OK(store_select_series(s, &q, HOUR, NULL, 0, STORE_AGG_SUM, &l, &e));
+        ASSERT_EQ(l.n, 1);
+        ASSERT(l.v[0].n_points >= 1);
+        ASSERT(l.v[0].points[0].value >= 9.2e18);
+        store_ts_release(&l);
+    }
+    store_close(s);
+}
+
 TEST(byte_flips_in_each_block_file_are_reported_and_skipped)
 {
     const char *files[] = {"index", "symbols", "samples"};

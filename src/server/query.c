@@ -1106,7 +1106,9 @@ static int legacy_side(http_req *rq, const char *qname, const char *fname, const
             for (size_t i = 0; i < l.n; i++)
                 for (size_t k = 0; k < l.v[i].n_points; k++) {
                     int64_t idx = (l.v[i].points[k].ts_ns - from) / step;
-                    if (idx >= 0 && (size_t)idx < n) (*tl)[idx] += (int64_t)l.v[i].points[k].value;
+                    double pv = l.v[i].points[k].value;
+                    int64_t iv = pv >= 9.2e18 ? INT64_MAX : pv <= -9.2e18 ? INT64_MIN : (int64_t)pv;
+                    if (idx >= 0 && (size_t)idx < n) (*tl)[idx] = prof_sat_add((*tl)[idx], iv);
                 }
         }
         store_ts_release(&l);

@@ -335,7 +335,7 @@ static int bw_profile(bwriter *w, int64_t ts, int64_t dur, const uint32_t *stack
             (rc = st_putv(&w->c_spans, span ? span[i] : 0)) || (rc = st_putv(&w->c_traces, trace ? trace[i] : 0)))
             return rc;
         prev = stack[i];
-        total += value[i];
+        total = prof_sat_add(total, value[i]);
         uint32_t ai = hmap64_get_or_put(&w->agg_index, stack[i], (uint32_t)w->n_agg);
         if (ai == HMAP_EMPTY)
             return -ENOMEM;
@@ -350,7 +350,7 @@ static int bw_profile(bwriter *w, int64_t ts, int64_t dur, const uint32_t *stack
             w->agg_value[ai] = 0;
             w->n_agg++;
         }
-        w->agg_value[ai] += value[i];
+        w->agg_value[ai] = prof_sat_add(w->agg_value[ai], value[i]);
     }
     if ((rc = st_putv(&w->c_nrows, n)))
         return rc;
@@ -1039,7 +1039,7 @@ static int deep_check(st_block *b, herr *e)
                                       " or trace string %" PRIu64 " out of range", b->id, stack, sp, tr);
                         break;
                     }
-                    rows_sum += v;
+                    rows_sum = prof_sat_add(rows_sum, v);
                 }
             }
             /* The rollup must be the rows summed by stack: check the stacks and the grand total. */
@@ -1056,7 +1056,7 @@ static int deep_check(st_block *b, herr *e)
                 stack += d;
                 if (stack >= b->sec_n[SYM_NODES])
                     rc = herr_set(e, HE_BADREF, "block \"%s\": rollup refers to stack %" PRIu64 " out of range", b->id, stack);
-                agg_sum += v;
+                agg_sum = prof_sat_add(agg_sum, v);
             }
             if (!rc && agg_sum != rows_sum)
                 rc = herr_set(e, HE_FORMAT, "block \"%s\": chunk rollup sums to %" PRId64 ", its rows to %" PRId64, b->id, agg_sum, rows_sum);

@@ -746,7 +746,7 @@ int st_head_insert(st_head *h, const st_rec *rec, size_t max_series, herr *e)
                 h->r_span[h->n_rows] = spans[i];
                 h->r_trace[h->n_rows] = traces[i];
                 h->n_rows++;
-                total += v;
+                total = prof_sat_add(total, v);
             }
             if (h->n_rows == first)
                 continue;

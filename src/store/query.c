@@ -733,7 +733,7 @@ static int merge_rows(void *arg, int64_t ts, const uint32_t *st, const int64_t *
 {
     merge_ctx *m = arg;
     for (size_t i = 0; i < n; i++)
-        m->agg[st[i]] += v[i];
+        m->agg[st[i]] = prof_sat_add(m->agg[st[i]], v[i]);
     if (ts < m->min_ts)
         m->min_ts = ts;
     if (ts > m->max_ts)
@@ -746,7 +746,7 @@ static int merge_agg(void *arg, int64_t min_ts, int64_t max_ts, uint32_t n_prof,
 {
     merge_ctx *m = arg;
     for (size_t i = 0; i < n; i++)
-        m->agg[st[i]] += v[i];
+        m->agg[st[i]] = prof_sat_add(m->agg[st[i]], v[i]);
     if (min_ts < m->min_ts)
         m->min_ts = min_ts;
     if (max_ts > m->max_ts)
@@ -1127,15 +1127,15 @@ static int emit_tree_map(tree_ctx *tc, const qsrc *src, const int64_t *agg, uint
         uint32_t leaf = (uint32_t)fnode[nd];
         if (tc->side) {
             t->is_diff = 1;
-            t->nodes[leaf].self2 += v;
+            t->nodes[leaf].self2 = prof_sat_add(t->nodes[leaf].self2, v);
         } else {
-            t->nodes[leaf].self += v;
+            t->nodes[leaf].self = prof_sat_add(t->nodes[leaf].self, v);
         }
         for (uint32_t n = leaf;;) {
             if (tc->side)
-                t->nodes[n].total2 += v;
+                t->nodes[n].total2 = prof_sat_add(t->nodes[n].total2, v);
             else
-                t->nodes[n].total += v;
+                t->nodes[n].total = prof_sat_add(t->nodes[n].total, v);
             if (n == 0)
                 break;
             n = t->nodes[n].parent;
@@ -1334,7 +1334,7 @@ static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *
     for (uint32_t nd = 1; nd < n_nodes; nd++)
         if (agg[nd]) {
             uint32_t sk = k->of_node[nd];
-            self[sk] += agg[nd];
+            self[sk] = prof_sat_add(self[sk], agg[nd]);
             touched[sk] = 1;
         }
     size_t n_touched = 0;
@@ -1342,11 +1342,11 @@ static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *
         if (!touched[i])
             continue;
         n_touched++;
-        tot[i] += self[i];
-        tot[k->parent[i]] += tot[i];
+        tot[i] = prof_sat_add(tot[i], self[i]);
+        tot[k->parent[i]] = prof_sat_add(tot[k->parent[i]], tot[i]);
         touched[k->parent[i]] = 1;
     }
-    tot[0] += self[0];
+    tot[0] = prof_sat_add(tot[0], self[0]);
     int rc = 0;
     size_t need = (size_t)t->n_nodes + n_touched + 16;
     if (need > t->cap_nodes && need < INT32_MAX) {
@@ -1364,9 +1364,9 @@ static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *
     fm[0] = 0;
     flame_node *root = &t->nodes[0];
     if (tc->side)
-        root->total2 += tot[0];
+        root->total2 = prof_sat_add(root->total2, tot[0]);
     else
-        root->total += tot[0];
+        root->total = prof_sat_add(root->total, tot[0]);
     if (!rc && t->n_nodes == 1 && t->children.count == 0) {
         rc = skel_fresh(tc, k, tot, self, touched, fm, nm, fl, n_touched);
         goto done;
@@ -1392,11 +1392,11 @@ static int emit_tree_skel(tree_ctx *tc, const struct st_skel *k, const int64_t *
             fn->line = k->line[i];
         }
         if (tc->side) {
-            fn->total2 += tot[i];
-            fn->self2 += self[i];
+            fn->total2 = prof_sat_add(fn->total2, tot[i]);
+            fn->self2 = prof_sat_add(fn->self2, self[i]);
         } else {
-            fn->total += tot[i];
-            fn->self += self[i];
+            fn->total = prof_sat_add(fn->total, tot[i]);
+            fn->self = prof_sat_add(fn->self, self[i]);
         }
         if (k->depth[i] > t->max_depth)
             t->max_depth = k->depth[i];
@@ -1735,7 +1735,7 @@ static int ts_rows(void *arg, int64_t ts, const uint32_t *st, const int64_t *v, 
 {
     int64_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += v[i];
+        total = prof_sat_add(total, v[i]);
     if (n == 0)
         return 0; /* a span filter left nothing of this profile */
     return ts_add(arg, ts, total);
