@@ -697,11 +697,12 @@ static int dec_location(dec *d, size_t idx)
 enum { TRIE_WIDE = 16 };
 #define NO_NODE UINT32_MAX
 
-static int trie_grow(dec *d, profile *p)
+/* Room for `more` nodes past n_nodes in both the model's node array and the trie. */
+static int trie_grow(dec *d, profile *p, size_t more)
 {
     size_t cap = p->cap_nodes;
-    if (p->n_nodes >= UINT32_MAX - 1) return HE_TOOBIG;
-    if (HGROW(p->nodes, cap, (size_t)p->n_nodes + 1)) return -ENOMEM;
+    if (more > (size_t)UINT32_MAX - 1 - p->n_nodes) return HE_TOOBIG;
+    if (HGROW(p->nodes, cap, (size_t)p->n_nodes + more)) return -ENOMEM;
     p->cap_nodes = cap > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)cap;
     if (p->cap_nodes > d->cap_trie && HGROW(d->trie, d->cap_trie, p->cap_nodes)) return -ENOMEM;
     return 0;
@@ -723,7 +724,7 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
     struct trie_node *t;
     uint32_t id;
     int rc;
-    if (UNLIKELY(p->n_nodes >= p->cap_nodes || p->n_nodes >= d->cap_trie) && (rc = trie_grow(d, p)) != 0) return rc;
+    if (UNLIKELY(p->n_nodes >= p->cap_nodes || p->n_nodes >= d->cap_trie) && (rc = trie_grow(d, p, 1)) != 0) return rc;
     id = p->n_nodes++;
     p->nodes[id].parent = parent;
     p->nodes[id].location = loc;
@@ -749,13 +750,15 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
 /*
  * The node of the stack locs[0..n) (leaf first). The root-side prefix shared
  * with the previous sample reuses its nodes; below the first node created
- * here every node is new, so no lookup is needed there.
+ * here every node is new and the only child of the one above it, so the
+ * rest of the stack is appended as a chain, with no lookup and no sibling
+ * bookkeeping (most frames of a large profile take this path).
  */
 static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
 {
+    profile *p = d->p;
     size_t same = 0, i;
     uint32_t node = 0;
-    int fresh = 0;
 
     if (n > d->cap_prev) {
         size_t cap = d->cap_prev;
@@ -768,17 +771,50 @@ static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
     while (same < n && same < d->prev_depth && d->prev_locs[same] == locs[n - 1 - same]) same++;
     if (same) node = d->prev_nodes[same - 1];
     for (i = same; i < n; i++) {
-        uint32_t loc = locs[n - 1 - i], got = NO_NODE;
-        if (!fresh) got = trie_find(d, node, loc);
+        uint32_t loc = locs[n - 1 - i], got = trie_find(d, node, loc);
         if (got == NO_NODE) {
             int64_t added = trie_add(d, node, loc);
             if (added < 0) return added;
-            got = (uint32_t)added;
-            fresh = 1;
+            node = (uint32_t)added;
+            d->prev_locs[i] = loc;
+            d->prev_nodes[i] = node;
+            i++;
+            break;
         }
         node = got;
         d->prev_locs[i] = loc;
         d->prev_nodes[i] = node;
+    }
+    if (i < n) {
+        /* the chain below the new node: n - i more nodes, ids node+1 .. node+(n-i) */
+        size_t more = n - i;
+        struct trie_node *t;
+        prof_node *pn;
+        uint32_t id;
+        if (p->n_nodes + more > p->cap_nodes || p->n_nodes + more > d->cap_trie) {
+            int rc = trie_grow(d, p, more);
+            if (rc) return rc;
+        }
+        t = d->trie;
+        pn = p->nodes;
+        id = p->n_nodes;
+        t[node].first_child = id;
+        t[node].n_children = 1;
+        for (; i < n; i++, id++) {  /* node == id - 1 for the first: trie_add appended it */
+            uint32_t loc = locs[n - 1 - i];
+            pn[id].parent = id - 1;
+            pn[id].location = loc;
+            t[id].first_child = id + 1;
+            t[id].next_sibling = NO_NODE;
+            t[id].location = loc;
+            t[id].n_children = 1;
+            d->prev_locs[i] = loc;
+            d->prev_nodes[i] = id;
+        }
+        t[id - 1].first_child = NO_NODE;
+        t[id - 1].n_children = 0;
+        node = id - 1;
+        p->n_nodes = id;
     }
     d->prev_depth = n;
     return node;
@@ -1015,11 +1051,18 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
             }
         }
     }
-    if (trie_grow(d, p)) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
+    if (trie_grow(d, p, 1)) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
     d->trie[0].first_child = NO_NODE;
     d->trie[0].next_sibling = NO_NODE;
     d->trie[0].location = 0;
     d->trie[0].n_children = 0;
+    /*
+     * Children of wide nodes (the root's, a dispatcher's) go into d->wide;
+     * in large profiles there are about half as many as samples, so size it
+     * once rather than rehashing it ten times.
+     */
+    if (d->samples.n >= 4096 && hmap64_reserve(&d->wide, MIN(d->samples.n / 2, (size_t)1 << 20)))
+        return herr_set(d->e, -ENOMEM, "out of memory reading samples");
     for (size_t i = 0; i < d->samples.n; i++)
         if ((rc = dec_sample(d, i)) != 0) return rc;
     if (p->cap_nodes > 4096 && p->cap_nodes / 4 > p->n_nodes / 3) {
