@@ -552,6 +552,9 @@ static void *collector_main(void *arg)
 {
     (void)arg;
     pl_internal_register();
+    /* before the first samples reach them, off the program's threads (see pl_ring_prefault) */
+    pl_ring_prefault();
+    pl_heap_prefault();
     int rc = start_uploader();
     if (rc) {
         pl_fail("cannot set up the destination", rc);

@@ -601,6 +601,16 @@ HEAP_TEXT int pl_heap_init(void)
     return 0;
 }
 
+/* Not HEAP_TEXT: runs on the collector thread, never inside an allocator call. */
+void pl_heap_prefault(void)
+{
+    live_entry *l = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
+    if (!l) return;
+    (void)pl_populate_write(l, LIVE_SLOTS * sizeof(live_entry));
+    (void)pl_populate_write(filter_counts, ((size_t)1 << FILTER_BITS) * sizeof(uint16_t));
+    (void)pl_populate_write((void *)filter_bits, sizeof(filter_bits));
+}
+
 HEAP_TEXT void pl_heap_start(void)
 {
     if (!live) return;

@@ -18,12 +18,15 @@
  * (all zero) is already the initial state (slot i at seq i): init touches
  * none of the ring's 5 MB (8192 slots at the default 64 frames, fewer and
  * larger for deeper stacks), whose pages fault in as samples first reach
- * them, on the collector's and the sampling threads' time rather than
- * before main(). A fork child's reset drops the pages (MADV_DONTNEED).
+ * them, on the collector's time rather than before main(): the collector
+ * thread populates them for writing as it starts (pl_ring_prefault), since
+ * a producer's read-then-write of a fresh page costs a TLB shootdown. A
+ * fork child's reset drops the pages (MADV_DONTNEED).
  */
 #include "core/common.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "preload/preload.h"
 
@@ -85,6 +88,23 @@ void pl_ring_reset(void)
         for (size_t i = 0; i <= ring_mask; i++) atomic_store_explicit(&slot_at(i)->seq, 0, memory_order_relaxed);
     atomic_store_explicit(&ring_head, 0, memory_order_release);
     ring_tail = 0;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  /* Linux 5.14 */
+#endif
+
+int pl_populate_write(void *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    if (!p || !n) return 0;
+    return madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) ? -errno : 0;
+}
+
+void pl_ring_prefault(void)
+{
+    if (ring_slots) (void)pl_populate_write(ring_slots, ring_bytes());
 }
 
 pl_record *pl_ring_reserve(uint64_t *ticket)
