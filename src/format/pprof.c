@@ -162,8 +162,36 @@ static int bad_wiretype(dec *d, const char *what, size_t idx, uint32_t field, co
 
 /*
  * wire_varint with values up to 5 bytes inline (location ids, string
- * indices, and sample values such as 10 ms in nanoseconds, 4 bytes).
+ * indices, and sample values such as 10 ms in nanoseconds, 4 bytes), on a
+ * cursor *q before end. The slow path works on copies, so a caller whose
+ * cursor and value are locals keeps them in registers: the per-frame loop
+ * of dec_sample would otherwise carry its cursor through memory (a store
+ * and a reload per frame).
  */
+static inline int rd_varint_q(const uint8_t **q, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *p = *q;
+    if (LIKELY(end - p >= 5)) {
+        uint64_t x = p[0];
+        if (x < 0x80) { *q = p + 1; *v = x; return 0; }
+        x = (x & 0x7f) | (uint64_t)p[1] << 7;
+        if (p[1] < 0x80) { *q = p + 2; *v = x; return 0; }
+        x = (x & 0x3fff) | (uint64_t)p[2] << 14;
+        if (p[2] < 0x80) { *q = p + 3; *v = x; return 0; }
+        x = (x & 0x1fffff) | (uint64_t)p[3] << 21;
+        if (p[3] < 0x80) { *q = p + 4; *v = x; return 0; }
+        x = (x & 0xfffffff) | (uint64_t)p[4] << 28;
+        if (p[4] < 0x80) { *q = p + 5; *v = x; return 0; }
+    }
+    wire_rd t = {p, end};
+    uint64_t tv = 0;
+    int rc = wire_varint(&t, &tv);
+    *q = t.p;
+    *v = tv;
+    return rc;
+}
+
+/* The same on a wire_rd (everywhere else: keeps the shorter slow path). */
 static inline int rd_varint(wire_rd *r, uint64_t *v)
 {
     const uint8_t *p = r->p;
@@ -877,18 +905,24 @@ static int dec_sample(dec *d, size_t idx)
             size_t room = MIN(n_locs + n, (size_t)max_depth);
             if (UNLIKELY(room > d->cap_locs) && HGROW(d->locs, d->cap_locs, room))
                 return herr_set(d->e, -ENOMEM, "out of memory reading sample %zu", idx);
-            wire_rd sub;
-            wire_rd_init(&sub, s, n);
+            const uint8_t *q = s, *qend = s + n;
             uint32_t *locs = d->locs;
-            while (!wire_eof(&sub)) {
-                if (UNLIKELY((rc = rd_varint(&sub, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
-                uint32_t loc = LIKELY(v < ids->n_dense) ? ids->dense[v] : idmap_get(ids, v);
+            const uint32_t *dense = ids->dense;  /* locals: the stores to locs may alias them */
+            const size_t n_dense = ids->n_dense;
+            while (q < qend) {
+                if (UNLIKELY((rc = rd_varint_q(&q, qend, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
+                uint32_t loc = LIKELY(v < n_dense) ? dense[v] : idmap_get(ids, v);
                 if (UNLIKELY(loc == HMAP_EMPTY))
                     return herr_set(d->e, HE_BADREF, "sample %zu refers to location id %" PRIu64
                                     " which does not exist", idx, v);
                 if (LIKELY(n_locs < max_depth)) locs[n_locs] = loc;
                 n_locs++;
             }
+        } else if (f == 2 && wt == WT_VARINT) {
+            /* one unpacked value (what Go writes) */
+            if (UNLIKELY((rc = rd_varint(&r, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
+            if (LIKELY(n_vals < n_types)) d->vals[n_vals] = (int64_t)v;
+            n_vals++;
         } else if (f == 1 || f == 2) {
             wire_rd sub;
             if (wt == WT_LEN) {
