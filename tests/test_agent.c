@@ -186,6 +186,44 @@ TEST(unwind_table_covers_libc_function_entries)
     unw_table_release(&t);
 }
 
+/* The row covering vaddr by a plain binary search over all rows: what unw_find must agree with. */
+static const unw_row *find_by_search(const unw_table *t, uint64_t vaddr)
+{
+    size_t lo = 0, hi = t->n_rows;
+    if (!t->n_rows || vaddr < t->rows[0].pc) return NULL;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->rows[mid].pc <= vaddr) lo = mid; else hi = mid;
+    }
+    if (t->rows[lo].cfa_kind == UNW_CFA_UNDEF && t->rows[lo].ra_off == 0) return NULL;
+    return &t->rows[lo];
+}
+
+TEST(unwind_table_index_agrees_with_a_full_search)
+{
+    /* libc's table has an index; every row start, the byte before it, and random addresses across and past it */
+    Dl_info di;
+    unw_table t;
+    herr e = {0};
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    ASSERT(dladdr((void *)qsort, &di) && di.dli_fname);
+    ASSERT_OK(unw_table_build_file(&t, di.dli_fname, &e));
+    ASSERT(t.idx != NULL);
+    ASSERT(t.n_idx > 1 && t.n_idx <= t.n_rows / 2);
+    for (size_t i = 0; i < t.n_rows; i++) {
+        ASSERT(unw_find(&t, t.rows[i].pc) == find_by_search(&t, t.rows[i].pc));
+        ASSERT(unw_find(&t, t.rows[i].pc - 1) == find_by_search(&t, t.rows[i].pc - 1));
+    }
+    uint64_t span = t.rows[t.n_rows - 1].pc - t.rows[0].pc + 4096;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        uint64_t a = t.rows[0].pc - 64 + x % (span + 128);
+        ASSERT(unw_find(&t, a) == find_by_search(&t, a));
+    }
+    ASSERT(unw_find(&t, UINT64_MAX) == find_by_search(&t, UINT64_MAX));
+    unw_table_release(&t);
+}
+
 TEST(unwind_table_bad_input)
 {
     unw_table t;

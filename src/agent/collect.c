@@ -923,7 +923,8 @@ void coll_free(collector *c)
 static void gc_files(collector *c)
 {
     size_t bytes = 0, w = 0;
-    for (size_t i = 0; i < c->n_files; i++) bytes += c->files[i]->tab.n_rows * sizeof(unw_row);
+    for (size_t i = 0; i < c->n_files; i++)
+        bytes += c->files[i]->tab.n_rows * sizeof(unw_row) + c->files[i]->tab.n_idx * sizeof(uint32_t);
     if (c->n_files <= c->o.max_files && bytes <= c->o.max_table_bytes) return;
     uint32_t *remap = xmallocarray(c->n_files ? c->n_files : 1, sizeof(uint32_t));
     for (size_t i = 0; i < c->n_files; i++) {

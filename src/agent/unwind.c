@@ -498,6 +498,35 @@ bad:
     return 0;
 }
 
+/*
+ * The coarse index of t (see unw_table). Buckets start at 256 bytes and
+ * double until there are at most half as many as rows; without memory for
+ * it, lookups search the whole table as before.
+ */
+static void build_index(unw_table *t)
+{
+    uint64_t base, span;
+    unsigned shift = 8;
+    size_t n, r = 0;
+    t->idx = NULL;
+    t->n_idx = 0;
+    t->idx_shift = 0;
+    if (t->n_rows < 64 || t->n_rows > UINT32_MAX) return;
+    base = t->rows[0].pc;
+    span = t->rows[t->n_rows - 1].pc - base;
+    while (shift < 40 && (span >> shift) + 2 > t->n_rows / 2) shift++;
+    n = (size_t)(span >> shift) + 1;
+    t->idx = hmallocarray(n, sizeof(*t->idx));
+    if (!t->idx) return;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t at = base + ((uint64_t)k << shift);
+        while (r + 1 < t->n_rows && t->rows[r + 1].pc <= at) r++;
+        t->idx[k] = (uint32_t)r;
+    }
+    t->n_idx = n;
+    t->idx_shift = shift;
+}
+
 static int build_elf(unw_table *t, Elf *elf, herr *e)
 {
     size_t shstrndx;
@@ -558,6 +587,7 @@ static int build_elf(unw_table *t, Elf *elf, herr *e)
     if (!t->rows) t->rows = rs.v;
     t->n_rows = w;
     if (t->lo == UINT64_MAX) t->lo = 0;
+    build_index(t);
     return 0;
 fail:
     free(rs.v);
@@ -593,6 +623,7 @@ int unw_table_build_file(unw_table *t, const char *path, herr *e)
 void unw_table_release(unw_table *t)
 {
     free(t->rows);
+    free(t->idx);
     memset(t, 0, sizeof(*t));
 }
 
@@ -602,6 +633,16 @@ const unw_row *unw_find(const unw_table *t, uint64_t vaddr)
     const unw_row *row;
     if (!t || !t->n_rows || vaddr < t->rows[0].pc) return NULL;
     hi = t->n_rows;
+    if (t->idx) {
+        uint64_t k = (vaddr - t->rows[0].pc) >> t->idx_shift;
+        if (k < t->n_idx) {
+            /* the covering row is at or after idx[k], and at or before idx[k + 1] */
+            lo = t->idx[k];
+            if (k + 1 < t->n_idx) hi = (size_t)t->idx[k + 1] + 1;
+        } else {
+            lo = t->idx[t->n_idx - 1];
+        }
+    }
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         if (t->rows[mid].pc <= vaddr) lo = mid; else hi = mid;
