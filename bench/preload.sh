@@ -153,6 +153,16 @@ verdict() {  # verdict WHAT NAME TARGET_PERCENT PEER...
     printf "  %s: hearth work %+.2f%% (target <= %g%%: %s); peers: %s\n", w, h, t, h <= t ? "met" : "NOT met", peers == "" ? "none installed" : peers }'
 }
 
+# report WHAT: the heap parts' figures: set_names against none, slow_names
+# against none_small (same rounds), then the verdict on hearth's overhead.
+report() {
+  noise none
+  for n in "${set_names[@]:1}"; do stats none "$n"; done
+  noise none_small
+  for n in "${slow_names[@]:1}"; do stats none_small "$n"; done
+  verdict "$1" hearth 3 heaptrack gperftools_heap
+}
+
 parts=${PARTS:-cpu heap real instr}
 if [[ " $parts " == *" cpu "* || " $parts " == *" heap "* || " $parts " == *" real "* ]]; then
   echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none [min..max over rounds]"
@@ -189,11 +199,7 @@ slow_names=(none_small)
 [ -n "$heaptrack" ] && slow_names+=(heaptrack) || echo "  (heaptrack not installed)"
 [ -n "$tcmalloc" ] && slow_names+=(gperftools_heap) || echo "  (gperftools tcmalloc not installed)"
 run_set "${set_names[@]}" "${slow_names[@]}"
-noise none
-for n in "${set_names[@]:1}"; do stats none "$n"; done
-noise none_small
-for n in "${slow_names[@]:1}"; do stats none_small "$n"; done
-verdict "heap" hearth 3 heaptrack gperftools_heap
+report "heap"
 fi
 
 if [[ " $parts " == *" real "* ]]; then
@@ -228,11 +234,7 @@ slow_names=(none_small)
 reps_saved=$reps; reps=${REAL_REPS:-5}
 run_set "${set_names[@]}" "${slow_names[@]}"
 reps=$reps_saved
-noise none
-for n in "${set_names[@]:1}"; do stats none "$n"; done
-noise none_small
-for n in "${slow_names[@]:1}"; do stats none_small "$n"; done
-verdict "real (perl)" hearth 3 heaptrack gperftools_heap
+report "real (perl)"
 fi
 fi
 

@@ -215,20 +215,11 @@ static int64_t q_pprof_total(const srv_t *t, const char *tenant, const char *typ
     return total;
 }
 
-/* Total of SelectMergeProfile answered as protojson google.v1.Profile (type 0). */
-static int64_t q_pprof_json_total(const srv_t *t, const char *tenant, const char *type, const char *sel)
+/* The sum of sample[].value[0] of a protojson google.v1.Profile (o is put). */
+static int64_t pprof_json_total(json_object *o)
 {
-    char req[2048];
-    buf out;
-    json_object *o, *samples;
+    json_object *samples;
     int64_t total = 0;
-    long st;
-    buf_init(&out, 0);
-    snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"%s\",\"start\":\"0\",\"end\":\"%" PRId64 "\"}",
-             type, sel, now_ns() / 1000000 + 3600000);
-    st = post_json(t, "/querier.v1.QuerierService/SelectMergeProfile", tenant, req, &out);
-    if (st != 200) t_fail(__FILE__, __LINE__, "SelectMergeProfile (JSON): %ld %s", st, out.data);
-    o = parse(&out);
     if (json_object_object_get_ex(o, "sample", &samples))
         for (size_t i = 0; i < json_object_array_length(samples); i++) {
             json_object *v;
@@ -236,6 +227,22 @@ static int64_t q_pprof_json_total(const srv_t *t, const char *tenant, const char
             total += json_object_get_int64(json_object_array_get_idx(v, 0));
         }
     json_object_put(o);
+    return total;
+}
+
+/* Total of SelectMergeProfile answered as protojson google.v1.Profile (type 0). */
+static int64_t q_pprof_json_total(const srv_t *t, const char *tenant, const char *type, const char *sel)
+{
+    char req[2048];
+    buf out;
+    int64_t total;
+    long st;
+    buf_init(&out, 0);
+    snprintf(req, sizeof req, "{\"profileTypeID\":\"%s\",\"labelSelector\":\"%s\",\"start\":\"0\",\"end\":\"%" PRId64 "\"}",
+             type, sel, now_ns() / 1000000 + 3600000);
+    st = post_json(t, "/querier.v1.QuerierService/SelectMergeProfile", tenant, req, &out);
+    if (st != 200) t_fail(__FILE__, __LINE__, "SelectMergeProfile (JSON): %ld %s", st, out.data);
+    total = pprof_json_total(parse(&out));
     buf_release(&out);
     return total;
 }
@@ -863,8 +870,8 @@ static size_t span_ids(const char *rel, const char *key, char ids[][64], size_t 
 static int64_t q_span_total(const srv_t *t, const char *sel, char ids[][64], size_t n)
 {
     buf req, out;
-    json_object *o, *fg, *samples;
-    int64_t total, ptotal = 0;
+    json_object *o, *fg;
+    int64_t total, ptotal;
     long st;
     buf_init(&req, 0);
     buf_init(&out, 0);
@@ -880,14 +887,7 @@ static int64_t q_span_total(const srv_t *t, const char *sel, char ids[][64], siz
     json_object_put(o);
     st = post_json(t, "/querier.v1.QuerierService/SelectMergeProfile", NULL, req.data, &out);
     if (st != 200) t_fail(__FILE__, __LINE__, "SelectMergeProfile with spanSelector: %ld %s", st, out.data);
-    o = parse(&out);
-    if (json_object_object_get_ex(o, "sample", &samples))
-        for (size_t i = 0; i < json_object_array_length(samples); i++) {
-            json_object *v;
-            json_object_object_get_ex(json_object_array_get_idx(samples, i), "value", &v);
-            ptotal += json_object_get_int64(json_object_array_get_idx(v, 0));
-        }
-    json_object_put(o);
+    ptotal = pprof_json_total(parse(&out));
     if (ptotal != total)
         t_fail(__FILE__, __LINE__, "pprof of the spans totals %" PRId64 ", their flame graph %" PRId64, ptotal, total);
     buf_release(&req);

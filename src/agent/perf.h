@@ -29,7 +29,7 @@ typedef struct perf_opts {
     uint32_t stack_bytes;   /* user stack copied per sample (0 = callchain only); multiple of 8, <= 65528 */
     int no_kernel;          /* user frames only (also the fallback when the kernel refuses) */
     int use_hardware;       /* try PERF_COUNT_HW_CPU_CYCLES first */
-    unsigned ring_pages;    /* data pages per ring (power of two); default: a quarter second of samples */
+    unsigned ring_pages;    /* data pages per ring (power of two); default: half a second of samples */
     const pid_t *pids;      /* running processes to follow (every thread now + inherit); pid ignored when set */
     size_t n_pids;
     size_t max_fds;         /* events for pids (threads x CPUs) before falling back to the whole host; default 4096 */

@@ -70,3 +70,8 @@ int hgrow(void **arr, size_t *cap, size_t need, size_t elem_size)
     *cap = ncap;
     return 0;
 }
+
+void xgrow(void **arr, size_t *cap, size_t need, size_t elem_size)
+{
+    if (hgrow(arr, cap, need, elem_size)) oom(need * elem_size);
+}

@@ -373,10 +373,12 @@ HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     t->guard--;
 }
 
+/* Counts n bytes down on this thread: 1 while the gap lasts, 0 when this allocation is to be sampled. */
+HEAP_TEXT static inline int unsampled(size_t n) { return (pl_tls.heap_until -= (int64_t)n) > 0; }
+
 HEAP_TEXT static inline void account(void *p, size_t n)
 {
-    pl_thread *t = &pl_tls;
-    if (UNLIKELY((t->heap_until -= (int64_t)n) <= 0)) heap_slow(p, n);
+    if (UNLIKELY(!unsampled(n))) heap_slow(p, n);
 }
 
 /* ---- the interposed functions ---- */
@@ -403,17 +405,14 @@ HEAP_TEXT __attribute__((noinline, cold)) static void *malloc_first(size_t n)
     if (atomic_load(&resolving)) return boot_alloc(n, 16);
     resolve();
     if (!real_malloc) return NULL;
-    pl_thread *t = &pl_tls;
-    if ((t->heap_until -= (int64_t)n) > 0) return real_malloc(n);
-    return malloc_sampled(n);
+    return unsampled(n) ? real_malloc(n) : malloc_sampled(n);
 }
 
 HEAP_TEXT void *malloc(size_t n)
 {
     void *(*f)(size_t) = real_malloc;
     if (UNLIKELY(!f)) return malloc_first(n);
-    pl_thread *t = &pl_tls;
-    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return f(n);
+    if (LIKELY(unsampled(n))) return f(n);
     return malloc_sampled(n);
 }
 
@@ -450,9 +449,7 @@ HEAP_TEXT __attribute__((noinline, cold)) static void *calloc_first(size_t count
     if (overflow) n = 0;
     resolve();
     if (!real_calloc) return NULL;
-    pl_thread *t = &pl_tls;
-    if ((t->heap_until -= (int64_t)n) > 0) return real_calloc(count, size);
-    return calloc_sampled(count, size, n);
+    return unsampled(n) ? real_calloc(count, size) : calloc_sampled(count, size, n);
 }
 
 HEAP_TEXT void *calloc(size_t count, size_t size)
@@ -460,8 +457,7 @@ HEAP_TEXT void *calloc(size_t count, size_t size)
     if (UNLIKELY(!real_malloc)) return calloc_first(count, size);
     size_t n;
     if (UNLIKELY(__builtin_mul_overflow(count, size, &n))) n = 0;  /* the real calloc fails it */
-    pl_thread *t = &pl_tls;
-    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return real_calloc(count, size);
+    if (LIKELY(unsampled(n))) return real_calloc(count, size);
     return calloc_sampled(count, size, n);
 }
 
@@ -496,16 +492,13 @@ HEAP_TEXT __attribute__((noinline, cold)) static void *realloc_slow(void *old, s
     if (is_boot(old)) return realloc_boot(old, n);
     /* Forget first: once realloc returns, the old address may be reused. */
     forget(old);
-    pl_thread *t = &pl_tls;
-    if ((t->heap_until -= (int64_t)n) > 0) return real_realloc(old, n);
-    return realloc_sampled(old, n);
+    return unsampled(n) ? real_realloc(old, n) : realloc_sampled(old, n);
 }
 
 HEAP_TEXT void *realloc(void *old, size_t n)
 {
     if (UNLIKELY(!real_malloc || filter_hit((uint64_t)(uintptr_t)old))) return realloc_slow(old, n);
-    pl_thread *t = &pl_tls;
-    if (LIKELY((t->heap_until -= (int64_t)n) > 0)) return real_realloc(old, n);
+    if (LIKELY(unsampled(n))) return real_realloc(old, n);
     return realloc_sampled(old, n);
 }
 

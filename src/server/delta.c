@@ -171,10 +171,7 @@ void delta_undo_free(delta_undo *u)
 
 static undo_series *undo_add(delta_undo *u, uint64_t key)
 {
-    if (HGROW(u->v, u->cap, u->n + 1)) {
-        fprintf(stderr, "out of memory\n");
-        abort();
-    }
+    XGROW(u->v, u->cap, u->n + 1);
     undo_series *us = &u->v[u->n++];
     memset(us, 0, sizeof *us);
     us->key = key;
@@ -299,10 +296,7 @@ int delta_apply(delta_state *d, const char *tenant, const char *const *names, co
             int64_t *v = &p->values[i * p->n_types + t], *hv = vmap_slot(&ds->m, keys[i], 1);
             int64_t cur = *v;
             if (us) {
-                if (HGROW(us->vals, us->cap_vals, us->n_vals + 1)) {
-                    fprintf(stderr, "out of memory\n");
-                    abort();
-                }
+                XGROW(us->vals, us->cap_vals, us->n_vals + 1);
                 us->vals[us->n_vals++] = (undo_val){keys[i], *hv};
             }
             *v = cur - *hv;

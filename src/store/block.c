@@ -214,10 +214,7 @@ static void bw_abort(bwriter *w)
 
 static void bw_series_begin(bwriter *w, const char *const *lab, uint32_t n_lab)
 {
-    if (HGROW(w->series, w->cap_series, w->n_series + 1)) {
-        fprintf(stderr, "out of memory\n");
-        abort();
-    }
+    XGROW(w->series, w->cap_series, w->n_series + 1);
     bw_series *s = &w->series[w->n_series++];
     memset(s, 0, sizeof(*s));
     s->lab = xmallocarray(2 * (size_t)n_lab + 1, sizeof(char *));

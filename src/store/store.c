@@ -137,10 +137,7 @@ static void add_damaged(store *s, const char *path, const char *why)
 
 static void add_block(store *s, st_block *b)
 {
-    if (HGROW(s->blocks, s->cap_blocks, s->n_blocks + 1)) {
-        log_error("out of memory adding block %s", b->id);
-        abort();
-    }
+    XGROW(s->blocks, s->cap_blocks, s->n_blocks + 1);
     s->blocks[s->n_blocks++] = b;
 }
 
@@ -563,8 +560,7 @@ int store_flush(store *s, herr *e)
         return rc;
     }
     for (size_t i = 0; i < s->n_heads; i++) {
-        if (HGROW(s->flushing, s->cap_flushing, s->n_flushing + 1))
-            abort();
+        XGROW(s->flushing, s->cap_flushing, s->n_flushing + 1);
         s->flushing[s->n_flushing++] = s->heads[i];
     }
     s->n_heads = 0;
