@@ -1001,6 +1001,67 @@ TEST(nodes_with_many_children_deduplicate)
     buf_release(&b);
 }
 
+/*
+ * Random stacks over 6 locations, 1..10 deep, often extending, cutting or
+ * branching off the previous one: every way a stack can meet the nodes made
+ * before it (the previous leaf's chain child, a second child, a revisit long
+ * after). Each stack must come back frame for frame, and no node twice.
+ */
+TEST(random_stacks_come_back_exactly_with_no_duplicate_nodes)
+{
+    enum { N_SAMPLES = 3000, N_LOCS = 6, MAX_DEPTH = 10 };
+    static uint64_t stacks[N_SAMPLES][MAX_DEPTH];
+    static size_t depth[N_SAMPLES];
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+    buf b = BUF_INIT;
+    profile p;
+    herr e;
+    long m;
+    uint32_t locs[MAX_DEPTH];
+
+    m = wire_begin(&b, 1); wire_put_uint(&b, 1, 0); wire_end(&b, m);
+    for (size_t s = 0; s < N_SAMPLES; s++) {
+        rng = rng * 6364136223846793005u + 1442695040888963407u;
+        uint32_t r = (uint32_t)(rng >> 33);
+        /* leaf first: the root end is stacks[s][depth - 1] */
+        if (s && r % 3 == 0) {
+            /* the previous stack, one frame deeper at the leaf (or cut if full) */
+            depth[s] = depth[s - 1] < MAX_DEPTH ? depth[s - 1] + 1 : depth[s - 1] - 1;
+            for (size_t k = 0; k < depth[s]; k++)
+                stacks[s][k] = k + depth[s - 1] >= depth[s] ? stacks[s - 1][k + depth[s - 1] - depth[s]]
+                                                           : 1 + (r >> 8) % N_LOCS;
+        } else {
+            depth[s] = 1 + (r >> 4) % MAX_DEPTH;
+            for (size_t k = 0; k < depth[s]; k++) {
+                rng = rng * 6364136223846793005u + 1442695040888963407u;
+                stacks[s][k] = 1 + (rng >> 40) % N_LOCS;
+            }
+        }
+        m = wire_begin(&b, 2);
+        wire_put_packed_u64(&b, 1, stacks[s], depth[s]);
+        wire_put_uint(&b, 2, 1);
+        wire_end(&b, m);
+    }
+    for (int i = 1; i <= N_LOCS; i++) {
+        m = wire_begin(&b, 4); wire_put_uint(&b, 1, (uint64_t)i); wire_end(&b, m);
+    }
+    ASSERT_OK(prof_init(&p));
+    ASSERT_OK(decode_buf(&p, b.data, b.len, &e));
+    ASSERT_EQ(p.n_samples, N_SAMPLES);
+    for (size_t s = 0; s < N_SAMPLES; s++) {
+        ASSERT_EQ(prof_stack_locations(&p, p.samples[s].stack, locs, MAX_DEPTH), depth[s]);
+        for (size_t k = 0; k < depth[s]; k++) ASSERT_EQ(locs[k], stacks[s][k]);  /* ids 1..6 are indices 1..6 */
+    }
+    {
+        uint32_t n_nodes = p.n_nodes;
+        for (uint32_t i = 1; i < n_nodes; i++)
+            ASSERT_EQ(prof_node_get(&p, p.nodes[i].parent, p.nodes[i].location), i);
+        ASSERT_EQ(p.n_nodes, n_nodes);
+    }
+    prof_release(&p);
+    buf_release(&b);
+}
+
 TEST(decode_needs_an_empty_profile)
 {
     knobs k = good();

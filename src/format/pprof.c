@@ -70,13 +70,6 @@ typedef struct idmap {
     hmap64 sparse;
 } idmap;
 
-/* Per stack node while decoding: one cache line holds what a lookup reads. */
-struct trie_node {
-    uint32_t first_child, next_sibling;
-    uint32_t location;  /* copy of p->nodes[i].location, so a sibling walk reads one array */
-    uint32_t n_children;
-};
-
 typedef struct dec {
     profile *p;
     herr *e;
@@ -106,10 +99,10 @@ typedef struct dec {
     uint32_t *prev_nodes;  /* prev_nodes[i]: node of prev_locs[0..i] */
     size_t prev_depth, cap_prev;
 
-    /* the stack trie (see stack_of), indexed by node id */
-    struct trie_node *trie;
-    size_t cap_trie;
-    hmap64 wide;  /* (parent << 32 | location) -> node, for parents with many children */
+    /* the stack trie (see stack_of) */
+    hmap64 kids;        /* (parent << 32 | location) -> node, for all but chain children */
+    uint64_t *has_kids; /* bit X: node X has children in kids */
+    size_t n_kid_words;
 } dec;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -618,8 +611,10 @@ static int dec_line(dec *d, size_t idx, uint64_t loc_id, const uint8_t *s, size_
     static const char WHAT[] = "location";
     wire_rd r;
     uint64_t fid = 0, v;
+    int64_t line = 0, column = 0;
+    uint32_t function = 0;
     int rc;
-    memset(out, 0, sizeof *out);
+    /* fields in locals, one store at the end: a memset of *out here compiled to rep stos, 2% of a parse */
     wire_rd_init(&r, s, n);
     while (!wire_eof(&r)) {
         uint32_t f;
@@ -627,18 +622,20 @@ static int dec_line(dec *d, size_t idx, uint64_t loc_id, const uint8_t *s, size_
         if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
         switch (f) {
         case 1: VARINT("line.function_id", fid); break;
-        case 2: VARINT("line.line", out->line); break;
-        case 3: VARINT("line.column", out->column); break;
+        case 2: VARINT("line.line", line); break;
+        case 3: VARINT("line.column", column); break;
         default: SKIP(); break;
         }
     }
     if (fid) {
-        uint32_t at = idmap_get(&d->function_ids, fid);
-        if (UNLIKELY(at == HMAP_EMPTY))
+        function = idmap_get(&d->function_ids, fid);
+        if (UNLIKELY(function == HMAP_EMPTY))
             return herr_set(d->e, HE_BADREF, "location %zu (id %" PRIu64 ") refers to function id %" PRIu64
                             " which does not exist", idx, loc_id, fid);
-        out->function = at;
     }
+    out->function = function;
+    out->line = line;
+    out->column = column;
     return 0;
 }
 
@@ -712,36 +709,50 @@ static int dec_location(dec *d, size_t idx)
  * Stack nodes. Looking every frame up in the model's node_index as it is
  * read costs a cache and TLB miss per frame (go-large.cpu makes 425k nodes:
  * a 12 MB table touched at random, growing by rehash). So while decoding,
- * nodes are appended to p->nodes directly and deduplicated by a child-list
- * trie that lives in the decoder (first child, next sibling: a lookup walks
- * the children of one node, and nodes with more than TRIE_WIDE children get
- * their children in a hash so a lookup stays bounded). Lookups are rare:
- * the prefix shared with the previous sample needs none, and below a node
- * created for this sample every node is new. The model's node_index
- * catches up lazily (prof_node_append), only if someone later looks a stack
- * up in this profile. The profile is empty when decoding starts (only the
- * root), so the trie sees every node.
+ * nodes are appended to p->nodes directly and deduplicated by a trie that
+ * costs nothing per node beyond the node itself:
+ *
+ *   - the chain child: node X+1 is a child of X when p->nodes[X+1].parent
+ *     is X. Appending a stack below X makes X+1, X+2, ... a chain, so most
+ *     nodes are found this way, and most are made this way with no writes
+ *     but the node;
+ *   - every other child of X sits in d->kids, (X << 32 | location) -> node,
+ *     and X's bit in d->has_kids says so, so a lookup at a node without
+ *     such children reads one bit instead of missing in the hash.
+ *
+ * Lookups are rare: the prefix shared with the previous sample needs none,
+ * and below a node created for this sample every node is new. The model's
+ * node_index catches up lazily (prof_node_append), only if someone later
+ * looks a stack up in this profile. The profile is empty when decoding
+ * starts (only the root), so the trie sees every node.
  */
-enum { TRIE_WIDE = 16 };
 #define NO_NODE UINT32_MAX
 
-/* Room for `more` nodes past n_nodes in both the model's node array and the trie. */
+/* Room for `more` nodes past n_nodes in the model's node array, and their bits. */
 static int trie_grow(dec *d, profile *p, size_t more)
 {
-    size_t cap = p->cap_nodes;
+    size_t cap = p->cap_nodes, words;
     if (more > (size_t)UINT32_MAX - 1 - p->n_nodes) return HE_TOOBIG;
     if (HGROW(p->nodes, cap, (size_t)p->n_nodes + more)) return -ENOMEM;
     p->cap_nodes = cap > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)cap;
-    if (p->cap_nodes > d->cap_trie && HGROW(d->trie, d->cap_trie, p->cap_nodes)) return -ENOMEM;
+    words = ((size_t)p->cap_nodes + 63) / 64;
+    if (words > d->n_kid_words) {
+        uint64_t *bits = hreallocarray(d->has_kids, words, sizeof *bits);
+        if (!bits) return -ENOMEM;
+        memset(bits + d->n_kid_words, 0, (words - d->n_kid_words) * sizeof *bits);
+        d->has_kids = bits;
+        d->n_kid_words = words;
+    }
     return 0;
 }
 
 static inline uint32_t trie_find(const dec *d, uint32_t parent, uint32_t loc)
 {
-    const struct trie_node *t = d->trie;
-    if (t[parent].n_children > TRIE_WIDE) return hmap64_get(&d->wide, ((uint64_t)parent << 32) | loc);
-    for (uint32_t c = t[parent].first_child; c != NO_NODE; c = t[c].next_sibling)
-        if (t[c].location == loc) return c;
+    const profile *p = d->p;
+    const prof_node *next = &p->nodes[parent + 1];
+    if (parent + 1 < p->n_nodes && next->parent == parent && next->location == loc) return parent + 1;
+    if (d->has_kids[parent / 64] & (UINT64_C(1) << (parent % 64)))
+        return hmap64_get(&d->kids, ((uint64_t)parent << 32) | loc);
     return NO_NODE;
 }
 
@@ -749,28 +760,15 @@ static inline uint32_t trie_find(const dec *d, uint32_t parent, uint32_t loc)
 static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
 {
     profile *p = d->p;
-    struct trie_node *t;
     uint32_t id;
     int rc;
-    if (UNLIKELY(p->n_nodes >= p->cap_nodes || p->n_nodes >= d->cap_trie) && (rc = trie_grow(d, p, 1)) != 0) return rc;
+    if (UNLIKELY(p->n_nodes >= p->cap_nodes) && (rc = trie_grow(d, p, 1)) != 0) return rc;
     id = p->n_nodes++;
     p->nodes[id].parent = parent;
     p->nodes[id].location = loc;
-    t = d->trie;
-    t[id].first_child = NO_NODE;
-    t[id].n_children = 0;
-    t[id].location = loc;
-    t[id].next_sibling = t[parent].first_child;
-    t[parent].first_child = id;
-    if (UNLIKELY(++t[parent].n_children > TRIE_WIDE)) {
-        /* the parent just became wide: index all its children, else only this one */
-        uint32_t c = t[parent].n_children == TRIE_WIDE + 1 ? id : NO_NODE;
-        if (c == NO_NODE) {
-            if (hmap64_put(&d->wide, ((uint64_t)parent << 32) | loc, id)) return -ENOMEM;
-        } else {
-            for (; c != NO_NODE; c = t[c].next_sibling)
-                if (hmap64_put(&d->wide, ((uint64_t)parent << 32) | t[c].location, c)) return -ENOMEM;
-        }
+    if (id != parent + 1) {
+        if (hmap64_put(&d->kids, ((uint64_t)parent << 32) | loc, id)) return -ENOMEM;
+        d->has_kids[parent / 64] |= UINT64_C(1) << (parent % 64);
     }
     return id;
 }
@@ -778,9 +776,9 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
 /*
  * The node of the stack locs[0..n) (leaf first). The root-side prefix shared
  * with the previous sample reuses its nodes; below the first node created
- * here every node is new and the only child of the one above it, so the
- * rest of the stack is appended as a chain, with no lookup and no sibling
- * bookkeeping (most frames of a large profile take this path).
+ * here every node is new and the chain child of the one above it, so the
+ * rest of the stack is appended with no lookup and nothing but the nodes
+ * written (most frames of a large profile take this path).
  */
 static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
 {
@@ -816,31 +814,21 @@ static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
     if (i < n) {
         /* the chain below the new node: n - i more nodes, ids node+1 .. node+(n-i) */
         size_t more = n - i;
-        struct trie_node *t;
         prof_node *pn;
         uint32_t id;
-        if (p->n_nodes + more > p->cap_nodes || p->n_nodes + more > d->cap_trie) {
+        if (p->n_nodes + more > p->cap_nodes) {
             int rc = trie_grow(d, p, more);
             if (rc) return rc;
         }
-        t = d->trie;
         pn = p->nodes;
-        id = p->n_nodes;
-        t[node].first_child = id;
-        t[node].n_children = 1;
-        for (; i < n; i++, id++) {  /* node == id - 1 for the first: trie_add appended it */
+        id = p->n_nodes;  /* == node + 1: trie_add just appended node */
+        for (; i < n; i++, id++) {
             uint32_t loc = locs[n - 1 - i];
             pn[id].parent = id - 1;
             pn[id].location = loc;
-            t[id].first_child = id + 1;
-            t[id].next_sibling = NO_NODE;
-            t[id].location = loc;
-            t[id].n_children = 1;
             d->prev_locs[i] = loc;
             d->prev_nodes[i] = id;
         }
-        t[id - 1].first_child = NO_NODE;
-        t[id - 1].n_children = 0;
         node = id - 1;
         p->n_nodes = id;
     }
@@ -996,8 +984,8 @@ static void dec_release(dec *d)
     free(d->labels);
     free(d->prev_locs);
     free(d->prev_nodes);
-    free(d->trie);
-    hmap64_release(&d->wide);
+    free(d->has_kids);
+    hmap64_release(&d->kids);
 }
 
 /*
@@ -1059,7 +1047,7 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     d->labels = hmallocarray(p->limits.max_labels ? p->limits.max_labels : 1, sizeof *d->labels);
     if (!d->vals || !d->labels) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
     /*
-     * Pre-size the node and trie arrays: growing them by doubling copies
+     * Pre-size the node array: growing it by doubling copies
      * every node several times. Each frame is a location id of at least one
      * byte (usually two or three) inside a sample message, so half the
      * samples' bytes bounds the nodes of typical profiles; a larger profile
@@ -1077,25 +1065,15 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
                 p->cap_nodes = (uint32_t)want;
             }
         }
-        if (want > d->cap_trie) {
-            struct trie_node *t = hreallocarray(d->trie, want, sizeof *t);
-            if (t) {
-                d->trie = t;
-                d->cap_trie = want;
-            }
-        }
     }
     if (trie_grow(d, p, 1)) return herr_set(d->e, -ENOMEM, "out of memory reading samples");
-    d->trie[0].first_child = NO_NODE;
-    d->trie[0].next_sibling = NO_NODE;
-    d->trie[0].location = 0;
-    d->trie[0].n_children = 0;
     /*
-     * Children of wide nodes (the root's, a dispatcher's) go into d->wide;
-     * in large profiles there are about half as many as samples, so size it
-     * once rather than rehashing it ten times.
+     * Children other than chain children (the root's, a dispatcher's, where
+     * two stacks part) go into d->kids. A sample adds at most one (trie_add,
+     * then its chain), so the sample count bounds them: sized once rather
+     * than rehashing it ten times.
      */
-    if (d->samples.n >= 4096 && hmap64_reserve(&d->wide, MIN(d->samples.n / 2, (size_t)1 << 20)))
+    if (hmap64_reserve(&d->kids, MIN(d->samples.n, (size_t)1 << 20)))
         return herr_set(d->e, -ENOMEM, "out of memory reading samples");
     for (size_t i = 0; i < d->samples.n; i++)
         if ((rc = dec_sample(d, i)) != 0) return rc;
