@@ -63,8 +63,9 @@
 #include "core/hash.h"
 #include "preload/preload.h"
 
-#define LIVE_SLOTS (1u << 17)
-#define LIVE_MAX (LIVE_SLOTS / 4 * 3)
+#define LIVE_SLOTS_MIN ((size_t)1 << 12)  /* 96 KiB: stays in cache while few samples are live */
+#define LIVE_SLOTS_MAX ((size_t)1 << 17)
+#define LIVE_MAX (LIVE_SLOTS_MAX / 4 * 3)
 #define BLOCK_SHIFT 10   /* the filter's granule: 1 KiB */
 #define FILTER_BITS 19   /* 2^19 bits = 64 KiB of bitmap, repeating every 512 MiB of address space */
 #define FILTER_WORDS ((size_t)1 << (FILTER_BITS - 6))
@@ -100,6 +101,7 @@ static _Alignas(16) char boot_arena[BOOT_SIZE];
 static _Atomic size_t boot_used;
 
 static live_entry *live;
+static size_t live_mask;  /* slots - 1; the table doubles (under live_lock) at 3/4 full */
 static size_t n_live;
 /* The block filter: read by every free(), written under live_lock. */
 static _Atomic uint64_t filter_bits[FILTER_WORDS];
@@ -240,19 +242,51 @@ HEAP_TEXT static void filter_drop(uint64_t p)
         atomic_fetch_and_explicit(&filter_bits[b >> 6], ~((uint64_t)1 << (b & 63)), memory_order_release);
 }
 
-HEAP_TEXT static inline size_t live_index(uint64_t p) { return (size_t)(hash_u64(p) & (LIVE_SLOTS - 1)); }
+HEAP_TEXT static inline size_t live_index(uint64_t p) { return (size_t)hash_u64(p) & live_mask; }
+
+HEAP_TEXT static size_t live_bytes(size_t slots) { return slots * sizeof(live_entry); }
+
+/*
+ * Under live_lock: the table at twice its size. The new mapping is written
+ * before it is read (memset), so its pages are never the shared zero page
+ * (replacing that flushes the TLB of every CPU running the process). 0, or
+ * -ENOMEM with the old table kept.
+ */
+HEAP_TEXT static int live_grow(void)
+{
+    size_t old_slots = live_mask + 1, slots = old_slots * 2;
+    live_entry *old = live;
+    void *m = mmap(NULL, live_bytes(slots), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return -ENOMEM;
+    memset(m, 0, live_bytes(slots));
+    live_mask = slots - 1;
+    __atomic_store_n(&live, (live_entry *)m, __ATOMIC_RELEASE);  /* forget_slow tests it unlocked */
+    for (size_t j = 0; j < old_slots; j++) {
+        if (!old[j].ptr) continue;
+        size_t i = live_index(old[j].ptr);
+        while (live[i].ptr) i = (i + 1) & live_mask;
+        live[i] = old[j];
+    }
+    munmap(old, live_bytes(old_slots));
+    return 0;
+}
 
 /* Under live_lock. Returns 0, or -ENOSPC when the table is full. */
 HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
 {
     size_t i = live_index(p);
-    while (live[i].ptr && live[i].ptr != p) i = (i + 1) & (LIVE_SLOTS - 1);
+    while (live[i].ptr && live[i].ptr != p) i = (i + 1) & live_mask;
     if (live[i].ptr == p) {  /* an address we missed the free of: replace */
         live[i].size = size;
         live[i].stack_hash = stack_hash;
         return 0;
     }
     if (n_live >= LIVE_MAX) return -ENOSPC;
+    if (n_live + 1 > (live_mask + 1) / 4 * 3) {
+        if (live_grow()) return -ENOSPC;
+        i = live_index(p);
+        while (live[i].ptr) i = (i + 1) & live_mask;
+    }
     live[i] = (live_entry){ p, size, stack_hash };
     n_live++;
     filter_add(p);
@@ -263,10 +297,10 @@ HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
 HEAP_TEXT static int live_remove(uint64_t p)
 {
     size_t i = live_index(p);
-    while (live[i].ptr && live[i].ptr != p) i = (i + 1) & (LIVE_SLOTS - 1);
+    while (live[i].ptr && live[i].ptr != p) i = (i + 1) & live_mask;
     if (!live[i].ptr) return 0;
     size_t hole = i;
-    for (size_t j = (i + 1) & (LIVE_SLOTS - 1); live[j].ptr; j = (j + 1) & (LIVE_SLOTS - 1)) {
+    for (size_t j = (i + 1) & live_mask; live[j].ptr; j = (j + 1) & live_mask) {
         size_t home = live_index(live[j].ptr);
         /* j may move to hole when its home is not in (hole, j]. */
         int between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
@@ -579,17 +613,18 @@ HEAP_TEXT int pl_heap_init(void)
     resolve();
     if (!real_malloc || real_free == free_first) return -ENOSYS;
     if (live) return 0;
-    void *m = mmap(NULL, LIVE_SLOTS * sizeof(live_entry), PROT_READ | PROT_WRITE,
+    void *m = mmap(NULL, live_bytes(LIVE_SLOTS_MIN), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return -errno;
     void *c = mmap(NULL, ((size_t)1 << FILTER_BITS) * sizeof(uint16_t), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (c == MAP_FAILED) {
         int err = -errno;
-        munmap(m, LIVE_SLOTS * sizeof(live_entry));
+        munmap(m, live_bytes(LIVE_SLOTS_MIN));
         return err;
     }
     filter_counts = c;
+    live_mask = LIVE_SLOTS_MIN - 1;
     __atomic_store_n(&live, (live_entry *)m, __ATOMIC_RELEASE);
     return 0;
 }
@@ -597,9 +632,11 @@ HEAP_TEXT int pl_heap_init(void)
 /* Not HEAP_TEXT: runs on the collector thread, never inside an allocator call. */
 void pl_heap_prefault(void)
 {
+    live_lock_take();  /* the table may be growing */
     live_entry *l = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
+    if (l) (void)pl_populate_write(l, live_bytes(live_mask + 1));
+    live_lock_drop();
     if (!l) return;
-    (void)pl_populate_write(l, LIVE_SLOTS * sizeof(live_entry));
     (void)pl_populate_write(filter_counts, ((size_t)1 << FILTER_BITS) * sizeof(uint16_t));
     (void)pl_populate_write((void *)filter_bits, sizeof(filter_bits));
 }
@@ -626,7 +663,7 @@ HEAP_TEXT size_t pl_heap_live_snapshot(pl_live_item *out, size_t max)
     size_t n = 0;
     if (!live) return 0;
     live_lock_take();
-    for (size_t i = 0; i < LIVE_SLOTS && n < max; i++)
+    for (size_t i = 0; i <= live_mask && n < max; i++)
         if (live[i].ptr) out[n++] = (pl_live_item){ live[i].stack_hash, live[i].size };
     live_lock_drop();
     return n;

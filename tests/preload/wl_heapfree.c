@@ -15,6 +15,11 @@
  *     unsampled pointer is never taken for a sampled one;
  *   - freeing every block made in freed_here() brings the count back to
  *     where it was: no sampled free is missed;
+ *   - many_here() holds MANY blocks at once, more than the live table's
+ *     first size (4096 slots, grown at 3/4 full) several times over: the
+ *     count follows (less what the sample ring dropped, which is never
+ *     tracked), half of them freed drops it by exactly that half, the rest
+ *     freed brings it back: nothing is lost or kept when the table grows;
  *   - kept_here() keeps KEPT blocks of 100 bytes until hearth_stop(), so the
  *     final profile has them in inuse and nothing of freed_here().
  * Exits 0 when every check holds; otherwise says which on stderr. Works
@@ -26,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hearth.h"
 
@@ -33,12 +39,13 @@
 #pragma weak hearth_stop
 #pragma weak hearth_get_stats
 
-enum { PRE = 4096, ROUNDS = 64, KINDS = 10, KEPT = 100 };
+enum { PRE = 4096, ROUNDS = 64, KINDS = 10, KEPT = 100, MANY = 20000 };
 
 /* volatile: the compiler may not drop an allocation whose pointer is never read. */
 static void *volatile pre[PRE];
 static void *volatile held[ROUNDS * KINDS];
 static void *volatile kept[KEPT];
+static void *volatile many[MANY];
 static void *volatile warm;
 static int failed;
 
@@ -83,6 +90,22 @@ __attribute__((noinline)) size_t freed_here(void)
         held[n++] = pvalloc(300);
     }
     return n;
+}
+
+/* In chunks a third of the sample ring, each given time to drain (the collector runs every 100 ms). */
+__attribute__((noinline)) void many_here(void)
+{
+    for (int i = 0; i < MANY; i++) {
+        many[i] = malloc(16 + (size_t)(i % 7) * 8);
+        if (i % 2500 == 2499) nanosleep(&(struct timespec){ .tv_nsec = 150 * 1000 * 1000 }, NULL);
+    }
+}
+
+static uint64_t dropped_now(void)
+{
+    hearth_stats st;
+    hearth_get_stats(&st);
+    return st.heap_dropped;
 }
 
 __attribute__((noinline)) void kept_here(void)
@@ -149,6 +172,27 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < n; i++) free(held[i]);
     expect_live(live0, "after freeing every sampled block");
+
+    uint64_t dropped0 = dropped_now();
+    many_here();
+    uint64_t tracked = MANY - (dropped_now() - dropped0);
+    if (tracked < 2 * 4096) {  /* past 3072 and 6144: grown twice at least */
+        fprintf(stderr, "only %llu of %d blocks tracked: the live table did not have to grow\n",
+                (unsigned long long)tracked, MANY);
+        failed = 1;
+    }
+    expect_live(live0 + tracked, "after holding many");
+    uint64_t before_half = live_now(), freed_tracked = 0;
+    (void)before_half;
+    for (int i = 0; i < MANY; i += 2) free(many[i]);
+    freed_tracked = before_half - live_now();
+    for (int i = 1; i < MANY; i += 2) free(many[i]);
+    expect_live(live0, "after freeing the many");
+    if (freed_tracked == 0 || freed_tracked >= tracked) {
+        fprintf(stderr, "freeing half of the many dropped the count by %llu of %llu\n",
+                (unsigned long long)freed_tracked, (unsigned long long)tracked);
+        failed = 1;
+    }
 
     kept_here();
     expect_live(live0 + KEPT, "after keeping");
