@@ -12,7 +12,8 @@
  * branch; free() adds one load and a bit test of the block filter.
  *
  * Live objects: a sampled pointer goes into an open-addressing table (key
- * ptr -> size, stack hash) under a spinlock. In front of it is a block
+ * ptr -> size, stack hash) under a spinlock; it starts at 4096 slots (96
+ * KiB, cache-resident while few samples are live) and doubles at 3/4 full. In front of it is a block
  * filter: one bit per 1 KiB block of address space, direct-mapped (bit
  * (p >> 10) mod 2^19, so the 64 KiB bitmap repeats every 512 MiB), set
  * while at least one live sampled object starts in a block that maps to it.
