@@ -440,7 +440,9 @@ TEST(span_labels_separate_work)
             in_a += a * n;
         } else if (span && strcmp(span, "b1b2b3b4b5b6b7b8") == 0) {
             ASSERT_STR(trace, "1112131415161718191a1b1c1d1e1f20");
-            ASSERT_STR(req, "checkout");
+            /* the label is set just inside the span and cleared just before its end:
+             * a tick in hearth_label_set itself has the span without it */
+            if (b) ASSERT_STR(req, "checkout");
             ASSERT(!a && !u);
             in_b += b * n;
         } else {
