@@ -103,6 +103,7 @@ static _Atomic size_t boot_used;
 
 static live_entry *live;
 static size_t live_mask;  /* slots - 1; the table doubles (under live_lock) at 3/4 full */
+static size_t live_map_len;  /* live's own mapping, or 0 while it is the first table (in the counts' mapping) */
 static size_t n_live;
 /* The block filter: read by every free(), written under live_lock. */
 static _Atomic uint64_t filter_bits[FILTER_WORDS];
@@ -255,11 +256,12 @@ HEAP_TEXT static size_t live_bytes(size_t slots) { return slots * sizeof(live_en
  */
 HEAP_TEXT static int live_grow(void)
 {
-    size_t old_slots = live_mask + 1, slots = old_slots * 2;
+    size_t old_slots = live_mask + 1, slots = old_slots * 2, old_len = live_map_len, len;
     live_entry *old = live;
-    void *m = mmap(NULL, live_bytes(slots), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return -ENOMEM;
+    void *m = pl_map_table(live_bytes(slots), &len);
+    if (!m) return -ENOMEM;
     memset(m, 0, live_bytes(slots));
+    live_map_len = len;
     live_mask = slots - 1;
     __atomic_store_n(&live, (live_entry *)m, __ATOMIC_RELEASE);  /* forget_slow tests it unlocked */
     for (size_t j = 0; j < old_slots; j++) {
@@ -268,7 +270,7 @@ HEAP_TEXT static int live_grow(void)
         while (live[i].ptr) i = (i + 1) & live_mask;
         live[i] = old[j];
     }
-    munmap(old, live_bytes(old_slots));
+    if (old_len) munmap(old, old_len);
     return 0;
 }
 
@@ -340,11 +342,12 @@ HEAP_TEXT static inline void forget(void *p)
     if (UNLIKELY(filter_hit((uint64_t)(uintptr_t)p))) forget_slow(p);
 }
 
-HEAP_TEXT static uint64_t stack_key(const pl_record *r)
+HEAP_TEXT static uint64_t stack_key(const uint64_t *frames, size_t n_frames, const pl_span *span,
+                                    const uint32_t label_ids[PL_MAX_LABELS])
 {
-    uint64_t h = hash_bytes(r->frames, r->n_frames * sizeof(r->frames[0]), 0x5eed);
-    h ^= hash_bytes(&r->span, sizeof(r->span), h);
-    h ^= hash_bytes(r->label_ids, sizeof(r->label_ids), h);
+    uint64_t h = hash_bytes(frames, n_frames * sizeof(frames[0]), 0x5eed);
+    h ^= hash_bytes(span, sizeof(*span), h);
+    h ^= hash_bytes(label_ids, PL_MAX_LABELS * sizeof(label_ids[0]), h);
     return h ? h : 1;
 }
 
@@ -388,23 +391,38 @@ HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
         t->guard--;
         return;
     }
-    r->kind = PL_REC_HEAP;
-    r->tid = (uint32_t)t->tid;
-    r->value = (int64_t)n;
-    r->n_frames = (uint16_t)pl_capture_here(r->frames, pl_g.cfg.max_frames,
-                                                 (uint64_t)(uintptr_t)__start_hearth_heap_text,
-                                                 (uint64_t)(uintptr_t)__stop_hearth_heap_text);
-    r->truncated = r->n_frames == pl_g.cfg.max_frames;
-    pl_span_copy(&r->span);
-    pl_labels_copy(r->label_ids);
-    r->stack_hash = stack_key(r);
-    uint64_t key = r->stack_hash;
-    pl_ring_commit(ticket);
+    /*
+     * The stack, span and labels go to this thread's stack first, and the
+     * locked instructions (the live table's lock, the counters) come before
+     * the record is written into the ring: the ring slot's lines were last
+     * read by the collector on another core, and a locked instruction waits
+     * until every earlier store has its line. Written last, the record's
+     * stores drain while the program goes on.
+     */
+    const unsigned max_frames = pl_g.cfg.max_frames;
+    uint64_t frames[max_frames];
+    pl_span span;
+    uint32_t label_ids[PL_MAX_LABELS];
+    size_t n_frames = pl_capture_here(frames, max_frames, (uint64_t)(uintptr_t)__start_hearth_heap_text,
+                                      (uint64_t)(uintptr_t)__stop_hearth_heap_text);
+    pl_span_copy(&span);
+    pl_labels_copy(label_ids);
+    uint64_t key = stack_key(frames, n_frames, &span, label_ids);
     live_lock_take();
     int rc = live_insert((uint64_t)(uintptr_t)p, n, key);
     live_lock_drop();
     if (rc) atomic_fetch_add_explicit(&pl_g.n_heap_dropped, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&pl_g.n_heap, 1, memory_order_relaxed);
+    r->kind = PL_REC_HEAP;
+    r->tid = (uint32_t)t->tid;
+    r->value = (int64_t)n;
+    r->n_frames = (uint16_t)n_frames;
+    r->truncated = n_frames == max_frames;
+    r->span = span;
+    memcpy(r->label_ids, label_ids, sizeof(label_ids));
+    r->stack_hash = key;
+    memcpy(r->frames, frames, n_frames * sizeof(frames[0]));
+    pl_ring_commit(ticket);
     t->guard--;
 }
 
@@ -614,18 +632,14 @@ HEAP_TEXT int pl_heap_init(void)
     resolve();
     if (!real_malloc || real_free == free_first) return -ENOSYS;
     if (live) return 0;
-    void *m = mmap(NULL, live_bytes(LIVE_SLOTS_MIN), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return -errno;
-    void *c = mmap(NULL, ((size_t)1 << FILTER_BITS) * sizeof(uint16_t), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (c == MAP_FAILED) {
-        int err = -errno;
-        munmap(m, live_bytes(LIVE_SLOTS_MIN));
-        return err;
-    }
-    filter_counts = c;
+    /* One table mapping (a huge page where THP allows) holds the filter counts and the first live table. */
+    size_t counts = ((size_t)1 << FILTER_BITS) * sizeof(uint16_t), len;
+    char *m = pl_map_table(counts + live_bytes(LIVE_SLOTS_MIN), &len);
+    if (!m) return -errno;
+    filter_counts = (uint16_t *)(void *)m;
     live_mask = LIVE_SLOTS_MIN - 1;
+    live_map_len = 0;
+    m += counts;
     __atomic_store_n(&live, (live_entry *)m, __ATOMIC_RELEASE);
     return 0;
 }

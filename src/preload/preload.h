@@ -109,7 +109,13 @@ typedef struct pl_state {
     _Atomic int failed;       /* gave up after an error (logged once) */
     pid_t pid;
     int64_t start_ns;
-    _Atomic uint64_t n_cpu, n_cpu_dropped, n_heap, n_heap_dropped, n_threads;
+    /*
+     * Counters every sampling thread adds to, on their own cache line: next
+     * to cfg and the flags above, which every sample reads, each add would
+     * take that line from the other cores too.
+     */
+    _Alignas(64) _Atomic uint64_t n_cpu, n_cpu_dropped, n_heap, n_heap_dropped, n_threads;
+    char counters_end_[64];
 } pl_state;
 
 extern pl_state pl_g;
@@ -157,6 +163,17 @@ void pl_ring_reset(void);   /* only when no producer can run (fork child) */
 void pl_ring_prefault(void);
 /* madvise(MADV_POPULATE_WRITE) over the pages holding [p, p + n); 0 or -errno (Linux < 5.14: -EINVAL). */
 int pl_populate_write(void *p, size_t n);
+/*
+ * An anonymous mapping for one of hearth's sample-path tables (the ring,
+ * the heap filter counts and live table): n bytes rounded up to 2 MiB,
+ * 2 MiB-aligned and marked MADV_HUGEPAGE, so the whole table sits under one
+ * or a few TLB entries. A sample touches each table at a random place after
+ * the program has walked its own memory; with 4 KiB pages that is a TLB
+ * miss per table, a two-level page walk on a virtual machine. Best effort:
+ * where transparent huge pages are off it is an ordinary mapping. NULL on
+ * failure; *len gets the mapped length (for munmap).
+ */
+void *pl_map_table(size_t n, size_t *len);
 
 /* cpu.c */
 int pl_cpu_install(void);           /* signal handler; 0 or -errno */

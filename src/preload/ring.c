@@ -69,8 +69,9 @@ int pl_ring_init(unsigned max_frames)
     size_t stride = (sizeof(pl_slot) + max_frames * sizeof(uint64_t) + 63) & ~(size_t)63;
     size_t slots = RING_MIN_SLOTS;
     while (slots * 2 * stride <= RING_BYTES) slots *= 2;
-    void *m = mmap(NULL, slots * stride, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return -errno;
+    size_t len;
+    void *m = pl_map_table(slots * stride, &len);
+    if (!m) return -errno;
     ring_stride = stride;
     ring_frames = max_frames;
     ring_mask = slots - 1;
@@ -100,6 +101,20 @@ int pl_populate_write(void *p, size_t n)
     uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
     if (!p || !n) return 0;
     return madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) ? -errno : 0;
+}
+
+void *pl_map_table(size_t n, size_t *len)
+{
+    const size_t huge = (size_t)2 << 20;
+    size_t want = (n + huge - 1) & ~(huge - 1);
+    char *m = mmap(NULL, want + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    char *a = (char *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (a > m) munmap(m, (size_t)(a - m));
+    if (m + want + huge > a + want) munmap(a + want, (size_t)(m + want + huge - (a + want)));
+    (void)madvise(a, want, MADV_HUGEPAGE);
+    *len = want;
+    return a;
 }
 
 void pl_ring_prefault(void)
