@@ -15,8 +15,10 @@
  *     unsampled pointer is never taken for a sampled one;
  *   - freeing every block made in freed_here() brings the count back to
  *     where it was: no sampled free is missed;
- *   - many_here() holds MANY blocks at once, more than the live table's
- *     first size (4096 slots, grown at 3/4 full) several times over: the
+ *   - many_here() holds MANY blocks at once, more than a live table's
+ *     first size (4096 slots, grown at 3/4 full) several times over, and
+ *     BIG blocks of 3 MiB spread over more than 100 MiB of address space
+ *     (several of glibc's 64 MiB heaps, or mmap): the
  *     count follows (less what the sample ring dropped, which is never
  *     tracked), half of them freed drops it by exactly that half, the rest
  *     freed brings it back: nothing is lost or kept when the table grows;
@@ -39,13 +41,13 @@
 #pragma weak hearth_stop
 #pragma weak hearth_get_stats
 
-enum { PRE = 4096, ROUNDS = 64, KINDS = 10, KEPT = 100, MANY = 20000 };
+enum { PRE = 4096, ROUNDS = 64, KINDS = 10, KEPT = 100, MANY = 20000, BIG = 48 };
 
 /* volatile: the compiler may not drop an allocation whose pointer is never read. */
 static void *volatile pre[PRE];
 static void *volatile held[ROUNDS * KINDS];
 static void *volatile kept[KEPT];
-static void *volatile many[MANY];
+static void *volatile many[MANY + BIG];
 static void *volatile warm;
 static int failed;
 
@@ -99,6 +101,7 @@ __attribute__((noinline)) void many_here(void)
         many[i] = malloc(16 + (size_t)(i % 7) * 8);
         if (i % 2500 == 2499) nanosleep(&(struct timespec){ .tv_nsec = 150 * 1000 * 1000 }, NULL);
     }
+    for (int i = MANY; i < MANY + BIG; i++) many[i] = malloc((size_t)3 << 20);  /* left untouched: no memory used */
 }
 
 static uint64_t dropped_now(void)
@@ -175,18 +178,18 @@ int main(int argc, char **argv)
 
     uint64_t dropped0 = dropped_now();
     many_here();
-    uint64_t tracked = MANY - (dropped_now() - dropped0);
+    uint64_t tracked = MANY + BIG - (dropped_now() - dropped0);
     if (tracked < 2 * 4096) {  /* past 3072 and 6144: grown twice at least */
         fprintf(stderr, "only %llu of %d blocks tracked: the live table did not have to grow\n",
-                (unsigned long long)tracked, MANY);
+                (unsigned long long)tracked, MANY + BIG);
         failed = 1;
     }
     expect_live(live0 + tracked, "after holding many");
     uint64_t before_half = live_now(), freed_tracked = 0;
     (void)before_half;
-    for (int i = 0; i < MANY; i += 2) free(many[i]);
+    for (int i = 0; i < MANY + BIG; i += 2) free(many[i]);
     freed_tracked = before_half - live_now();
-    for (int i = 1; i < MANY; i += 2) free(many[i]);
+    for (int i = 1; i < MANY + BIG; i += 2) free(many[i]);
     expect_live(live0, "after freeing the many");
     if (freed_tracked == 0 || freed_tracked >= tracked) {
         fprintf(stderr, "freeing half of the many dropped the count by %llu of %llu\n",
