@@ -44,3 +44,7 @@ $(PRE_WL)/%_linked: tests/preload/%.c include/hearth.h $(PRE_OBJ) $(BUILD)/libhe
 
 # tests/test_preload.c runs the workloads: build them with it.
 $(BUILD)/tests/test_preload: $(PRE_WL_BIN) $(BUILD)/libhearth.so
+
+# The sample ring alone (its one outside call, the collector's wake-up, is defined by the test).
+$(BUILD)/tests/test_ring: TEST_EXTRA_OBJ := $(BUILD)/obj/src/preload/ring.o
+$(BUILD)/tests/test_ring: $(BUILD)/obj/src/preload/ring.o

@@ -3,11 +3,19 @@
  * handlers on any thread, the heap slow path) to the one consumer (the
  * collector thread).
  *
- * Algorithm: Dmitry Vyukov's bounded MPMC queue used with one consumer.
- * Each slot has a sequence number; a producer claims position pos when the
- * slot's seq == pos (CAS on head), fills it and publishes seq = pos + 1; the
- * consumer reads slot tail when seq == tail + 1 and frees it with
- * seq = tail + slots. No locks, no allocation after init, no syscalls: safe
+ * Algorithm: Dmitry Vyukov's bounded queue with one consumer, whose frees
+ * are published in batches. Each slot has a sequence number; a producer
+ * claims position pos (CAS on head) when pos < ring_free_until, fills the
+ * slot and publishes seq = pos + 1; the consumer reads slot tail when its
+ * seq == tail + 1. A stale seq (an earlier lap's pos + 1) never equals a
+ * later pos + 1, so freeing a slot writes nothing to it: the consumer only
+ * moves ring_free_until (tail + slots) forward, every sixteenth of the ring
+ * and when it has drained everything. So a producer's only access to its
+ * slot's lines is the writing of its record (Vyukov's producer first reads
+ * the slot's seq, a line the consumer last touched on another core, then
+ * writes it again: two transfers), and the line producers read for room
+ * changes a few times per lap. No locks, no allocation after init, no
+ * syscalls: safe
  * in a signal handler, including one that interrupted another producer on the
  * same thread (they claim different slots). A full ring makes reserve return
  * NULL; the caller counts a drop instead of waiting.
@@ -42,6 +50,7 @@ static char *ring_slots;
 static size_t ring_mask, ring_stride;
 static _Atomic uint64_t ring_head;
 static uint64_t ring_tail;
+static _Alignas(64) _Atomic uint64_t ring_free_until;  /* positions below it are free (tail + slots, published in batches) */
 
 static unsigned ring_frames;
 
@@ -77,6 +86,7 @@ int pl_ring_init(unsigned max_frames)
     ring_mask = slots - 1;
     atomic_store_explicit(&ring_head, 0, memory_order_relaxed);
     ring_tail = 0;
+    atomic_store_explicit(&ring_free_until, slots, memory_order_relaxed);
     ring_slots = m;  /* zero: every slot at its initial sequence */
     return 0;
 }
@@ -87,8 +97,9 @@ void pl_ring_reset(void)
     /* A private anonymous mapping reads as zero pages after MADV_DONTNEED; else zero the sequences one by one. */
     if (madvise(ring_slots, ring_bytes(), MADV_DONTNEED) != 0)
         for (size_t i = 0; i <= ring_mask; i++) atomic_store_explicit(&slot_at(i)->seq, 0, memory_order_relaxed);
-    atomic_store_explicit(&ring_head, 0, memory_order_release);
     ring_tail = 0;
+    atomic_store_explicit(&ring_free_until, ring_mask + 1, memory_order_relaxed);
+    atomic_store_explicit(&ring_head, 0, memory_order_release);
 }
 
 #ifndef MADV_POPULATE_WRITE
@@ -126,21 +137,13 @@ pl_record *pl_ring_reserve(uint64_t *ticket)
 {
     if (!ring_slots) return NULL;
     uint64_t pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
-    for (;;) {
-        size_t i = pos & ring_mask;
-        int64_t dif = (int64_t)(slot_seq(i) - pos);
-        if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&ring_head, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed)) {
-                *ticket = pos;
-                return &slot_at(i)->rec;
-            }
-        } else if (dif < 0) {
-            return NULL;  /* full */
-        } else {
-            pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
-        }
-    }
+    do {
+        /* acquire: the consumer's reads of the slot happened before it was counted free */
+        if (pos >= atomic_load_explicit(&ring_free_until, memory_order_acquire)) return NULL;  /* full */
+    } while (!atomic_compare_exchange_weak_explicit(&ring_head, &pos, pos + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    *ticket = pos;
+    return &slot_at(pos & ring_mask)->rec;
 }
 
 void pl_ring_commit(uint64_t ticket)
@@ -150,15 +153,24 @@ void pl_ring_commit(uint64_t ticket)
     if ((ticket & (ring_mask >> 3)) == (ring_mask >> 3)) pl_collector_kick();
 }
 
+/* The consumer's frees, published (release: its reads of those slots are done). */
+static void publish_free(void)
+{
+    atomic_store_explicit(&ring_free_until, ring_tail + ring_mask + 1, memory_order_release);
+}
+
 pl_record *pl_ring_peek(void)
 {
     if (!ring_slots) return NULL;
     size_t i = ring_tail & ring_mask;
-    return slot_seq(i) == ring_tail + 1 ? &slot_at(i)->rec : NULL;
+    if (slot_seq(i) == ring_tail + 1) return &slot_at(i)->rec;
+    /* drained: every slot freed so far is offered again */
+    if (atomic_load_explicit(&ring_free_until, memory_order_relaxed) != ring_tail + ring_mask + 1) publish_free();
+    return NULL;
 }
 
 void pl_ring_release(void)
 {
-    slot_publish(ring_tail & ring_mask, ring_tail + ring_mask + 1);
     ring_tail++;
+    if ((ring_tail & (ring_mask >> 4)) == 0) publish_free();
 }
