@@ -165,9 +165,10 @@ void pl_ring_prefault(void);
 int pl_populate_write(void *p, size_t n);
 /*
  * An anonymous mapping for one of hearth's sample-path tables (the ring,
- * the heap filter counts and live table): n bytes rounded up to 2 MiB,
- * 2 MiB-aligned and marked MADV_HUGEPAGE, so the whole table sits under one
- * or a few TLB entries. A sample touches each table at a random place after
+ * the heap filter counts and live table): from 1 MiB up, n bytes rounded
+ * up to 2 MiB, 2 MiB-aligned and marked MADV_HUGEPAGE, so the whole table
+ * sits under one or a few TLB entries; below that, plain pages (a huge
+ * page would make a small table resident at 2 MiB). A sample touches each table at a random place after
  * the program has walked its own memory; with 4 KiB pages that is a TLB
  * miss per table, a two-level page walk on a virtual machine. Best effort:
  * where transparent huge pages are off it is an ordinary mapping. NULL on

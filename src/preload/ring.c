@@ -15,9 +15,8 @@
  * the slot's seq, a line the consumer last touched on another core, then
  * writes it again: two transfers), and the line producers read for room
  * changes a few times per lap. No locks, no allocation after init, no
- * syscalls: safe
- * in a signal handler, including one that interrupted another producer on the
- * same thread (they claim different slots). A full ring makes reserve return
+ * syscalls: safe in a signal handler, including one that interrupted
+ * another producer on the same thread (they claim different slots). A full ring makes reserve return
  * NULL; the caller counts a drop instead of waiting.
  *
  * Memory: the slots are one anonymous mapping made at init (never through
@@ -117,6 +116,14 @@ int pl_populate_write(void *p, size_t n)
 void *pl_map_table(size_t n, size_t *len)
 {
     const size_t huge = (size_t)2 << 20;
+    if (n < huge / 2) {
+        /* small: a huge page would make it resident at 2 MiB */
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), want = (n + page - 1) & ~(page - 1);
+        void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        *len = want;
+        return p;
+    }
     size_t want = (n + huge - 1) & ~(huge - 1);
     char *m = mmap(NULL, want + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return NULL;
