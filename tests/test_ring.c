@@ -16,7 +16,6 @@
 
 void pl_collector_kick(void) {}
 
-static int push(int64_t value);
 static size_t n_slots;  /* found by filling the ring once */
 
 /* Every wait and fill loop below gives up after this long: a broken ring fails, never hangs. */
@@ -27,14 +26,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 enum { DEADLINE_S = 30 };
-
-/* Pushes until the ring says full, at most limit records; returns how many it took. */
-static size_t fill(int64_t first, size_t limit)
-{
-    size_t n = 0;
-    while (n < limit && push(first + (int64_t)n)) n++;
-    return n;
-}
 
 /* Reserves, fills with value, commits; 0 when the ring is full. */
 static int push(int64_t value)
@@ -48,6 +39,14 @@ static int push(int64_t value)
     r->frames[0] = (uint64_t)value * 3;
     pl_ring_commit(ticket);
     return 1;
+}
+
+/* Pushes until the ring says full, at most limit records; returns how many it took. */
+static size_t fill(int64_t first, size_t limit)
+{
+    size_t n = 0;
+    while (n < limit && push(first + (int64_t)n)) n++;
+    return n;
 }
 
 /* Drains everything committed; checks values come as first, first + 1, ...; returns the count. */

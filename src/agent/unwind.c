@@ -664,6 +664,25 @@ const unw_module *unw_module_find(const unw_module *mods, size_t n_mods, uint64_
     return NULL;
 }
 
+/* The registers one frame up from r's, or -1: the common tail of both kinds of step. */
+static int step_to(unw_regs *r, uint64_t cfa, uint64_t ra, uint64_t bp)
+{
+    if (ra == 0) return 0;
+    if (cfa <= r->sp) return -1;
+    r->ip = ra;
+    r->sp = cfa;
+    r->bp = bp;
+    return 1;
+}
+
+int unw_step_fp(unw_regs *r, unw_read_fn read, void *ctx)
+{
+    uint64_t ra, bp;
+    if (r->bp == 0 || r->bp < r->sp || (r->bp & 7)) return -1;
+    if (read(ctx, r->bp + 8, &ra) || read(ctx, r->bp, &bp)) return -1;
+    return step_to(r, r->bp + 16, ra, bp);
+}
+
 int unw_step(const unw_module *mods, size_t n_mods, unw_regs *r, int first, unw_read_fn read, void *ctx)
 {
     uint64_t lookup = first ? r->ip : r->ip - 1;
@@ -671,31 +690,20 @@ int unw_step(const unw_module *mods, size_t n_mods, unw_regs *r, int first, unw_
     const unw_row *row = m && m->table ? unw_find(m->table, lookup - (uint64_t)m->bias) : NULL;
     uint64_t cfa, ra, bp = r->bp;
 
-    if (row) {
-        switch (row->cfa_kind) {
-        case UNW_CFA_SP: cfa = r->sp + (int64_t)row->cfa_off; break;
-        case UNW_CFA_FP: cfa = r->bp + (int64_t)row->cfa_off; break;
-        case UNW_CFA_PLT: cfa = r->sp + 8 + (((r->ip & 15) >= 11) ? 8 : 0); break;
-        case UNW_CFA_FP_DEREF:
-            if (read(ctx, r->bp + (int64_t)row->cfa_off, &cfa)) return -1;
-            break;
-        case UNW_CFA_UNDEF: return 0;
-        default: return -1;
-        }
-        if (read(ctx, cfa + (int64_t)row->ra_off, &ra)) return -1;
-        if (row->fp_off && read(ctx, cfa + (int64_t)row->fp_off, &bp)) return -1;
-    } else {
-        /* No CFI: trust the frame pointer chain. */
-        if (r->bp == 0 || r->bp < r->sp || (r->bp & 7)) return -1;
-        if (read(ctx, r->bp + 8, &ra) || read(ctx, r->bp, &bp)) return -1;
-        cfa = r->bp + 16;
+    if (!row) return unw_step_fp(r, read, ctx);  /* no CFI: trust the frame pointer chain */
+    switch (row->cfa_kind) {
+    case UNW_CFA_SP: cfa = r->sp + (int64_t)row->cfa_off; break;
+    case UNW_CFA_FP: cfa = r->bp + (int64_t)row->cfa_off; break;
+    case UNW_CFA_PLT: cfa = r->sp + 8 + (((r->ip & 15) >= 11) ? 8 : 0); break;
+    case UNW_CFA_FP_DEREF:
+        if (read(ctx, r->bp + (int64_t)row->cfa_off, &cfa)) return -1;
+        break;
+    case UNW_CFA_UNDEF: return 0;
+    default: return -1;
     }
-    if (ra == 0) return 0;
-    if (cfa <= r->sp) return -1;
-    r->ip = ra;
-    r->sp = cfa;
-    r->bp = bp;
-    return 1;
+    if (read(ctx, cfa + (int64_t)row->ra_off, &ra)) return -1;
+    if (row->fp_off && read(ctx, cfa + (int64_t)row->fp_off, &bp)) return -1;
+    return step_to(r, cfa, ra, bp);
 }
 
 size_t unw_backtrace(const unw_module *mods, size_t n_mods, unw_regs r, unw_read_fn read, void *ctx,

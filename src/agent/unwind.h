@@ -138,6 +138,12 @@ int unw_step(const unw_module *mods, size_t n_mods, unw_regs *r, int first,
              unw_read_fn read, void *ctx);
 
 /*
+ * One step up the frame pointer chain alone (what unw_step does where a
+ * pc has no CFI): for code known to keep frame pointers. Same results.
+ */
+int unw_step_fp(unw_regs *r, unw_read_fn read, void *ctx);
+
+/*
  * Unwinds from r, writing up to max pcs (innermost first; pcs[0] = r->ip,
  * later entries are return addresses). Returns the number written.
  * Async-signal-safe.

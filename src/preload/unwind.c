@@ -105,16 +105,12 @@ size_t pl_capture_here(uint64_t *pcs, size_t max, uint64_t skip_lo, uint64_t ski
         if (!skipping) pcs[n++] = r.ip;
         if (skipping) {
             /*
-             * A frame of hearth's own skipped code: built with frame
-             * pointers, and stopped at a call, so its frame is set up; one
-             * step of the chain is exact and saves a CFI lookup (two cold
-             * cache lines) per frame on every heap sample.
+             * One of hearth's own leading frames, left out of the sample:
+             * built with frame pointers and stopped at a call, so one step
+             * of the chain is exact and saves a CFI lookup (two cold cache
+             * lines) per frame on every heap sample.
              */
-            uint64_t ra, bp;
-            if (r.bp <= r.sp || (r.bp & 7) || read_mem(NULL, r.bp + 8, &ra) || read_mem(NULL, r.bp, &bp)) break;
-            r.ip = ra;
-            r.sp = r.bp + 16;
-            r.bp = bp;
+            if (unw_step_fp(&r, read_mem, NULL) != 1) break;
             continue;
         }
         if (unw_step(t ? t->mods : NULL, t ? t->n : 0, &r, first, read_mem, NULL) != 1) break;

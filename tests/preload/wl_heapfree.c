@@ -185,10 +185,9 @@ int main(int argc, char **argv)
         failed = 1;
     }
     expect_live(live0 + tracked, "after holding many");
-    uint64_t before_half = live_now(), freed_tracked = 0;
-    (void)before_half;
+    uint64_t before_half = live_now();
     for (int i = 0; i < MANY + BIG; i += 2) free(many[i]);
-    freed_tracked = before_half - live_now();
+    uint64_t freed_tracked = before_half - live_now();
     for (int i = 1; i < MANY + BIG; i += 2) free(many[i]);
     expect_live(live0, "after freeing the many");
     if (freed_tracked == 0 || freed_tracked >= tracked) {
