@@ -3,7 +3,8 @@
 # wl_span (two threads, each working inside its own span) is profiled with
 # libhearth pushing to `hearth server`; SelectMergeSpanProfile for each span
 # ID must return that span's work and never the other span's. Also checks
-# that the push carried the service name and the profile type.
+# that the push carried the service name and the profile type, and that
+# libcurl is loaded only by a process that uploads.
 # Ends with "N passed, N failed".
 set -u
 bin=${HEARTH_BIN:-build/hearth}; lib=${HEARTH_LIB:-build/libhearth.so}; build=${HEARTH_BUILD:-build}
@@ -35,6 +36,24 @@ if HEARTH_SERVER_ADDRESS=http://127.0.0.1:$port HEARTH_APPLICATION_NAME=spantest
   ok "wl_span ran under libhearth pushing to the server"
 else
   bad "wl_span failed: $(tail -n 3 "$tmp/wl.log")"
+fi
+
+if [ "${run[0]}" = env ]; then
+  # libcurl and its ~30 dependencies are loaded when libhearth first uploads
+  # (above, to the server), not in every process it is preloaded into.
+  if readelf -d "$lib" | grep -q 'NEEDED.*libcurl'; then
+    bad "libhearth.so links libcurl: $(readelf -d "$lib" | grep NEEDED | tr -s ' ' | tr '\n' ' ')"
+  else
+    ok "libhearth.so does not link libcurl"
+  fi
+  maps=$(LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR="$tmp/files" HEARTH_UPLOAD_INTERVAL=1s cat /proc/self/maps)
+  if grep -q libcurl <<<"$maps"; then
+    bad "a process profiling to files maps libcurl"
+  elif ! grep -q libhearth <<<"$maps"; then
+    bad "libhearth.so is not in the preloaded process's maps"
+  else
+    ok "a process profiling to files does not map libcurl"
+  fi
 fi
 
 now=$(($(date +%s) * 1000))

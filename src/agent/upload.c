@@ -15,10 +15,10 @@
 #include "core/common.h"
 #include "agent/upload.h"
 
-#include <curl/curl.h>
 #include <pthread.h>
 #include <time.h>
 
+#include "agent/curl_dl.h"
 #include "core/mem.h"
 
 typedef struct item {
@@ -33,6 +33,7 @@ typedef struct item {
 
 struct uploader {
     upl_opts o;
+    const curl_fns *cu;
     char *server, *token, *basic, *tenant, *spy;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -115,36 +116,36 @@ static int post(uploader *u, CURL *curl, item *it, char *err, size_t err_size)
     buf_printf(&url, "&from=%" PRId64 "&until=%" PRId64 "&format=pprof&spyName=", it->from, it->until);
     url_escape(&url, u->spy);
     if (it->rate) buf_printf(&url, "&sampleRate=%u", it->rate);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+    hdrs = u->cu->slist_append(hdrs, "Content-Type: application/octet-stream");
     if (u->token) {
         snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", u->token);
-        hdrs = curl_slist_append(hdrs, hdr);
+        hdrs = u->cu->slist_append(hdrs, hdr);
     }
     if (u->tenant) {
         snprintf(hdr, sizeof(hdr), "X-Scope-OrgID: %s", u->tenant);
-        hdrs = curl_slist_append(hdrs, hdr);
+        hdrs = u->cu->slist_append(hdrs, hdr);
     }
-    curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url.data);
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, it->body);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)it->len);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)u->o.timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)MIN(u->o.timeout_ms, 5000));
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "hearth-agent");
+    u->cu->easy_reset(curl);
+    u->cu->easy_setopt(curl, CURLOPT_URL, url.data);
+    u->cu->easy_setopt(curl, CURLOPT_POST, 1L);
+    u->cu->easy_setopt(curl, CURLOPT_POSTFIELDS, it->body);
+    u->cu->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)it->len);
+    u->cu->easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+    u->cu->easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)u->o.timeout_ms);
+    u->cu->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)MIN(u->o.timeout_ms, 5000));
+    u->cu->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    u->cu->easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
+    u->cu->easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    u->cu->easy_setopt(curl, CURLOPT_USERAGENT, "hearth-agent");
     if (u->basic) {
-        curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(curl, CURLOPT_USERPWD, u->basic);
+        u->cu->easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        u->cu->easy_setopt(curl, CURLOPT_USERPWD, u->basic);
     }
-    cc = curl_easy_perform(curl);
-    if (cc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdrs);
+    cc = u->cu->easy_perform(curl);
+    if (cc == CURLE_OK) u->cu->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    u->cu->slist_free_all(hdrs);
     if (cc != CURLE_OK) {
-        snprintf(err, err_size, "%s (POST %s)", errbuf[0] ? errbuf : curl_easy_strerror(cc), url.data);
+        snprintf(err, err_size, "%s (POST %s)", errbuf[0] ? errbuf : u->cu->easy_strerror(cc), url.data);
         rc = 1;
     } else if (status >= 200 && status < 300) {
         rc = 0;
@@ -184,7 +185,7 @@ static void wait_until(uploader *u, int64_t deadline_ms)
 static void *run(void *arg)
 {
     uploader *u = arg;
-    CURL *curl = curl_easy_init();
+    CURL *curl = u->cu->easy_init();
     char err[sizeof(u->st.last_error)];
 
     pthread_mutex_lock(&u->mu);
@@ -228,7 +229,7 @@ static void *run(void *arg)
         }
     }
     pthread_mutex_unlock(&u->mu);
-    if (curl) curl_easy_cleanup(curl);
+    if (curl) u->cu->easy_cleanup(curl);
     return NULL;
 }
 
@@ -240,11 +241,14 @@ int upl_new(const upl_opts *o, uploader **out, herr *e)
     if (!o || !o->server || !*o->server) return herr_set(e, HE_USAGE, "no server URL given (e.g. http://localhost:4040)");
     if (strncmp(o->server, "http://", 7) && strncmp(o->server, "https://", 8))
         return herr_set(e, HE_USAGE, "server URL '%s' must start with http:// or https://", o->server);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    char why[256];
+    const curl_fns *cu = curl_fns_get(why, sizeof why);
+    if (!cu) return herr_set(e, -ELIBACC, "%s", why);
     u = hmallocarray(1, sizeof(*u));
     if (!u) return herr_set(e, -ENOMEM, "out of memory");
     memset(u, 0, sizeof(*u));
     u->o = *o;
+    u->cu = cu;
     if (!u->o.max_queue) u->o.max_queue = 64;
     if (!u->o.max_queue_bytes) u->o.max_queue_bytes = (size_t)64 << 20;
     if (!u->o.max_attempts) u->o.max_attempts = 5;
