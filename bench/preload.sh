@@ -39,6 +39,10 @@
 # sides of a ratio. "noise" is the spread of the unprofiled runs themselves
 # (max/min - 1): an overhead smaller than it is not resolved by this run.
 #
+# "start": what being preloaded costs a short-lived program (/bin/true,
+# wall ms per exec) for hearth loaded, hearth profiling to files, and the
+# gperftools libraries loaded.
+#
 # "instr" (when valgrind is installed): the heap workload's instructions
 # under callgrind, which no other load on the machine changes: the
 # program's own work (inclusive instructions of mix(): the allocator
@@ -47,7 +51,7 @@
 # (the interposition alone) | hearth heap profiling at the defaults.
 # Usage: bench/preload.sh [BUILD]
 #   REPS=7 CPU_ROUNDS=350 HEAP_MIB=56000 REAL_ROUNDS=3 REAL_REPS=5 INSTR_MIB=1000
-#   PARTS="cpu heap real instr"
+#   PARTS="cpu heap real start instr" (start: START_EXECS=100)
 set -u
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -163,7 +167,7 @@ report() {
   verdict "$1" hearth 3 heaptrack gperftools_heap
 }
 
-parts=${PARTS:-cpu heap real instr}
+parts=${PARTS:-cpu heap real start instr}
 if [[ " $parts " == *" cpu "* || " $parts " == *" heap "* || " $parts " == *" real "* ]]; then
   echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none [min..max over rounds]"
 fi
@@ -236,6 +240,35 @@ run_set "${set_names[@]}" "${slow_names[@]}"
 reps=$reps_saved
 report "real (perl)"
 fi
+fi
+
+if [[ " $parts " == *" start "* ]]; then
+# What being preloaded costs a short-lived program: /bin/true run 100 times
+# per round (a shell script spawning processes pays this per command), wall
+# milliseconds per exec. libhearth not configured (loaded only), and
+# configured to write profiles to files (starts its collector, flushes at
+# exit); the peers loaded the same way without profiling.
+n_exec=${START_EXECS:-100}
+echo "start-up: /bin/true x $n_exec per round, ${reps} interleaved rounds; per configuration: median ms per exec, median paired overhead vs none"
+execs() {  # execs ENV...: wall ms per exec, as "x/x/x" so stats can read it
+  local t0 t1 i
+  t0=$(date +%s%N)
+  for ((i = 0; i < n_exec; i++)); do env "$@" /bin/true; done
+  t1=$(date +%s%N)
+  awk -v ns=$((t1 - t0)) -v n="$n_exec" 'BEGIN { v = ns / n / 1e6; printf "%.4f/%.4f/%.4f", v, v, v }'
+}
+cmd_none() { execs X=1; }
+cmd_hearth_loaded() { execs LD_PRELOAD="$lib"; }
+cmd_hearth_to_files() { execs LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR="$tmp/h" HEARTH_PROFILES=cpu,heap; }
+cmd_gperftools_loaded() { execs LD_PRELOAD="$profiler"; }
+cmd_tcmalloc_loaded() { execs LD_PRELOAD="$tcmalloc"; }
+set_names=(none hearth_loaded hearth_to_files)
+[ -n "$profiler" ] && set_names+=(gperftools_loaded)
+[ -n "$tcmalloc" ] && set_names+=(tcmalloc_loaded)
+run_set "${set_names[@]}"
+noise none | sed 's/ total .*//; s/work \( *[0-9.]*\)s/\1 ms/'
+for n in "${set_names[@]:1}"; do stats none "$n" | sed 's/ total .*//; s/work \( *[0-9.]*\)s/\1 ms/'; done
+rm -rf "$tmp/h"
 fi
 
 if [[ " $parts " == *" instr "* ]]; then

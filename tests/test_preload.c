@@ -31,6 +31,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -530,17 +531,28 @@ TEST(bad_settings_leave_the_program_alone)
     check_bad_setting("HEARTH_TAGS=novalue", "each tag must be key=value");
 }
 
+/*
+ * A destination that cannot be set up turns profiling off, says which, and
+ * does not hold up the exit: the exit used to wait out the 5 s bound on the
+ * final flush for a collector that had already given up.
+ */
 TEST(unwritable_output_dir_is_reported)
 {
     const char *dir = t_tmpdir();
     char wl[1200];
+    struct timespec t0, t1;
     workload("wl_cpu", wl, sizeof(wl));
     const char *env[] = { "HEARTH_OUTPUT_DIR=/proc/hearth-cannot-write-here", NULL };
     char *argv[] = { wl, "1", "1", NULL };
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     ASSERT_EQ(run(dir, argv, env), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     char *err = read_text(dir, "stderr");
     ASSERT_CONTAINS(err, "profiling is off");
+    ASSERT_CONTAINS(err, "/proc/hearth-cannot-write-here");
     free(err);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (secs >= 4.5) t_fail(__FILE__, __LINE__, "the program took %.1f s: its exit waited for the collector", secs);
 }
 
 /*

@@ -47,6 +47,7 @@
 #define CPU_MAX_STACKS 65536
 #define HEAP_MAX_STACKS 65536
 #define TICK_NS 100000000ll
+#define START_GRACE_NS 20000000l  /* 20 ms */
 #define MAX_PPROF_BYTES ((size_t)64 << 20)
 
 typedef struct agg_entry {
@@ -91,6 +92,7 @@ static _Atomic uint64_t n_uploads, n_upload_errors;
 static pl_live_item *live_buf;
 /* Bumped by producers to wake the collector early (a futex: no fd to be closed under us). */
 static _Atomic uint32_t kick_word;
+static uint32_t start_seen;  /* kick_word when the thread was created */
 
 void pl_collector_kick(void)
 {
@@ -548,16 +550,52 @@ static int start_uploader(void)
     return rc;
 }
 
+static int stop_requested(void)
+{
+    pthread_mutex_lock(&coll_lock);
+    int stop = stop_flag;
+    pthread_mutex_unlock(&coll_lock);
+    return stop;
+}
+
+/* Tells pl_collector_stop that this thread is done (flushed, or never able to). */
+static void finished(void)
+{
+    pthread_mutex_lock(&coll_lock);
+    flush_done = 1;
+    pthread_cond_broadcast(&coll_cond);
+    pthread_mutex_unlock(&coll_lock);
+}
+
 static void *collector_main(void *arg)
 {
     (void)arg;
+    uint32_t seen = start_seen;
     pl_internal_register();
-    /* before the first samples reach them, off the program's threads (see pl_ring_prefault) */
-    pl_ring_prefault();
-    pl_heap_prefault();
+    /*
+     * A short command (most processes a shell starts) exits within a few
+     * milliseconds, and its exit waits for this thread: the start-up work
+     * below (8 MiB of tables populated, CFI for the program and libc, about
+     * 10 ms) waits out START_GRACE_NS first, or until a kick. Samples taken
+     * meanwhile are recorded all the same: the ring's pages fault in on the
+     * program's thread instead, and stacks are walked by frame pointer.
+     */
+    struct timespec grace = { 0, START_GRACE_NS };
+    syscall(SYS_futex, &kick_word, FUTEX_WAIT_PRIVATE, seen, &grace, NULL, 0);
+    /*
+     * Before the first samples reach them, off the program's threads (see
+     * pl_ring_prefault). Each start-up step is skipped once the program is
+     * exiting (a short command): its exit waits for this thread's final
+     * flush, and the step would serve no further sample.
+     */
+    if (!stop_requested()) pl_ring_prefault();
+    if (!stop_requested()) pl_heap_prefault();
     int rc = start_uploader();
     if (rc) {
-        pl_fail("cannot set up the destination", rc);
+        char what[sizeof(pl_g.cfg.server) + 32];
+        snprintf(what, sizeof what, "cannot set up the destination %s", pl_g.cfg.server);
+        pl_fail(what, rc);
+        finished();  /* pl_collector_stop must not wait for a flush that will not come */
         return NULL;
     }
     sym_opts so;
@@ -566,23 +604,19 @@ static void *collector_main(void *arg)
     so.max_cache_entries = 65536;
     sym = sym_new(&so);
     if (!live_buf) live_buf = hmallocarray(PL_LIVE_MAX, sizeof(*live_buf));  /* kept across restarts */
-    pl_unwind_refresh();
+    interval_start = now_ns();
     /* The program and libc get CFI at once; other modules when samples land there. */
+    if (!stop_requested()) pl_unwind_refresh();
     pl_unwind_note_pc(getauxval(AT_ENTRY));
     pl_unwind_note_pc((uint64_t)(uintptr_t)&fopen);
-    pl_unwind_refresh();
+    if (!stop_requested()) pl_unwind_refresh();
     int64_t last_scan = mono_ns();
-    interval_start = now_ns();
     int64_t next_upload = mono_ns() + (int64_t)pl_g.cfg.interval_ns;
-    uint32_t seen = atomic_load(&kick_word);
-    for (;;) {
+    while (!stop_requested()) {
         struct timespec tick = { 0, TICK_NS };
         syscall(SYS_futex, &kick_word, FUTEX_WAIT_PRIVATE, seen, &tick, NULL, 0);
         seen = atomic_load(&kick_word);
-        pthread_mutex_lock(&coll_lock);
-        int stop = stop_flag;
-        pthread_mutex_unlock(&coll_lock);
-        if (stop) break;
+        if (stop_requested()) break;
         pthread_mutex_lock(&work_lock);
         drain();
         int64_t mono = mono_ns();
@@ -614,10 +648,7 @@ static void *collector_main(void *arg)
         sym_free(sym);
         sym = NULL;
     }
-    pthread_mutex_lock(&coll_lock);
-    flush_done = 1;
-    pthread_cond_broadcast(&coll_cond);
-    pthread_mutex_unlock(&coll_lock);
+    finished();
     return NULL;
 }
 
@@ -633,6 +664,12 @@ int pl_collector_start(void)
     stop_flag = 0;
     flush_done = 0;
 
+    /*
+     * Read before the thread exists: a kick (a full ring, or the program
+     * exiting) at any time after this ends the thread's next wait at once
+     * instead of being folded into what it waits on and slept through.
+     */
+    start_seen = atomic_load(&kick_word);
     /* Created from an internal context so the thread is marked internal at once. */
     uint8_t was = pl_tls.internal;
     pl_tls.internal = 1;
