@@ -293,6 +293,161 @@ TEST(symbolize_inlined_frames_with_lines)
     sym_free(s);
 }
 
+/* ---- separate debug files ---- */
+
+/* Runs a shell command line; fails the test (with the line) when it fails. */
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc != 0) t_fail(__FILE__, __LINE__, "command failed (%d): %s", rc, cmd);
+}
+
+/* The ELF virtual address of symbol name in file (from nm), 0 if absent. */
+static uint64_t nm_addr(const char *file, const char *name)
+{
+    char cmd[2048], line[512];
+    uint64_t addr = 0;
+    snprintf(cmd, sizeof cmd, "nm '%s'", file);
+    FILE *f = popen(cmd, "r");
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f)) {
+        char type, sym[256];
+        unsigned long long a;
+        if (sscanf(line, "%llx %c %255s", &a, &type, sym) == 3 && strcmp(sym, name) == 0) addr = a;
+    }
+    pclose(f);
+    return addr;
+}
+
+/*
+ * prog built in dir with -g, its DWARF moved to a separate file (`objcopy
+ * --only-keep-debug`) placed at dir/DEBUG_REL and named by a
+ * .gnu_debuglink in the stripped prog. build_id: 0 links with
+ * --build-id=none, so the debug file is matched by the link's CRC.
+ * Returns the vaddr of debug_target (offset == vaddr for gcc's text).
+ */
+static const char DEBUG_PROG_SRC[] =
+    "int debug_target(int x)\n"
+    "{\n"
+    "    return x * 3 + 1; /* line 3 */\n"
+    "}\n"
+    "int main(int argc, char **argv) { (void)argv; return debug_target(argc); }\n";
+
+static uint64_t make_split_prog(const char *dir, const char *debug_rel, int build_id, const char *variant)
+{
+    char src[1024];
+    FILE *f;
+    snprintf(src, sizeof src, "%s/prog.c", dir);
+    ASSERT((f = fopen(src, "w")) != NULL);
+    fprintf(f, "%s/* %s */\n", DEBUG_PROG_SRC, variant);
+    fclose(f);
+    sh("cd '%s' && cc -g -O0 %s -o prog prog.c && objcopy --only-keep-debug prog prog.debug"
+       " && objcopy --strip-debug --add-gnu-debuglink=prog.debug prog"
+       " && mkdir -p \"$(dirname '%s')\" && { [ '%s' = prog.debug ] || mv prog.debug '%s'; }",
+       dir, build_id ? "-Wl,--build-id" : "-Wl,--build-id=none", debug_rel, debug_rel, debug_rel);
+    char prog[1024];
+    snprintf(prog, sizeof prog, "%s/prog", dir);
+    uint64_t a = nm_addr(prog, "debug_target");
+    ASSERT(a != 0);
+    return a;
+}
+
+/* file:line of debug_target's body through the symbolizer, or line 0 when no debug file was used. */
+static int split_prog_line(const char *dir, uint64_t addr, const char **file)
+{
+    sym_opts o = {0};
+    char nodebug[1024], prog[1024];
+    snprintf(nodebug, sizeof nodebug, "%s/no-debug-tree", dir);  /* nothing under the build-ID tree */
+    o.debug_dir = nodebug;
+    symbolizer *s = sym_new(&o);
+    sym_module *m;
+    sym_result r;
+    herr e = {0};
+    snprintf(prog, sizeof prog, "%s/prog", dir);
+    ASSERT_OK(sym_module_get(s, prog, "prog", &m, &e));
+    ASSERT_OK(sym_lookup(s, m, addr + 8, &r));  /* inside the body, past the prologue */
+    ASSERT(r.n >= 1);
+    ASSERT_STR(r.frames[r.n - 1].function, "debug_target");  /* .symtab survives the strip */
+    int line = r.frames[r.n - 1].line;
+    static char kept[256];
+    snprintf(kept, sizeof kept, "%s", r.frames[r.n - 1].file ? r.frames[r.n - 1].file : "");
+    *file = kept;
+    sym_free(s);
+    return line;
+}
+
+/*
+ * A stripped program finds its DWARF through .gnu_debuglink beside it, in
+ * its .debug/ directory, matched by build ID or (without one) by CRC; a
+ * debug file of another build under the linked name is not used; and none
+ * of this loads libdebuginfod (and with it libcurl-gnutls and ~30 more
+ * libraries) when no debuginfod server is configured.
+ */
+TEST(symbolize_separate_debug_file_by_debuglink)
+{
+    char dir[1024], other[1024];
+    const char *file;
+    unsetenv("DEBUGINFOD_URLS");
+    snprintf(dir, sizeof dir, "%s/split-beside", t_tmpdir());
+    sh("mkdir -p '%s'", dir);
+    uint64_t a = make_split_prog(dir, "prog.debug", 1, "beside");
+    ASSERT_EQ(split_prog_line(dir, a, &file), 3);
+    ASSERT_CONTAINS(file, "prog.c");
+
+    snprintf(dir, sizeof dir, "%s/split-subdir", t_tmpdir());
+    sh("mkdir -p '%s'", dir);
+    a = make_split_prog(dir, ".debug/prog.debug", 1, "subdir");
+    ASSERT_EQ(split_prog_line(dir, a, &file), 3);
+
+    snprintf(dir, sizeof dir, "%s/split-crc", t_tmpdir());
+    sh("mkdir -p '%s'", dir);
+    a = make_split_prog(dir, "prog.debug", 0, "crc");
+    ASSERT_EQ(split_prog_line(dir, a, &file), 3);
+
+    /* Another build's debug file under the linked name: rejected (build ID, then CRC). */
+    snprintf(other, sizeof other, "%s/split-other", t_tmpdir());
+    sh("mkdir -p '%s'", other);
+    make_split_prog(other, "prog.debug", 1, "other build");
+    snprintf(dir, sizeof dir, "%s/split-mismatch", t_tmpdir());
+    sh("mkdir -p '%s'", dir);
+    a = make_split_prog(dir, "prog.debug", 1, "this build");
+    sh("cp '%s/prog.debug' '%s/prog.debug'", other, dir);
+    ASSERT_EQ(split_prog_line(dir, a, &file), 0);
+    snprintf(other, sizeof other, "%s/split-other-crc", t_tmpdir());
+    sh("mkdir -p '%s'", other);
+    make_split_prog(other, "prog.debug", 0, "other crc build");
+    snprintf(dir, sizeof dir, "%s/split-mismatch-crc", t_tmpdir());
+    sh("mkdir -p '%s'", dir);
+    a = make_split_prog(dir, "prog.debug", 0, "this crc build");
+    sh("cp '%s/prog.debug' '%s/prog.debug'", other, dir);
+    ASSERT_EQ(split_prog_line(dir, a, &file), 0);
+
+    /* No debug file anywhere (what most programs on a host are): the search ends locally. */
+    snprintf(dir, sizeof dir, "%s/split-missing", t_tmpdir());
+    sh("mkdir -p '%s'", dir);
+    a = make_split_prog(dir, "prog.debug", 1, "missing");
+    sh("rm '%s/prog.debug'", dir);
+    ASSERT_EQ(split_prog_line(dir, a, &file), 0);
+
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[1024];
+    int mapped = 0, debuginfod = 0;
+    ASSERT(maps != NULL);
+    while (fgets(line, sizeof line, maps)) {
+        mapped++;
+        if (strstr(line, "libdebuginfod")) debuginfod = 1;
+    }
+    fclose(maps);
+    ASSERT(mapped > 10);
+    if (debuginfod) t_fail(__FILE__, __LINE__, "libdebuginfod was loaded with no server configured");
+}
+
 TEST(symbolize_closes_idle_modules_and_reopens_on_miss)
 {
     symbolizer *s = sym_new(NULL);

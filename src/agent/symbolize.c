@@ -16,7 +16,8 @@
  *
  * Algorithm: a file offset becomes an ELF vaddr through the PT_LOAD segment
  * that contains it; libdwfl (reported offline, debuginfo found by
- * dwfl_standard_find_debuginfo: build ID and debuglink under debug_dir) gives
+ * find_debuginfo: build ID and debuglink under debug_dir, debuginfod only
+ * when DEBUGINFOD_URLS is set) gives
  * the symbol, the CU and the line; dwarf_getscopes() lists the inlined
  * subroutines around the address (a descent from the CU into the DIEs whose
  * ranges hold it), innermost first, each one's caller line being the
@@ -27,12 +28,14 @@
 
 #include <dlfcn.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <dwarf.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "core/hash.h"
 #include "core/mem.h"
@@ -273,19 +276,117 @@ static char *hex_build_id(const unsigned char *id, int len)
     return out;
 }
 
-static const Dwfl_Callbacks offline_cb = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-    .debuginfo_path = NULL, /* set per symbolizer below */
-};
-
 /*
  * libdwfl keeps a pointer to the callbacks; every Dwfl shares one static copy
  * (the debug directory of the first symbolizer wins).
  */
 static Dwfl_Callbacks shared_cb;
 static char *shared_debug_path;
+
+/* fd (kept) when the file at fd is the debug file of mod: same build ID, else (none) the debuglink's CRC-32. */
+static int debug_file_matches(Dwfl_Module *mod, int fd, GElf_Word crc)
+{
+    const unsigned char *want;
+    GElf_Addr vaddr;
+    int want_len = dwfl_module_build_id(mod, &want, &vaddr);
+    if (want_len > 0) {
+        Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        const void *got;
+        ssize_t got_len = elf ? dwelf_elf_gnu_build_id(elf, &got) : -1;
+        int same = got_len == want_len && memcmp(got, want, (size_t)want_len) == 0;
+        if (elf) elf_end(elf);
+        return same;
+    }
+    if (crc == 0) return 1;
+    uLong sum = crc32(0, Z_NULL, 0);
+    unsigned char chunk[65536];
+    ssize_t n;
+    if (lseek(fd, 0, SEEK_SET) != 0) return 0;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0) sum = crc32(sum, chunk, (uInt)n);
+    return n == 0 && (GElf_Word)sum == crc;
+}
+
+/* Tries dir/sub/link (sub may be empty): an fd, with *name set, when it is mod's debug file. */
+static int try_debuglink(Dwfl_Module *mod, const char *dir, const char *sub, const char *link, GElf_Word crc,
+                         const struct stat *main_st, char **name)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s%s%s/%s", dir, *sub ? "/" : "", sub, link);
+    if (n < 0 || (size_t)n >= sizeof path) return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    /* the link may name the file itself (a debug file beside it has the same name under another dir) */
+    if (fstat(fd, &st) != 0 || (main_st && st.st_dev == main_st->st_dev && st.st_ino == main_st->st_ino) ||
+        !debug_file_matches(mod, fd, crc) || !(*name = dup_str(path))) {
+        close(fd);
+        return -1;
+    }
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+/*
+ * The separate debug file of a module, found on this machine only.
+ * dwfl_standard_find_debuginfo ends a search that found nothing by asking
+ * debuginfod, and for that libdw dlopen()s libdebuginfod.so.1, which brings
+ * libcurl-gnutls and some 30 more libraries (and runs their constructors)
+ * whether or not a server is configured: in a process libhearth.so
+ * profiles, 30 libraries loaded into someone else's program to find
+ * nothing. So the standard search (debuginfod included) runs only when
+ * DEBUGINFOD_URLS names a server; otherwise the same local search runs:
+ * by build ID under the debug directory, then by .gnu_debuglink next to
+ * the file, in its .debug/ and under the debug directory (the entries of
+ * the debuginfo path: "" = beside it, relative = a subdirectory, absolute
+ * = a tree mirroring the file's directory), a candidate kept only when its
+ * build ID (or, for a file without one, the link's CRC-32) matches.
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                          const char *file_name, const char *debuglink, GElf_Word crc, char **debuginfo_file_name)
+{
+    const char *urls = getenv("DEBUGINFOD_URLS");
+    if (urls && *urls)
+        return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
+                                            debuginfo_file_name);
+    int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
+                                          debuginfo_file_name);
+    if (fd >= 0 || !debuglink || !*debuglink || !file_name || !shared_debug_path) return fd;
+    char dir[PATH_MAX];
+    const char *slash = strrchr(file_name, '/');
+    size_t dir_len = slash ? (size_t)(slash - file_name) : 0;
+    if (dir_len >= sizeof dir) return -1;
+    memcpy(dir, file_name, dir_len);
+    dir[dir_len] = 0;
+    struct stat main_st;
+    int have_st = stat(file_name, &main_st) == 0;
+    const char *p = shared_debug_path;
+    while (fd < 0 && p) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char entry[PATH_MAX];
+        if (len < sizeof entry) {
+            memcpy(entry, p, len);
+            entry[len] = 0;
+            const char *e = entry + (entry[0] == '+' || entry[0] == '-');
+            if (e[0] == '/') {
+                char tree[PATH_MAX];
+                if (dir[0] == '/' && (size_t)snprintf(tree, sizeof tree, "%s%s", e, dir) < sizeof tree)
+                    fd = try_debuglink(mod, tree, "", debuglink, crc, have_st ? &main_st : NULL, debuginfo_file_name);
+            } else if (slash) {
+                fd = try_debuglink(mod, dir, e, debuglink, crc, have_st ? &main_st : NULL, debuginfo_file_name);
+            }
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return fd;
+}
+
+static const Dwfl_Callbacks offline_cb = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = NULL, /* set per symbolizer below */
+};
 
 static int module_open_shared(symbolizer *s, sym_module *m, herr *e)
 {
