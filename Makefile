@@ -26,6 +26,9 @@ CPPFLAGS += -Isrc -Iinclude
 LIBS     := -lzstd -ldeflate -lz -ljson-c -lmicrohttpd -lcurl -ldw -lelf -lpthread -lm -ldl
 # libhearth.so is preloaded into programs: libcurl is dlopen()ed when it first uploads (src/agent/curl_dl.h)
 PRE_LIBS := $(filter-out -lcurl -ljson-c -lmicrohttpd,$(LIBS))
+# ...and every symbol it uses must resolve at link time, so a dependency dropped from PRE_LIBS
+# fails the build instead of a host program at run time (sanitizer runtimes resolve at load: not checked there)
+PRE_ZDEFS := $(if $(SANITIZE),,-Wl,-z,defs)
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=$(SANITIZE)
@@ -70,7 +73,7 @@ $(BUILD)/hearth: $(CLI_OBJ) $(BUILD)/obj/gen/ui_assets.o $(BUILD)/libhearth_core
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/libhearth.so: $(PRE_OBJ) $(BUILD)/libhearth_core.a
-	$(CC) $(LDFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(PRE_OBJ) $(BUILD)/libhearth_core.a $(PRE_LIBS)
+	$(CC) $(LDFLAGS) -shared -Wl,--exclude-libs,ALL $(PRE_ZDEFS) -o $@ $(PRE_OBJ) $(BUILD)/libhearth_core.a $(PRE_LIBS)
 
 # A test may link extra objects (e.g. CLI pieces) via TEST_EXTRA_OBJ in mk/*.mk.
 $(BUILD)/tests/%: tests/%.c $(TEST_HARNESS) $(BUILD)/libhearth_core.a

@@ -246,8 +246,10 @@ if [[ " $parts " == *" start "* ]]; then
 # What being preloaded costs a short-lived program: /bin/true run 100 times
 # per round (a shell script spawning processes pays this per command), wall
 # milliseconds per exec. libhearth not configured (loaded only), and
-# configured to write profiles to files (starts its collector, flushes at
-# exit); the peers loaded the same way without profiling.
+# configured to write profiles to files or to send them to a server (port
+# 9: nothing to send from /bin/true, so libcurl is never loaded; starts its
+# collector, flushes at exit); the peers loaded the same way without
+# profiling.
 n_exec=${START_EXECS:-100}
 echo "start-up: /bin/true x $n_exec per round, ${reps} interleaved rounds; per configuration: median ms per exec, median paired overhead vs none"
 execs() {  # execs ENV...: wall ms per exec, as "x/x/x" so stats can read it
@@ -260,9 +262,10 @@ execs() {  # execs ENV...: wall ms per exec, as "x/x/x" so stats can read it
 cmd_none() { execs X=1; }
 cmd_hearth_loaded() { execs LD_PRELOAD="$lib"; }
 cmd_hearth_to_files() { execs LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR="$tmp/h" HEARTH_PROFILES=cpu,heap; }
+cmd_hearth_to_server() { execs LD_PRELOAD="$lib" HEARTH_SERVER_ADDRESS=http://127.0.0.1:9 HEARTH_PROFILES=cpu,heap; }
 cmd_gperftools_loaded() { execs LD_PRELOAD="$profiler"; }
 cmd_tcmalloc_loaded() { execs LD_PRELOAD="$tcmalloc"; }
-set_names=(none hearth_loaded hearth_to_files)
+set_names=(none hearth_loaded hearth_to_files hearth_to_server)
 [ -n "$profiler" ] && set_names+=(gperftools_loaded)
 [ -n "$tcmalloc" ] && set_names+=(tcmalloc_loaded)
 run_set "${set_names[@]}"

@@ -46,14 +46,30 @@ if [ "${run[0]}" = env ]; then
   else
     ok "libhearth.so does not link libcurl"
   fi
-  maps=$(LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR="$tmp/files" HEARTH_UPLOAD_INTERVAL=1s cat /proc/self/maps)
-  if grep -q libcurl <<<"$maps"; then
-    bad "a process profiling to files maps libcurl"
-  elif ! grep -q libhearth <<<"$maps"; then
-    bad "libhearth.so is not in the preloaded process's maps"
-  else
-    ok "a process profiling to files does not map libcurl"
-  fi
+  # maps_of WHAT ENV...: a preloaded `sleep 2`'s maps, read from outside once
+  # its collector is past start-up (20 ms grace, then tables and CFI).
+  maps_of() {
+    env LD_PRELOAD="$lib" "$@" sleep 2 & local pid=$!
+    sleep 0.7
+    cat "/proc/$pid/maps" 2>/dev/null
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  }
+  check_no_curl() {  # check_no_curl WHAT ENV...
+    local what=$1 maps; shift
+    maps=$(maps_of "$@")
+    if ! grep -q libhearth <<<"$maps"; then
+      bad "$what: libhearth.so is not in its maps"
+    elif grep -q -e libcurl -e libdebuginfod <<<"$maps"; then
+      bad "$what: maps $(grep -o -e 'libcurl[^ ]*' -e 'libdebuginfod[^ ]*' <<<"$maps" | sort -u | tr '\n' ' ')"
+    else
+      ok "$what: no libcurl mapped"
+    fi
+  }
+  check_no_curl "not configured" X=1
+  check_no_curl "profiling to files" HEARTH_OUTPUT_DIR="$tmp/files"
+  # with a server but nothing sampled (cpu only: sleep burns no CPU), the uploader (and libcurl) is not made
+  check_no_curl "uploading, nothing to send yet" HEARTH_SERVER_ADDRESS="http://127.0.0.1:$port" \
+    HEARTH_APPLICATION_NAME=idle HEARTH_PROFILES=cpu
 fi
 
 now=$(($(date +%s) * 1000))

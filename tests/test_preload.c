@@ -31,7 +31,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -540,19 +539,17 @@ TEST(unwritable_output_dir_is_reported)
 {
     const char *dir = t_tmpdir();
     char wl[1200];
-    struct timespec t0, t1;
     workload("wl_cpu", wl, sizeof(wl));
     const char *env[] = { "HEARTH_OUTPUT_DIR=/proc/hearth-cannot-write-here", NULL };
     char *argv[] = { wl, "1", "1", NULL };
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     ASSERT_EQ(run(dir, argv, env), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     char *err = read_text(dir, "stderr");
     ASSERT_CONTAINS(err, "profiling is off");
     ASSERT_CONTAINS(err, "/proc/hearth-cannot-write-here");
+    /* what hearth_stop logs when its bounded wait for the collector ran out */
+    if (strstr(err, "did not finish its final flush"))
+        t_fail(__FILE__, __LINE__, "the exit waited for a collector that had given up: %s", err);
     free(err);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    if (secs >= 4.5) t_fail(__FILE__, __LINE__, "the program took %.1f s: its exit waited for the collector", secs);
 }
 
 /*

@@ -14,14 +14,8 @@
 #define CURL_SONAME "libcurl.so.4"
 
 static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static curl_fns fns;
 static _Atomic int ready;
-
-/* A fork waits for a load in progress: the child would inherit the loader's lock taken. */
-static void fork_prepare(void) { pthread_mutex_lock(&load_mu); }
-static void fork_done(void) { pthread_mutex_unlock(&load_mu); }
-static void register_atfork(void) { pthread_atfork(fork_prepare, fork_done, fork_done); }
 
 static int load(char *err, size_t err_size)
 {
@@ -30,8 +24,8 @@ static int load(char *err, size_t err_size)
     const char *missing = NULL;
     if (!h) {
         const char *why = dlerror();
-        snprintf(err, err_size, "cannot load %s (libcurl, needed to upload): %s", CURL_SONAME,
-                 why ? why : "unknown error");
+        snprintf(err, err_size, "cannot load %s (libcurl, needed to upload; Debian package libcurl4): %s",
+                 CURL_SONAME, why ? why : "unknown error");
         return -1;
     }
 #define SYM(field, name)                                         \
@@ -67,10 +61,15 @@ static int load(char *err, size_t err_size)
 const curl_fns *curl_fns_get(char *err, size_t err_size)
 {
     if (atomic_load_explicit(&ready, memory_order_acquire)) return &fns;
-    pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&load_mu);
     int ok = atomic_load_explicit(&ready, memory_order_relaxed) || load(err, err_size) == 0;
     if (ok) atomic_store_explicit(&ready, 1, memory_order_release);
     pthread_mutex_unlock(&load_mu);
     return ok ? &fns : NULL;
+}
+
+void curl_fns_after_fork_child(void)
+{
+    /* The thread that may have held it (loading) does not exist here; an unfinished load is retried. */
+    pthread_mutex_init(&load_mu, NULL);
 }

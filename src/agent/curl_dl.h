@@ -10,8 +10,13 @@
  * libhearth.so, start-up in the agent), only a process that uploads maps
  * them, and off its main thread.
  *
- * Thread-safe. A fork() waits while the library is being loaded, so a child
- * never inherits the loader's lock held by a thread it does not have.
+ * Thread-safe. Call it with none of the caller's locks held that a fork
+ * handler takes: loading runs libcurl's dependencies' constructors, which
+ * call pthread_atfork(), and before glibc 2.36 a fork() holds the lock that
+ * needs while its prepare handlers run (a prepare handler waiting for a lock
+ * held across the load never returns). Nothing here makes fork() wait; a
+ * child forked during a load calls curl_fns_after_fork_child() and loads
+ * again when it needs to.
  */
 #ifndef HEARTH_AGENT_CURL_DL_H
 #define HEARTH_AGENT_CURL_DL_H
@@ -35,9 +40,12 @@ typedef struct curl_fns {
 
 /*
  * Loads libcurl and runs curl_global_init() the first time; the same table
- * afterwards. NULL when it cannot be loaded, with why in err (the dlerror()
- * text); a later call tries again.
+ * afterwards. NULL when libcurl cannot be loaded or initialised, with a
+ * message in err saying which and why; a later call tries again.
  */
 const curl_fns *curl_fns_get(char *err, size_t err_size);
+
+/* In a fork child (from its atfork child handler): makes curl_fns_get usable again. */
+void curl_fns_after_fork_child(void);
 
 #endif

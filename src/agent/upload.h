@@ -2,7 +2,8 @@
  * upload.h: pushes profiles to a Pyroscope-compatible server
  * (POST /ingest?name=app{k=v}&from=S&until=S&format=pprof&spyName=...).
  *
- * A background thread drains a bounded queue with libcurl. A failed POST
+ * A background thread drains a bounded queue with libcurl (loaded at the
+ * first upl_new, see curl_dl.h). A failed POST
  * (connection error, 5xx, 429) is retried with exponential backoff and full
  * jitter (base 1 s, cap 30 s) up to max_attempts; a 4xx other than 429 is not
  * retried (the server rejected the payload; retrying cannot help). When the
@@ -45,8 +46,11 @@ typedef struct upl_stats {
 typedef struct uploader uploader;
 
 /*
- * Starts an uploader. Returns 0 with *out set, or HE_USAGE (no server, bad
- * URL) / -errno (thread) with e explaining. Strings in o are copied.
+ * Starts an uploader. The first call loads libcurl (curl_dl.h: it blocks
+ * for the load, a few ms, and must not be made holding a lock a fork
+ * handler takes). Returns 0 with *out set, or HE_USAGE (no server, bad
+ * URL) / -ELIBACC (libcurl cannot be loaded) / -errno (thread) with e
+ * explaining. Strings in o are copied.
  */
 int upl_new(const upl_opts *o, uploader **out, herr *e);
 

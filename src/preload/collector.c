@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "agent/symbolize.h"
+#include "agent/curl_dl.h"
 #include "agent/upload.h"
 #include "core/buf.h"
 #include "core/hash.h"
@@ -528,13 +529,28 @@ static void build_and_emit(int64_t from, int64_t until)
 
 /* ---- the thread ---- */
 
-static int start_uploader(void)
+static int to_files(void) { return strncmp(pl_g.cfg.server, "file://", 7) == 0; }
+
+/* The output directory, made at start so that a bad one is reported at once. */
+static int make_output_dir(void)
 {
-    if (strncmp(pl_g.cfg.server, "file://", 7) == 0) {
-        const char *dir = pl_g.cfg.server + 7;
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -errno;
-        return 0;
-    }
+    const char *dir = pl_g.cfg.server + 7;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -errno;
+    return 0;
+}
+
+/*
+ * The uploader, made before the first profile is sent (a process with
+ * nothing to send never loads libcurl), with none of our locks held:
+ * loading libcurl runs constructors that call pthread_atfork(), and before
+ * glibc 2.36 a fork() whose prepare handler (fork_prepare: work_lock)
+ * waited for this thread would then never return. On failure profiling
+ * stops, with one log line saying why.
+ */
+static void open_uploader(void)
+{
+    static int failed;
+    if (upl || failed || to_files() || (cpu_agg.n == 0 && heap_agg.n == 0)) return;
     upl_opts o;
     memset(&o, 0, sizeof(o));
     o.server = pl_g.cfg.server;
@@ -546,8 +562,12 @@ static int start_uploader(void)
     herr e;
     herr_clear(&e);
     int rc = upl_new(&o, &upl, &e);
-    if (rc) log_error("hearth: cannot start uploading to %s: %s", pl_g.cfg.server, herr_msg(&e, rc));
-    return rc;
+    if (rc) {
+        char what[sizeof(pl_g.cfg.server) + 300];
+        snprintf(what, sizeof what, "cannot upload to %s: %s", pl_g.cfg.server, herr_msg(&e, rc));
+        failed = 1;
+        pl_fail(what, rc);
+    }
 }
 
 static int stop_requested(void)
@@ -590,7 +610,7 @@ static void *collector_main(void *arg)
      */
     if (!stop_requested()) pl_ring_prefault();
     if (!stop_requested()) pl_heap_prefault();
-    int rc = start_uploader();
+    int rc = to_files() ? make_output_dir() : 0;
     if (rc) {
         char what[sizeof(pl_g.cfg.server) + 32];
         snprintf(what, sizeof what, "cannot set up the destination %s", pl_g.cfg.server);
@@ -617,6 +637,7 @@ static void *collector_main(void *arg)
         syscall(SYS_futex, &kick_word, FUTEX_WAIT_PRIVATE, seen, &tick, NULL, 0);
         seen = atomic_load(&kick_word);
         if (stop_requested()) break;
+        open_uploader();  /* once the last round drained something to send */
         pthread_mutex_lock(&work_lock);
         drain();
         int64_t mono = mono_ns();
@@ -636,6 +657,10 @@ static void *collector_main(void *arg)
         pthread_mutex_unlock(&work_lock);
     }
     /* Final partial interval. */
+    pthread_mutex_lock(&work_lock);
+    drain();
+    pthread_mutex_unlock(&work_lock);
+    open_uploader();
     pthread_mutex_lock(&work_lock);
     drain();
     build_and_emit(interval_start, now_ns());
@@ -697,6 +722,9 @@ void pl_collector_stop(int flush)
     }
     int done = flush_done;
     pthread_mutex_unlock(&coll_lock);
+    if (!done)
+        log_error("hearth: the collector did not finish its final flush within %d s; the last interval is lost",
+                  flush ? 5 : 1);
     if (done) pthread_join(thread, NULL);
     else pthread_detach(thread);
     thread_started = 0;
@@ -710,6 +738,7 @@ void pl_collector_after_fork_child(void)
     pthread_mutex_init(&work_lock, NULL);
     /* The parent's collector and uploader do not exist here; their memory is abandoned, not freed (their locks may be held). */
     pthread_mutex_init(&coll_lock, NULL);
+    curl_fns_after_fork_child();
     thread_started = 0;
     upl = NULL;
     sym = NULL;
