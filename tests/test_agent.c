@@ -358,13 +358,17 @@ static uint64_t make_split_prog(const char *dir, const char *debug_rel, int buil
     return a;
 }
 
-/* file:line of debug_target's body through the symbolizer, or line 0 when no debug file was used. */
-static int split_prog_line(const char *dir, uint64_t addr, const char **file)
+/*
+ * file:line of debug_target's body through the symbolizer, or line 0 when
+ * no debug file was used. tree: the symbolizer's debug directory (NULL: an
+ * empty one, so that nothing is found by build ID).
+ */
+static int split_prog_line(const char *dir, uint64_t addr, const char *tree, const char **file)
 {
     sym_opts o = {0};
     char nodebug[1024], prog[1024];
-    snprintf(nodebug, sizeof nodebug, "%s/no-debug-tree", dir);  /* nothing under the build-ID tree */
-    o.debug_dir = nodebug;
+    snprintf(nodebug, sizeof nodebug, "%s/no-debug-tree", dir);
+    o.debug_dir = tree ? tree : nodebug;
     symbolizer *s = sym_new(&o);
     sym_module *m;
     sym_result r;
@@ -384,7 +388,8 @@ static int split_prog_line(const char *dir, uint64_t addr, const char **file)
 
 /*
  * A stripped program finds its DWARF through .gnu_debuglink beside it, in
- * its .debug/ directory, matched by build ID or (without one) by CRC; a
+ * its .debug/ directory or under the debug tree (whole directory, then
+ * shortened), matched by build ID or (without one) by CRC; a
  * debug file of another build under the linked name is not used; and none
  * of this loads libdebuginfod (and with it libcurl-gnutls and ~30 more
  * libraries) when no debuginfod server is configured.
@@ -397,18 +402,18 @@ TEST(symbolize_separate_debug_file_by_debuglink)
     snprintf(dir, sizeof dir, "%s/split-beside", t_tmpdir());
     sh("mkdir -p '%s'", dir);
     uint64_t a = make_split_prog(dir, "prog.debug", 1, "beside");
-    ASSERT_EQ(split_prog_line(dir, a, &file), 3);
+    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 3);
     ASSERT_CONTAINS(file, "prog.c");
 
     snprintf(dir, sizeof dir, "%s/split-subdir", t_tmpdir());
     sh("mkdir -p '%s'", dir);
     a = make_split_prog(dir, ".debug/prog.debug", 1, "subdir");
-    ASSERT_EQ(split_prog_line(dir, a, &file), 3);
+    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 3);
 
     snprintf(dir, sizeof dir, "%s/split-crc", t_tmpdir());
     sh("mkdir -p '%s'", dir);
     a = make_split_prog(dir, "prog.debug", 0, "crc");
-    ASSERT_EQ(split_prog_line(dir, a, &file), 3);
+    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 3);
 
     /* Another build's debug file under the linked name: rejected (build ID, then CRC). */
     snprintf(other, sizeof other, "%s/split-other", t_tmpdir());
@@ -418,7 +423,7 @@ TEST(symbolize_separate_debug_file_by_debuglink)
     sh("mkdir -p '%s'", dir);
     a = make_split_prog(dir, "prog.debug", 1, "this build");
     sh("cp '%s/prog.debug' '%s/prog.debug'", other, dir);
-    ASSERT_EQ(split_prog_line(dir, a, &file), 0);
+    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);
     snprintf(other, sizeof other, "%s/split-other-crc", t_tmpdir());
     sh("mkdir -p '%s'", other);
     make_split_prog(other, "prog.debug", 0, "other crc build");
@@ -426,14 +431,29 @@ TEST(symbolize_separate_debug_file_by_debuglink)
     sh("mkdir -p '%s'", dir);
     a = make_split_prog(dir, "prog.debug", 0, "this crc build");
     sh("cp '%s/prog.debug' '%s/prog.debug'", other, dir);
-    ASSERT_EQ(split_prog_line(dir, a, &file), 0);
+    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);
+
+    /* Under the debug tree, mirroring the program's directory, and with leading directories dropped. */
+    char tree[1024], where[2200];
+    snprintf(tree, sizeof tree, "%s/debug-tree", t_tmpdir());
+    snprintf(dir, sizeof dir, "%s/split-tree", t_tmpdir());
+    sh("mkdir -p '%s'", dir);
+    snprintf(where, sizeof where, "%s%s/prog.debug", tree, dir);
+    a = make_split_prog(dir, where, 1, "tree");
+    ASSERT_EQ(split_prog_line(dir, a, tree, &file), 3);
+    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);  /* and only there */
+    snprintf(dir, sizeof dir, "%s/split-tree-short", t_tmpdir());
+    sh("mkdir -p '%s'", dir);
+    snprintf(where, sizeof where, "%s/split-tree-short/prog.debug", tree);
+    a = make_split_prog(dir, where, 1, "tree, shortened");
+    ASSERT_EQ(split_prog_line(dir, a, tree, &file), 3);
 
     /* No debug file anywhere (what most programs on a host are): the search ends locally. */
     snprintf(dir, sizeof dir, "%s/split-missing", t_tmpdir());
     sh("mkdir -p '%s'", dir);
     a = make_split_prog(dir, "prog.debug", 1, "missing");
     sh("rm '%s/prog.debug'", dir);
-    ASSERT_EQ(split_prog_line(dir, a, &file), 0);
+    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);
 
     FILE *maps = fopen("/proc/self/maps", "r");
     char line[1024];

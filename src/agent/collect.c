@@ -878,7 +878,10 @@ collector *coll_new(const coll_opts *o)
     if (!c->o.max_files) c->o.max_files = 512;
     if (!c->o.max_table_bytes) c->o.max_table_bytes = (size_t)64 << 20;
     if (!c->o.max_depth) c->o.max_depth = 256;
-    c->sym = sym_new(NULL);
+    sym_opts so = {0};
+    const char *urls = getenv("DEBUGINFOD_URLS");
+    so.debuginfod = urls && *urls;  /* the agent is its own process: debuginfod when the user configured it */
+    c->sym = sym_new(&so);
     if (!c->sym) { log_error("out of memory creating the symbolizer"); abort(); } /* CLI: dies on OOM */
     c->sym_gen = 1;
     hmap64_init(&c->file_index);

@@ -107,6 +107,7 @@ struct symbolizer {
     size_t n_pmaps, cap_pmaps;
     uint64_t clock, trims;
     char *debuginfo_path;
+    Dwfl_Callbacks cb;       /* this symbolizer's Dwfls point to it (libdwfl keeps the pointer) */
 };
 
 static const char *intern(symbolizer *s, const char *str)
@@ -127,6 +128,16 @@ static char *dup_str(const char *str)
     return d;
 }
 
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                          const char *file_name, const char *debuglink, GElf_Word crc, char **debuginfo_file_name);
+
+static const Dwfl_Callbacks offline_cb = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = NULL, /* the symbolizer's own, in sym_new */
+};
+
 symbolizer *sym_new(const sym_opts *o)
 {
     symbolizer *s = hmallocarray(1, sizeof(*s));
@@ -142,6 +153,8 @@ symbolizer *sym_new(const sym_opts *o)
         snprintf(dp, sizeof(dp), ":.debug:%s", s->o.debug_dir);
         s->debuginfo_path = dup_str(dp);
         if (!s->debuginfo_path) { free(s); return NULL; }
+        s->cb = offline_cb;
+        s->cb.debuginfo_path = &s->debuginfo_path;
     }
     strtab_init(&s->strs);
     strtab_init(&s->kstrs);
@@ -276,15 +289,8 @@ static char *hex_build_id(const unsigned char *id, int len)
     return out;
 }
 
-/*
- * libdwfl keeps a pointer to the callbacks; every Dwfl shares one static copy
- * (the debug directory of the first symbolizer wins).
- */
-static Dwfl_Callbacks shared_cb;
-static char *shared_debug_path;
-
-/* fd (kept) when the file at fd is the debug file of mod: same build ID, else (none) the debuglink's CRC-32. */
-static int debug_file_matches(Dwfl_Module *mod, int fd, GElf_Word crc)
+/* Whether the file at fd is the debug file of mod: the same build ID, or (mod has none) the debuglink's CRC-32. */
+static int debug_file_matches(Dwfl_Module *mod, int fd, GElf_Word crc, int check_crc)
 {
     const unsigned char *want;
     GElf_Addr vaddr;
@@ -297,7 +303,7 @@ static int debug_file_matches(Dwfl_Module *mod, int fd, GElf_Word crc)
         if (elf) elf_end(elf);
         return same;
     }
-    if (crc == 0) return 1;
+    if (crc == 0 || !check_crc) return 1;
     uLong sum = crc32(0, Z_NULL, 0);
     unsigned char chunk[65536];
     ssize_t n;
@@ -308,7 +314,7 @@ static int debug_file_matches(Dwfl_Module *mod, int fd, GElf_Word crc)
 
 /* Tries dir/sub/link (sub may be empty): an fd, with *name set, when it is mod's debug file. */
 static int try_debuglink(Dwfl_Module *mod, const char *dir, const char *sub, const char *link, GElf_Word crc,
-                         const struct stat *main_st, char **name)
+                         int check_crc, const struct stat *main_st, char **name)
 {
     char path[PATH_MAX];
     struct stat st;
@@ -318,7 +324,7 @@ static int try_debuglink(Dwfl_Module *mod, const char *dir, const char *sub, con
     if (fd < 0) return -1;
     /* the link may name the file itself (a debug file beside it has the same name under another dir) */
     if (fstat(fd, &st) != 0 || (main_st && st.st_dev == main_st->st_dev && st.st_ino == main_st->st_ino) ||
-        !debug_file_matches(mod, fd, crc) || !(*name = dup_str(path))) {
+        !debug_file_matches(mod, fd, crc, check_crc) || !(*name = dup_str(path))) {
         close(fd);
         return -1;
     }
@@ -327,30 +333,17 @@ static int try_debuglink(Dwfl_Module *mod, const char *dir, const char *sub, con
 }
 
 /*
- * The separate debug file of a module, found on this machine only.
- * dwfl_standard_find_debuginfo ends a search that found nothing by asking
- * debuginfod, and for that libdw dlopen()s libdebuginfod.so.1, which brings
- * libcurl-gnutls and some 30 more libraries (and runs their constructors)
- * whether or not a server is configured: in a process libhearth.so
- * profiles, 30 libraries loaded into someone else's program to find
- * nothing. So the standard search (debuginfod included) runs only when
- * DEBUGINFOD_URLS names a server; otherwise the same local search runs:
- * by build ID under the debug directory, then by .gnu_debuglink next to
- * the file, in its .debug/ and under the debug directory (the entries of
- * the debuginfo path: "" = beside it, relative = a subdirectory, absolute
- * = a tree mirroring the file's directory), a candidate kept only when its
- * build ID (or, for a file without one, the link's CRC-32) matches.
+ * The .gnu_debuglink search of elfutils' find_debuginfo_in_path, for the
+ * file file_name: for each entry of the debuginfo path (a leading '-' skips
+ * the CRC check), "" = beside the file, a relative entry = that
+ * subdirectory of the file's directory, an absolute entry = a tree
+ * mirroring the file's directory, tried with its leading components
+ * dropped one at a time (/usr/lib/debug/usr/bin/x, /usr/lib/debug/bin/x,
+ * /usr/lib/debug/x).
  */
-static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
-                          const char *file_name, const char *debuglink, GElf_Word crc, char **debuginfo_file_name)
+static int search_debuglink(const symbolizer *s, Dwfl_Module *mod, const char *file_name, const char *link,
+                            GElf_Word crc, char **name)
 {
-    const char *urls = getenv("DEBUGINFOD_URLS");
-    if (urls && *urls)
-        return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
-                                            debuginfo_file_name);
-    int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
-                                          debuginfo_file_name);
-    if (fd >= 0 || !debuglink || !*debuglink || !file_name || !shared_debug_path) return fd;
     char dir[PATH_MAX];
     const char *slash = strrchr(file_name, '/');
     size_t dir_len = slash ? (size_t)(slash - file_name) : 0;
@@ -358,22 +351,25 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
     memcpy(dir, file_name, dir_len);
     dir[dir_len] = 0;
     struct stat main_st;
-    int have_st = stat(file_name, &main_st) == 0;
-    const char *p = shared_debug_path;
-    while (fd < 0 && p) {
+    const struct stat *st = stat(file_name, &main_st) == 0 ? &main_st : NULL;
+    int fd = -1;
+    for (const char *p = s->debuginfo_path; fd < 0 && p;) {
         const char *end = strchr(p, ':');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         char entry[PATH_MAX];
         if (len < sizeof entry) {
             memcpy(entry, p, len);
             entry[len] = 0;
+            int check_crc = entry[0] != '-';
             const char *e = entry + (entry[0] == '+' || entry[0] == '-');
             if (e[0] == '/') {
-                char tree[PATH_MAX];
-                if (dir[0] == '/' && (size_t)snprintf(tree, sizeof tree, "%s%s", e, dir) < sizeof tree)
-                    fd = try_debuglink(mod, tree, "", debuglink, crc, have_st ? &main_st : NULL, debuginfo_file_name);
+                for (const char *sub = dir; fd < 0 && dir[0] == '/' && sub;) {
+                    fd = try_debuglink(mod, e, sub + 1, link, crc, check_crc, st, name);
+                    sub = strchr(sub + 1, '/');
+                }
+                if (fd < 0 && dir[0] == '/') fd = try_debuglink(mod, e, "", link, crc, check_crc, st, name);
             } else if (slash) {
-                fd = try_debuglink(mod, dir, e, debuglink, crc, have_st ? &main_st : NULL, debuginfo_file_name);
+                fd = try_debuglink(mod, dir, e, link, crc, check_crc, st, name);
             }
         }
         p = end ? end + 1 : NULL;
@@ -381,24 +377,62 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
     return fd;
 }
 
-static const Dwfl_Callbacks offline_cb = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-    .debuginfo_path = NULL, /* set per symbolizer below */
-};
+/*
+ * The separate debug file of a module. dwfl_standard_find_debuginfo ends a
+ * search that found nothing on this machine by asking debuginfod, and for
+ * that libdw dlopen()s libdebuginfod.so.1, which brings libcurl-gnutls and
+ * some 30 more libraries (and runs their constructors) whether or not a
+ * server is configured: in a process libhearth.so profiles, 30 libraries
+ * loaded into someone else's program to find nothing. So the standard
+ * search runs only when the symbolizer was made with debuginfod on;
+ * otherwise the local part of it: by build ID under the debug directory
+ * (dwfl_build_id_find_debuginfo, which also finds a dwz alternate file by
+ * its build ID), then for the module's own debug file by .gnu_debuglink
+ * (or, without a link, FILE.debug) as search_debuglink describes, again
+ * from the file's real path when it is a symbolic link; a candidate is
+ * kept only when its build ID (or, for a file without one, the link's
+ * CRC-32) matches. Not done here: looking for a dwz alternate file by its
+ * name rather than its build ID.
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                          const char *file_name, const char *debuglink, GElf_Word crc, char **debuginfo_file_name)
+{
+    const symbolizer *s = userdata ? *userdata : NULL;  /* set by module_open_shared */
+    if (!s || s->o.debuginfod)
+        return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
+                                            debuginfo_file_name);
+    int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
+                                          debuginfo_file_name);
+    if (fd >= 0 || !file_name || !s->debuginfo_path) return fd;
+    /* Called for a dwz alternate file too (debuglink = its name): that one only by build ID, above. */
+    GElf_Addr bias;
+    GElf_Word own_crc = 0;
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    const char *own = elf ? dwelf_elf_gnu_debuglink(elf, &own_crc) : NULL;
+    if (debuglink && (!own || strcmp(own, debuglink) != 0)) return -1;
+    char link[NAME_MAX + 1];
+    if (!debuglink) {
+        const char *base_name = strrchr(file_name, '/');
+        base_name = base_name ? base_name + 1 : file_name;
+        if ((size_t)snprintf(link, sizeof link, "%s.debug", base_name) >= sizeof link) return -1;
+        debuglink = link;
+    }
+    fd = search_debuglink(s, mod, file_name, debuglink, crc, debuginfo_file_name);
+    if (fd < 0) {
+        char *real = realpath(file_name, NULL);
+        if (real && strcmp(real, file_name) != 0)
+            fd = search_debuglink(s, mod, real, debuglink, crc, debuginfo_file_name);
+        free(real);
+    }
+    return fd;
+}
+
 
 static int module_open_shared(symbolizer *s, sym_module *m, herr *e)
 {
     Elf *elf;
     size_t nph;
-    if (!shared_cb.find_debuginfo) {
-        shared_debug_path = dup_str(s->debuginfo_path); /* lives as long as the process */
-        if (!shared_debug_path) return herr_set(e, -ENOMEM, "out of memory");
-        shared_cb = offline_cb;
-        shared_cb.debuginfo_path = &shared_debug_path;
-    }
-    m->dwfl = dwfl_begin(&shared_cb);
+    m->dwfl = dwfl_begin(&s->cb);
     if (!m->dwfl) return herr_set(e, -ENOMEM, "dwfl_begin failed");
     dwfl_report_begin(m->dwfl);
     m->mod = dwfl_report_offline(m->dwfl, m->display ? m->display : m->path, m->path, -1);
@@ -408,6 +442,10 @@ static int module_open_shared(symbolizer *s, sym_module *m, herr *e)
         module_close(m);
         return rc;
     }
+    /* find_debuginfo's userdata: which symbolizer's debug path and settings apply */
+    void **userdata = NULL;
+    dwfl_module_info(m->mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+    if (userdata) *userdata = s;
     elf = dwfl_module_getelf(m->mod, &m->bias);
     if (!elf || elf_getphdrnum(elf, &nph)) {
         module_close(m);

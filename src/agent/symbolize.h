@@ -58,6 +58,14 @@ typedef struct sym_opts {
     size_t max_cache_entries;  /* cached addresses; default 256K */
     const char *debug_dir;     /* default "/usr/lib/debug" */
     int no_dwarf;              /* symbols only (no file:line, no inlines) */
+    /*
+     * Ask debuginfod (libdebuginfod, DEBUGINFOD_URLS) for a debug file not
+     * found on this machine. Off: the search stays local and libdebuginfod
+     * is never loaded. The caller decides (the agent: DEBUGINFOD_URLS set;
+     * libhearth.so: never, it runs inside someone else's program). The
+     * first symbolizer of a process decides for all of them.
+     */
+    int debuginfod;
 } sym_opts;
 
 typedef struct symbolizer symbolizer;
