@@ -326,8 +326,9 @@ static uint64_t nm_addr(const char *file, const char *name)
 }
 
 /*
- * prog built in dir with -g, its DWARF moved to a separate file (`objcopy
- * --only-keep-debug`) placed at dir/DEBUG_REL and named by a
+ * prog built with -g in a new directory NAME (its path put in dir), its
+ * DWARF moved to a separate file (`objcopy --only-keep-debug`) placed at
+ * dir/DEBUG_REL and named by a
  * .gnu_debuglink in the stripped prog. build_id: 0 links with
  * --build-id=none, so the debug file is matched by the link's CRC.
  * Returns the vaddr of debug_target (offset == vaddr for gcc's text).
@@ -339,13 +340,15 @@ static const char DEBUG_PROG_SRC[] =
     "}\n"
     "int main(int argc, char **argv) { (void)argv; return debug_target(argc); }\n";
 
-static uint64_t make_split_prog(const char *dir, const char *debug_rel, int build_id, const char *variant)
+static uint64_t make_split_prog(char *dir, size_t dir_size, const char *name, const char *debug_rel, int build_id)
 {
     char src[1024];
     FILE *f;
+    snprintf(dir, dir_size, "%s/%s", t_tmpdir(), name);
+    sh("mkdir -p '%s'", dir);
     snprintf(src, sizeof src, "%s/prog.c", dir);
     ASSERT((f = fopen(src, "w")) != NULL);
-    fprintf(f, "%s/* %s */\n", DEBUG_PROG_SRC, variant);
+    fprintf(f, "%s/* %s */\n", DEBUG_PROG_SRC, name);  /* each build differs */
     fclose(f);
     sh("cd '%s' && cc -g -O0 %s -o prog prog.c && objcopy --only-keep-debug prog prog.debug"
        " && objcopy --strip-debug --add-gnu-debuglink=prog.debug prog"
@@ -399,59 +402,35 @@ TEST(symbolize_separate_debug_file_by_debuglink)
     char dir[1024], other[1024];
     const char *file;
     unsetenv("DEBUGINFOD_URLS");
-    snprintf(dir, sizeof dir, "%s/split-beside", t_tmpdir());
-    sh("mkdir -p '%s'", dir);
-    uint64_t a = make_split_prog(dir, "prog.debug", 1, "beside");
+    uint64_t a = make_split_prog(dir, sizeof dir, "split-beside", "prog.debug", 1);
     ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 3);
     ASSERT_CONTAINS(file, "prog.c");
-
-    snprintf(dir, sizeof dir, "%s/split-subdir", t_tmpdir());
-    sh("mkdir -p '%s'", dir);
-    a = make_split_prog(dir, ".debug/prog.debug", 1, "subdir");
+    a = make_split_prog(dir, sizeof dir, "split-subdir", ".debug/prog.debug", 1);
     ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 3);
-
-    snprintf(dir, sizeof dir, "%s/split-crc", t_tmpdir());
-    sh("mkdir -p '%s'", dir);
-    a = make_split_prog(dir, "prog.debug", 0, "crc");
+    a = make_split_prog(dir, sizeof dir, "split-crc", "prog.debug", 0);
     ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 3);
 
     /* Another build's debug file under the linked name: rejected (build ID, then CRC). */
-    snprintf(other, sizeof other, "%s/split-other", t_tmpdir());
-    sh("mkdir -p '%s'", other);
-    make_split_prog(other, "prog.debug", 1, "other build");
-    snprintf(dir, sizeof dir, "%s/split-mismatch", t_tmpdir());
-    sh("mkdir -p '%s'", dir);
-    a = make_split_prog(dir, "prog.debug", 1, "this build");
-    sh("cp '%s/prog.debug' '%s/prog.debug'", other, dir);
-    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);
-    snprintf(other, sizeof other, "%s/split-other-crc", t_tmpdir());
-    sh("mkdir -p '%s'", other);
-    make_split_prog(other, "prog.debug", 0, "other crc build");
-    snprintf(dir, sizeof dir, "%s/split-mismatch-crc", t_tmpdir());
-    sh("mkdir -p '%s'", dir);
-    a = make_split_prog(dir, "prog.debug", 0, "this crc build");
-    sh("cp '%s/prog.debug' '%s/prog.debug'", other, dir);
-    ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);
+    for (int build_id = 1; build_id >= 0; build_id--) {
+        make_split_prog(other, sizeof other, build_id ? "split-other" : "split-other-crc", "prog.debug", build_id);
+        a = make_split_prog(dir, sizeof dir, build_id ? "split-mismatch" : "split-mismatch-crc", "prog.debug", build_id);
+        sh("cp '%s/prog.debug' '%s/prog.debug'", other, dir);
+        ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);
+    }
 
     /* Under the debug tree, mirroring the program's directory, and with leading directories dropped. */
-    char tree[1024], where[2200];
+    char tree[1024];
     snprintf(tree, sizeof tree, "%s/debug-tree", t_tmpdir());
-    snprintf(dir, sizeof dir, "%s/split-tree", t_tmpdir());
-    sh("mkdir -p '%s'", dir);
-    snprintf(where, sizeof where, "%s%s/prog.debug", tree, dir);
-    a = make_split_prog(dir, where, 1, "tree");
+    a = make_split_prog(dir, sizeof dir, "split-tree", "prog.debug", 1);
+    sh("mkdir -p '%s%s' && mv '%s/prog.debug' '%s%s/'", tree, dir, dir, tree, dir);
     ASSERT_EQ(split_prog_line(dir, a, tree, &file), 3);
     ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);  /* and only there */
-    snprintf(dir, sizeof dir, "%s/split-tree-short", t_tmpdir());
-    sh("mkdir -p '%s'", dir);
-    snprintf(where, sizeof where, "%s/split-tree-short/prog.debug", tree);
-    a = make_split_prog(dir, where, 1, "tree, shortened");
+    a = make_split_prog(dir, sizeof dir, "split-tree-short", "prog.debug", 1);
+    sh("mkdir -p '%s/split-tree-short' && mv '%s/prog.debug' '%s/split-tree-short/'", tree, dir, tree);
     ASSERT_EQ(split_prog_line(dir, a, tree, &file), 3);
 
     /* No debug file anywhere (what most programs on a host are): the search ends locally. */
-    snprintf(dir, sizeof dir, "%s/split-missing", t_tmpdir());
-    sh("mkdir -p '%s'", dir);
-    a = make_split_prog(dir, "prog.debug", 1, "missing");
+    a = make_split_prog(dir, sizeof dir, "split-missing", "prog.debug", 1);
     sh("rm '%s/prog.debug'", dir);
     ASSERT_EQ(split_prog_line(dir, a, NULL, &file), 0);
 
