@@ -104,5 +104,26 @@ else
     bad "span b: got names: $(tr '\n' ' ' <<<"$b")"
   fi
 fi
+# Several intervals (1 s) uploaded while the program runs, the uploader made
+# on the first: the server's cpu total must match the CPU the program used.
+if [ "${run[0]}" = env ]; then
+  cpu_s=$(HEARTH_SERVER_ADDRESS=http://127.0.0.1:$port HEARTH_APPLICATION_NAME=intervals HEARTH_PROFILES=cpu \
+    HEARTH_UPLOAD_INTERVAL=1s env LD_PRELOAD="$lib" "$build/workloads-preload/wl_cpu" 2 300 2>/dev/null | tail -n 1)
+  total=
+  for _ in $(seq 20); do
+    total=$(curl -s -X POST -H 'Content-Type: application/json' \
+      "http://127.0.0.1:$port/querier.v1.QuerierService/SelectMergeStacktraces" \
+      -d "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"intervals\\\"}\",\"start\":$((now - 600000)),\"end\":$(( $(date +%s) * 1000 + 60000 ))}" |
+      python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d.get("flamegraph", {}).get("total", 0)))' 2>/dev/null)
+    [ -n "$total" ] && [ "$total" -gt 0 ] && awk -v t="$total" -v c="$cpu_s" 'BEGIN { exit !(t / 1e9 >= c * 0.75) }' && break
+    sleep 0.25
+  done
+  if [ -n "$cpu_s" ] && [ -n "$total" ] && awk -v t="$total" -v c="$cpu_s" 'BEGIN { r = t / 1e9 / c; exit !(r >= 0.75 && r <= 1.15) }'; then
+    ok "uploads every second: the server holds $(awk -v t="$total" 'BEGIN { printf "%.2f", t / 1e9 }') s of cpu for ${cpu_s} s used"
+  else
+    bad "uploads every second: the server holds '${total}' ns of cpu for '${cpu_s}' s used"
+  fi
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

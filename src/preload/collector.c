@@ -570,6 +570,25 @@ static void open_uploader(void)
     }
 }
 
+/*
+ * Builds and sends the interval from `from` to now, with work_lock held and
+ * the ring drained; returns its end. The uploader is made first if this is
+ * the first profile to send, with work_lock let go meanwhile (open_uploader
+ * says why) and the ring drained again after.
+ */
+static int64_t send_interval(int64_t from)
+{
+    if (!upl && !to_files() && (cpu_agg.n > 0 || heap_agg.n > 0)) {
+        pthread_mutex_unlock(&work_lock);
+        open_uploader();
+        pthread_mutex_lock(&work_lock);
+        drain();
+    }
+    int64_t until = now_ns();
+    build_and_emit(from, until);
+    return until;
+}
+
 static int stop_requested(void)
 {
     pthread_mutex_lock(&coll_lock);
@@ -637,7 +656,6 @@ static void *collector_main(void *arg)
         syscall(SYS_futex, &kick_word, FUTEX_WAIT_PRIVATE, seen, &tick, NULL, 0);
         seen = atomic_load(&kick_word);
         if (stop_requested()) break;
-        open_uploader();  /* once the last round drained something to send */
         pthread_mutex_lock(&work_lock);
         drain();
         int64_t mono = mono_ns();
@@ -649,8 +667,7 @@ static void *collector_main(void *arg)
             last_scan = mono;
         }
         if (mono >= next_upload) {
-            int64_t until = now_ns();
-            build_and_emit(interval_start, until);
+            int64_t until = send_interval(interval_start);
             interval_start = until;
             next_upload = mono + (int64_t)pl_g.cfg.interval_ns;
         }
@@ -659,11 +676,7 @@ static void *collector_main(void *arg)
     /* Final partial interval. */
     pthread_mutex_lock(&work_lock);
     drain();
-    pthread_mutex_unlock(&work_lock);
-    open_uploader();
-    pthread_mutex_lock(&work_lock);
-    drain();
-    build_and_emit(interval_start, now_ns());
+    send_interval(interval_start);
     pthread_mutex_unlock(&work_lock);
     if (upl) {
         upl_free(upl, 2000);
