@@ -293,6 +293,41 @@ TEST(symbolize_inlined_frames_with_lines)
     sym_free(s);
 }
 
+/*
+ * libc_names_only: a libc address gets its function name and no line (no
+ * DWARF opened); without it the same address gets its line wherever libc's
+ * debug information is installed (libc6-dbg), which is what makes this
+ * test able to fail there.
+ */
+TEST(symbolize_libc_names_only)
+{
+    Dl_info di;
+    ASSERT(dladdr((void *)(uintptr_t)&fopen, &di) && di.dli_fname);
+    uint64_t off = (uint64_t)(uintptr_t)&fopen - (uint64_t)(uintptr_t)di.dli_fbase + 4;
+    sym_result r;
+    sym_module *m;
+    herr e = {0};
+    int lines_elsewhere = 0;
+    for (int names_only = 0; names_only <= 1; names_only++) {
+        sym_opts o = {0};
+        o.libc_names_only = names_only;
+        symbolizer *s = sym_new(&o);
+        ASSERT_OK(sym_module_get(s, di.dli_fname, NULL, &m, &e));
+        ASSERT_OK(sym_lookup(s, m, off, &r));
+        ASSERT(r.n >= 1);
+        ASSERT_STR(r.frames[r.n - 1].function, "fopen");
+        if (!names_only) {
+            lines_elsewhere = r.frames[0].line > 0;
+        } else {
+            ASSERT_EQ(r.n, 1);
+            ASSERT(r.frames[0].file == NULL);
+            ASSERT_EQ(r.frames[0].line, 0);
+        }
+        sym_free(s);
+    }
+    if (!lines_elsewhere) printf("  (libc has no debug information here: only the names-only half is checked)\n");
+}
+
 /* ---- separate debug files ---- */
 
 /* Runs a shell command line; fails the test (with the line) when it fails. */

@@ -50,6 +50,7 @@ struct sym_module {
     GElf_Phdr *loads;
     size_t n_loads;
     int failed;
+    int is_libc;             /* the C library or the dynamic loader (sym_opts.libc_names_only) */
     uint64_t last_use;
     uint64_t dwfl_trim;      /* s->trims when the Dwfl last answered a lookup (idle ones are closed) */
     struct msym *syms;       /* function symbols sorted by address (dwfl's own lookup is linear) */
@@ -497,6 +498,11 @@ int sym_module_get(symbolizer *s, const char *path, const char *display, sym_mod
     memset(m, 0, sizeof(*m));
     m->path = dup_str(path);
     m->display = dup_str(display ? display : path);
+    {
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        m->is_libc = strncmp(base, "libc.so.", 8) == 0 || strncmp(base, "ld-linux", 8) == 0;
+    }
     if (!m->path || !m->display) {
         module_free(m);
         return herr_set(e, -ENOMEM, "out of memory");
@@ -1105,7 +1111,7 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
         GElf_Addr a = vaddr + m->bias;
         const char *symname = find_sym(m, a);
         r->vaddr = vaddr;
-        if (s->o.no_dwarf) {
+        if (s->o.no_dwarf || (s->o.libc_names_only && m->is_libc)) {
             if (symname) {
                 fill_frame(s, &r->frames[0], symname);
                 r->n = 1;

@@ -59,6 +59,15 @@ typedef struct sym_opts {
     const char *debug_dir;     /* default "/usr/lib/debug" */
     int no_dwarf;              /* symbols only (no file:line, no inlines) */
     /*
+     * Symbols only for the C library and the dynamic loader (libc.so.*,
+     * ld-linux*): with their debug package installed, the first lookup with
+     * lines costs ~55 ms of CPU and ~15 MiB (libdw inflates every debug
+     * section of the file), and every process has their frames at the root
+     * of its stacks. For libhearth.so, which pays it in each process it
+     * profiles; names (from the debug file's symbol table) stay.
+     */
+    int libc_names_only;
+    /*
      * Ask debuginfod (libdebuginfod, DEBUGINFOD_URLS) for a debug file not
      * found on this machine. Off: the search stays local and libdebuginfod
      * is never loaded. The caller decides (the agent: DEBUGINFOD_URLS set;
