@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,6 +185,26 @@ TEST(unwind_table_covers_libc_function_entries)
         ASSERT_EQ(row->ra_off, -8);
     }
     unw_table_release(&t);
+}
+
+/* A build given up by its cancel flag leaves nothing; an unset flag changes nothing. */
+TEST(unwind_table_build_cancel)
+{
+    Dl_info di;
+    unw_table full, t;
+    herr e = {0};
+    _Atomic int cancel = 0;
+    ASSERT(dladdr((void *)fopen, &di) && di.dli_fname);
+    ASSERT_OK(unw_table_build_file(&full, di.dli_fname, &e));
+    ASSERT_OK(unw_table_build_file_cancel(&t, di.dli_fname, &cancel, &e));
+    ASSERT_EQ(t.n_rows, full.n_rows);
+    ASSERT(memcmp(t.rows, full.rows, full.n_rows * sizeof(full.rows[0])) == 0);
+    unw_table_release(&t);
+    atomic_store(&cancel, 1);
+    ASSERT_EQ(unw_table_build_file_cancel(&t, di.dli_fname, &cancel, &e), -ECANCELED);
+    ASSERT_EQ(t.n_rows, 0);
+    ASSERT(t.rows == NULL);
+    unw_table_release(&full);
 }
 
 /* The row covering vaddr by a plain binary search over all rows: what unw_find must agree with. */

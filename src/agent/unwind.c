@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <link.h>
+#include <stdatomic.h>
 #include <libelf.h>
 #include <unistd.h>
 
@@ -413,11 +414,14 @@ static int same_rule(const unw_row *a, const unw_row *b)
 }
 
 static int parse_section(rows *rs, const uint8_t *sec, size_t size, uint64_t sec_vaddr, int is_eh,
-                         uint64_t *lo, uint64_t *hi, herr *e)
+                         uint64_t *lo, uint64_t *hi, const _Atomic int *cancel, herr *e)
 {
     const uint8_t *p = sec, *end = sec + size;
     int rc;
+    unsigned n_entries = 0;
     while (p < end) {
+        if (cancel && (++n_entries & 255) == 0 && atomic_load_explicit(cancel, memory_order_relaxed))
+            return herr_set(e, -ECANCELED, "cancelled");
         rd r = {p, end, 0};
         uint64_t len = rd_u(&r, 4), id;
         int is64 = 0;
@@ -527,7 +531,7 @@ static void build_index(unw_table *t)
     t->idx_shift = shift;
 }
 
-static int build_elf(unw_table *t, Elf *elf, herr *e)
+static int build_elf(unw_table *t, Elf *elf, const _Atomic int *cancel, herr *e)
 {
     size_t shstrndx;
     Elf_Scn *scn = NULL, *eh = NULL, *dbg = NULL;
@@ -559,12 +563,12 @@ static int build_elf(unw_table *t, Elf *elf, herr *e)
     if (eh) {
         Elf_Data *d = elf_getdata(eh, NULL);
         if (!d || !d->d_buf) return herr_set(e, HE_FORMAT, "cannot read .eh_frame");
-        if ((rc = parse_section(&rs, d->d_buf, d->d_size, eh_sh.sh_addr, 1, &t->lo, &t->hi, e))) goto fail;
+        if ((rc = parse_section(&rs, d->d_buf, d->d_size, eh_sh.sh_addr, 1, &t->lo, &t->hi, cancel, e))) goto fail;
     }
     if (dbg && (!eh || rs.n == 0)) {
         Elf_Data *d = elf_getdata(dbg, NULL);
         if (!d || !d->d_buf) { rc = herr_set(e, HE_FORMAT, "cannot read .debug_frame"); goto fail; }
-        if ((rc = parse_section(&rs, d->d_buf, d->d_size, dbg_sh.sh_addr, 0, &t->lo, &t->hi, e))) goto fail;
+        if ((rc = parse_section(&rs, d->d_buf, d->d_size, dbg_sh.sh_addr, 0, &t->lo, &t->hi, cancel, e))) goto fail;
         t->from_debug_frame = 1;
     }
     /* FDEs are usually in address order already: skip the sort then. */
@@ -596,28 +600,35 @@ fail:
     return rc;
 }
 
-int unw_table_build_fd(unw_table *t, int fd, herr *e)
+static int build_fd(unw_table *t, int fd, const _Atomic int *cancel, herr *e)
 {
     Elf *elf;
     int rc;
     elf_version(EV_CURRENT);
     elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     if (!elf) return herr_set(e, HE_FORMAT, "not an ELF file: %s", elf_errmsg(-1));
-    rc = build_elf(t, elf, e);
+    rc = build_elf(t, elf, cancel, e);
     elf_end(elf);
     return rc;
 }
 
-int unw_table_build_file(unw_table *t, const char *path, herr *e)
+int unw_table_build_fd(unw_table *t, int fd, herr *e) { return build_fd(t, fd, NULL, e); }
+
+int unw_table_build_file_cancel(unw_table *t, const char *path, const _Atomic int *cancel, herr *e)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
     if (fd < 0) {
         rc = -errno;
         return herr_set(e, rc, "cannot open '%s': %s", path, strerror(errno));
     }
-    rc = unw_table_build_fd(t, fd, e);
+    rc = build_fd(t, fd, cancel, e);
     close(fd);
     return rc;
+}
+
+int unw_table_build_file(unw_table *t, const char *path, herr *e)
+{
+    return unw_table_build_file_cancel(t, path, NULL, e);
 }
 
 void unw_table_release(unw_table *t)

@@ -83,6 +83,11 @@ typedef struct unw_table {
  * frees it with unw_table_release(). Not async-signal-safe.
  */
 int unw_table_build_file(unw_table *t, const char *path, herr *e);
+/*
+ * Same, given up with -ECANCELED (t left empty) soon after *cancel becomes
+ * nonzero (checked every 256 CFI entries; cancel may be NULL).
+ */
+int unw_table_build_file_cancel(unw_table *t, const char *path, const _Atomic int *cancel, herr *e);
 /* Same from an open file descriptor (not closed). */
 int unw_table_build_fd(unw_table *t, int fd, herr *e);
 void unw_table_release(unw_table *t);

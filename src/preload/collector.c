@@ -48,7 +48,7 @@
 #define CPU_MAX_STACKS 65536
 #define HEAP_MAX_STACKS 65536
 #define TICK_NS 100000000ll
-#define START_GRACE_NS 20000000l  /* 20 ms */
+#define START_GRACE_NS 2000000l  /* 2 ms */
 #define MAX_PPROF_BYTES ((size_t)64 << 20)
 
 typedef struct agg_entry {
@@ -84,7 +84,9 @@ static pthread_mutex_t coll_lock = PTHREAD_MUTEX_INITIALIZER;
  */
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t coll_cond;
-static int stop_flag, flush_done;
+static int flush_done;
+/* Set by pl_collector_stop: ends the loop, and cuts start-up work short (an exiting program waits for this thread). */
+static _Atomic int stopping;
 static int64_t interval_start;
 static uploader *upl;
 static symbolizer *sym;
@@ -589,13 +591,7 @@ static int64_t send_interval(int64_t from)
     return until;
 }
 
-static int stop_requested(void)
-{
-    pthread_mutex_lock(&coll_lock);
-    int stop = stop_flag;
-    pthread_mutex_unlock(&coll_lock);
-    return stop;
-}
+static int stop_requested(void) { return atomic_load(&stopping); }
 
 /* Tells pl_collector_stop that this thread is done (flushed, or never able to). */
 static void finished(void)
@@ -612,22 +608,19 @@ static void *collector_main(void *arg)
     uint32_t seen = start_seen;
     pl_internal_register();
     /*
-     * A short command (most processes a shell starts) exits within a few
-     * milliseconds, and its exit waits for this thread: the start-up work
-     * below (8 MiB of tables populated, CFI for the program and libc, about
-     * 10 ms) waits out START_GRACE_NS first, or until a kick. Samples taken
-     * meanwhile are recorded all the same: the ring's pages fault in on the
-     * program's thread instead, and stacks are walked by frame pointer.
-     */
-    struct timespec grace = { 0, START_GRACE_NS };
-    syscall(SYS_futex, &kick_word, FUTEX_WAIT_PRIVATE, seen, &grace, NULL, 0);
-    /*
      * Before the first samples reach them, off the program's threads (see
-     * pl_ring_prefault). Each start-up step is skipped once the program is
-     * exiting (a short command): its exit waits for this thread's final
-     * flush, and the step would serve no further sample.
+     * pl_ring_prefault). A short command (most processes a shell starts)
+     * exits within a millisecond, and its exit waits for this thread's
+     * final flush: the start-up work (8 MiB populated, CFI for the program
+     * and libc, ~12 ms) begins after START_GRACE_NS (so such a command pays
+     * nothing; the first CPU sample comes after 10 ms of CPU) and stops
+     * short once a stop is requested, each step within about a
+     * millisecond, since it would serve no further sample.
      */
-    if (!stop_requested()) pl_ring_prefault();
+    struct timespec grace = { 0, START_GRACE_NS };  /* or until the stop's kick */
+    syscall(SYS_futex, &kick_word, FUTEX_WAIT_PRIVATE, seen, &grace, NULL, 0);
+    pl_unwind_set_cancel(&stopping);
+    pl_ring_prefault(&stopping);
     if (!stop_requested()) pl_heap_prefault();
     int rc = to_files() ? make_output_dir() : 0;
     if (rc) {
@@ -646,7 +639,7 @@ static void *collector_main(void *arg)
     if (!live_buf) live_buf = hmallocarray(PL_LIVE_MAX, sizeof(*live_buf));  /* kept across restarts */
     interval_start = now_ns();
     /* The program and libc get CFI at once; other modules when samples land there. */
-    if (!stop_requested()) pl_unwind_refresh();
+    pl_unwind_refresh();
     pl_unwind_note_pc(getauxval(AT_ENTRY));
     pl_unwind_note_pc((uint64_t)(uintptr_t)&fopen);
     if (!stop_requested()) pl_unwind_refresh();
@@ -700,7 +693,7 @@ int pl_collector_start(void)
     pthread_condattr_destroy(&ca);
     if (!cpu_agg.max) agg_init(&cpu_agg, CPU_MAX_STACKS);
     if (!heap_agg.max) agg_init(&heap_agg, HEAP_MAX_STACKS);
-    stop_flag = 0;
+    atomic_store(&stopping, 0);
     flush_done = 0;
 
     /*
@@ -722,9 +715,7 @@ int pl_collector_start(void)
 void pl_collector_stop(int flush)
 {
     if (!thread_started) return;
-    pthread_mutex_lock(&coll_lock);
-    stop_flag = 1;
-    pthread_mutex_unlock(&coll_lock);
+    atomic_store(&stopping, 1);
     pl_collector_kick();
     pthread_mutex_lock(&coll_lock);
     /* Bounded: an exiting program must not hang on a slow server. */

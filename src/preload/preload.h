@@ -158,9 +158,10 @@ void pl_ring_reset(void);   /* only when no producer can run (fork child) */
  * its first write then replaces it, which flushes the TLB of every CPU
  * running the process: thousands of IPIs, each a VM exit on a virtual
  * machine (measured +15% time on wl_heap). Safe while producers run: it
- * changes no byte.
+ * changes no byte. Works 2 MiB at a time and stops early once *cancel is
+ * set (the program is exiting).
  */
-void pl_ring_prefault(void);
+void pl_ring_prefault(const _Atomic int *cancel);
 /* madvise(MADV_POPULATE_WRITE) over the pages holding [p, p + n); 0 or -errno (Linux < 5.14: -EINVAL). */
 int pl_populate_write(void *p, size_t n);
 /*
@@ -198,8 +199,14 @@ void pl_cpu_get_chained(struct sigaction *old);
  * that range.
  */
 size_t pl_capture_here(uint64_t *pcs, size_t max, uint64_t skip_lo, uint64_t skip_hi);
-/* Rebuilds the CFI module table from /proc/self/maps (collector thread). */
+/*
+ * Rebuilds the CFI module table from /proc/self/maps (collector thread). A
+ * table being built is given up (and built again at the next refresh) once
+ * the flag given to pl_unwind_set_cancel is set: an exiting program does
+ * not wait for libc's CFI.
+ */
 void pl_unwind_refresh(void);
+void pl_unwind_set_cancel(const _Atomic int *cancel);
 void pl_unwind_release(void);
 
 /* heap.c */

@@ -135,9 +135,13 @@ void *pl_map_table(size_t n, size_t *len)
     return a;
 }
 
-void pl_ring_prefault(void)
+void pl_ring_prefault(const _Atomic int *cancel)
 {
-    if (ring_slots) (void)pl_populate_write(ring_slots, ring_bytes());
+    const size_t chunk = (size_t)2 << 20;
+    for (size_t at = 0; ring_slots && at < ring_bytes(); at += chunk) {
+        if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) return;
+        (void)pl_populate_write(ring_slots + at, MIN(chunk, ring_bytes() - at));
+    }
 }
 
 pl_record *pl_ring_reserve(uint64_t *ticket)

@@ -143,6 +143,10 @@ static int elf_bias(const char *path, uint64_t start, uint64_t pgoff, int64_t *b
     return rc;
 }
 
+static const _Atomic int *cancel_flag;
+
+void pl_unwind_set_cancel(const _Atomic int *cancel) { cancel_flag = cancel; }
+
 static const unw_table *table_for(const char *path)
 {
     for (size_t i = 0; i < n_tables; i++)
@@ -152,7 +156,11 @@ static const unw_table *table_for(const char *path)
     snprintf(c->path, sizeof(c->path), "%s", path);
     herr e;
     herr_clear(&e);
-    int rc = unw_table_build_file(&c->table, path, &e);
+    int rc = unw_table_build_file_cancel(&c->table, path, cancel_flag, &e);
+    if (rc == -ECANCELED) {  /* not a property of the file: built again when asked again */
+        n_tables--;
+        return NULL;
+    }
     c->ok = rc == 0;
     if (rc) log_debug("hearth: no CFI for %s: %s", path, herr_msg(&e, rc));
     return c->ok ? &c->table : NULL;
