@@ -47,7 +47,7 @@ if [ "${run[0]}" = env ]; then
     ok "libhearth.so does not link libcurl"
   fi
   # maps_of WHAT ENV...: a preloaded `sleep 2`'s maps, read from outside once
-  # its collector is past start-up (20 ms grace, then tables and CFI).
+  # its collector is past start-up (2 ms, then tables and CFI).
   maps_of() {
     env LD_PRELOAD="$lib" "$@" sleep 2 & local pid=$!
     sleep 0.7
@@ -122,6 +122,16 @@ if [ "${run[0]}" = env ]; then
     ok "uploads every second: the server holds $(awk -v t="$total" 'BEGIN { printf "%.2f", t / 1e9 }') s of cpu for ${cpu_s} s used"
   else
     bad "uploads every second: the server holds '${total}' ns of cpu for '${cpu_s}' s used"
+  fi
+  # ...sent as the run went (a periodic upload before the final one), not all at exit
+  points=$(curl -s -X POST -H 'Content-Type: application/json' \
+    "http://127.0.0.1:$port/querier.v1.QuerierService/SelectSeries" \
+    -d "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"intervals\\\"}\",\"start\":$((now - 600000)),\"end\":$(( $(date +%s) * 1000 + 60000 )),\"step\":1}" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(len(s.get("points", [])) for s in d.get("series", [])))' 2>/dev/null)
+  if [ "${points:-0}" -ge 2 ]; then
+    ok "uploads every second: $points one-second points on the server"
+  else
+    bad "uploads every second: '${points}' one-second points on the server (expected 2 or more)"
   fi
 fi
 

@@ -501,7 +501,10 @@ int sym_module_get(symbolizer *s, const char *path, const char *display, sym_mod
     {
         const char *base = strrchr(path, '/');
         base = base ? base + 1 : path;
-        m->is_libc = strncmp(base, "libc.so.", 8) == 0 || strncmp(base, "ld-linux", 8) == 0;
+        /* glibc >= 2.34 (libc.so.6, ld-linux-*.so.*), older glibc (libc-2.31.so, ld-2.31.so), musl, ppc64/s390x */
+        static const char *const prefixes[] = {"libc.so.", "libc-2.", "ld-linux", "ld-2.", "ld-musl-", "ld64.so."};
+        for (size_t i = 0; i < ARRAY_SIZE(prefixes) && !m->is_libc; i++)
+            m->is_libc = strncmp(base, prefixes[i], strlen(prefixes[i])) == 0;
     }
     if (!m->path || !m->display) {
         module_free(m);
@@ -1082,6 +1085,11 @@ static const char *find_sym(sym_module *m, GElf_Addr addr)
     return best->name;
 }
 
+int sym_module_names_only(const symbolizer *s, const sym_module *m)
+{
+    return s->o.no_dwarf || (s->o.libc_names_only && m->is_libc);
+}
+
 int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
 {
     uint64_t ckey, vaddr;
@@ -1111,7 +1119,7 @@ int sym_lookup(symbolizer *s, sym_module *m, uint64_t off, sym_result *r)
         GElf_Addr a = vaddr + m->bias;
         const char *symname = find_sym(m, a);
         r->vaddr = vaddr;
-        if (s->o.no_dwarf || (s->o.libc_names_only && m->is_libc)) {
+        if (sym_module_names_only(s, m)) {
             if (symname) {
                 fill_frame(s, &r->frames[0], symname);
                 r->n = 1;

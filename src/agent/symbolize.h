@@ -59,8 +59,9 @@ typedef struct sym_opts {
     const char *debug_dir;     /* default "/usr/lib/debug" */
     int no_dwarf;              /* symbols only (no file:line, no inlines) */
     /*
-     * Symbols only for the C library and the dynamic loader (libc.so.*,
-     * ld-linux*): with their debug package installed, the first lookup with
+     * Symbols only for the C library and the dynamic loader (by file name:
+     * libc.so.*, libc-2.*, ld-linux*, ld-2.*, ld-musl-*, ld64.so.*): with
+     * their debug package installed, the first lookup with
      * lines costs ~55 ms of CPU and ~15 MiB (libdw inflates every debug
      * section of the file), and every process has their frames at the root
      * of its stacks. For libhearth.so, which pays it in each process it
@@ -110,6 +111,8 @@ int sym_module_get(symbolizer *s, const char *path, const char *display,
 
 /* The module's hex build ID, or NULL. */
 const char *sym_module_build_id(const sym_module *m);
+/* 1 when lookups in m give names only (no_dwarf, or libc_names_only and m is libc or the loader). */
+int sym_module_names_only(const symbolizer *s, const sym_module *m);
 
 /*
  * Symbolizes file offset off in m. Always returns 0 and fills r; r->n == 0

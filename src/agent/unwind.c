@@ -420,7 +420,7 @@ static int parse_section(rows *rs, const uint8_t *sec, size_t size, uint64_t sec
     int rc;
     unsigned n_entries = 0;
     while (p < end) {
-        if (cancel && (++n_entries & 255) == 0 && atomic_load_explicit(cancel, memory_order_relaxed))
+        if (cancel && (n_entries++ & 255) == 0 && atomic_load_explicit(cancel, memory_order_relaxed))
             return herr_set(e, -ECANCELED, "cancelled");
         rd r = {p, end, 0};
         uint64_t len = rd_u(&r, 4), id;

@@ -84,8 +84,9 @@ typedef struct unw_table {
  */
 int unw_table_build_file(unw_table *t, const char *path, herr *e);
 /*
- * Same, given up with -ECANCELED (t left empty) soon after *cancel becomes
- * nonzero (checked every 256 CFI entries; cancel may be NULL).
+ * Same, given up with -ECANCELED (t left empty) once *cancel is nonzero:
+ * checked before the first CFI entry and every 256 after (not during the
+ * sort that follows the parse); cancel may be NULL.
  */
 int unw_table_build_file_cancel(unw_table *t, const char *path, const _Atomic int *cancel, herr *e);
 /* Same from an open file descriptor (not closed). */

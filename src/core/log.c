@@ -4,10 +4,12 @@
 #include "core/common.h"
 #include "core/log.h"
 
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
-static int cur_level = -1;
+/* Atomic: the first use may come from two threads at once (libhearth's collector and its host's). */
+static _Atomic int cur_level = -1;
 static void (*sink)(enum log_level, const char *);
 static const char *const names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -21,14 +23,17 @@ int log_level_parse(const char *s)
 
 enum log_level log_get_level(void)
 {
-    if (cur_level < 0) {
-        int l = log_level_parse(getenv("HEARTH_LOG_LEVEL"));
-        cur_level = l < 0 ? LOG_INFO : l;
+    int l = atomic_load_explicit(&cur_level, memory_order_relaxed);
+    if (l < 0) {
+        /* both threads compute the same value from the environment; a set level wins over it */
+        int parsed = log_level_parse(getenv("HEARTH_LOG_LEVEL")), unset = -1;
+        l = parsed < 0 ? LOG_INFO : parsed;
+        if (!atomic_compare_exchange_strong(&cur_level, &unset, l)) l = unset;
     }
-    return (enum log_level)cur_level;
+    return (enum log_level)l;
 }
 
-void log_set_level(enum log_level level) { cur_level = (int)level; }
+void log_set_level(enum log_level level) { atomic_store(&cur_level, (int)level); }
 void log_set_sink(void (*fn)(enum log_level, const char *)) { sink = fn; }
 
 void log_msg(enum log_level level, const char *fmt, ...)

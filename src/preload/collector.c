@@ -78,9 +78,11 @@ static pthread_t thread;
 static int thread_started;
 static pthread_mutex_t coll_lock = PTHREAD_MUTEX_INITIALIZER;
 /*
- * Held while the collector works (drain, refresh, build, upload) and by
- * fork's prepare handler: a child is never forked while the collector is
- * inside an allocator or libdw, whose locks it would inherit held.
+ * Held while the collector works in its loop and final flush (drain,
+ * refresh, build, upload) and by fork's prepare handler: a child is never
+ * forked while the collector is inside an allocator or libdw, whose locks
+ * it would inherit held. Not held for the start-up work (populating,
+ * the first CFI builds) nor while the uploader is made (open_uploader).
  */
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t coll_cond;
@@ -277,7 +279,8 @@ static int32_t location_for(builder *b, uint64_t pc, int leaf)
                 if (bid >= 0) m.build_id = (uint32_t)bid;
             }
             m.has_functions = pm->mod != NULL;
-            m.has_filenames = m.has_line_numbers = m.has_inline_frames = pm->mod != NULL;
+            /* libc and the loader are symbolized by name only (sym_opts.libc_names_only) */
+            m.has_filenames = m.has_line_numbers = m.has_inline_frames = pm->mod != NULL && !sym_module_names_only(sym, pm->mod);
             pm->mapping = prof_mapping_add(p, &m);
             if (pm->mapping < 0) return pm->mapping;
         }
@@ -483,7 +486,8 @@ static void emit(const char *kind, const char *suffix, uint32_t rate, buf *body,
         buf_release(body);
         return;
     }
-    if (!upl) {
+    if (!upl) {  /* making the uploader failed (logged once): counted, never dropped silently */
+        atomic_fetch_add(&n_upload_errors, 1);
         buf_release(body);
         return;
     }
@@ -549,10 +553,11 @@ static int make_output_dir(void)
  * waited for this thread would then never return. On failure profiling
  * stops, with one log line saying why.
  */
+static int upl_failed;  /* open_uploader failed (profiling was turned off); reset by pl_collector_start */
+
 static void open_uploader(void)
 {
-    static int failed;
-    if (upl || failed || to_files() || (cpu_agg.n == 0 && heap_agg.n == 0)) return;
+    if (upl || upl_failed || to_files() || (cpu_agg.n == 0 && heap_agg.n == 0)) return;
     upl_opts o;
     memset(&o, 0, sizeof(o));
     o.server = pl_g.cfg.server;
@@ -567,7 +572,7 @@ static void open_uploader(void)
     if (rc) {
         char what[sizeof(pl_g.cfg.server) + 300];
         snprintf(what, sizeof what, "cannot upload to %s: %s", pl_g.cfg.server, herr_msg(&e, rc));
-        failed = 1;
+        upl_failed = 1;
         pl_fail(what, rc);
     }
 }
@@ -580,7 +585,7 @@ static void open_uploader(void)
  */
 static int64_t send_interval(int64_t from)
 {
-    if (!upl && !to_files() && (cpu_agg.n > 0 || heap_agg.n > 0)) {
+    if (!upl && !upl_failed && !to_files() && (cpu_agg.n > 0 || heap_agg.n > 0)) {
         pthread_mutex_unlock(&work_lock);
         open_uploader();
         pthread_mutex_lock(&work_lock);
@@ -614,8 +619,9 @@ static void *collector_main(void *arg)
      * final flush: the start-up work (8 MiB populated, CFI for the program
      * and libc, ~12 ms) begins after START_GRACE_NS (so such a command pays
      * nothing; the first CPU sample comes after 10 ms of CPU) and stops
-     * short once a stop is requested, each step within about a
-     * millisecond, since it would serve no further sample.
+     * short once a stop is requested (2 MiB of populating, or 256 CFI
+     * entries, past the request; a table's sort is not cut), since it
+     * would serve no further sample.
      */
     struct timespec grace = { 0, START_GRACE_NS };  /* or until the stop's kick */
     syscall(SYS_futex, &kick_word, FUTEX_WAIT_PRIVATE, seen, &grace, NULL, 0);
@@ -639,7 +645,7 @@ static void *collector_main(void *arg)
     if (!live_buf) live_buf = hmallocarray(PL_LIVE_MAX, sizeof(*live_buf));  /* kept across restarts */
     interval_start = now_ns();
     /* The program and libc get CFI at once; other modules when samples land there. */
-    pl_unwind_refresh();
+    if (!stop_requested()) pl_unwind_refresh();
     pl_unwind_note_pc(getauxval(AT_ENTRY));
     pl_unwind_note_pc((uint64_t)(uintptr_t)&fopen);
     if (!stop_requested()) pl_unwind_refresh();
@@ -695,6 +701,7 @@ int pl_collector_start(void)
     if (!heap_agg.max) agg_init(&heap_agg, HEAP_MAX_STACKS);
     atomic_store(&stopping, 0);
     flush_done = 0;
+    upl_failed = 0;
 
     /*
      * Read before the thread exists: a kick (a full ring, or the program

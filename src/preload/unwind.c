@@ -144,6 +144,7 @@ static int elf_bias(const char *path, uint64_t start, uint64_t pgoff, int64_t *b
 }
 
 static const _Atomic int *cancel_flag;
+static int cancelled;  /* a build was cancelled during this refresh: its module stays wanted */
 
 void pl_unwind_set_cancel(const _Atomic int *cancel) { cancel_flag = cancel; }
 
@@ -152,16 +153,25 @@ static const unw_table *table_for(const char *path)
     for (size_t i = 0; i < n_tables; i++)
         if (strcmp(tables[i].path, path) == 0) return tables[i].ok ? &tables[i].table : NULL;
     if (n_tables >= PL_MAX_TABLES) return NULL;
-    pl_table_cache *c = &tables[n_tables++];
-    snprintf(c->path, sizeof(c->path), "%s", path);
+    /*
+     * Built aside and cached when finished: a child forked meanwhile (the
+     * start-up builds run outside work_lock) or a cancelled build (the
+     * program exiting) leaves no entry, so the table is built when asked
+     * for again.
+     */
+    unw_table built;
     herr e;
     herr_clear(&e);
-    int rc = unw_table_build_file_cancel(&c->table, path, cancel_flag, &e);
-    if (rc == -ECANCELED) {  /* not a property of the file: built again when asked again */
-        n_tables--;
+    int rc = unw_table_build_file_cancel(&built, path, cancel_flag, &e);
+    if (rc == -ECANCELED) {
+        cancelled = 1;
         return NULL;
     }
+    pl_table_cache *c = &tables[n_tables];
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    c->table = built;
     c->ok = rc == 0;
+    n_tables++;
     if (rc) log_debug("hearth: no CFI for %s: %s", path, herr_msg(&e, rc));
     return c->ok ? &c->table : NULL;
 }
@@ -206,6 +216,8 @@ void pl_unwind_refresh(void)
     }
     pl_modtab *old = atomic_load_explicit(&current, memory_order_acquire);
     pl_modtab *t = calloc(1, sizeof(*t));
+    uint64_t again[PL_MAX_MODULES];  /* starts of modules whose table build was cancelled */
+    size_t n_again = 0;
     if (!t) {
         buf_release(&maps);
         return;
@@ -235,7 +247,11 @@ void pl_unwind_refresh(void)
                         else if (wanted[oi / 64] & (1ull << (oi % 64))) want = 1;
                     }
                 }
-                if (want) m->table = table_for(path);
+                if (want) {
+                    cancelled = 0;
+                    m->table = table_for(path);
+                    if (cancelled && n_again < PL_MAX_MODULES) again[n_again++] = lo;
+                }
                 t->n++;
             }
         }
@@ -245,6 +261,14 @@ void pl_unwind_refresh(void)
     qsort(t->mods, t->n, sizeof(t->mods[0]), mod_cmp);
     memset(wanted, 0, sizeof(wanted));
     wanted_dirty = 0;
+    /* cancelled builds: still wanted at the next refresh (a restarted session, say) */
+    for (size_t k = 0; k < n_again; k++) {
+        const unw_module *am = unw_module_find(t->mods, t->n, again[k]);
+        if (!am) continue;
+        size_t ai = (size_t)(am - t->mods);
+        wanted[ai / 64] |= 1ull << (ai % 64);
+        wanted_dirty = 1;
+    }
     maps_hash = h;
     published[n_published++] = t;
     atomic_store_explicit(&current, t, memory_order_release);
