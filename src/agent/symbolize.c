@@ -428,7 +428,6 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
     return fd;
 }
 
-
 static int module_open_shared(symbolizer *s, sym_module *m, herr *e)
 {
     Elf *elf;
@@ -470,6 +469,18 @@ static int module_open_shared(symbolizer *s, sym_module *m, herr *e)
     return 0;
 }
 
+/* Whether path names the C library or the dynamic loader (sym_opts.libc_names_only). */
+static int is_libc_file(const char *path)
+{
+    /* glibc >= 2.34 (libc.so.6, ld-linux-*.so.*), older glibc (libc-2.31.so, ld-2.31.so), musl, ppc64/s390x */
+    static const char *const prefixes[] = {"libc.so.", "libc-2.", "ld-linux", "ld-2.", "ld-musl-", "ld64.so."};
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+        if (strncmp(base, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
 int sym_module_get(symbolizer *s, const char *path, const char *display, sym_module **out, herr *e)
 {
     struct stat st;
@@ -498,14 +509,7 @@ int sym_module_get(symbolizer *s, const char *path, const char *display, sym_mod
     memset(m, 0, sizeof(*m));
     m->path = dup_str(path);
     m->display = dup_str(display ? display : path);
-    {
-        const char *base = strrchr(path, '/');
-        base = base ? base + 1 : path;
-        /* glibc >= 2.34 (libc.so.6, ld-linux-*.so.*), older glibc (libc-2.31.so, ld-2.31.so), musl, ppc64/s390x */
-        static const char *const prefixes[] = {"libc.so.", "libc-2.", "ld-linux", "ld-2.", "ld-musl-", "ld64.so."};
-        for (size_t i = 0; i < ARRAY_SIZE(prefixes) && !m->is_libc; i++)
-            m->is_libc = strncmp(base, prefixes[i], strlen(prefixes[i])) == 0;
-    }
+    m->is_libc = is_libc_file(path);
     if (!m->path || !m->display) {
         module_free(m);
         return herr_set(e, -ENOMEM, "out of memory");

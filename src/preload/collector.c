@@ -555,9 +555,14 @@ static int make_output_dir(void)
  */
 static int upl_failed;  /* open_uploader failed (profiling was turned off); reset by pl_collector_start */
 
+/* A server destination, no uploader yet, and something drained to send. */
+static int uploader_needed(void)
+{
+    return !upl && !upl_failed && !to_files() && (cpu_agg.n > 0 || heap_agg.n > 0);
+}
+
 static void open_uploader(void)
 {
-    if (upl || upl_failed || to_files() || (cpu_agg.n == 0 && heap_agg.n == 0)) return;
     upl_opts o;
     memset(&o, 0, sizeof(o));
     o.server = pl_g.cfg.server;
@@ -585,7 +590,7 @@ static void open_uploader(void)
  */
 static int64_t send_interval(int64_t from)
 {
-    if (!upl && !upl_failed && !to_files() && (cpu_agg.n > 0 || heap_agg.n > 0)) {
+    if (uploader_needed()) {
         pthread_mutex_unlock(&work_lock);
         open_uploader();
         pthread_mutex_lock(&work_lock);
@@ -734,11 +739,13 @@ void pl_collector_stop(int flush)
     }
     int done = flush_done;
     pthread_mutex_unlock(&coll_lock);
-    if (!done)
+    if (done) {
+        pthread_join(thread, NULL);
+    } else {
         log_error("hearth: the collector did not finish its final flush within %d s; the last interval is lost",
                   flush ? 5 : 1);
-    if (done) pthread_join(thread, NULL);
-    else pthread_detach(thread);
+        pthread_detach(thread);
+    }
     thread_started = 0;
 }
 

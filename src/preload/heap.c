@@ -277,6 +277,8 @@ HEAP_TEXT static int live_grow(void)
 /* Under live_lock. Returns 0, or -ENOSPC when the table is full. */
 HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
 {
+    /* Grown before the probe (a replaced entry would not have needed it: harmless), so one probe finds the slot. */
+    int grow_failed = n_live < LIVE_MAX && n_live + 1 > (live_mask + 1) / 4 * 3 && live_grow() != 0;
     size_t i = live_index(p);
     while (live[i].ptr && live[i].ptr != p) i = (i + 1) & live_mask;
     if (live[i].ptr == p) {  /* an address we missed the free of: replace */
@@ -284,12 +286,7 @@ HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
         live[i].stack_hash = stack_hash;
         return 0;
     }
-    if (n_live >= LIVE_MAX) return -ENOSPC;
-    if (n_live + 1 > (live_mask + 1) / 4 * 3) {
-        if (live_grow()) return -ENOSPC;
-        i = live_index(p);
-        while (live[i].ptr) i = (i + 1) & live_mask;
-    }
+    if (n_live >= LIVE_MAX || grow_failed) return -ENOSPC;
     live[i] = (live_entry){ p, size, stack_hash };
     n_live++;
     filter_add(p);

@@ -169,9 +169,10 @@ int pl_populate_write(void *p, size_t n);
  * the heap filter counts and live table): from 1 MiB up, n bytes rounded
  * up to 2 MiB, 2 MiB-aligned and marked MADV_HUGEPAGE, so the whole table
  * sits under one or a few TLB entries; below that, plain pages (a huge
- * page would make a small table resident at 2 MiB). A sample touches each table at a random place after
- * the program has walked its own memory; with 4 KiB pages that is a TLB
- * miss per table, a two-level page walk on a virtual machine. Best effort:
+ * page would make a small table resident at 2 MiB). A sample touches each
+ * table at a random place after the program has walked its own memory;
+ * with 4 KiB pages that is a TLB miss per table, a two-level page walk on
+ * a virtual machine. Best effort:
  * where transparent huge pages are off it is an ordinary mapping. NULL on
  * failure; *len gets the mapped length (for munmap).
  */

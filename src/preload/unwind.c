@@ -102,7 +102,6 @@ size_t pl_capture_here(uint64_t *pcs, size_t max, uint64_t skip_lo, uint64_t ski
          * a broken chain, not ours to hide.
          */
         if (skipping && (!(r.ip > skip_lo && r.ip <= skip_hi) || ++skipped > 16)) skipping = 0;
-        if (!skipping) pcs[n++] = r.ip;
         if (skipping) {
             /*
              * One of hearth's own leading frames, left out of the sample:
@@ -113,6 +112,7 @@ size_t pl_capture_here(uint64_t *pcs, size_t max, uint64_t skip_lo, uint64_t ski
             if (unw_step_fp(&r, read_mem, NULL) != 1) break;
             continue;
         }
+        pcs[n++] = r.ip;
         if (unw_step(t ? t->mods : NULL, t ? t->n : 0, &r, first, read_mem, NULL) != 1) break;
     }
     return n;
@@ -144,12 +144,13 @@ static int elf_bias(const char *path, uint64_t start, uint64_t pgoff, int64_t *b
 }
 
 static const _Atomic int *cancel_flag;
-static int cancelled;  /* a build was cancelled during this refresh: its module stays wanted */
 
 void pl_unwind_set_cancel(const _Atomic int *cancel) { cancel_flag = cancel; }
 
-static const unw_table *table_for(const char *path)
+/* path's CFI table (cached), or NULL; *cancelled set when the build was given up (nothing cached). */
+static const unw_table *table_for(const char *path, int *cancelled)
 {
+    *cancelled = 0;
     for (size_t i = 0; i < n_tables; i++)
         if (strcmp(tables[i].path, path) == 0) return tables[i].ok ? &tables[i].table : NULL;
     if (n_tables >= PL_MAX_TABLES) return NULL;
@@ -164,7 +165,7 @@ static const unw_table *table_for(const char *path)
     herr_clear(&e);
     int rc = unw_table_build_file_cancel(&built, path, cancel_flag, &e);
     if (rc == -ECANCELED) {
-        cancelled = 1;
+        *cancelled = 1;
         return NULL;
     }
     pl_table_cache *c = &tables[n_tables];
@@ -247,11 +248,9 @@ void pl_unwind_refresh(void)
                         else if (wanted[oi / 64] & (1ull << (oi % 64))) want = 1;
                     }
                 }
-                if (want) {
-                    cancelled = 0;
-                    m->table = table_for(path);
-                    if (cancelled && n_again < PL_MAX_MODULES) again[n_again++] = lo;
-                }
+                int cancelled = 0;
+                if (want) m->table = table_for(path, &cancelled);
+                if (cancelled && n_again < PL_MAX_MODULES) again[n_again++] = lo;
                 t->n++;
             }
         }
