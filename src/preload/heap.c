@@ -108,6 +108,8 @@ static size_t n_live;
 /* The block filter: read by every free(), written under live_lock. */
 static _Atomic uint64_t filter_bits[FILTER_WORDS];
 static uint16_t *filter_counts;   /* live samples per filter bit (under live_lock) */
+static void *tables_map;          /* filter_counts' mapping, which also holds the first live table */
+static size_t tables_map_len;
 static atomic_flag live_lock = ATOMIC_FLAG_INIT;
 
 /* ---- bootstrap ---- */
@@ -226,13 +228,26 @@ HEAP_TEXT static int is_boot_bit(size_t b)
     return ((b - boot_bit0) & (((size_t)1 << FILTER_BITS) - 1)) < boot_bits;
 }
 
+/*
+ * Under live_lock: bit b set or cleared. Every writer of filter_bits holds
+ * the lock (filter_mark_boot runs before any table exists, and never clears
+ * a bit), so a load and a store do: free() reads the word without the lock
+ * and sees it before or after, and the store, unlike a locked or/and, does
+ * not hold up the sample while the word's line comes from another core.
+ */
+HEAP_TEXT static void filter_store(size_t b, int set)
+{
+    _Atomic uint64_t *w = &filter_bits[b >> 6];
+    uint64_t bit = (uint64_t)1 << (b & 63), v = atomic_load_explicit(w, memory_order_relaxed);
+    atomic_store_explicit(w, set ? v | bit : v & ~bit, memory_order_release);
+}
+
 /* Under live_lock: one more live sample starts at p. */
 HEAP_TEXT static void filter_add(uint64_t p)
 {
     size_t b = filter_bit(p);
     if (filter_counts[b] == COUNT_MAX) return;
-    if (filter_counts[b]++ == 0)
-        atomic_fetch_or_explicit(&filter_bits[b >> 6], (uint64_t)1 << (b & 63), memory_order_release);
+    if (filter_counts[b]++ == 0) filter_store(b, 1);
 }
 
 /* Under live_lock: the live sample at p is gone. */
@@ -240,8 +255,7 @@ HEAP_TEXT static void filter_drop(uint64_t p)
 {
     size_t b = filter_bit(p);
     if (filter_counts[b] == COUNT_MAX || filter_counts[b] == 0) return;
-    if (--filter_counts[b] == 0 && !is_boot_bit(b))
-        atomic_fetch_and_explicit(&filter_bits[b >> 6], ~((uint64_t)1 << (b & 63)), memory_order_release);
+    if (--filter_counts[b] == 0 && !is_boot_bit(b)) filter_store(b, 0);
 }
 
 HEAP_TEXT static inline size_t live_index(uint64_t p) { return (size_t)hash_u64(p) & live_mask; }
@@ -407,9 +421,11 @@ HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     uint64_t key = stack_key(frames, n_frames, &span, label_ids);
     live_lock_take();
     int rc = live_insert((uint64_t)(uintptr_t)p, n, key);
+    /* Only ever written under live_lock: a plain store, not a locked add that waits for the line. */
+    atomic_store_explicit(&pl_g.n_heap, atomic_load_explicit(&pl_g.n_heap, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     live_lock_drop();
     if (rc) atomic_fetch_add_explicit(&pl_g.n_heap_dropped, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pl_g.n_heap, 1, memory_order_relaxed);
     r->kind = PL_REC_HEAP;
     r->tid = (uint32_t)t->tid;
     r->value = (int64_t)n;
@@ -629,11 +645,13 @@ HEAP_TEXT int pl_heap_init(void)
     resolve();
     if (!real_malloc || real_free == free_first) return -ENOSYS;
     if (live) return 0;
-    /* One table mapping (a huge page where THP allows) holds the filter counts and the first live table. */
+    /* One mapping holds the filter counts and the first live table. */
     size_t counts = ((size_t)1 << FILTER_BITS) * sizeof(uint16_t), len;
     char *m = pl_map_table(counts + live_bytes(LIVE_SLOTS_MIN), &len);
     if (!m) return -errno;
     filter_counts = (uint16_t *)(void *)m;
+    tables_map = m;
+    tables_map_len = len;
     live_mask = LIVE_SLOTS_MIN - 1;
     live_map_len = 0;
     m += counts;
@@ -641,15 +659,16 @@ HEAP_TEXT int pl_heap_init(void)
     return 0;
 }
 
-/* Not HEAP_TEXT: runs on the collector thread, never inside an allocator call. */
+/*
+ * Not HEAP_TEXT: runs on the collector thread, never inside an allocator
+ * call. Without live_lock: populating changes no byte, only faults pages
+ * in, and a sampling thread must not wait behind it (faulting in a fresh
+ * mapping can take milliseconds). tables_map holds the counts and the
+ * first live table; a grown table was written whole when it was made.
+ */
 void pl_heap_prefault(void)
 {
-    live_lock_take();  /* the table may be growing */
-    live_entry *l = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
-    if (l) (void)pl_populate_write(l, live_bytes(live_mask + 1));
-    live_lock_drop();
-    if (!l) return;
-    (void)pl_populate_write(filter_counts, ((size_t)1 << FILTER_BITS) * sizeof(uint16_t));
+    if (tables_map) (void)pl_populate_write(tables_map, tables_map_len);
     (void)pl_populate_write((void *)filter_bits, sizeof(filter_bits));
 }
 

@@ -166,15 +166,13 @@ void pl_ring_prefault(const _Atomic int *cancel);
 int pl_populate_write(void *p, size_t n);
 /*
  * An anonymous mapping for one of hearth's sample-path tables (the ring,
- * the heap filter counts and live table): from 1 MiB up, n bytes rounded
- * up to 2 MiB, 2 MiB-aligned and marked MADV_HUGEPAGE, so the whole table
- * sits under one or a few TLB entries; below that, plain pages (a huge
- * page would make a small table resident at 2 MiB). A sample touches each
- * table at a random place after the program has walked its own memory;
- * with 4 KiB pages that is a TLB miss per table, a two-level page walk on
- * a virtual machine. Best effort:
- * where transparent huge pages are off it is an ordinary mapping. NULL on
- * failure; *len gets the mapped length (for munmap).
+ * the heap filter counts and live table), n bytes rounded up to pages;
+ * NULL on failure; *len gets the mapped length (for munmap). Plain pages,
+ * never MADV_HUGEPAGE: under the usual THP defrag setting ("madvise") a
+ * huge page's first touch waits for direct compaction, and a sampling
+ * thread that touched one first stalled for milliseconds (heap_slow calls
+ * of 4-30 ms in 2 runs of 3 of wl_heap, 15-70 M cycles per run, against no
+ * measurable saving per sample from the fewer TLB misses).
  */
 void *pl_map_table(size_t n, size_t *len);
 

@@ -115,24 +115,11 @@ int pl_populate_write(void *p, size_t n)
 
 void *pl_map_table(size_t n, size_t *len)
 {
-    const size_t huge = (size_t)2 << 20;
-    if (n < huge / 2) {
-        /* small: a huge page would make it resident at 2 MiB */
-        size_t page = (size_t)sysconf(_SC_PAGESIZE), want = (n + page - 1) & ~(page - 1);
-        void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return NULL;
-        *len = want;
-        return p;
-    }
-    size_t want = (n + huge - 1) & ~(huge - 1);
-    char *m = mmap(NULL, want + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return NULL;
-    char *a = (char *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
-    if (a > m) munmap(m, (size_t)(a - m));
-    if (m + want + huge > a + want) munmap(a + want, (size_t)(m + want + huge - (a + want)));
-    (void)madvise(a, want, MADV_HUGEPAGE);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), want = (n + page - 1) & ~(page - 1);
+    void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
     *len = want;
-    return a;
+    return p;
 }
 
 void pl_ring_prefault(const _Atomic int *cancel)
