@@ -336,12 +336,56 @@ TEST(heap_known_pattern)
     check_within("keep_blocks alloc_space", (double)sum_with(&p, ta, "keep_blocks"), 32.0 * 1048576, 0.15);
     check_within("churn alloc_space", (double)sum_with(&p, ta, "churn"), 256.0 * 1048576, 0.15);
     check_within("churn alloc_objects", (double)sum_with(&p, to, "churn"), 256.0 * 1048576 / 64, 0.15);
+    ASSERT_EQ(p.period, 65536);  /* a rate set by hand is kept: no budget unless one is set too */
     double churn_inuse = (double)sum_with(&p, ti, "churn");
     printf("churn inuse_space: %.0f\n", churn_inuse);
     if (churn_inuse > 0.02 * 32 * 1048576) t_fail(__FILE__, __LINE__, "freed churn shows %.0f bytes in use", churn_inuse);
     static const char *const fns[] = { "keep_blocks", "churn" };
     const int64_t want[] = { 32LL * 1048576 * 85 / 100, 256LL * 1048576 * 85 / 100 };
     check_heap_leaves(&p, ta, fns, want, 2);
+    prof_release(&p);
+}
+
+/*
+ * The sample budget: 2 GiB of 64-byte blocks is 32768 samples at a mean
+ * gap of 64 KiB, in about a second. With a budget of 1000 a second the
+ * mean gap grows within the first 50-100 ms, so far fewer samples are
+ * taken, and the estimates, each sample weighted by the mean it was drawn
+ * with, still come out right: the kept blocks (allocated before the mean
+ * moves) and the churn (mostly after).
+ */
+TEST(heap_sample_budget)
+{
+    const char *dir = t_tmpdir();
+    char wl[1200], env_dir[1200], outdir[1200];
+    workload("wl_heap", wl, sizeof(wl));
+    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
+    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    const char *env[] = { env_dir, "HEARTH_HEAP_SAMPLE_RATE=65536", "HEARTH_HEAP_SAMPLES_PER_SECOND=1000",
+                          "HEARTH_PROFILES=heap", "HEARTH_LOG_LEVEL=debug", NULL };
+    char *argv[] = { wl, "32", "2048", NULL };
+    ASSERT_EQ(run(dir, argv, env), 0);
+    char *err = read_text(dir, "stderr");
+    const char *at_exit = strstr(err, "heap samples (");
+    ASSERT(at_exit != NULL);
+    /* "..., N heap samples (": back over the space to the start of N */
+    at_exit--;
+    while (at_exit > err && at_exit[-1] >= '0' && at_exit[-1] <= '9') at_exit--;
+    long taken = strtol(at_exit, NULL, 10);
+    printf("heap samples taken: %ld (32768 at a fixed mean of 64 KiB)\n", taken);
+    if (taken <= 0 || taken > 32768 / 4)
+        t_fail(__FILE__, __LINE__, "%ld heap samples: the budget did not hold them down", taken);
+    ASSERT(strstr(err, "mean gap") != NULL);
+    free(err);
+    profile p;
+    ASSERT_OK(prof_init(&p));
+    ASSERT_EQ(load_profiles(outdir, ".memory.", &p), 1);
+    int ta = prof_type_index(&p, "alloc_space"), ti = prof_type_index(&p, "inuse_space");
+    ASSERT(ta >= 0 && ti >= 0);
+    printf("period (the largest mean gap): %lld\n", (long long)p.period);
+    ASSERT(p.period > 65536);
+    check_within("keep_blocks inuse_space", (double)sum_with(&p, ti, "keep_blocks"), 32.0 * 1048576, 0.15);
+    check_within("churn alloc_space", (double)sum_with(&p, ta, "churn"), 2048.0 * 1048576, 0.15);
     prof_release(&p);
 }
 
@@ -527,6 +571,8 @@ TEST(bad_settings_leave_the_program_alone)
     check_bad_setting("HEARTH_PROFILES=cpu,disk", "unknown profile 'disk'");
     check_bad_setting("HEARTH_UPLOAD_INTERVAL=1ms", "at least 100ms");
     check_bad_setting("HEARTH_HEAP_SAMPLE_RATE=-5", "HEARTH_HEAP_SAMPLE_RATE");
+    check_bad_setting("HEARTH_HEAP_SAMPLES_PER_SECOND=-1", "HEARTH_HEAP_SAMPLES_PER_SECOND");
+    check_bad_setting("HEARTH_HEAP_SAMPLES_PER_SECOND=lots", "HEARTH_HEAP_SAMPLES_PER_SECOND");
     check_bad_setting("HEARTH_TAGS=novalue", "each tag must be key=value");
 }
 

@@ -95,6 +95,7 @@ static symbolizer *sym;
 static uint64_t seq;
 static _Atomic uint64_t n_uploads, n_upload_errors;
 static pl_live_item *live_buf;
+static uint64_t heap_period;  /* the largest mean gap of this interval's heap samples */
 /* Bumped by producers to wake the collector early (a futex: no fd to be closed under us). */
 static _Atomic uint32_t kick_word;
 static uint32_t start_seen;  /* kick_word when the thread was created */
@@ -183,7 +184,8 @@ static void drain(void)
         } else if (r->kind == PL_REC_HEAP) {
             agg_entry *e = agg_get(&heap_agg, r->stack_hash, r);
             if (e) {
-                double scale = pl_heap_scale((uint64_t)r->value, pl_g.cfg.heap_rate);
+                double scale = pl_heap_scale((uint64_t)r->value, r->heap_rate);
+                if (r->heap_rate > heap_period) heap_period = r->heap_rate;
                 e->alloc_objs += scale;
                 e->alloc_bytes += scale * (double)r->value;
             }
@@ -417,7 +419,9 @@ static int build_heap(builder *b, int64_t from, int64_t until)
     if ((rc = prof_add_type(p, "alloc_objects", "count")) < 0 || (rc = prof_add_type(p, "alloc_space", "bytes")) < 0 ||
         (rc = prof_add_type(p, "inuse_objects", "count")) < 0 || (rc = prof_add_type(p, "inuse_space", "bytes")) < 0)
         return rc;
-    if ((rc = set_period(p, "space", "bytes", (int64_t)pl_g.cfg.heap_rate))) return rc;
+    /* The period: the largest mean gap of the interval's samples (the budget may have raised it). */
+    uint64_t period = heap_period ? heap_period : atomic_load(&pl_g.heap_rate_now);
+    if ((rc = set_period(p, "space", "bytes", (int64_t)(period ? period : pl_g.cfg.heap_rate)))) return rc;
     int32_t dflt = prof_cstr(p, "inuse_space");
     if (dflt > 0) p->default_sample_type = (uint32_t)dflt;
     p->time_nanos = from;
@@ -427,7 +431,7 @@ static int build_heap(builder *b, int64_t from, int64_t until)
     for (size_t i = 0; i < n_live; i++) {
         uint32_t at = hmap64_get(&heap_agg.index, live_buf[i].stack_hash);
         if (at == HMAP_EMPTY) continue;
-        double scale = pl_heap_scale(live_buf[i].size, pl_g.cfg.heap_rate);
+        double scale = pl_heap_scale(live_buf[i].size, live_buf[i].rate);
         heap_agg.e[at].inuse_objs += scale;
         heap_agg.e[at].inuse_bytes += scale * (double)live_buf[i].size;
     }
@@ -443,6 +447,7 @@ static int build_heap(builder *b, int64_t from, int64_t until)
 /* After an upload: alloc deltas restart; stacks with nothing live are pruned when the dictionary is half full. */
 static void heap_interval_done(void)
 {
+    heap_period = 0;
     int prune = heap_agg.n > HEAP_MAX_STACKS / 2;
     size_t w = 0, fw = 0;
     for (size_t i = 0; i < heap_agg.n; i++) {
@@ -655,6 +660,7 @@ static void *collector_main(void *arg)
     pl_unwind_note_pc((uint64_t)(uintptr_t)&fopen);
     if (!stop_requested()) pl_unwind_refresh();
     int64_t last_scan = mono_ns();
+    pl_heap_adapt(last_scan);  /* the budget's first window starts now */
     int64_t next_upload = mono_ns() + (int64_t)pl_g.cfg.interval_ns;
     while (!stop_requested()) {
         struct timespec tick = { 0, TICK_NS };
@@ -664,6 +670,7 @@ static void *collector_main(void *arg)
         pthread_mutex_lock(&work_lock);
         drain();
         int64_t mono = mono_ns();
+        pl_heap_adapt(mono);
         /* New CFI at once when samples need it; new mappings (dlopen) within a second. */
         if (pl_unwind_dirty()) pl_unwind_refresh();
         if (mono - last_scan >= 1000000000) {

@@ -11,9 +11,20 @@
  * which is unbiased. The fast path is a thread-local subtraction and a
  * branch; free() adds one load and a bit test of the block filter.
  *
+ * The sample budget (HEARTH_HEAP_SAMPLES_PER_SECOND, as JFR throttles its
+ * allocation samples): R is the least mean gap; the collector raises the
+ * mean for new gaps (pl_g.heap_rate_now) while the process takes more
+ * samples a second than the budget, and lowers it back. A thread draws each
+ * gap with the mean then in force and keeps it (heap_rate) until the gap
+ * ends, and an allocation lies within one gap's bytes, so it is sampled
+ * with probability 1 - exp(-n/R') for that gap's mean R'; the record and
+ * the live entry carry R', and weighting by it keeps every estimate
+ * unbiased while the mean moves.
+ *
  * Live objects: a sampled pointer goes into an open-addressing table (key
- * ptr -> size, stack hash) under a spinlock; it starts at 4096 slots (96
- * KiB, cache-resident while few samples are live) and doubles at 3/4 full. In front of it is a block
+ * ptr -> size, stack hash, mean gap) under a spinlock; it starts at 4096
+ * slots (128 KiB, cache-resident while few samples are live) and doubles at
+ * 3/4 full. In front of it is a block
  * filter: one bit per 1 KiB block of address space, direct-mapped (bit
  * (p >> 10) mod 2^19, so the 64 KiB bitmap repeats every 512 MiB), set
  * while at least one live sampled object starts in a block that maps to it.
@@ -54,6 +65,7 @@
 #include "core/common.h"
 
 #include <dlfcn.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <math.h>
 #include <sched.h>
@@ -62,9 +74,10 @@
 #include <unistd.h>
 
 #include "core/hash.h"
+#include "core/log.h"
 #include "preload/preload.h"
 
-#define LIVE_SLOTS_MIN ((size_t)1 << 12)  /* 96 KiB: stays in cache while few samples are live */
+#define LIVE_SLOTS_MIN ((size_t)1 << 12)  /* 128 KiB: stays in cache while few samples are live */
 #define LIVE_SLOTS_MAX ((size_t)1 << 17)
 #define LIVE_MAX (LIVE_SLOTS_MAX / 4 * 3)
 #define BLOCK_SHIFT 10   /* the filter's granule: 1 KiB */
@@ -83,6 +96,7 @@ typedef struct live_entry {
     uint64_t ptr;   /* 0 = empty */
     uint64_t size;
     uint64_t stack_hash;
+    uint64_t rate;  /* the mean gap it was sampled with */
 } live_entry;
 
 static void *(*real_malloc)(size_t);
@@ -171,9 +185,12 @@ HEAP_TEXT static uint64_t rng_next(pl_thread *t)
     return x;
 }
 
+/* A new gap for t, drawn with the mean now in force, which t keeps as the gap's. */
 HEAP_TEXT static int64_t next_gap(pl_thread *t)
 {
-    uint64_t rate = pl_g.cfg.heap_rate ? pl_g.cfg.heap_rate : 524288;
+    uint64_t rate = atomic_load_explicit(&pl_g.heap_rate_now, memory_order_relaxed);
+    if (!rate) rate = pl_g.cfg.heap_rate ? pl_g.cfg.heap_rate : 524288;
+    t->heap_rate = rate;
     /* u in (0, 1]: 53 random bits. */
     double u = ((double)(rng_next(t) >> 11) + 1.0) / 9007199254740992.0;
     double gap = -log(u) * (double)rate;
@@ -289,7 +306,7 @@ HEAP_TEXT static int live_grow(void)
 }
 
 /* Under live_lock. Returns 0, or -ENOSPC when the table is full. */
-HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
+HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash, uint64_t rate)
 {
     /* Grown before the probe (a replaced entry would not have needed it: harmless), so one probe finds the slot. */
     int grow_failed = n_live < LIVE_MAX && n_live + 1 > (live_mask + 1) / 4 * 3 && live_grow() != 0;
@@ -298,10 +315,11 @@ HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash)
     if (live[i].ptr == p) {  /* an address we missed the free of: replace */
         live[i].size = size;
         live[i].stack_hash = stack_hash;
+        live[i].rate = rate;
         return 0;
     }
     if (n_live >= LIVE_MAX || grow_failed) return -ENOSPC;
-    live[i] = (live_entry){ p, size, stack_hash };
+    live[i] = (live_entry){ p, size, stack_hash, rate };
     n_live++;
     filter_add(p);
     return 0;
@@ -378,6 +396,8 @@ HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
         t->heap_until = next_gap(t);
         return;
     }
+    /* The gap that ends here was drawn with t->heap_rate: the sample's weight. */
+    uint64_t rate = t->heap_rate ? t->heap_rate : pl_g.cfg.heap_rate;
     t->heap_until = next_gap(t);
     if (!p || t->guard || t->internal) return;
     if (UNLIKELY(t->tid == 0)) {
@@ -420,7 +440,7 @@ HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     pl_labels_copy(label_ids);
     uint64_t key = stack_key(frames, n_frames, &span, label_ids);
     live_lock_take();
-    int rc = live_insert((uint64_t)(uintptr_t)p, n, key);
+    int rc = live_insert((uint64_t)(uintptr_t)p, n, key, rate);
     /* Only ever written under live_lock: a plain store, not a locked add that waits for the line. */
     atomic_store_explicit(&pl_g.n_heap, atomic_load_explicit(&pl_g.n_heap, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -434,6 +454,7 @@ HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     r->span = span;
     memcpy(r->label_ids, label_ids, sizeof(label_ids));
     r->stack_hash = key;
+    r->heap_rate = rate;
     memcpy(r->frames, frames, n_frames * sizeof(frames[0]));
     pl_ring_commit(ticket);
     t->guard--;
@@ -672,9 +693,53 @@ void pl_heap_prefault(void)
     (void)pl_populate_write((void *)filter_bits, sizeof(filter_bits));
 }
 
+/*
+ * Not HEAP_TEXT: the collector thread, after each drain. The sample budget:
+ * the rate of samples taken (dropped ones too) since the window began sets
+ * the mean for new gaps, rate_now * taken_per_second / budget, between
+ * cfg.heap_rate and HEAP_RATE_MAX. The mean goes up at the collector's
+ * first wake-up (every 100 ms, or each eighth of the ring) once the window
+ * has lasted ADAPT_MIN_NS, holds 64 samples and is a quarter over budget;
+ * it is set either way after a window of ADAPT_WINDOW_NS, so it comes back
+ * down a second after the allocating does. Each change starts a new
+ * window: the old one's samples were drawn with the old mean.
+ */
+#define ADAPT_MIN_NS 20000000ll
+#define ADAPT_WINDOW_NS 1000000000ll
+#define HEAP_RATE_MAX ((uint64_t)1 << 30)
+void pl_heap_adapt(int64_t now_ns)
+{
+    static int64_t window_start;
+    static uint64_t window_taken;
+    uint64_t budget = pl_g.cfg.heap_budget;
+    uint64_t taken = atomic_load(&pl_g.n_heap) + atomic_load(&pl_g.n_heap_dropped);
+    int64_t dt = now_ns - window_start;
+    if (!budget || !atomic_load(&pl_g.heap_on) || dt <= 0) {
+        window_start = now_ns;
+        window_taken = taken;
+        return;
+    }
+    double per_sec = (double)(taken - window_taken) * 1e9 / (double)dt;
+    if (dt < ADAPT_WINDOW_NS && (dt < ADAPT_MIN_NS || taken - window_taken < 64 || per_sec <= (double)budget * 1.25))
+        return;
+    uint64_t rate = atomic_load(&pl_g.heap_rate_now);
+    double want = (double)rate * per_sec / (double)budget;
+    uint64_t next = want < (double)pl_g.cfg.heap_rate ? pl_g.cfg.heap_rate
+                    : want > (double)HEAP_RATE_MAX   ? HEAP_RATE_MAX
+                                                     : (uint64_t)want;
+    if (next != rate) {
+        atomic_store(&pl_g.heap_rate_now, next);
+        log_debug("hearth: %.0f heap samples a second (budget %u): mean gap %" PRIu64 " bytes, was %" PRIu64,
+                  per_sec, pl_g.cfg.heap_budget, next, rate);
+    }
+    window_start = now_ns;
+    window_taken = taken;
+}
+
 HEAP_TEXT void pl_heap_start(void)
 {
     if (!live) return;
+    atomic_store(&pl_g.heap_rate_now, pl_g.cfg.heap_rate);  /* the budget raises it again if it must */
     atomic_store(&pl_g.heap_on, 1);
     /*
      * The starting thread (main, for LD_PRELOAD) begins sampling now; other
@@ -695,7 +760,7 @@ HEAP_TEXT size_t pl_heap_live_snapshot(pl_live_item *out, size_t max)
     if (!live) return 0;
     live_lock_take();
     for (size_t i = 0; i <= live_mask && n < max; i++)
-        if (live[i].ptr) out[n++] = (pl_live_item){ live[i].stack_hash, live[i].size };
+        if (live[i].ptr) out[n++] = (pl_live_item){ live[i].stack_hash, live[i].size, live[i].rate };
     live_lock_drop();
     return n;
 }

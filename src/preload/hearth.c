@@ -237,7 +237,30 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
             return HE_USAGE;
         }
     }
+    int rate_given = c->heap_rate != 0;
     if (!c->heap_rate) c->heap_rate = 524288;
+
+    /* A budget when none was given: the default's, unless the rate was set (then it is kept exactly). */
+    long budget = o->heap_samples_per_second < 0 ? 0 : o->heap_samples_per_second;
+    int budget_given = o->heap_samples_per_second != 0;
+    const char *bs = getenv("HEARTH_HEAP_SAMPLES_PER_SECOND");
+    if (!budget_given && bs && *bs) {
+        char *end;
+        unsigned long v = strtoul(bs, &end, 10);
+        if (*end || bs[0] == '-' || v > PL_HEAP_BUDGET_MAX) {
+            snprintf(err, err_size,
+                     "HEARTH_HEAP_SAMPLES_PER_SECOND '%.60s' must be an integer from 0 (no limit) to %d", bs,
+                     PL_HEAP_BUDGET_MAX);
+            return HE_USAGE;
+        }
+        budget = (long)v;
+        budget_given = 1;
+    }
+    if (budget > PL_HEAP_BUDGET_MAX) {
+        snprintf(err, err_size, "heap_samples_per_second %ld is above %d", budget, PL_HEAP_BUDGET_MAX);
+        return HE_USAGE;
+    }
+    c->heap_budget = (uint32_t)(budget_given ? budget : rate_given ? 0 : PL_HEAP_BUDGET_DEFAULT);
 
     c->interval_ns = o->upload_interval_ms * 1000000ull;
     const char *iv = getenv("HEARTH_UPLOAD_INTERVAL");

@@ -45,6 +45,9 @@
 #define PL_LABEL_VAL_MAX 127
 
 /* Settings after environment and defaults are applied. */
+#define PL_HEAP_BUDGET_DEFAULT 1000   /* heap samples a second */
+#define PL_HEAP_BUDGET_MAX 1000000
+
 typedef struct pl_config {
     char server[512];
     char app[256];
@@ -53,7 +56,8 @@ typedef struct pl_config {
     char tenant[128];
     unsigned profiles;
     unsigned cpu_hz;
-    uint64_t heap_rate;
+    uint64_t heap_rate;       /* the mean gap between heap samples, in bytes; the least with a budget */
+    uint32_t heap_budget;     /* heap samples a second above which the gap grows; 0 = a fixed gap */
     uint64_t interval_ns;
     int signo;
     unsigned max_frames;      /* 1..PL_FRAMES_CAP */
@@ -71,6 +75,7 @@ typedef struct pl_span {
  */
 typedef struct pl_thread {
     int64_t heap_until;       /* bytes until the next heap sample */
+    uint64_t heap_rate;       /* the mean of the gap heap_until counts down (0 until the first gap) */
     uint64_t rng;             /* 0 = heap sampling not initialized */
     uint32_t guard;           /* > 0 while in hearth code: no sampling */
     uint8_t internal;         /* a thread of hearth itself */
@@ -95,6 +100,7 @@ typedef struct pl_record {
     uint32_t tid;
     int64_t value;            /* cpu: ns; heap: allocation size */
     uint64_t stack_hash;      /* heap: key the live table refers to */
+    uint64_t heap_rate;       /* heap: the mean gap the sample was drawn with (its weight) */
     pl_span span;
     uint32_t label_ids[PL_MAX_LABELS];
     uint64_t frames[];        /* cfg.max_frames pcs, leaf first; [0] exact, others return addresses */
@@ -107,6 +113,7 @@ typedef struct pl_state {
     _Atomic int cpu_on;       /* handler records */
     _Atomic int heap_on;      /* allocators sample */
     _Atomic int failed;       /* gave up after an error (logged once) */
+    _Atomic uint64_t heap_rate_now;  /* the mean of new heap gaps: cfg.heap_rate, raised by the budget */
     pid_t pid;
     int64_t start_ns;
     /*
@@ -212,6 +219,7 @@ void pl_unwind_release(void);
 int pl_heap_init(void);
 void pl_heap_start(void);
 void pl_heap_stop(void);
+void pl_heap_adapt(int64_t now_ns);  /* the sample budget (collector thread, after each drain) */
 void pl_heap_prefault(void);        /* the live table and filter, as pl_ring_prefault (collector thread) */
 void pl_heap_lock(void);            /* fork prepare */
 void pl_heap_unlock(void);
@@ -221,7 +229,7 @@ void pl_heap_unlock(void);
  * held). Returns the number copied.
  */
 typedef struct pl_live_item {
-    uint64_t stack_hash, size;
+    uint64_t stack_hash, size, rate;  /* rate: the mean gap it was sampled with */
 } pl_live_item;
 #define PL_LIVE_MAX 98304
 size_t pl_heap_live_snapshot(pl_live_item *out, size_t max);
