@@ -91,6 +91,14 @@ static const char *workload(const char *name, char *out, size_t size)
  * ended) and the profiler attached; stdout/stderr go to files in dir.
  * Returns the exit status (or 128+signal).
  */
+/* Workload NAME's path, and dir/out (where its profiles go) as a path and as HEARTH_OUTPUT_DIR=: buffers of 1200. */
+static void workload_paths(const char *dir, const char *name, char *wl, char *env_dir, char *outdir)
+{
+    workload(name, wl, 1200);
+    snprintf(outdir, 1200, "%s/out", dir);
+    snprintf(env_dir, 1200, "HEARTH_OUTPUT_DIR=%s/out", dir);
+}
+
 static int run(const char *dir, char *const argv[], const char *const env[])
 {
     char lib[1100], preload[1200], out_path[1100], err_path[1100];
@@ -320,9 +328,7 @@ TEST(heap_known_pattern)
 {
     const char *dir = t_tmpdir();
     char wl[1200], env_dir[1200], outdir[1200];
-    workload("wl_heap", wl, sizeof(wl));
-    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
-    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    workload_paths(dir, "wl_heap", wl, env_dir, outdir);
     const char *env[] = { env_dir, "HEARTH_HEAP_SAMPLE_RATE=65536", "HEARTH_PROFILES=heap", NULL };
     char *argv[] = { wl, "32", "256", NULL };
     ASSERT_EQ(run(dir, argv, env), 0);
@@ -358,9 +364,7 @@ TEST(heap_sample_budget)
 {
     const char *dir = t_tmpdir();
     char wl[1200], env_dir[1200], outdir[1200];
-    workload("wl_heap", wl, sizeof(wl));
-    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
-    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    workload_paths(dir, "wl_heap", wl, env_dir, outdir);
     const char *env[] = { env_dir, "HEARTH_HEAP_SAMPLE_RATE=65536", "HEARTH_HEAP_SAMPLES_PER_SECOND=1000",
                           "HEARTH_PROFILES=heap", "HEARTH_LOG_LEVEL=debug", NULL };
     char *argv[] = { wl, "32", "2048", NULL };
@@ -458,9 +462,7 @@ TEST(span_labels_separate_work)
 {
     const char *dir = t_tmpdir();
     char wl[1200], env_dir[1200], outdir[1200];
-    workload("wl_span", wl, sizeof(wl));
-    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
-    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    workload_paths(dir, "wl_span", wl, env_dir, outdir);
     const char *env[] = { env_dir, "HEARTH_CPU_HZ=250", "HEARTH_PROFILES=cpu", NULL };
     char *argv[] = { wl, "30", NULL };
     ASSERT_EQ(run(dir, argv, env), 0);
@@ -509,9 +511,7 @@ TEST(stress_threads_fork_exec_signals)
 {
     const char *dir = t_tmpdir();
     char wl[1200], env_dir[1200], outdir[1200];
-    workload("wl_stress", wl, sizeof(wl));
-    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
-    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    workload_paths(dir, "wl_stress", wl, env_dir, outdir);
     /*
      * Leak checking is off for this one: its forked children exit() holding
      * memory of the parent's threads, which do not exist in the child, and
@@ -607,9 +607,7 @@ TEST(exec_keeps_the_interval_before_it)
 {
     const char *dir = t_tmpdir();
     char wl[1200], env_dir[1200], outdir[1200];
-    workload("wl_exec", wl, sizeof(wl));
-    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
-    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    workload_paths(dir, "wl_exec", wl, env_dir, outdir);
     const char *env[] = { env_dir, "HEARTH_PROFILES=cpu", "HEARTH_CPU_HZ=250", NULL };
     char *argv[] = { wl, NULL };
     int rc = run(dir, argv, env);
@@ -649,9 +647,7 @@ static void deep_run(const char *max_frames, int64_t *leaf, int64_t *with_main)
 {
     const char *dir = t_tmpdir();
     char wl[1200], env_dir[1200], outdir[1200];
-    workload("wl_deep", wl, sizeof(wl));
-    snprintf(env_dir, sizeof(env_dir), "HEARTH_OUTPUT_DIR=%s/out", dir);
-    snprintf(outdir, sizeof(outdir), "%s/out", dir);
+    workload_paths(dir, "wl_deep", wl, env_dir, outdir);
     const char *env[] = { env_dir, "HEARTH_PROFILES=cpu", "HEARTH_CPU_HZ=250", max_frames, NULL };
     char *argv[] = { wl, "150", NULL };
     ASSERT_EQ(run(dir, argv, env), 0);
