@@ -27,9 +27,10 @@
  * message once, remembering where each string, mapping, function, location
  * and sample message sits (a span into the input). Then every table is
  * allocated once at its known size and decoded in dependency order:
- * strings (interned), mappings, functions, locations, samples. pprof ids are arbitrary uint64; an idmap
- * maps them to model indices with a dense array for small ids (the usual
- * 1..n) and an hmap64 for the rest. Samples reuse the stack nodes of the
+ * strings (interned), mappings, functions, locations, samples. pprof ids
+ * are arbitrary uint64; an idmap maps them to model indices: no map at all
+ * while the ids are the usual 1..n in file order (they then equal the model
+ * indices), else a dense array for small ids and an hmap64 for the rest. Samples reuse the stack nodes of the
  * previous sample for the shared root-side prefix, find the rest in a trie
  * local to the decoder, and the model's node index is filled once at the
  * end (see stack_of). Nothing is allocated per sample: the scratch arrays
@@ -63,9 +64,18 @@ typedef struct span_vec {
     size_t n, cap;
 } span_vec;
 
-/* pprof id -> model index: dense array for ids < n_dense, hash for the rest. */
+/*
+ * pprof id -> model index. Writers usually number a table 1..n in file order
+ * (Go does, and so does pprof_encode), and the model appends element k of a
+ * table at index k + 1: such an id is its own model index. While every id
+ * put so far has been of that shape, the map is just their count, n_ident,
+ * and costs no memory and no reads (a sample's frames then map without a
+ * lookup). The first other id moves the map to its general form: a dense
+ * array for ids < n_dense and an hmap64 for the rest.
+ */
 typedef struct idmap {
-    uint32_t *dense;
+    uint32_t n_ident;  /* ids 1..n_ident map to themselves */
+    uint32_t *dense;   /* NULL while every id maps to itself */
     size_t n_dense;
     hmap64 sparse;
 } idmap;
@@ -237,15 +247,13 @@ static int span_push(span_vec *v, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int idmap_init(idmap *m, size_t count)
+static void idmap_init(idmap *m, size_t count)
 {
+    m->n_ident = 0;
+    m->dense = NULL;
     /* Ids are usually 1..count; twice that leaves room for gaps. */
     m->n_dense = count * 2 + 64;
-    m->dense = hmallocarray(m->n_dense, sizeof *m->dense);
     hmap64_init(&m->sparse);
-    if (!m->dense) return -ENOMEM;
-    memset(m->dense, 0xff, m->n_dense * sizeof *m->dense);
-    return 0;
 }
 
 static void idmap_release(idmap *m)
@@ -257,13 +265,31 @@ static void idmap_release(idmap *m)
 
 static inline uint32_t idmap_get(const idmap *m, uint64_t id)
 {
-    if (LIKELY(id < m->n_dense)) return m->dense[id];
+    if (LIKELY(id - 1 < m->n_ident)) return (uint32_t)id;  /* id 0 wraps around: never present */
+    if (id < m->n_dense) return m->dense ? m->dense[id] : HMAP_EMPTY;
     return m->sparse.count ? hmap64_get(&m->sparse, id) : HMAP_EMPTY;
+}
+
+/* Leaves the identity form: the ids 1..n_ident seen so far go into the dense array. */
+static int idmap_materialize(idmap *m)
+{
+    m->dense = hmallocarray(m->n_dense, sizeof *m->dense);
+    if (!m->dense) return -ENOMEM;
+    memset(m->dense, 0xff, m->n_dense * sizeof *m->dense);
+    for (uint32_t id = 1; id <= m->n_ident; id++) m->dense[id] = id;  /* n_ident <= count < n_dense */
+    return 0;
 }
 
 /* 0, 1 when id is already present, or -ENOMEM. */
 static int idmap_put(idmap *m, uint64_t id, uint32_t val)
 {
+    if (!m->dense) {
+        if (id == val && id == (uint64_t)m->n_ident + 1) {
+            m->n_ident++;
+            return 0;
+        }
+        if (idmap_materialize(m)) return -ENOMEM;
+    }
     if (id < m->n_dense) {
         if (m->dense[id] != HMAP_EMPTY) return 1;
         m->dense[id] = val;
@@ -863,7 +889,12 @@ static int dec_label(dec *d, size_t idx, const uint8_t *s, size_t n, prof_label 
     return 0;
 }
 
-static int dec_sample(dec *d, size_t idx)
+/*
+ * Out of line on purpose: inlined into decode_raw (gcc's choice once the
+ * location id lookup got smaller), it pushed stack_of and dec_line out of
+ * line instead, 2 M more instructions a decode of go-large.cpu.
+ */
+__attribute__((noinline)) static int dec_sample(dec *d, size_t idx)
 {
     static const char WHAT[] = "sample";
     profile *p = d->p;
@@ -895,11 +926,10 @@ static int dec_sample(dec *d, size_t idx)
                 return herr_set(d->e, -ENOMEM, "out of memory reading sample %zu", idx);
             const uint8_t *q = s, *qend = s + n;
             uint32_t *locs = d->locs;
-            const uint32_t *dense = ids->dense;  /* locals: the stores to locs may alias them */
-            const size_t n_dense = ids->n_dense;
+            const uint64_t n_ident = ids->n_ident;  /* a local: the stores to locs may alias it */
             while (q < qend) {
                 if (UNLIKELY((rc = rd_varint_q(&q, qend, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
-                uint32_t loc = LIKELY(v < n_dense) ? dense[v] : idmap_get(ids, v);
+                uint32_t loc = LIKELY(v - 1 < n_ident) ? (uint32_t)v : idmap_get(ids, v);
                 if (UNLIKELY(loc == HMAP_EMPTY))
                     return herr_set(d->e, HE_BADREF, "sample %zu refers to location id %" PRIu64
                                     " which does not exist", idx, v);
@@ -1033,9 +1063,9 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     if ((rc = dec_header(d)) != 0) return rc;
 
     presize(d);
-    if (idmap_init(&d->mapping_ids, d->mappings.n) || idmap_init(&d->function_ids, d->functions.n) ||
-        idmap_init(&d->location_ids, d->locations.n))
-        return herr_set(d->e, -ENOMEM, "out of memory for pprof id tables");
+    idmap_init(&d->mapping_ids, d->mappings.n);
+    idmap_init(&d->function_ids, d->functions.n);
+    idmap_init(&d->location_ids, d->locations.n);
     for (size_t i = 0; i < d->mappings.n; i++)
         if ((rc = dec_mapping(d, i)) != 0) return rc;
     for (size_t i = 0; i < d->functions.n; i++)
