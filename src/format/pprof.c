@@ -25,7 +25,7 @@
  * Decoding idea: references point forward and backward (Go writes samples
  * before the locations and strings they use), so pass 1 walks the top-level
  * message once, remembering where each string, mapping, function, location
- * and sample message sits (a span into the input). Then every table is
+ * and sample message sits (its offset and length). Then every table is
  * allocated once at its known size and decoded in dependency order:
  * strings (interned), mappings, functions, locations, samples. pprof ids
  * are arbitrary uint64; an idmap maps them to model indices: no map at all
@@ -59,10 +59,20 @@ typedef struct span {
     size_t n;
 } span;
 
-typedef struct span_vec {
-    span *v;
+/*
+ * Where the messages of one table (samples, locations, ...) sit: each one's
+ * body as a 32-bit offset into the input and a length, in file order. 8
+ * bytes a message rather than a 16-byte span: go-large.cpu has 90k of them.
+ */
+typedef struct msg_at {
+    uint32_t off, len;
+} msg_at;
+
+typedef struct table {
+    msg_at *at;
     size_t n, cap;
-} span_vec;
+    size_t bytes;  /* the sum of the messages' sizes */
+} table;
 
 /*
  * pprof id -> model index. Writers usually number a table 1..n in file order
@@ -87,7 +97,8 @@ typedef struct dec {
     uint32_t *strs;  /* pprof string index -> model string id */
     size_t n_strs, cap_strs;
 
-    span_vec types, samples, mappings, functions, locations, strings;
+    const uint8_t *data, *end;  /* the whole input, which the tables' offsets are into */
+    table types, samples, mappings, functions, locations, strings;
     span period_type;
     int has_period_type;
     uint64_t drop_frames, keep_frames, default_sample_type;
@@ -238,15 +249,6 @@ static inline int rd_tag(wire_rd *r, uint32_t *field, int *wt)
     return 0;
 }
 
-static int span_push(span_vec *v, const uint8_t *p, size_t n)
-{
-    if (v->n == v->cap && HGROW(v->v, v->cap, v->n + 1)) return -ENOMEM;
-    v->v[v->n].p = p;
-    v->v[v->n].n = n;
-    v->n++;
-    return 0;
-}
-
 static void idmap_init(idmap *m, size_t count)
 {
     m->n_ident = 0;
@@ -329,22 +331,45 @@ static inline int str_ref(dec *d, uint64_t idx, uint32_t *out, const char *what,
 /* ---- pass 1: the top-level message ------------------------------------ */
 
 /*
- * Records where a table element sits. `limit` caps the table as it is read,
- * so a flood of tiny messages cannot make the span arrays (16 bytes per
- * message of 2 bytes or more) outgrow the input many times over.
+ * Room for one more message in t, up to `limit` messages: the cap is
+ * checked only here, as the table grows, so that a flood of tiny messages
+ * cannot make the arrays (8 bytes per message of 2 bytes or more) outgrow
+ * the input many times over.
  */
-static int collect_len(dec *d, span_vec *v, wire_rd *r, uint32_t f, int wt, const char *name, size_t limit)
+static int table_grow(dec *d, table *t, const char *name, size_t limit)
+{
+    size_t cap = t->cap;
+    if (t->n >= limit)
+        return herr_set(d->e, HE_TOOBIG, "the profile has more than %zu %ss (the limit)", limit, name);
+    if (hgrow((void **)&t->at, &cap, t->n + 1, sizeof *t->at))
+        return herr_set(d->e, -ENOMEM, "out of memory reading the pprof %s table", name);
+    t->cap = MIN(cap, limit);
+    return 0;
+}
+
+/* Records a table message whose tag (field f, wire type wt) was just read. */
+static inline int collect_len(dec *d, table *t, wire_rd *r, uint32_t f, int wt, const char *name, size_t limit)
 {
     const uint8_t *p;
     size_t n;
     int rc;
     if (UNLIKELY(wt != WT_LEN))
         return bad_wiretype(d, "the profile", SIZE_MAX, f, name, wt, "length-delimited");
-    if ((rc = rd_bytes(r, &p, &n)) != 0) return wire_fail(d, rc, "the profile", SIZE_MAX);
-    if (UNLIKELY(v->n >= limit))
-        return herr_set(d->e, HE_TOOBIG, "the profile has more than %zu %ss (the limit)", limit, name);
-    if (span_push(v, p, n)) return herr_set(d->e, -ENOMEM, "out of memory reading the pprof %s table", name);
+    if (UNLIKELY((rc = rd_bytes(r, &p, &n)) != 0)) return wire_fail(d, rc, "the profile", SIZE_MAX);
+    if (UNLIKELY(t->n == t->cap) && (rc = table_grow(d, t, name, limit)) != 0) return rc;
+    /* the input is under 4 GiB (decode_raw) */
+    t->at[t->n].off = (uint32_t)(p - d->data);
+    t->at[t->n].len = (uint32_t)n;
+    t->n++;
+    t->bytes += n;
     return 0;
+}
+
+/* Message i of table t. */
+static inline span table_msg(const dec *d, const table *t, size_t i)
+{
+    span s = {d->data + t->at[i].off, t->at[i].len};
+    return s;
 }
 
 /*
@@ -388,8 +413,10 @@ static int intern_strings(dec *d)
     if (strtab_reserve(&d->p->strings, d->p->strings.count + d->strings.n) ||
         (d->strings.n > d->cap_strs && HGROW(d->strs, d->cap_strs, d->strings.n)))
         return herr_set(d->e, -ENOMEM, "out of memory reading the pprof string table");
-    for (size_t i = 0; i < d->strings.n; i++)
-        if ((rc = add_string(d, d->strings.v[i].p, d->strings.v[i].n)) != 0) return rc;
+    for (size_t i = 0; i < d->strings.n; i++) {
+        span s = table_msg(d, &d->strings, i);
+        if ((rc = add_string(d, s.p, s.n)) != 0) return rc;
+    }
     return 0;
 }
 
@@ -402,23 +429,29 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
     int rc;
     wire_rd_init(&r, data, n);
     while (!wire_eof(&r)) {
+        /* the tables' messages, 90k of them in go-large.cpu, share one call of collect_len, inlined */
+        table *t = NULL;
+        const char *name = NULL;
+        size_t limit = 0;
         uint32_t f;
         int wt;
         uint64_t v;
         if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
         switch (f) {
-        case P_SAMPLE: rc = collect_len(d, &d->samples, &r, f, wt, "sample", lim->max_samples); break;
-        case P_LOCATION: rc = collect_len(d, &d->locations, &r, f, wt, "location", lim->max_locations); break;
-        case P_FUNCTION: rc = collect_len(d, &d->functions, &r, f, wt, "function", lim->max_locations); break;
-        case P_MAPPING: rc = collect_len(d, &d->mappings, &r, f, wt, "mapping", lim->max_locations); break;
-        case P_SAMPLE_TYPE: rc = collect_len(d, &d->types, &r, f, wt, "sample_type", PPROF_MAX_TYPES); break;
+        case P_SAMPLE: t = &d->samples; name = "sample"; limit = lim->max_samples; break;
+        case P_LOCATION: t = &d->locations; name = "location"; limit = lim->max_locations; break;
+        case P_FUNCTION: t = &d->functions; name = "function"; limit = lim->max_locations; break;
+        case P_MAPPING: t = &d->mappings; name = "mapping"; limit = lim->max_locations; break;
+        case P_SAMPLE_TYPE: t = &d->types; name = "sample_type"; limit = PPROF_MAX_TYPES; break;
         case P_STRING_TABLE:
             /* interned after the scan, once their number is known (see intern_strings) */
             if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "string_table", wt, "length-delimited");
             if (UNLIKELY(d->strings.n >= max_strings(d->p)))
                 return herr_set(d->e, HE_TOOBIG, "the string table has more than %zu entries (the limit)",
                                 max_strings(d->p));
-            rc = collect_len(d, &d->strings, &r, f, wt, "string", SIZE_MAX);
+            t = &d->strings;
+            name = "string";
+            limit = SIZE_MAX;
             break;
         case P_PERIOD_TYPE:
             if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "period_type", wt, "length-delimited");
@@ -459,6 +492,7 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
         }
         default: SKIP(); break;
         }
+        if (t) rc = collect_len(d, t, &r, f, wt, name, limit);
         if (rc) return rc;
     }
     return 0;
@@ -498,7 +532,7 @@ static int dec_header(dec *d)
         types = hmallocarray(d->types.n, sizeof *types);
         if (!types) return herr_set(d->e, -ENOMEM, "out of memory reading sample types");
         for (size_t i = 0; i < d->types.n && !rc; i++)
-            rc = dec_value_type(d, d->types.v[i], &types[i], "sample_type", i);
+            rc = dec_value_type(d, table_msg(d, &d->types, i), &types[i], "sample_type", i);
         if (!rc && (rc = prof_set_types(p, types, (uint32_t)d->types.n)) != 0)
             herr_set(d->e, rc, "cannot declare %zu sample types: %s", d->types.n, hearth_strerror(rc));
         free(types);
@@ -544,7 +578,7 @@ static int register_id(dec *d, idmap *ids, const char *what, size_t idx, uint64_
     return 0;
 }
 
-static int dec_mapping(dec *d, size_t idx)
+static int dec_mapping(dec *d, size_t idx, span s)
 {
     static const char WHAT[] = "mapping";
     profile *p = d->p;
@@ -555,7 +589,7 @@ static int dec_mapping(dec *d, size_t idx)
     int32_t at;
 
     memset(&m, 0, sizeof m);
-    wire_rd_init(&r, d->mappings.v[idx].p, d->mappings.v[idx].n);
+    wire_rd_init(&r, s.p, s.n);
     while (!wire_eof(&r)) {
         uint32_t f;
         int wt;
@@ -583,7 +617,7 @@ static int dec_mapping(dec *d, size_t idx)
     return register_id(d, &d->mapping_ids, WHAT, idx, id, at);
 }
 
-static int dec_function(dec *d, size_t idx)
+static int dec_function(dec *d, size_t idx, span s)
 {
     static const char WHAT[] = "function";
     profile *p = d->p;
@@ -594,7 +628,7 @@ static int dec_function(dec *d, size_t idx)
     int32_t at;
 
     memset(&fn, 0, sizeof fn);
-    wire_rd_init(&r, d->functions.v[idx].p, d->functions.v[idx].n);
+    wire_rd_init(&r, s.p, s.n);
     while (!wire_eof(&r)) {
         uint32_t f;
         int wt;
@@ -665,7 +699,7 @@ static int dec_line(dec *d, size_t idx, uint64_t loc_id, const uint8_t *s, size_
     return 0;
 }
 
-static int dec_location(dec *d, size_t idx)
+static int dec_location(dec *d, size_t idx, span msg)
 {
     static const char WHAT[] = "location";
     profile *p = d->p;
@@ -677,7 +711,7 @@ static int dec_location(dec *d, size_t idx)
     int32_t at;
 
     /* Lines need the id for messages, which may come after them: two steps. */
-    wire_rd_init(&r, d->locations.v[idx].p, d->locations.v[idx].n);
+    wire_rd_init(&r, msg.p, msg.n);
     while (!wire_eof(&r)) {
         const uint8_t *tag_at = r.p;
         uint32_t f;
@@ -708,7 +742,7 @@ static int dec_location(dec *d, size_t idx)
         uint32_t k = 0;
         if (n_lines > d->cap_lines && HGROW(d->lines, d->cap_lines, n_lines))
             return herr_set(d->e, -ENOMEM, "out of memory reading location %zu", idx);
-        wire_rd_init(&r, line_start, (size_t)(d->locations.v[idx].p + d->locations.v[idx].n - line_start));
+        wire_rd_init(&r, line_start, (size_t)(msg.p + msg.n - line_start));
         while (k < n_lines) {
             uint32_t f;
             int wt;
@@ -894,7 +928,7 @@ static int dec_label(dec *d, size_t idx, const uint8_t *s, size_t n, prof_label 
  * location id lookup got smaller), it pushed stack_of and dec_line out of
  * line instead, 2 M more instructions a decode of go-large.cpu.
  */
-__attribute__((noinline)) static int dec_sample(dec *d, size_t idx)
+__attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
 {
     static const char WHAT[] = "sample";
     profile *p = d->p;
@@ -905,7 +939,7 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx)
     int rc;
     int64_t stack, at;
 
-    wire_rd_init(&r, d->samples.v[idx].p, d->samples.v[idx].n);
+    wire_rd_init(&r, msg.p, msg.n);
     while (!wire_eof(&r)) {
         uint32_t f;
         int wt;
@@ -998,12 +1032,12 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx)
 static void dec_release(dec *d)
 {
     free(d->strs);
-    free(d->types.v);
-    free(d->samples.v);
-    free(d->mappings.v);
-    free(d->functions.v);
-    free(d->locations.v);
-    free(d->strings.v);
+    free(d->types.at);
+    free(d->samples.at);
+    free(d->mappings.at);
+    free(d->functions.at);
+    free(d->locations.at);
+    free(d->strings.at);
     free(d->comments);
     idmap_release(&d->mapping_ids);
     idmap_release(&d->function_ids);
@@ -1043,8 +1077,7 @@ static void presize(dec *d)
         PRESIZE(p->lines, p->cap_lines, (uint32_t)d->locations.n);
     }
     if (d->samples.n && d->samples.n <= l->max_samples) {
-        size_t bytes = 0;
-        for (size_t i = 0; i < d->samples.n; i++) bytes += d->samples.v[i].n;
+        size_t bytes = d->samples.bytes;
         PRESIZE(p->samples, p->cap_samples, d->samples.n);
         /* each value takes a byte of input at least: never more room than the input can fill */
         if (p->n_types && d->samples.n * p->n_types <= bytes)
@@ -1057,6 +1090,11 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     profile *p = d->p;
     int rc;
 
+    /* the tables keep 32-bit offsets into the input; PPROF_MAX_DECOMPRESSED is far below */
+    if (n > UINT32_MAX)
+        return herr_set(d->e, HE_TOOBIG, "the pprof is %zu bytes, more than the 4 GiB the decoder handles", n);
+    d->data = data;
+    d->end = data + n;
     if ((rc = scan_top(d, data, n)) != 0) return rc;
     if ((rc = intern_strings(d)) != 0) return rc;
     if (d->n_strs == 0 && (rc = add_string(d, (const uint8_t *)"", 0)) != 0) return rc;
@@ -1067,11 +1105,11 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     idmap_init(&d->function_ids, d->functions.n);
     idmap_init(&d->location_ids, d->locations.n);
     for (size_t i = 0; i < d->mappings.n; i++)
-        if ((rc = dec_mapping(d, i)) != 0) return rc;
+        if ((rc = dec_mapping(d, i, table_msg(d, &d->mappings, i))) != 0) return rc;
     for (size_t i = 0; i < d->functions.n; i++)
-        if ((rc = dec_function(d, i)) != 0) return rc;
+        if ((rc = dec_function(d, i, table_msg(d, &d->functions, i))) != 0) return rc;
     for (size_t i = 0; i < d->locations.n; i++)
-        if ((rc = dec_location(d, i)) != 0) return rc;
+        if ((rc = dec_location(d, i, table_msg(d, &d->locations, i))) != 0) return rc;
 
     d->vals = hmallocarray(p->n_types ? p->n_types : 1, sizeof *d->vals);
     d->labels = hmallocarray(p->limits.max_labels ? p->limits.max_labels : 1, sizeof *d->labels);
@@ -1084,9 +1122,7 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
      * just grows past it. What is left unused is given back at the end.
      */
     {
-        size_t bytes = 0;
-        for (size_t i = 0; i < d->samples.n; i++) bytes += d->samples.v[i].n;
-        size_t want = bytes / 2 + 64;
+        size_t want = d->samples.bytes / 2 + 64;
         if (want > ((size_t)1 << 24)) want = (size_t)1 << 24;  /* past 16M nodes, grow as needed */
         if (want > p->cap_nodes) {
             prof_node *nodes = hreallocarray(p->nodes, want, sizeof *nodes);
@@ -1106,7 +1142,7 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
     if (hmap64_reserve(&d->kids, MIN(d->samples.n, (size_t)1 << 20)))
         return herr_set(d->e, -ENOMEM, "out of memory reading samples");
     for (size_t i = 0; i < d->samples.n; i++)
-        if ((rc = dec_sample(d, i)) != 0) return rc;
+        if ((rc = dec_sample(d, i, table_msg(d, &d->samples, i))) != 0) return rc;
     if (p->cap_nodes > 4096 && p->cap_nodes / 4 > p->n_nodes / 3) {
         /* give back the unused part of the estimate (a shrinking realloc does not copy) */
         prof_node *nodes = hreallocarray(p->nodes, p->n_nodes, sizeof *nodes);
