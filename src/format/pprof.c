@@ -282,16 +282,10 @@ static int idmap_materialize(idmap *m)
     return 0;
 }
 
-/* 0, 1 when id is already present, or -ENOMEM. */
-static int idmap_put(idmap *m, uint64_t id, uint32_t val)
+/* idmap_put past the identity form. */
+static int idmap_put_any(idmap *m, uint64_t id, uint32_t val)
 {
-    if (!m->dense) {
-        if (id == val && id == (uint64_t)m->n_ident + 1) {
-            m->n_ident++;
-            return 0;
-        }
-        if (idmap_materialize(m)) return -ENOMEM;
-    }
+    if (!m->dense && idmap_materialize(m)) return -ENOMEM;
     if (id < m->n_dense) {
         if (m->dense[id] != HMAP_EMPTY) return 1;
         m->dense[id] = val;
@@ -300,6 +294,16 @@ static int idmap_put(idmap *m, uint64_t id, uint32_t val)
     uint32_t got = hmap64_get_or_put(&m->sparse, id, val);
     if (got == HMAP_EMPTY) return -ENOMEM;
     return got != val;
+}
+
+/* 0, 1 when id is already present, or -ENOMEM. Inline for the usual next id of 1..n. */
+static inline int idmap_put(idmap *m, uint64_t id, uint32_t val)
+{
+    if (LIKELY(!m->dense && id == val && id == (uint64_t)m->n_ident + 1)) {
+        m->n_ident++;
+        return 0;
+    }
+    return idmap_put_any(m, id, val);
 }
 
 static inline int str_ref(dec *d, uint64_t idx, uint32_t *out, const char *what, size_t i, const char *field)
@@ -562,19 +566,24 @@ static int dec_header(dec *d)
 
 /* ---- pass 3: mappings and functions ----------------------------------- */
 
+/* register_id's message: id 0, an id seen before (rc 1), or out of memory. */
+static int bad_id(dec *d, int rc, const char *what, size_t idx, uint64_t id)
+{
+    if (id == 0)
+        return herr_set(d->e, HE_FORMAT, "not a valid pprof: %s %zu has id 0 (ids must be nonzero)", what, idx);
+    return rc < 0 ? herr_set(d->e, rc, "out of memory reading %ss", what)
+                  : herr_set(d->e, HE_FORMAT, "not a valid pprof: %s %zu has id %" PRIu64
+                             " which an earlier %s already has", what, idx, id, what);
+}
+
 /*
  * Records that table entry idx (what: "mapping", ...) with pprof id `id` is
  * model index `at`: ids must be nonzero and unique within their table.
  */
 static int register_id(dec *d, idmap *ids, const char *what, size_t idx, uint64_t id, int32_t at)
 {
-    int rc;
-    if (id == 0)
-        return herr_set(d->e, HE_FORMAT, "not a valid pprof: %s %zu has id 0 (ids must be nonzero)", what, idx);
-    if ((rc = idmap_put(ids, id, (uint32_t)at)) != 0)
-        return rc < 0 ? herr_set(d->e, rc, "out of memory reading %ss", what)
-                      : herr_set(d->e, HE_FORMAT, "not a valid pprof: %s %zu has id %" PRIu64
-                                 " which an earlier %s already has", what, idx, id, what);
+    int rc = 0;
+    if (UNLIKELY(id == 0) || UNLIKELY((rc = idmap_put(ids, id, (uint32_t)at)) != 0)) return bad_id(d, rc, what, idx, id);
     return 0;
 }
 
@@ -721,12 +730,16 @@ static int dec_location(dec *d, size_t idx, span msg)
         case 1: VARINT("id", id); break;
         case 2: VARINT("mapping_id", mapping_id); break;
         case 3: VARINT("address", address); break;
-        case 4:
+        case 4: {
+            /* only counted here: skipped inline, as wire_skip is a call */
+            const uint8_t *s;
+            size_t n;
             if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "line", wt, "length-delimited");
             if (!line_start) line_start = tag_at;
-            SKIP();
+            if ((rc = rd_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
             n_lines++;
             break;
+        }
         case 5: VARINT("is_folded", is_folded); break;
         default: SKIP(); break;
         }
