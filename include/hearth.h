@@ -43,12 +43,13 @@ typedef struct hearth_options {
     unsigned cpu_hz;                /* HEARTH_CPU_HZ, default 100 */
     uint64_t heap_sample_rate;      /* HEARTH_HEAP_SAMPLE_RATE bytes, default 524288: the mean gap between
                                        heap samples (the least, while a budget applies) */
-    int heap_samples_per_second;    /* HEARTH_HEAP_SAMPLES_PER_SECOND: above this many heap samples a second
-                                       the mean gap grows (estimates stay unbiased). 0: 1000, or no limit
-                                       when heap_sample_rate is set; negative: no limit */
     uint64_t upload_interval_ms;    /* HEARTH_UPLOAD_INTERVAL, default 10s */
     unsigned max_frames;            /* HEARTH_MAX_FRAMES: deepest stack kept, default 64, at most 512
                                        (deeper stacks lose their root end); fixed by a process's first start */
+    int heap_samples_per_second;    /* the heap sample budget: above this many samples a second the mean gap
+                                       grows (estimates stay unbiased). 0: HEARTH_HEAP_SAMPLES_PER_SECOND
+                                       if set (there 0 means no limit), else 1000, or no limit when a heap
+                                       sample rate was given; negative: no limit */
 } hearth_options;
 
 /*

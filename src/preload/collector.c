@@ -626,7 +626,7 @@ static void *collector_main(void *arg)
      * Before the first samples reach them, off the program's threads (see
      * pl_ring_prefault). A short command (most processes a shell starts)
      * exits within a millisecond, and its exit waits for this thread's
-     * final flush: the start-up work (8 MiB populated, CFI for the program
+     * final flush: the start-up work (6 MiB populated, CFI for the program
      * and libc, ~12 ms) begins after START_GRACE_NS (so such a command pays
      * nothing; the first CPU sample comes after 10 ms of CPU) and stops
      * short once a stop is requested (2 MiB of populating, or 256 CFI
@@ -770,6 +770,7 @@ void pl_collector_after_fork_child(void)
     sym = NULL;
     agg_clear(&cpu_agg);
     for (size_t i = 0; i < heap_agg.n; i++) heap_agg.e[i].alloc_objs = heap_agg.e[i].alloc_bytes = 0;
+    heap_period = 0;
     seq = 0;
 }
 

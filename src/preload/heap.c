@@ -118,7 +118,7 @@ static _Atomic size_t boot_used;
 static live_entry *live;
 static size_t live_mask;  /* slots - 1; the table doubles (under live_lock) at 3/4 full */
 static size_t live_map_len;  /* live's own mapping, or 0 while it is the first table (in the counts' mapping) */
-static size_t n_live;
+static size_t n_live;  /* written under live_lock; read without it by pl_heap_live_count */
 /* The block filter: read by every free(), written under live_lock. */
 static _Atomic uint64_t filter_bits[FILTER_WORDS];
 static uint16_t *filter_counts;   /* live samples per filter bit (under live_lock) */
@@ -320,7 +320,7 @@ HEAP_TEXT static int live_insert(uint64_t p, uint64_t size, uint64_t stack_hash,
     }
     if (n_live >= LIVE_MAX || grow_failed) return -ENOSPC;
     live[i] = (live_entry){ p, size, stack_hash, rate };
-    n_live++;
+    __atomic_store_n(&n_live, n_live + 1, __ATOMIC_RELAXED);
     filter_add(p);
     return 0;
 }
@@ -342,7 +342,7 @@ HEAP_TEXT static int live_remove(uint64_t p)
         }
     }
     live[hole].ptr = 0;
-    n_live--;
+    __atomic_store_n(&n_live, n_live - 1, __ATOMIC_RELAXED);
     filter_drop(p);
     return 1;
 }
@@ -389,15 +389,22 @@ HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     pl_thread *t = &pl_tls;
     if (!atomic_load_explicit(&pl_g.heap_on, memory_order_relaxed)) {
         t->heap_until = OFF_RECHECK;
+        t->heap_rate = 0;  /* no gap in force: sampling starts afresh when it is back on */
         return;
     }
-    if (t->rng == 0) {  /* first use on this thread: start the process, no sample */
-        t->rng = hash_u64((uint64_t)(uintptr_t)t ^ (uint64_t)(uintptr_t)p ^ 0x2545f4914f6cdd1dull) | 1;
-        t->heap_until = next_gap(t);
-        return;
+    if (t->heap_rate == 0) {
+        /*
+         * No gap in force (a new thread, or sampling just (re)started): one
+         * is drawn now and this allocation's n bytes are its first, so the
+         * allocation is sampled with probability 1 - exp(-n/R') like any
+         * other, and weighted by the R' it was drawn with.
+         */
+        if (t->rng == 0)
+            t->rng = hash_u64((uint64_t)(uintptr_t)t ^ (uint64_t)(uintptr_t)p ^ 0x2545f4914f6cdd1dull) | 1;
+        t->heap_until = next_gap(t) - (int64_t)n;
+        if (t->heap_until > 0) return;
     }
-    /* The gap that ends here was drawn with t->heap_rate: the sample's weight. */
-    uint64_t rate = t->heap_rate ? t->heap_rate : pl_g.cfg.heap_rate;
+    uint64_t rate = t->heap_rate;  /* the mean of the gap that ends here: the sample's weight */
     t->heap_until = next_gap(t);
     if (!p || t->guard || t->internal) return;
     if (UNLIKELY(t->tid == 0)) {
@@ -695,9 +702,12 @@ void pl_heap_prefault(void)
 
 /*
  * Not HEAP_TEXT: the collector thread, after each drain. The sample budget:
- * the rate of samples taken (dropped ones too) since the window began sets
- * the mean for new gaps, rate_now * taken_per_second / budget, between
- * cfg.heap_rate and HEAP_RATE_MAX. The mean goes up at the collector's
+ * the rate of samples taken since the window began (n_heap: those the full
+ * ring dropped are left out, and the next drains catch up) sets the mean
+ * for new gaps, rate_now * taken_per_second / budget, between cfg.heap_rate
+ * and HEAP_RATE_MAX (64 MiB: 1000 samples a second up to 64 GB/s; a gap
+ * drawn during a burst runs on after it, so the cap also bounds how long a
+ * thread that then allocates slowly goes unsampled). The mean goes up at the collector's
  * first wake-up (every 100 ms, or each eighth of the ring) once the window
  * has lasted ADAPT_MIN_NS, holds 64 samples and is a quarter over budget;
  * it is set either way after a window of ADAPT_WINDOW_NS, so it comes back
@@ -706,13 +716,13 @@ void pl_heap_prefault(void)
  */
 #define ADAPT_MIN_NS 20000000ll
 #define ADAPT_WINDOW_NS 1000000000ll
-#define HEAP_RATE_MAX ((uint64_t)1 << 30)
+#define HEAP_RATE_MAX ((uint64_t)64 << 20)
 void pl_heap_adapt(int64_t now_ns)
 {
     static int64_t window_start;
     static uint64_t window_taken;
     uint64_t budget = pl_g.cfg.heap_budget;
-    uint64_t taken = atomic_load(&pl_g.n_heap) + atomic_load(&pl_g.n_heap_dropped);
+    uint64_t taken = atomic_load(&pl_g.n_heap);
     int64_t dt = now_ns - window_start;
     if (!budget || !atomic_load(&pl_g.heap_on) || dt <= 0) {
         window_start = now_ns;
@@ -747,6 +757,7 @@ HEAP_TEXT void pl_heap_start(void)
      * OFF_RECHECK bytes.
      */
     pl_tls.heap_until = 0;
+    pl_tls.heap_rate = 0;
 }
 
 HEAP_TEXT void pl_heap_stop(void) { atomic_store(&pl_g.heap_on, 0); }
@@ -767,5 +778,5 @@ HEAP_TEXT size_t pl_heap_live_snapshot(pl_live_item *out, size_t max)
 
 HEAP_TEXT uint64_t pl_heap_live_count(void)
 {
-    return n_live;
+    return __atomic_load_n(&n_live, __ATOMIC_RELAXED);
 }

@@ -1,7 +1,7 @@
 /*
  * wl_heap.c: deterministic allocation workload for libhearth tests and bench.
  *
- *   wl_heap KEEP_MIB CHURN_MIB [mix [THREADS]]
+ *   wl_heap KEEP_MIB CHURN_MIB [mix [THREADS] | late | wide]
  *
  * keep_blocks() allocates KEEP_MIB MiB in 64 KiB blocks and keeps them to
  * the end (never freed: they are live when the final profile is taken);
@@ -14,6 +14,8 @@
  * glibc's malloc takes cheaper paths while a process has a single thread,
  * which no profiler with a background thread can keep, and which no real
  * service has), and prints the CPU seconds it used.
+ * "late" runs churn() first and keep_blocks() after it (the kept blocks are
+ * then sampled at whatever mean the churn left: the sample budget's test).
  * "wide" spreads CHURN_MIB MiB of heap in 100 KiB blocks over one
  * contiguous range and frees them: past 512 MiB the blocks' addresses (100
  * KiB apart) fall in every 1 KiB block of libhearth's free() filter modulo
@@ -96,7 +98,7 @@ int main(int argc, char **argv)
     long keep = argc > 1 ? strtol(argv[1], NULL, 10) : 32;
     long churn_mib = argc > 2 ? strtol(argv[2], NULL, 10) : 256;
     if (keep < 0 || churn_mib < 0) {
-        fprintf(stderr, "usage: wl_heap KEEP_MIB CHURN_MIB [mix [THREADS] | wide]\n");
+        fprintf(stderr, "usage: wl_heap KEEP_MIB CHURN_MIB [mix [THREADS] | late | wide]\n");
         return 2;
     }
     if (argc > 3 && strcmp(argv[3], "mix") == 0) {
@@ -110,6 +112,11 @@ int main(int argc, char **argv)
         struct timespec ts;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
         printf("%.3f\n", (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+        return 0;
+    }
+    if (argc > 3 && strcmp(argv[3], "late") == 0) {
+        churn(churn_mib);
+        kept = keep_blocks(keep);
         return 0;
     }
     if (argc > 3 && strcmp(argv[3], "wide") == 0) {
