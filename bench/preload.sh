@@ -11,8 +11,8 @@
 #         profiler with a background thread keeps and no service has,
 #         ~5 CPU seconds) under none | hearth (defaults: heap sampling at
 #         a mean of 512 KiB or more, within 1000 samples a second, cpu on
-#         too) | hearth heap only | hearth at a fixed 512 KiB mean (no
-#         sample budget: ~30,000 samples a second here) | tcmalloc alone
+#         too) | hearth heap only | hearth heap only at a fixed 512 KiB
+#         mean (no sample budget: ~30,000 samples a second here) | tcmalloc alone
 #         (the allocator gperftools' heap profiler swaps in). heaptrack and the
 #         gperftools heap profiler (tcmalloc + HEAPPROFILE) are 4x and 40x
 #         slower, so they run a twentieth of the work, against a "none" of
@@ -195,12 +195,12 @@ echo "heap workload: wl_heap mix ${mib} MiB of malloc/realloc/free (16..4096 B) 
 cmd_none()      { measure "$wl/wl_heap" 0 "$mib" mix; }
 cmd_hearth()    { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h "$wl/wl_heap" 0 "$mib" mix; }
 cmd_hearth_heap_only() { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=heap "$wl/wl_heap" 0 "$mib" mix; }
-cmd_hearth_fixed_512k() { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_HEAP_SAMPLES_PER_SECOND=0 "$wl/wl_heap" 0 "$mib" mix; }
+cmd_hearth_heap_fixed_512k() { measure env LD_PRELOAD="$lib" HEARTH_OUTPUT_DIR=$tmp/h HEARTH_PROFILES=heap HEARTH_HEAP_SAMPLES_PER_SECOND=0 "$wl/wl_heap" 0 "$mib" mix; }
 cmd_tcmalloc()  { measure env LD_PRELOAD="$tcmalloc" "$wl/wl_heap" 0 "$mib" mix; }
 cmd_none_small() { measure "$wl/wl_heap" 0 "$small" mix; }
 cmd_heaptrack() { measure "$heaptrack" -o "$tmp/ht.%p" "$wl/wl_heap" 0 "$small" mix; rm -f "$tmp"/ht.*; }
 cmd_gperftools_heap() { measure env LD_PRELOAD="$tcmalloc" HEAPPROFILE=$tmp/heap.prof "$wl/wl_heap" 0 "$small" mix; rm -f "$tmp"/heap.prof*; }
-set_names=(none hearth hearth_heap_only hearth_fixed_512k)
+set_names=(none hearth hearth_heap_only hearth_heap_fixed_512k)
 [ -n "$tcmalloc" ] && set_names+=(tcmalloc)
 slow_names=(none_small)
 [ -n "$heaptrack" ] && slow_names+=(heaptrack) || echo "  (heaptrack not installed)"
