@@ -742,4 +742,16 @@ TEST(api_start_stop_restart)
         ASSERT(sum_with(&p, t, "session_two") > 0);
     }
     prof_release(&p);
+    /*
+     * The heap after the restart: the first session's churn raised the mean
+     * (budget 1000 a second); the second session's 4 MiB must be counted at
+     * its own 4 KiB mean. A first allocation weighted with the first
+     * session's mean alone would add megabytes.
+     */
+    ASSERT_OK(prof_init(&p));
+    ASSERT_EQ(load_profiles(outdir, "apitest.memory.", &p), 2);
+    int ta = prof_type_index(&p, "alloc_space");
+    ASSERT(ta >= 0);
+    check_within("alloc_two alloc_space", (double)sum_with(&p, ta, "alloc_two"), 4.0 * 1048576, 0.15);
+    prof_release(&p);
 }
