@@ -90,6 +90,21 @@ typedef struct idmap {
     hmap64 sparse;
 } idmap;
 
+/*
+ * The stack trie's children other than chain children (see stack_of): a set
+ * of node ids, open addressing with linear probing, load at most 1/2. A slot
+ * holds only the node's id (0 = free: the root is no one's child); the key,
+ * (parent, location), is the node itself in p->nodes, read to compare.
+ * 4 bytes a slot rather than an hmap64's 16: go-large.cpu's table is 256 KB
+ * instead of 1 MB, so its random probes mostly hit the cache, and the node
+ * read to compare is next to the one the next frame's chain check reads.
+ */
+typedef struct kid_set {
+    uint32_t *slots;
+    size_t mask;   /* slots - 1 */
+    size_t count;
+} kid_set;
+
 typedef struct dec {
     profile *p;
     herr *e;
@@ -121,7 +136,7 @@ typedef struct dec {
     size_t prev_depth, cap_prev;
 
     /* the stack trie (see stack_of) */
-    hmap64 kids;        /* (parent << 32 | location) -> node, for all but chain children */
+    kid_set kids;       /* the nodes that are not their parent's chain child */
     uint64_t *has_kids; /* bit X: node X has children in kids */
     size_t n_kid_words;
 } dec;
@@ -789,9 +804,9 @@ static int dec_location(dec *d, size_t idx, span msg)
  *     is X. Appending a stack below X makes X+1, X+2, ... a chain, so most
  *     nodes are found this way, and most are made this way with no writes
  *     but the node;
- *   - every other child of X sits in d->kids, (X << 32 | location) -> node,
- *     and X's bit in d->has_kids says so, so a lookup at a node without
- *     such children reads one bit instead of missing in the hash.
+ *   - every other child of X sits in d->kids, a set of node ids hashed by
+ *     (X, location), and X's bit in d->has_kids says so, so a lookup at a
+ *     node without such children reads one bit instead of missing in the set.
  *
  * Lookups are rare: the prefix shared with the previous sample needs none,
  * and below a node created for this sample every node is new. The model's
@@ -819,20 +834,53 @@ static int trie_grow(dec *d, profile *p, size_t more)
     return 0;
 }
 
+static inline size_t kid_slot(uint32_t parent, uint32_t loc, size_t mask)
+{
+    return hash_u64(((uint64_t)parent << 32) | loc) & mask;
+}
+
+/* Sizes d->kids for n children, rehashing those it holds. 0 or -ENOMEM. */
+static int kids_resize(dec *d, size_t n)
+{
+    const prof_node *nodes = d->p->nodes;
+    kid_set *k = &d->kids;
+    size_t n_slots = 16, old = k->slots ? k->mask + 1 : 0;
+    uint32_t *slots;
+    while (n_slots < n * 2) n_slots *= 2;
+    if (n_slots <= old) return 0;
+    if (!(slots = calloc(n_slots, sizeof *slots))) return -ENOMEM;
+    for (size_t i = 0; i < old; i++) {
+        uint32_t id = k->slots[i];
+        size_t j;
+        if (!id) continue;
+        for (j = kid_slot(nodes[id].parent, nodes[id].location, n_slots - 1); slots[j]; j = (j + 1) & (n_slots - 1)) {}
+        slots[j] = id;
+    }
+    free(k->slots);
+    k->slots = slots;
+    k->mask = n_slots - 1;
+    return 0;
+}
+
 static inline uint32_t trie_find(const dec *d, uint32_t parent, uint32_t loc)
 {
-    const profile *p = d->p;
-    const prof_node *next = &p->nodes[parent + 1];
-    if (parent + 1 < p->n_nodes && next->parent == parent && next->location == loc) return parent + 1;
-    if (d->has_kids[parent / 64] & (UINT64_C(1) << (parent % 64)))
-        return hmap64_get(&d->kids, ((uint64_t)parent << 32) | loc);
-    return NO_NODE;
+    const prof_node *nodes = d->p->nodes;
+    const kid_set *k = &d->kids;
+    if (parent + 1 < d->p->n_nodes && nodes[parent + 1].parent == parent && nodes[parent + 1].location == loc)
+        return parent + 1;
+    if (!(d->has_kids[parent / 64] & (UINT64_C(1) << (parent % 64)))) return NO_NODE;
+    for (size_t i = kid_slot(parent, loc, k->mask);; i = (i + 1) & k->mask) {
+        uint32_t id = k->slots[i];
+        if (!id) return NO_NODE;
+        if (nodes[id].parent == parent && nodes[id].location == loc) return id;
+    }
 }
 
 /* Appends the node (parent, loc), known to be new. Its id or a negative error. */
 static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
 {
     profile *p = d->p;
+    kid_set *k = &d->kids;
     uint32_t id;
     int rc;
     if (UNLIKELY(p->n_nodes >= p->cap_nodes) && (rc = trie_grow(d, p, 1)) != 0) return rc;
@@ -840,7 +888,11 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
     p->nodes[id].parent = parent;
     p->nodes[id].location = loc;
     if (id != parent + 1) {
-        if (hmap64_put(&d->kids, ((uint64_t)parent << 32) | loc, id)) return -ENOMEM;
+        size_t i;
+        if (UNLIKELY((k->count + 1) * 2 > k->mask + 1) && kids_resize(d, k->count + 1)) return -ENOMEM;
+        for (i = kid_slot(parent, loc, k->mask); k->slots[i]; i = (i + 1) & k->mask) {}
+        k->slots[i] = id;
+        k->count++;
         d->has_kids[parent / 64] |= UINT64_C(1) << (parent % 64);
     }
     return id;
@@ -1062,7 +1114,7 @@ static void dec_release(dec *d)
     free(d->prev_locs);
     free(d->prev_nodes);
     free(d->has_kids);
-    hmap64_release(&d->kids);
+    free(d->kids.slots);
 }
 
 /*
@@ -1154,7 +1206,7 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
      * then its chain), so the sample count bounds them: sized once rather
      * than rehashing it ten times.
      */
-    if (hmap64_reserve(&d->kids, MIN(d->samples.n, (size_t)1 << 20)))
+    if (kids_resize(d, MIN(d->samples.n, (size_t)1 << 20)))
         return herr_set(d->e, -ENOMEM, "out of memory reading samples");
     for (size_t i = 0; i < d->samples.n; i++)
         if ((rc = dec_sample(d, i, table_msg(d, &d->samples, i))) != 0) return rc;
