@@ -131,9 +131,12 @@ typedef struct dec {
     size_t cap_locs;
     int64_t *vals;         /* n_types */
     prof_label *labels;    /* max_labels */
-    uint32_t *prev_locs;   /* previous sample's stack, root first */
-    uint32_t *prev_nodes;  /* prev_nodes[i]: node of prev_locs[0..i] */
-    size_t prev_depth, cap_prev;
+    uint32_t *prev_locs;   /* the previous sample's stack, leaf first (a swap of locs) */
+    size_t prev_depth, cap_prev_locs;
+    uint32_t *prev_nodes;  /* its node at depth i < chain_depth (see stack_of) */
+    size_t cap_prev_nodes;
+    size_t chain_depth;    /* its node at depth i >= chain_depth is chain_base + (i - chain_depth) */
+    uint32_t chain_base;
 
     /* the stack trie (see stack_of) */
     kid_set kids;       /* the nodes that are not their parent's chain child */
@@ -899,41 +902,43 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
 }
 
 /*
- * The node of the stack locs[0..n) (leaf first). The root-side prefix shared
- * with the previous sample reuses its nodes; below the first node created
- * here every node is new and the chain child of the one above it, so the
- * rest of the stack is appended with no lookup and nothing but the nodes
- * written (most frames of a large profile take this path).
+ * The node of the current sample's stack, d->locs[0..n) (leaf first). The
+ * root-side prefix shared with the previous sample reuses its nodes; below
+ * the first node created here every node is new and the chain child of the
+ * one above it, so the rest of the stack is appended with no lookup and
+ * nothing but the nodes written (most frames of a large profile take this
+ * path). That chain's nodes are not noted for the next sample either: the
+ * node at depth i >= chain_depth is chain_base + (i - chain_depth), and the
+ * next sample compares its frames with this one's in the buffer they were
+ * read into (d->locs and d->prev_locs swap).
  */
-static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
+static int64_t stack_of(dec *d, size_t n)
 {
     profile *p = d->p;
+    const uint32_t *locs = d->locs, *prev = d->prev_locs;
+    const size_t prev_n = d->prev_depth;
     size_t same = 0, i;
     uint32_t node = 0;
 
-    if (n > d->cap_prev) {
-        size_t cap = d->cap_prev;
-        if (HGROW(d->prev_locs, cap, n)) return -ENOMEM;
-        cap = d->cap_prev;
-        if (HGROW(d->prev_nodes, cap, n)) return -ENOMEM;
-        d->cap_prev = cap;
-    }
-    /* root first: locs[n - 1 - i] is depth i */
-    while (same < n && same < d->prev_depth && d->prev_locs[same] == locs[n - 1 - same]) same++;
+    if (n > d->cap_prev_nodes && HGROW(d->prev_nodes, d->cap_prev_nodes, n)) return -ENOMEM;
+    /* depth i is locs[n - 1 - i] */
+    while (same < n && same < prev_n && prev[prev_n - 1 - same] == locs[n - 1 - same]) same++;
+    /* the shared part of the previous chain becomes explicit: this sample's chain starts below it */
+    for (i = d->chain_depth; i < same; i++) d->prev_nodes[i] = d->chain_base + (uint32_t)(i - d->chain_depth);
     if (same) node = d->prev_nodes[same - 1];
+    d->chain_depth = n;  /* unless a node is created below */
     for (i = same; i < n; i++) {
         uint32_t loc = locs[n - 1 - i], got = trie_find(d, node, loc);
         if (got == NO_NODE) {
             int64_t added = trie_add(d, node, loc);
             if (added < 0) return added;
             node = (uint32_t)added;
-            d->prev_locs[i] = loc;
-            d->prev_nodes[i] = node;
+            d->chain_depth = i;
+            d->chain_base = node;
             i++;
             break;
         }
         node = got;
-        d->prev_locs[i] = loc;
         d->prev_nodes[i] = node;
     }
     if (i < n) {
@@ -948,14 +953,19 @@ static int64_t stack_of(dec *d, const uint32_t *locs, size_t n)
         pn = p->nodes;
         id = p->n_nodes;  /* == node + 1: trie_add just appended node */
         for (; i < n; i++, id++) {
-            uint32_t loc = locs[n - 1 - i];
             pn[id].parent = id - 1;
-            pn[id].location = loc;
-            d->prev_locs[i] = loc;
-            d->prev_nodes[i] = id;
+            pn[id].location = locs[n - 1 - i];
         }
         node = id - 1;
         p->n_nodes = id;
+    }
+    /* this stack is the next one's previous */
+    {
+        size_t cap = d->cap_locs;
+        d->prev_locs = d->locs;
+        d->locs = (uint32_t *)prev;
+        d->cap_locs = d->cap_prev_locs;
+        d->cap_prev_locs = cap;
     }
     d->prev_depth = n;
     return node;
@@ -1085,7 +1095,7 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
     if (UNLIKELY(n_vals != n_types))
         return herr_set(d->e, HE_FORMAT, "not a valid pprof: sample %zu has %zu values but the profile has %u sample types",
                         idx, n_vals, n_types);
-    if ((stack = stack_of(d, d->locs, MIN(n_locs, (size_t)max_depth))) < 0)
+    if ((stack = stack_of(d, MIN(n_locs, (size_t)max_depth))) < 0)
         return herr_set(d->e, (int)stack, "sample %zu: cannot add its stack: %s", idx, hearth_strerror((int)stack));
     if ((at = prof_sample_add(p, (uint32_t)stack, d->vals, d->labels, (uint32_t)n_labels)) < 0)
         return herr_set(d->e, (int)at, "sample %zu: %s", idx, hearth_strerror((int)at));
