@@ -255,10 +255,19 @@ static inline int rd_bytes(wire_rd *r, const uint8_t **p, size_t *n)
     return 0;
 }
 
+/* A field's tag, on a reader not at its end. */
 static inline int rd_tag(wire_rd *r, uint32_t *field, int *wt)
 {
     uint64_t t;
-    int rc = rd_varint(r, &t);
+    int rc;
+    /* fields 1..15 take one byte, and are all the fields pprof has but doc_url: only the wire type to check */
+    if (LIKELY(r->p[0] < 0x80 && r->p[0] >= 8)) {
+        t = *r->p++;
+        *wt = (int)(t & 7);
+        *field = (uint32_t)(t >> 3);
+        return UNLIKELY(*wt >= 6) ? HE_FORMAT : 0;
+    }
+    rc = rd_varint(r, &t);
     if (UNLIKELY(rc)) return rc;
     *wt = (int)(t & 7);
     t >>= 3;
