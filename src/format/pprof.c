@@ -255,26 +255,24 @@ static inline int rd_bytes(wire_rd *r, const uint8_t **p, size_t *n)
     return 0;
 }
 
-/* A field's tag, on a reader not at its end. */
-static inline int rd_tag(wire_rd *r, uint32_t *field, int *wt)
+/*
+ * A field's tag, field << 3 | wire type, on a reader not at its end. Fields
+ * 1..15 (all of pprof's but doc_url) take one byte, read as is. The dec_*
+ * functions switch on it with a case per field at the wire type it should
+ * have, TAG(field, type), and leave every other tag, malformed ones
+ * included, to other_field: no field or wire type to take apart and check
+ * in the usual case.
+ */
+static inline int rd_tag(wire_rd *r, uint64_t *tag)
 {
-    uint64_t t;
-    int rc;
-    /* fields 1..15 take one byte, and are all the fields pprof has but doc_url: only the wire type to check */
-    if (LIKELY(r->p[0] < 0x80 && r->p[0] >= 8)) {
-        t = *r->p++;
-        *wt = (int)(t & 7);
-        *field = (uint32_t)(t >> 3);
-        return UNLIKELY(*wt >= 6) ? HE_FORMAT : 0;
+    if (LIKELY(r->p[0] < 0x80)) {
+        *tag = *r->p++;
+        return 0;
     }
-    rc = rd_varint(r, &t);
-    if (UNLIKELY(rc)) return rc;
-    *wt = (int)(t & 7);
-    t >>= 3;
-    if (UNLIKELY(t == 0 || t > 0x1fffffff || *wt == 6 || *wt == 7)) return HE_FORMAT;
-    *field = (uint32_t)t;
-    return 0;
+    return rd_varint(r, tag);
 }
+
+#define TAG(field, wt) ((uint64_t)(field) << 3 | (wt))
 
 static void idmap_init(idmap *m, size_t count)
 {
@@ -345,18 +343,44 @@ static inline int str_ref(dec *d, uint64_t idx, uint32_t *out, const char *what,
                     where(w, sizeof w, what, i), *field ? " " : "", field, idx, d->n_strs);
 }
 
-/* Reads a varint field's value after checking its wire type. */
-#define VARINT(name, dst)                                                          \
+/* A message's fields by number, for errors: name and the wire type expected. */
+typedef struct field_name {
+    const char *name, *expected;
+} field_name;
+
+/*
+ * A tag the caller's switch has no case for: malformed (field 0, wire type
+ * 6 or 7, a field number past 2^29), a known field (in fields[0..n)) with
+ * the wrong wire type, both errors, or an unknown field, skipped.
+ */
+static int other_field(dec *d, wire_rd *r, uint64_t tag, const field_name *fields, size_t n,
+                       const char *what, size_t idx)
+{
+    uint64_t f = tag >> 3;
+    int wt = (int)(tag & 7), rc;
+    if (f == 0 || f > 0x1fffffff || wt == 6 || wt == 7) return wire_fail(d, HE_FORMAT, what, idx);
+    if (f < n && fields[f].name) return bad_wiretype(d, what, idx, (uint32_t)f, fields[f].name, wt, fields[f].expected);
+    if ((rc = wire_skip(r, wt)) != 0) return wire_fail(d, rc, what, idx);
+    return 0;
+}
+
+/* Reads the value of a varint field (whose case was TAG(field, WT_VARINT)). */
+#define VARINT(dst)                                                                \
     do {                                                                           \
-        if (UNLIKELY(wt != WT_VARINT))                                             \
-            return bad_wiretype(d, WHAT, idx, f, name, wt, "varint");             \
         if (UNLIKELY((rc = rd_varint(&r, &v)) != 0)) return wire_fail(d, rc, WHAT, idx); \
         dst = v;                                                                   \
     } while (0)
 
-#define SKIP()                                                                     \
+/* The default case of a dec_* switch (see other_field). */
+#define OTHER(fields)                                                              \
     do {                                                                           \
-        if (UNLIKELY((rc = wire_skip(&r, wt)) != 0)) return wire_fail(d, rc, WHAT, idx); \
+        if (UNLIKELY((rc = other_field(d, &r, tag, fields, ARRAY_SIZE(fields), WHAT, idx)) != 0)) return rc; \
+    } while (0)
+
+/* A tag's read, in the loop of a dec_* function. */
+#define TAG_OR_FAIL()                                                              \
+    do {                                                                           \
+        if (UNLIKELY((rc = rd_tag(&r, &tag)) != 0)) return wire_fail(d, rc, WHAT, idx); \
     } while (0)
 
 /* ---- pass 1: the top-level message ------------------------------------ */
@@ -378,14 +402,12 @@ static int table_grow(dec *d, table *t, const char *name, size_t limit)
     return 0;
 }
 
-/* Records a table message whose tag (field f, wire type wt) was just read. */
-static inline int collect_len(dec *d, table *t, wire_rd *r, uint32_t f, int wt, const char *name, size_t limit)
+/* Records a table message whose tag was just read. */
+static inline int collect_len(dec *d, table *t, wire_rd *r, const char *name, size_t limit)
 {
     const uint8_t *p;
     size_t n;
     int rc;
-    if (UNLIKELY(wt != WT_LEN))
-        return bad_wiretype(d, "the profile", SIZE_MAX, f, name, wt, "length-delimited");
     if (UNLIKELY((rc = rd_bytes(r, &p, &n)) != 0)) return wire_fail(d, rc, "the profile", SIZE_MAX);
     if (UNLIKELY(t->n == t->cap) && (rc = table_grow(d, t, name, limit)) != 0) return rc;
     /* the input is under 4 GiB (decode_raw) */
@@ -454,6 +476,13 @@ static int intern_strings(dec *d)
 static int scan_top(dec *d, const uint8_t *data, size_t n)
 {
     static const char WHAT[] = "the profile";
+    static const field_name FIELDS[] = {
+        {NULL, NULL}, {"sample_type", "length-delimited"}, {"sample", "length-delimited"},
+        {"mapping", "length-delimited"}, {"location", "length-delimited"}, {"function", "length-delimited"},
+        {"string_table", "length-delimited"}, {"drop_frames", "varint"}, {"keep_frames", "varint"},
+        {"time_nanos", "varint"}, {"duration_nanos", "varint"}, {"period_type", "length-delimited"},
+        {"period", "varint"}, {"comment", "varint or packed"}, {"default_sample_type", "varint"},
+    };
     const size_t idx = SIZE_MAX;
     const prof_limits *lim = &d->p->limits;
     wire_rd r;
@@ -464,19 +493,16 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
         table *t = NULL;
         const char *name = NULL;
         size_t limit = 0;
-        uint32_t f;
-        int wt;
-        uint64_t v;
-        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
-        switch (f) {
-        case P_SAMPLE: t = &d->samples; name = "sample"; limit = lim->max_samples; break;
-        case P_LOCATION: t = &d->locations; name = "location"; limit = lim->max_locations; break;
-        case P_FUNCTION: t = &d->functions; name = "function"; limit = lim->max_locations; break;
-        case P_MAPPING: t = &d->mappings; name = "mapping"; limit = lim->max_locations; break;
-        case P_SAMPLE_TYPE: t = &d->types; name = "sample_type"; limit = PPROF_MAX_TYPES; break;
-        case P_STRING_TABLE:
+        uint64_t tag, v;
+        TAG_OR_FAIL();
+        switch (tag) {
+        case TAG(P_SAMPLE, WT_LEN): t = &d->samples; name = "sample"; limit = lim->max_samples; break;
+        case TAG(P_LOCATION, WT_LEN): t = &d->locations; name = "location"; limit = lim->max_locations; break;
+        case TAG(P_FUNCTION, WT_LEN): t = &d->functions; name = "function"; limit = lim->max_locations; break;
+        case TAG(P_MAPPING, WT_LEN): t = &d->mappings; name = "mapping"; limit = lim->max_locations; break;
+        case TAG(P_SAMPLE_TYPE, WT_LEN): t = &d->types; name = "sample_type"; limit = PPROF_MAX_TYPES; break;
+        case TAG(P_STRING_TABLE, WT_LEN):
             /* interned after the scan, once their number is known (see intern_strings) */
-            if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "string_table", wt, "length-delimited");
             if (UNLIKELY(d->strings.n >= max_strings(d->p)))
                 return herr_set(d->e, HE_TOOBIG, "the string table has more than %zu entries (the limit)",
                                 max_strings(d->p));
@@ -484,28 +510,27 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
             name = "string";
             limit = SIZE_MAX;
             break;
-        case P_PERIOD_TYPE:
-            if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "period_type", wt, "length-delimited");
+        case TAG(P_PERIOD_TYPE, WT_LEN):
             if ((rc = rd_bytes(&r, &d->period_type.p, &d->period_type.n)) != 0) return wire_fail(d, rc, WHAT, idx);
             d->has_period_type = 1;
             break;
-        case P_DROP_FRAMES: VARINT("drop_frames", d->drop_frames); break;
-        case P_KEEP_FRAMES: VARINT("keep_frames", d->keep_frames); break;
-        case P_TIME_NANOS: VARINT("time_nanos", d->time_nanos); break;
-        case P_DURATION_NANOS: VARINT("duration_nanos", d->duration_nanos); break;
-        case P_PERIOD: VARINT("period", d->period); break;
-        case P_DEFAULT_SAMPLE_TYPE: VARINT("default_sample_type", d->default_sample_type); break;
-        case P_COMMENT: {
+        case TAG(P_DROP_FRAMES, WT_VARINT): VARINT(d->drop_frames); break;
+        case TAG(P_KEEP_FRAMES, WT_VARINT): VARINT(d->keep_frames); break;
+        case TAG(P_TIME_NANOS, WT_VARINT): VARINT(d->time_nanos); break;
+        case TAG(P_DURATION_NANOS, WT_VARINT): VARINT(d->duration_nanos); break;
+        case TAG(P_PERIOD, WT_VARINT): VARINT(d->period); break;
+        case TAG(P_DEFAULT_SAMPLE_TYPE, WT_VARINT): VARINT(d->default_sample_type); break;
+        case TAG(P_COMMENT, WT_VARINT):
+        case TAG(P_COMMENT, WT_LEN): {
+            const int wt = (int)(tag & 7);
             const uint8_t *q, *end;
             size_t len;
             if (wt == WT_VARINT) {
                 q = r.p;
                 end = r.end;
-            } else if (wt == WT_LEN) {
+            } else {
                 if ((rc = rd_bytes(&r, &q, &len)) != 0) return wire_fail(d, rc, WHAT, idx);
                 end = q + len;
-            } else {
-                return bad_wiretype(d, WHAT, idx, f, "comment", wt, "varint or packed");
             }
             wire_rd sub = {q, end};
             while (!wire_eof(&sub)) {
@@ -521,9 +546,9 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
             if (wt == WT_VARINT) r.p = sub.p;
             break;
         }
-        default: SKIP(); break;
+        default: OTHER(FIELDS); break;
         }
-        if (t) rc = collect_len(d, t, &r, f, wt, name, limit);
+        if (t) rc = collect_len(d, t, &r, name, limit);
         if (rc) return rc;
     }
     return 0;
@@ -533,19 +558,18 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
 
 static int dec_value_type(dec *d, span s, prof_value_type *vt, const char *what, size_t idx)
 {
+    static const field_name FIELDS[] = {{NULL, NULL}, {"type", "varint"}, {"unit", "varint"}};
     const char *WHAT = what;
     wire_rd r;
-    uint64_t type = 0, unit = 0, v;
+    uint64_t type = 0, unit = 0, tag, v;
     int rc;
     wire_rd_init(&r, s.p, s.n);
     while (!wire_eof(&r)) {
-        uint32_t f;
-        int wt;
-        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
-        switch (f) {
-        case 1: VARINT("type", type); break;
-        case 2: VARINT("unit", unit); break;
-        default: SKIP(); break;
+        TAG_OR_FAIL();
+        switch (tag) {
+        case TAG(1, WT_VARINT): VARINT(type); break;
+        case TAG(2, WT_VARINT): VARINT(unit); break;
+        default: OTHER(FIELDS); break;
         }
     }
     if ((rc = str_ref(d, type, &vt->type, what, idx, "type")) != 0) return rc;
@@ -617,9 +641,14 @@ static int register_id(dec *d, idmap *ids, const char *what, size_t idx, uint64_
 static int dec_mapping(dec *d, size_t idx, span s)
 {
     static const char WHAT[] = "mapping";
+    static const field_name FIELDS[] = {
+        {NULL, NULL}, {"id", "varint"}, {"memory_start", "varint"}, {"memory_limit", "varint"},
+        {"file_offset", "varint"}, {"filename", "varint"}, {"build_id", "varint"}, {"has_functions", "varint"},
+        {"has_filenames", "varint"}, {"has_line_numbers", "varint"}, {"has_inline_frames", "varint"},
+    };
     profile *p = d->p;
     prof_mapping m;
-    uint64_t id = 0, filename = 0, build_id = 0, v;
+    uint64_t id = 0, filename = 0, build_id = 0, tag, v;
     wire_rd r;
     int rc;
     int32_t at;
@@ -627,21 +656,19 @@ static int dec_mapping(dec *d, size_t idx, span s)
     memset(&m, 0, sizeof m);
     wire_rd_init(&r, s.p, s.n);
     while (!wire_eof(&r)) {
-        uint32_t f;
-        int wt;
-        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
-        switch (f) {
-        case 1: VARINT("id", id); break;
-        case 2: VARINT("memory_start", m.memory_start); break;
-        case 3: VARINT("memory_limit", m.memory_limit); break;
-        case 4: VARINT("file_offset", m.file_offset); break;
-        case 5: VARINT("filename", filename); break;
-        case 6: VARINT("build_id", build_id); break;
-        case 7: VARINT("has_functions", m.has_functions); m.has_functions = v != 0; break;
-        case 8: VARINT("has_filenames", m.has_filenames); m.has_filenames = v != 0; break;
-        case 9: VARINT("has_line_numbers", m.has_line_numbers); m.has_line_numbers = v != 0; break;
-        case 10: VARINT("has_inline_frames", m.has_inline_frames); m.has_inline_frames = v != 0; break;
-        default: SKIP(); break;
+        TAG_OR_FAIL();
+        switch (tag) {
+        case TAG(1, WT_VARINT): VARINT(id); break;
+        case TAG(2, WT_VARINT): VARINT(m.memory_start); break;
+        case TAG(3, WT_VARINT): VARINT(m.memory_limit); break;
+        case TAG(4, WT_VARINT): VARINT(m.file_offset); break;
+        case TAG(5, WT_VARINT): VARINT(filename); break;
+        case TAG(6, WT_VARINT): VARINT(build_id); break;
+        case TAG(7, WT_VARINT): VARINT(m.has_functions); m.has_functions = v != 0; break;
+        case TAG(8, WT_VARINT): VARINT(m.has_filenames); m.has_filenames = v != 0; break;
+        case TAG(9, WT_VARINT): VARINT(m.has_line_numbers); m.has_line_numbers = v != 0; break;
+        case TAG(10, WT_VARINT): VARINT(m.has_inline_frames); m.has_inline_frames = v != 0; break;
+        default: OTHER(FIELDS); break;
         }
     }
     if ((rc = str_ref(d, filename, &m.filename, WHAT, idx, "filename")) ||
@@ -656,9 +683,13 @@ static int dec_mapping(dec *d, size_t idx, span s)
 static int dec_function(dec *d, size_t idx, span s)
 {
     static const char WHAT[] = "function";
+    static const field_name FIELDS[] = {
+        {NULL, NULL}, {"id", "varint"}, {"name", "varint"}, {"system_name", "varint"},
+        {"filename", "varint"}, {"start_line", "varint"},
+    };
     profile *p = d->p;
     prof_function fn;
-    uint64_t id = 0, name = 0, system_name = 0, filename = 0, v;
+    uint64_t id = 0, name = 0, system_name = 0, filename = 0, tag, v;
     wire_rd r;
     int rc;
     int32_t at;
@@ -666,16 +697,14 @@ static int dec_function(dec *d, size_t idx, span s)
     memset(&fn, 0, sizeof fn);
     wire_rd_init(&r, s.p, s.n);
     while (!wire_eof(&r)) {
-        uint32_t f;
-        int wt;
-        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
-        switch (f) {
-        case 1: VARINT("id", id); break;
-        case 2: VARINT("name", name); break;
-        case 3: VARINT("system_name", system_name); break;
-        case 4: VARINT("filename", filename); break;
-        case 5: VARINT("start_line", fn.start_line); break;
-        default: SKIP(); break;
+        TAG_OR_FAIL();
+        switch (tag) {
+        case TAG(1, WT_VARINT): VARINT(id); break;
+        case TAG(2, WT_VARINT): VARINT(name); break;
+        case TAG(3, WT_VARINT): VARINT(system_name); break;
+        case TAG(4, WT_VARINT): VARINT(filename); break;
+        case TAG(5, WT_VARINT): VARINT(fn.start_line); break;
+        default: OTHER(FIELDS); break;
         }
     }
     if ((rc = str_ref(d, name, &fn.name, WHAT, idx, "name")) ||
@@ -705,22 +734,23 @@ static int dec_function(dec *d, size_t idx, span s)
 static int dec_line(dec *d, size_t idx, uint64_t loc_id, const uint8_t *s, size_t n, prof_line *out)
 {
     static const char WHAT[] = "location";
+    static const field_name FIELDS[] = {
+        {NULL, NULL}, {"line.function_id", "varint"}, {"line.line", "varint"}, {"line.column", "varint"},
+    };
     wire_rd r;
-    uint64_t fid = 0, v;
+    uint64_t fid = 0, tag, v;
     int64_t line = 0, column = 0;
     uint32_t function = 0;
     int rc;
     /* fields in locals, one store at the end: a memset of *out here compiled to rep stos, 2% of a parse */
     wire_rd_init(&r, s, n);
     while (!wire_eof(&r)) {
-        uint32_t f;
-        int wt;
-        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
-        switch (f) {
-        case 1: VARINT("line.function_id", fid); break;
-        case 2: VARINT("line.line", line); break;
-        case 3: VARINT("line.column", column); break;
-        default: SKIP(); break;
+        TAG_OR_FAIL();
+        switch (tag) {
+        case TAG(1, WT_VARINT): VARINT(fid); break;
+        case TAG(2, WT_VARINT): VARINT(line); break;
+        case TAG(3, WT_VARINT): VARINT(column); break;
+        default: OTHER(FIELDS); break;
         }
     }
     if (fid) {
@@ -738,8 +768,12 @@ static int dec_line(dec *d, size_t idx, uint64_t loc_id, const uint8_t *s, size_
 static int dec_location(dec *d, size_t idx, span msg)
 {
     static const char WHAT[] = "location";
+    static const field_name FIELDS[] = {
+        {NULL, NULL}, {"id", "varint"}, {"mapping_id", "varint"}, {"address", "varint"},
+        {"line", "length-delimited"}, {"is_folded", "varint"},
+    };
     profile *p = d->p;
-    uint64_t id = 0, mapping_id = 0, address = 0, is_folded = 0, v;
+    uint64_t id = 0, mapping_id = 0, address = 0, is_folded = 0, tag, v;
     uint32_t mapping = 0, n_lines = 0;
     const uint8_t *line_start = NULL;
     wire_rd r;
@@ -750,25 +784,22 @@ static int dec_location(dec *d, size_t idx, span msg)
     wire_rd_init(&r, msg.p, msg.n);
     while (!wire_eof(&r)) {
         const uint8_t *tag_at = r.p;
-        uint32_t f;
-        int wt;
-        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
-        switch (f) {
-        case 1: VARINT("id", id); break;
-        case 2: VARINT("mapping_id", mapping_id); break;
-        case 3: VARINT("address", address); break;
-        case 4: {
+        TAG_OR_FAIL();
+        switch (tag) {
+        case TAG(1, WT_VARINT): VARINT(id); break;
+        case TAG(2, WT_VARINT): VARINT(mapping_id); break;
+        case TAG(3, WT_VARINT): VARINT(address); break;
+        case TAG(4, WT_LEN): {
             /* only counted here: skipped inline, as wire_skip is a call */
             const uint8_t *s;
             size_t n;
-            if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "line", wt, "length-delimited");
             if (!line_start) line_start = tag_at;
             if ((rc = rd_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
             n_lines++;
             break;
         }
-        case 5: VARINT("is_folded", is_folded); break;
-        default: SKIP(); break;
+        case TAG(5, WT_VARINT): VARINT(is_folded); break;
+        default: OTHER(FIELDS); break;
         }
     }
     if (id == 0) return register_id(d, &d->location_ids, WHAT, idx, id, 0);
@@ -784,12 +815,14 @@ static int dec_location(dec *d, size_t idx, span msg)
             return herr_set(d->e, -ENOMEM, "out of memory reading location %zu", idx);
         wire_rd_init(&r, line_start, (size_t)(msg.p + msg.n - line_start));
         while (k < n_lines) {
-            uint32_t f;
-            int wt;
             const uint8_t *s;
             size_t n;
-            if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
-            if (f != 4) { SKIP(); continue; }
+            /* every tag was checked by the first step */
+            TAG_OR_FAIL();
+            if (tag != TAG(4, WT_LEN)) {
+                if ((rc = wire_skip(&r, (int)(tag & 7))) != 0) return wire_fail(d, rc, WHAT, idx);
+                continue;
+            }
             if ((rc = rd_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
             if ((rc = dec_line(d, idx, id, s, n, &d->lines[k++])) != 0) return rc;
         }
@@ -983,21 +1016,23 @@ static int64_t stack_of(dec *d, size_t n)
 static int dec_label(dec *d, size_t idx, const uint8_t *s, size_t n, prof_label *l)
 {
     static const char WHAT[] = "sample";
+    static const field_name FIELDS[] = {
+        {NULL, NULL}, {"label.key", "varint"}, {"label.str", "varint"}, {"label.num", "varint"},
+        {"label.num_unit", "varint"},
+    };
     wire_rd r;
-    uint64_t key = 0, str = 0, num_unit = 0, v;
+    uint64_t key = 0, str = 0, num_unit = 0, tag, v;
     int rc;
     memset(l, 0, sizeof *l);
     wire_rd_init(&r, s, n);
     while (!wire_eof(&r)) {
-        uint32_t f;
-        int wt;
-        if ((rc = rd_tag(&r, &f, &wt)) != 0) return wire_fail(d, rc, WHAT, idx);
-        switch (f) {
-        case 1: VARINT("label.key", key); break;
-        case 2: VARINT("label.str", str); break;
-        case 3: VARINT("label.num", l->num); break;
-        case 4: VARINT("label.num_unit", num_unit); break;
-        default: SKIP(); break;
+        TAG_OR_FAIL();
+        switch (tag) {
+        case TAG(1, WT_VARINT): VARINT(key); break;
+        case TAG(2, WT_VARINT): VARINT(str); break;
+        case TAG(3, WT_VARINT): VARINT(l->num); break;
+        case TAG(4, WT_VARINT): VARINT(num_unit); break;
+        default: OTHER(FIELDS); break;
         }
     }
     if ((rc = str_ref(d, key, &l->key, WHAT, idx, "label key")) ||
@@ -1015,6 +1050,9 @@ static int dec_label(dec *d, size_t idx, const uint8_t *s, size_t n, prof_label 
 __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
 {
     static const char WHAT[] = "sample";
+    static const field_name FIELDS[] = {
+        {NULL, NULL}, {"location_id", "varint or packed"}, {"value", "varint or packed"}, {"label", "length-delimited"},
+    };
     profile *p = d->p;
     const uint32_t max_depth = p->limits.max_stack_depth ? p->limits.max_stack_depth : UINT32_MAX;
     const uint32_t n_types = p->n_types;
@@ -1025,13 +1063,12 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
 
     wire_rd_init(&r, msg.p, msg.n);
     while (!wire_eof(&r)) {
-        uint32_t f;
-        int wt;
-        uint64_t v;
+        uint64_t tag, v;
         const uint8_t *s;
         size_t n;
-        if (UNLIKELY((rc = rd_tag(&r, &f, &wt)) != 0)) return wire_fail(d, rc, WHAT, idx);
-        if (f == 1 && wt == WT_LEN) {
+        TAG_OR_FAIL();
+        switch (tag) {
+        case TAG(1, WT_LEN): {
             /*
              * The usual packed location ids: room for all of them (each
              * takes a byte at least; no more than max_depth are kept) is
@@ -1054,20 +1091,25 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
                 if (LIKELY(n_locs < max_depth)) locs[n_locs] = loc;
                 n_locs++;
             }
-        } else if (f == 2 && wt == WT_VARINT) {
+            break;
+        }
+        case TAG(2, WT_VARINT):
             /* one unpacked value (what Go writes) */
             if (UNLIKELY((rc = rd_varint(&r, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
             if (LIKELY(n_vals < n_types)) d->vals[n_vals] = (int64_t)v;
             n_vals++;
-        } else if (f == 1 || f == 2) {
+            break;
+        case TAG(1, WT_VARINT):
+        case TAG(2, WT_LEN): {
+            /* the other forms: unpacked location ids, packed values */
+            const uint64_t f = tag >> 3;
+            const int wt = (int)(tag & 7);
             wire_rd sub;
             if (wt == WT_LEN) {
                 if (UNLIKELY((rc = rd_bytes(&r, &s, &n)) != 0)) return wire_fail(d, rc, WHAT, idx);
                 wire_rd_init(&sub, s, n);
-            } else if (wt == WT_VARINT) {
-                sub = r;
             } else {
-                return bad_wiretype(d, WHAT, idx, f, f == 1 ? "location_id" : "value", wt, "varint or packed");
+                sub = r;
             }
             while (!wire_eof(&sub)) {
                 if (UNLIKELY((rc = rd_varint(&sub, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
@@ -1089,16 +1131,17 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
                 if (wt == WT_VARINT) break;
             }
             if (wt == WT_VARINT) r.p = sub.p;
-        } else if (f == 3) {
-            if (wt != WT_LEN) return bad_wiretype(d, WHAT, idx, f, "label", wt, "length-delimited");
+            break;
+        }
+        case TAG(3, WT_LEN):
             if ((rc = rd_bytes(&r, &s, &n)) != 0) return wire_fail(d, rc, WHAT, idx);
             if (n_labels >= p->limits.max_labels)
                 return herr_set(d->e, HE_TOOBIG, "sample %zu has more than %u labels (the limit)", idx,
                                 p->limits.max_labels);
             if ((rc = dec_label(d, idx, s, n, &d->labels[n_labels])) != 0) return rc;
             n_labels++;
-        } else {
-            SKIP();
+            break;
+        default: OTHER(FIELDS); break;
         }
     }
     if (UNLIKELY(n_vals != n_types))
