@@ -193,6 +193,27 @@ static int bad_wiretype(dec *d, const char *what, size_t idx, uint32_t field, co
 }
 
 /*
+ * A varint of 1 to 5 bytes at p: its value and where it ends, or NULL when
+ * it is longer. p[0..5) must be readable. (rd_varint_q and rd_varint below
+ * spell it out again: written with varint5 they cost 0.5 M instructions
+ * more a decode of go-large.cpu.)
+ */
+static inline const uint8_t *varint5(const uint8_t *p, uint64_t *v)
+{
+    uint64_t x = p[0];
+    if (x < 0x80) { *v = x; return p + 1; }
+    x = (x & 0x7f) | (uint64_t)p[1] << 7;
+    if (p[1] < 0x80) { *v = x; return p + 2; }
+    x = (x & 0x3fff) | (uint64_t)p[2] << 14;
+    if (p[2] < 0x80) { *v = x; return p + 3; }
+    x = (x & 0x1fffff) | (uint64_t)p[3] << 21;
+    if (p[3] < 0x80) { *v = x; return p + 4; }
+    x = (x & 0xfffffff) | (uint64_t)p[4] << 28;
+    if (p[4] < 0x80) { *v = x; return p + 5; }
+    return NULL;
+}
+
+/*
  * wire_varint with values up to 5 bytes inline (location ids, string
  * indices, and sample values such as 10 ms in nanoseconds, 4 bytes), on a
  * cursor *q before end. The slow path works on copies, so a caller whose
@@ -1042,6 +1063,52 @@ static int dec_label(dec *d, size_t idx, const uint8_t *s, size_t n, prof_label 
     return 0;
 }
 
+static int no_location(dec *d, size_t idx, uint64_t id)
+{
+    return herr_set(d->e, HE_BADREF, "sample %zu refers to location id %" PRIu64 " which does not exist", idx, id);
+}
+
+/*
+ * Appends the packed location ids q[0..end) of sample idx to d->locs (room
+ * made) as model indices, *n_locs counting all of them but keeping only
+ * max_depth. The main loop, most frames of a large profile, has no bounds
+ * to check but the 5 bytes a varint5 may read and max_depth, and no lookup
+ * while ids are 1..n; the last few ids, those past max_depth and any of
+ * more than 5 bytes take the general loop.
+ */
+static inline int packed_locs(dec *d, size_t idx, const uint8_t *q, const uint8_t *end, size_t max_depth,
+                              size_t *n_locs)
+{
+    static const char WHAT[] = "sample";
+    const idmap *ids = &d->location_ids;
+    const uint64_t n_ident = ids->n_ident;  /* locals: the stores to locs may alias them */
+    uint32_t *locs = d->locs;
+    size_t k = *n_locs;
+    uint64_t v;
+    int rc;
+
+    while (end - q >= 5 && k < max_depth) {
+        const uint8_t *next = varint5(q, &v);
+        if (UNLIKELY(!next)) break;
+        if (UNLIKELY(v - 1 >= n_ident)) {
+            uint32_t loc = idmap_get(ids, v);
+            if (loc == HMAP_EMPTY) return no_location(d, idx, v);
+            v = loc;
+        }
+        locs[k++] = (uint32_t)v;
+        q = next;
+    }
+    while (q < end) {
+        if (UNLIKELY((rc = rd_varint_q(&q, end, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
+        uint32_t loc = idmap_get(ids, v);
+        if (UNLIKELY(loc == HMAP_EMPTY)) return no_location(d, idx, v);
+        if (k < max_depth) locs[k] = loc;
+        k++;
+    }
+    *n_locs = k;
+    return 0;
+}
+
 /*
  * Out of line on purpose: inlined into decode_raw (gcc's choice once the
  * location id lookup got smaller), it pushed stack_of and dec_line out of
@@ -1074,23 +1141,11 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
              * takes a byte at least; no more than max_depth are kept) is
              * made once, so the per-frame loop only reads and maps.
              */
-            const idmap *ids = &d->location_ids;
             if (UNLIKELY((rc = rd_bytes(&r, &s, &n)) != 0)) return wire_fail(d, rc, WHAT, idx);
             size_t room = MIN(n_locs + n, (size_t)max_depth);
             if (UNLIKELY(room > d->cap_locs) && HGROW(d->locs, d->cap_locs, room))
                 return herr_set(d->e, -ENOMEM, "out of memory reading sample %zu", idx);
-            const uint8_t *q = s, *qend = s + n;
-            uint32_t *locs = d->locs;
-            const uint64_t n_ident = ids->n_ident;  /* a local: the stores to locs may alias it */
-            while (q < qend) {
-                if (UNLIKELY((rc = rd_varint_q(&q, qend, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
-                uint32_t loc = LIKELY(v - 1 < n_ident) ? (uint32_t)v : idmap_get(ids, v);
-                if (UNLIKELY(loc == HMAP_EMPTY))
-                    return herr_set(d->e, HE_BADREF, "sample %zu refers to location id %" PRIu64
-                                    " which does not exist", idx, v);
-                if (LIKELY(n_locs < max_depth)) locs[n_locs] = loc;
-                n_locs++;
-            }
+            if ((rc = packed_locs(d, idx, s, s + n, max_depth, &n_locs)) != 0) return rc;
             break;
         }
         case TAG(2, WT_VARINT):
@@ -1115,9 +1170,7 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
                 if (UNLIKELY((rc = rd_varint(&sub, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
                 if (f == 1) {
                     uint32_t loc = idmap_get(&d->location_ids, v);
-                    if (UNLIKELY(loc == HMAP_EMPTY))
-                        return herr_set(d->e, HE_BADREF, "sample %zu refers to location id %" PRIu64
-                                        " which does not exist", idx, v);
+                    if (UNLIKELY(loc == HMAP_EMPTY)) return no_location(d, idx, v);
                     if (n_locs < max_depth) {
                         if (UNLIKELY(n_locs == d->cap_locs) && HGROW(d->locs, d->cap_locs, n_locs + 1))
                             return herr_set(d->e, -ENOMEM, "out of memory reading sample %zu", idx);
