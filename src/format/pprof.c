@@ -1071,10 +1071,10 @@ static int no_location(dec *d, size_t idx, uint64_t id)
 /*
  * Appends the packed location ids q[0..end) of sample idx to d->locs (room
  * made) as model indices, *n_locs counting all of them but keeping only
- * max_depth. The main loop, most frames of a large profile, has no bounds
- * to check but the 5 bytes a varint5 may read and max_depth, and no lookup
- * while ids are 1..n; the last few ids, those past max_depth and any of
- * more than 5 bytes take the general loop.
+ * max_depth. The main loop, nearly all frames of a large profile, has no
+ * bounds to check but where each id ends and max_depth, and no lookup while
+ * ids are 1..n; ids past max_depth, any of more than 5 bytes and malformed
+ * ones take the general loop.
  */
 static inline int packed_locs(dec *d, size_t idx, const uint8_t *q, const uint8_t *end, size_t max_depth,
                               size_t *n_locs)
@@ -1087,9 +1087,14 @@ static inline int packed_locs(dec *d, size_t idx, const uint8_t *q, const uint8_
     uint64_t v;
     int rc;
 
-    while (end - q >= 5 && k < max_depth) {
+    /*
+     * varint5 may read up to 4 bytes past end (an id running past it is
+     * left to the general loop): within the input but at its very end.
+     */
+    const uint8_t *stop = d->end - end >= 4 ? end : q;
+    while (q < stop && k < max_depth) {
         const uint8_t *next = varint5(q, &v);
-        if (UNLIKELY(!next)) break;
+        if (UNLIKELY(!next || next > end)) break;
         if (UNLIKELY(v - 1 >= n_ident)) {
             uint32_t loc = idmap_get(ids, v);
             if (loc == HMAP_EMPTY) return no_location(d, idx, v);
