@@ -71,7 +71,9 @@ typedef struct msg_at {
 typedef struct table {
     msg_at *at;
     size_t n, cap;
-    size_t bytes;  /* the sum of the messages' sizes */
+    size_t bytes;      /* the sum of the messages' sizes */
+    const char *name;  /* of a message, for errors: "sample" */
+    size_t limit;      /* on n */
 } table;
 
 /*
@@ -407,13 +409,15 @@ static int other_field(dec *d, wire_rd *r, uint64_t tag, const field_name *field
 /* ---- pass 1: the top-level message ------------------------------------ */
 
 /*
- * Room for one more message in t, up to `limit` messages: the cap is
+ * Room for one more message in t, up to t->limit messages: the cap is
  * checked only here, as the table grows, so that a flood of tiny messages
  * cannot make the arrays (8 bytes per message of 2 bytes or more) outgrow
  * the input many times over.
  */
-static int table_grow(dec *d, table *t, const char *name, size_t limit)
+static int table_grow(dec *d, table *t)
 {
+    const char *name = t->name;
+    const size_t limit = t->limit;
     size_t cap = t->cap;
     if (t->n >= limit)
         return herr_set(d->e, HE_TOOBIG, "the profile has more than %zu %ss (the limit)", limit, name);
@@ -423,14 +427,21 @@ static int table_grow(dec *d, table *t, const char *name, size_t limit)
     return 0;
 }
 
+static void table_init(table *t, const char *name, size_t limit)
+{
+    memset(t, 0, sizeof *t);
+    t->name = name;
+    t->limit = limit;
+}
+
 /* Records a table message whose tag was just read. */
-static inline int collect_len(dec *d, table *t, wire_rd *r, const char *name, size_t limit)
+static inline int collect_len(dec *d, table *t, wire_rd *r)
 {
     const uint8_t *p;
     size_t n;
     int rc;
     if (UNLIKELY((rc = rd_bytes(r, &p, &n)) != 0)) return wire_fail(d, rc, "the profile", SIZE_MAX);
-    if (UNLIKELY(t->n == t->cap) && (rc = table_grow(d, t, name, limit)) != 0) return rc;
+    if (UNLIKELY(t->n == t->cap) && (rc = table_grow(d, t)) != 0) return rc;
     /* the input is under 4 GiB (decode_raw) */
     t->at[t->n].off = (uint32_t)(p - d->data);
     t->at[t->n].len = (uint32_t)n;
@@ -506,30 +517,35 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
     };
     const size_t idx = SIZE_MAX;
     const prof_limits *lim = &d->p->limits;
+    /*
+     * The tables of fields 1..5 (P_SAMPLE_TYPE .. P_FUNCTION) by field
+     * number: their messages, 70k in go-large.cpu, are looked up rather
+     * than switched on, as Go interleaves samples, locations and functions
+     * and the switch's indirect jump would mispredict.
+     */
+    table *const tables[] = {NULL, &d->types, &d->samples, &d->mappings, &d->locations, &d->functions};
     wire_rd r;
     int rc;
+    table_init(&d->types, "sample_type", PPROF_MAX_TYPES);
+    table_init(&d->samples, "sample", lim->max_samples);
+    table_init(&d->mappings, "mapping", lim->max_locations);
+    table_init(&d->locations, "location", lim->max_locations);
+    table_init(&d->functions, "function", lim->max_locations);
+    table_init(&d->strings, "string", SIZE_MAX);  /* limited by max_strings below */
     wire_rd_init(&r, data, n);
     while (!wire_eof(&r)) {
-        /* the tables' messages, 90k of them in go-large.cpu, share one call of collect_len, inlined */
+        /* the string table's messages share one call of collect_len with them, inlined */
         table *t = NULL;
-        const char *name = NULL;
-        size_t limit = 0;
         uint64_t tag, v;
         TAG_OR_FAIL();
-        switch (tag) {
-        case TAG(P_SAMPLE, WT_LEN): t = &d->samples; name = "sample"; limit = lim->max_samples; break;
-        case TAG(P_LOCATION, WT_LEN): t = &d->locations; name = "location"; limit = lim->max_locations; break;
-        case TAG(P_FUNCTION, WT_LEN): t = &d->functions; name = "function"; limit = lim->max_locations; break;
-        case TAG(P_MAPPING, WT_LEN): t = &d->mappings; name = "mapping"; limit = lim->max_locations; break;
-        case TAG(P_SAMPLE_TYPE, WT_LEN): t = &d->types; name = "sample_type"; limit = PPROF_MAX_TYPES; break;
+        if (LIKELY((tag & 7) == WT_LEN && (tag >> 3) - 1 < ARRAY_SIZE(tables) - 1)) t = tables[tag >> 3];
+        else switch (tag) {
         case TAG(P_STRING_TABLE, WT_LEN):
             /* interned after the scan, once their number is known (see intern_strings) */
             if (UNLIKELY(d->strings.n >= max_strings(d->p)))
                 return herr_set(d->e, HE_TOOBIG, "the string table has more than %zu entries (the limit)",
                                 max_strings(d->p));
             t = &d->strings;
-            name = "string";
-            limit = SIZE_MAX;
             break;
         case TAG(P_PERIOD_TYPE, WT_LEN):
             if ((rc = rd_bytes(&r, &d->period_type.p, &d->period_type.n)) != 0) return wire_fail(d, rc, WHAT, idx);
@@ -569,7 +585,7 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
         }
         default: OTHER(FIELDS); break;
         }
-        if (t) rc = collect_len(d, t, &r, name, limit);
+        if (t) rc = collect_len(d, t, &r);
         if (rc) return rc;
     }
     return 0;
