@@ -797,6 +797,87 @@ TEST(sparse_ids_and_mixed_packing)
     buf_release(&b);
 }
 
+/*
+ * The decoder keeps no id map while ids are 1..n in file order (each id is
+ * its model index) and builds one at the first other id. Locations 1, 2, 4,
+ * 3 and functions 2, 1, 3, 4: the map must be right after a fallback at
+ * the third id and at the first; a duplicate right after the fallback is
+ * still caught.
+ */
+static void build_ids(buf *b, const uint64_t *loc_ids, size_t n_locs)
+{
+    static const uint64_t fn_ids[4] = {2, 1, 3, 4};
+    static const uint64_t sample[4] = {3, 4, 1, 2};
+    long m, m2;
+    buf_init(b, 0);
+    m = wire_begin(b, 1); wire_put_uint(b, 1, 1); wire_put_uint(b, 2, 2); wire_end(b, m);
+    m = wire_begin(b, 2); wire_put_packed_u64(b, 1, sample, 4); wire_put_uint(b, 2, 9); wire_end(b, m);
+    for (size_t i = 0; i < n_locs; i++) {
+        m = wire_begin(b, 4);
+        wire_put_uint(b, 1, loc_ids[i]);
+        m2 = wire_begin(b, 4); wire_put_uint(b, 1, loc_ids[i] <= 4 ? loc_ids[i] : 1); wire_end(b, m2);
+        wire_end(b, m);
+    }
+    for (int i = 0; i < 4; i++) {
+        m = wire_begin(b, 5);
+        wire_put_uint(b, 1, fn_ids[i]);
+        wire_put_uint(b, 2, 2 + fn_ids[i]);  /* function id f is named "f<f>" */
+        wire_end(b, m);
+    }
+    static const char *strs[] = {"", "samples", "f0", "f1", "f2", "f3", "f4"};
+    for (size_t i = 0; i < ARRAY_SIZE(strs); i++) wire_put_bytes(b, 6, strs[i], strlen(strs[i]));
+}
+
+TEST(ids_out_of_order_and_after_the_first_other_id)
+{
+    static const uint64_t locs_ok[4] = {1, 2, 4, 3}, locs_dup[5] = {1, 2, 4, 3, 2};
+    buf b;
+    profile p;
+    herr e;
+    uint32_t locs[8];
+    char name[32];
+    build_ids(&b, locs_ok, 4);
+    ASSERT_OK(prof_init(&p));
+    ASSERT_OK(decode_buf(&p, b.data, b.len, &e));
+    ASSERT_EQ(prof_stack_locations(&p, p.samples[0].stack, locs, 8), 4);
+    /* location id L's line calls function id L, named "fL"; the sample is 3, 4, 1, 2, leaf first */
+    ASSERT_STR(prof_frame_name(&p, locs[0], 0, name, sizeof name), "f3");
+    ASSERT_STR(prof_frame_name(&p, locs[1], 0, name, sizeof name), "f4");
+    ASSERT_STR(prof_frame_name(&p, locs[2], 0, name, sizeof name), "f1");
+    ASSERT_STR(prof_frame_name(&p, locs[3], 0, name, sizeof name), "f2");
+    prof_release(&p);
+    buf_release(&b);
+    build_ids(&b, locs_dup, 5);
+    ASSERT_OK(prof_init(&p));
+    ASSERT_EQ(decode_buf(&p, b.data, b.len, &e), HE_FORMAT);
+    ASSERT_CONTAINS(e.msg, "location 4 has id 2 which an earlier location already has");
+    prof_release(&p);
+    buf_release(&b);
+}
+
+/* An unpacked value's tag as the last byte of its sample: truncated, not a sample without it. */
+TEST(a_tag_without_its_value_is_truncation)
+{
+    static const uint8_t fields[2] = {(1 << 3) | WT_VARINT, (2 << 3) | WT_VARINT};
+    for (int f = 0; f < 2; f++) {
+        buf b = BUF_INIT;
+        profile p;
+        herr e;
+        long m = wire_begin(&b, 1); wire_put_uint(&b, 1, 1); wire_end(&b, m);
+        m = wire_begin(&b, 2);
+        wire_put_uint(&b, 2, 5);
+        buf_append(&b, &fields[f], 1);
+        wire_end(&b, m);
+        wire_put_bytes(&b, 6, "", 0);
+        wire_put_bytes(&b, 6, "x", 1);
+        ASSERT_OK(prof_init(&p));
+        ASSERT_EQ(decode_buf(&p, b.data, b.len, &e), HE_TRUNCATED);
+        ASSERT_CONTAINS(e.msg, "sample 0");
+        prof_release(&p);
+        buf_release(&b);
+    }
+}
+
 TEST(deep_stacks_are_truncated_at_the_root_end_and_limits_hold)
 {
     buf b = BUF_INIT;

@@ -30,7 +30,11 @@ void *hreallocarray(void *p, size_t n, size_t size);
  */
 int hgrow(void **arr, size_t *cap, size_t need, size_t elem_size);
 /* The check for room is inline: most calls append into room there is (one per sample in decoders). */
-#define HGROW(arr, cap, need) ((need) <= (cap) ? 0 : hgrow((void **)&(arr), &(cap), (need), sizeof(*(arr))))
+static inline int hgrow_room(void **arr, size_t *cap, size_t need, size_t elem_size)
+{
+    return need <= *cap ? 0 : hgrow(arr, cap, need, elem_size);
+}
+#define HGROW(arr, cap, need) hgrow_room((void **)&(arr), &(cap), (need), sizeof(*(arr)))
 /* hgrow that aborts with a message on failure, as xrealloc does (callers with no way to report ENOMEM). */
 void xgrow(void **arr, size_t *cap, size_t need, size_t elem_size);
 #define XGROW(arr, cap, need) xgrow((void **)&(arr), &(cap), (need), sizeof(*(arr)))

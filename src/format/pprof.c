@@ -565,6 +565,7 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
             if (wt == WT_VARINT) {
                 q = r.p;
                 end = r.end;
+                if (q == end) return wire_fail(d, HE_TRUNCATED, WHAT, idx);
             } else {
                 if ((rc = rd_bytes(&r, &q, &len)) != 0) return wire_fail(d, rc, WHAT, idx);
                 end = q + len;
@@ -851,7 +852,7 @@ static int dec_location(dec *d, size_t idx, span msg)
         if (n_lines > d->cap_lines && HGROW(d->lines, d->cap_lines, n_lines))
             return herr_set(d->e, -ENOMEM, "out of memory reading location %zu", idx);
         wire_rd_init(&r, line_start, (size_t)(msg.p + msg.n - line_start));
-        while (k < n_lines) {
+        while (k < n_lines && !wire_eof(&r)) {
             const uint8_t *s;
             size_t n;
             /* every tag was checked by the first step */
@@ -1186,6 +1187,8 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
                 wire_rd_init(&sub, s, n);
             } else {
                 sub = r;
+                /* an unpacked value's tag must be followed by the value */
+                if (UNLIKELY(wire_eof(&sub))) return wire_fail(d, HE_TRUNCATED, WHAT, idx);
             }
             while (!wire_eof(&sub)) {
                 if (UNLIKELY((rc = rd_varint(&sub, &v)) != 0)) return wire_fail(d, rc, WHAT, idx);
@@ -1366,6 +1369,8 @@ int pprof_decode(profile *p, const void *data, size_t n, size_t max_decompressed
     if (p->n_nodes != 1 || p->n_samples || p->n_locations > 1 || p->n_functions > 1 || p->n_mappings > 1 || p->n_types)
         return herr_set(e, HE_USAGE, "pprof_decode needs an empty profile (prof_init or prof_reset it first)");
     if (!max_decompressed) max_decompressed = PPROF_MAX_DECOMPRESSED;
+    /* The decoder keeps 32-bit offsets: nothing larger is inflated only to be refused. */
+    if (max_decompressed > UINT32_MAX) max_decompressed = UINT32_MAX;
     if (n == 0) return herr_set(e, HE_FORMAT, "not a pprof profile: the input is empty");
     buf_init(&plain, max_decompressed);
     if (is_gzip(data, n) || is_zstd(data, n)) {

@@ -22,7 +22,8 @@
  * Decodes a pprof from data[0..n) into p, which must be prof_init'ed and
  * empty (it may carry custom p->limits). gzip (and zstd) are detected from
  * the bytes; the decompressed size is capped at max_decompressed (0 means
- * PPROF_MAX_DECOMPRESSED).
+ * PPROF_MAX_DECOMPRESSED; never above 4 GiB - 1, as the decoder keeps
+ * 32-bit offsets: larger raw input is refused).
  *
  * Fields may come in any order, unknown fields are skipped, repeated scalars
  * may be packed or unpacked. Every reference is checked: string indices,
