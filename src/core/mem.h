@@ -29,10 +29,14 @@ void *hreallocarray(void *p, size_t n, size_t size);
  * need elements, doubling. Returns 0 or -ENOMEM (arr untouched on failure).
  */
 int hgrow(void **arr, size_t *cap, size_t need, size_t elem_size);
-/* The check for room is inline: most calls append into room there is (one per sample in decoders). */
+/*
+ * The check for room is inline and expected to pass: most calls append into
+ * room there is (one per sample in decoders), so callers need no check of
+ * their own.
+ */
 static inline int hgrow_room(void **arr, size_t *cap, size_t need, size_t elem_size)
 {
-    return need <= *cap ? 0 : hgrow(arr, cap, need, elem_size);
+    return __builtin_expect(need <= *cap, 1) ? 0 : hgrow(arr, cap, need, elem_size);
 }
 #define HGROW(arr, cap, need) hgrow_room((void **)&(arr), &(cap), (need), sizeof(*(arr)))
 /* hgrow that aborts with a message on failure, as xrealloc does (callers with no way to report ENOMEM). */

@@ -483,7 +483,7 @@ static int add_string(dec *d, const uint8_t *s, size_t n)
         return herr_set(d->e, HE_FORMAT, "not a valid pprof: string_table[0] must be the empty string but is \"%s\"%s",
                         preview, n > k ? "..." : "");
     }
-    if (d->n_strs == d->cap_strs && HGROW(d->strs, d->cap_strs, d->n_strs + 1))
+    if (HGROW(d->strs, d->cap_strs, d->n_strs + 1))
         return herr_set(d->e, -ENOMEM, "out of memory reading the pprof string table");
     id = prof_str(p, (const char *)s, n);
     if (id < 0) return herr_set(d->e, id, "string_table[%zu]: %s", d->n_strs, hearth_strerror(id));
@@ -496,7 +496,7 @@ static int intern_strings(dec *d)
 {
     int rc;
     if (strtab_reserve(&d->p->strings, d->p->strings.count + d->strings.n) ||
-        (d->strings.n > d->cap_strs && HGROW(d->strs, d->cap_strs, d->strings.n)))
+        HGROW(d->strs, d->cap_strs, d->strings.n))
         return herr_set(d->e, -ENOMEM, "out of memory reading the pprof string table");
     for (size_t i = 0; i < d->strings.n; i++) {
         span s = table_msg(d, &d->strings, i);
@@ -576,7 +576,7 @@ static int scan_top(dec *d, const uint8_t *data, size_t n)
                 if (d->n_comments >= PPROF_MAX_COMMENTS)
                     return herr_set(d->e, HE_TOOBIG, "the profile has more than %d comments (the limit)",
                                     PPROF_MAX_COMMENTS);
-                if (d->n_comments == d->cap_comments && HGROW(d->comments, d->cap_comments, d->n_comments + 1))
+                if (HGROW(d->comments, d->cap_comments, d->n_comments + 1))
                     return herr_set(d->e, -ENOMEM, "out of memory reading pprof comments");
                 d->comments[d->n_comments++] = v;
                 if (wt == WT_VARINT) break;
@@ -849,7 +849,7 @@ static int dec_location(dec *d, size_t idx, span msg)
     }
     if (n_lines) {
         uint32_t k = 0;
-        if (n_lines > d->cap_lines && HGROW(d->lines, d->cap_lines, n_lines))
+        if (HGROW(d->lines, d->cap_lines, n_lines))
             return herr_set(d->e, -ENOMEM, "out of memory reading location %zu", idx);
         wire_rd_init(&r, line_start, (size_t)(msg.p + msg.n - line_start));
         while (k < n_lines && !wire_eof(&r)) {
@@ -1000,7 +1000,7 @@ static int64_t stack_of(dec *d, size_t n)
     size_t same = 0, i;
     uint32_t node = 0;
 
-    if (n > d->cap_prev_nodes && HGROW(d->prev_nodes, d->cap_prev_nodes, n)) return -ENOMEM;
+    if (HGROW(d->prev_nodes, d->cap_prev_nodes, n)) return -ENOMEM;
     /* depth i is locs[n - 1 - i] */
     while (same < n && same < prev_n && prev[prev_n - 1 - same] == locs[n - 1 - same]) same++;
     /* the shared part of the previous chain becomes explicit: this sample's chain starts below it */
@@ -1165,7 +1165,7 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
              */
             if (UNLIKELY((rc = rd_bytes(&r, &s, &n)) != 0)) return wire_fail(d, rc, WHAT, idx);
             size_t room = MIN(n_locs + n, (size_t)max_depth);
-            if (UNLIKELY(room > d->cap_locs) && HGROW(d->locs, d->cap_locs, room))
+            if (HGROW(d->locs, d->cap_locs, room))
                 return herr_set(d->e, -ENOMEM, "out of memory reading sample %zu", idx);
             if ((rc = packed_locs(d, idx, s, s + n, max_depth, &n_locs)) != 0) return rc;
             break;
@@ -1196,7 +1196,7 @@ __attribute__((noinline)) static int dec_sample(dec *d, size_t idx, span msg)
                     uint32_t loc = idmap_get(&d->location_ids, v);
                     if (UNLIKELY(loc == HMAP_EMPTY)) return no_location(d, idx, v);
                     if (n_locs < max_depth) {
-                        if (UNLIKELY(n_locs == d->cap_locs) && HGROW(d->locs, d->cap_locs, n_locs + 1))
+                        if (HGROW(d->locs, d->cap_locs, n_locs + 1))
                             return herr_set(d->e, -ENOMEM, "out of memory reading sample %zu", idx);
                         d->locs[n_locs] = loc;
                     }
