@@ -59,6 +59,55 @@ TEST(hmap64_many_keys)
     hmap64_release(&m);
 }
 
+/* x * m^-1 mod 2^64 for odd m (Newton's iteration doubles the correct bits each step). */
+static uint64_t mul_inverse(uint64_t m)
+{
+    uint64_t x = m;
+    for (int i = 0; i < 6; i++) x *= 2 - m * x;
+    return x;
+}
+
+/* The key k with hash_u64(k) == h: hash_u64 is invertible, which is why the tables need a seed. */
+static uint64_t unhash_u64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= mul_inverse(0xc4ceb9fe1a85ec53ULL);
+    h ^= h >> 33;
+    h *= mul_inverse(0xff51afd7ed558ccdULL);
+    h ^= h >> 33;
+    return h;
+}
+
+/*
+ * 4096 keys chosen so that their unseeded hashes all end in 20 zero bits:
+ * without a seed they would all start probing at slot 0 of any table under
+ * a million slots (every insert a scan). With the process's seed they
+ * spread like any keys, and every one is still found.
+ */
+TEST(hmap64_keys_chosen_to_collide_do_not)
+{
+    enum { N = 4096, SLOTS = 8192 };
+    static uint8_t seen[SLOTS];
+    hmap64 m;
+    size_t homes = 0;
+    hmap64_init(&m);
+    ASSERT(m.seed != 0);
+    ASSERT_OK(hmap64_reserve(&m, N));
+    ASSERT_EQ(m.mask + 1, SLOTS);
+    for (uint32_t i = 0; i < N; i++) {
+        uint64_t key = unhash_u64((uint64_t)(i + 1) << 20);
+        ASSERT_EQ(hash_u64(key) & 0xfffff, 0);
+        size_t home = hmap64_home(&m, key);
+        if (!seen[home]++) homes++;
+        ASSERT_OK(hmap64_put(&m, key, i));
+    }
+    printf("%zu distinct first slots for %d keys in %d slots\n", homes, N, SLOTS);
+    ASSERT(homes > N / 2);  /* random keys: ~3200 */
+    ASSERT_EQ(m.mask + 1, SLOTS);
+    for (uint32_t i = 0; i < N; i++) ASSERT_EQ(hmap64_get(&m, unhash_u64((uint64_t)(i + 1) << 20)), i);
+    hmap64_release(&m);
+}
+
 TEST(strtab_interns)
 {
     strtab t;

@@ -6,6 +6,28 @@
 #include "core/common.h"
 #include "core/hash.h"
 
+#include <stdatomic.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t hash_seed(void)
+{
+    static _Atomic uint64_t seed;
+    uint64_t s = atomic_load_explicit(&seed, memory_order_relaxed);
+    if (s) return s;
+    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
+        /* no entropy yet (early boot): not secret, but not fixed either */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s = hash_u64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&ts);
+    }
+    s |= 1;  /* 0 means "not drawn yet" */
+    uint64_t expected = 0;
+    if (!atomic_compare_exchange_strong(&seed, &expected, s)) s = expected;  /* another thread drew first */
+    return s;
+}
+
 static inline uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static inline uint64_t mix(uint64_t a, uint64_t b)
 {
@@ -31,7 +53,13 @@ uint64_t hash_bytes(const void *data, size_t n, uint64_t seed)
     return mix(h, 0xa0761d6478bd642fULL) ^ h;
 }
 
-void hmap64_init(hmap64 *m) { m->slots = NULL; m->mask = 0; m->count = 0; }
+void hmap64_init(hmap64 *m)
+{
+    m->slots = NULL;
+    m->mask = 0;
+    m->count = 0;
+    m->seed = hash_seed();
+}
 void hmap64_release(hmap64 *m) { free(m->slots); hmap64_init(m); }
 
 static int rehash(hmap64 *m, size_t n_slots)
@@ -42,7 +70,7 @@ static int rehash(hmap64 *m, size_t n_slots)
     for (size_t i = 0; i < n_slots; i++) slots[i].val = HMAP_EMPTY;
     for (size_t i = 0; i < old; i++) {
         if (m->slots[i].val == HMAP_EMPTY) continue;
-        size_t j = hash_u64(m->slots[i].key) & (n_slots - 1);
+        size_t j = hash_u64(m->slots[i].key ^ m->seed) & (n_slots - 1);
         while (slots[j].val != HMAP_EMPTY) j = (j + 1) & (n_slots - 1);
         slots[j] = m->slots[i];
     }
@@ -63,7 +91,7 @@ int hmap64_reserve(hmap64 *m, size_t n)
 uint32_t hmap64_get(const hmap64 *m, uint64_t key)
 {
     if (!m->slots) return HMAP_EMPTY;
-    for (size_t i = hash_u64(key) & m->mask;; i = (i + 1) & m->mask) {
+    for (size_t i = hmap64_home(m, key);; i = (i + 1) & m->mask) {
         const hmap64_slot *s = &m->slots[i];
         if (s->val == HMAP_EMPTY) return HMAP_EMPTY;
         if (s->key == key) return s->val;
@@ -76,7 +104,7 @@ static hmap64_slot *find_for_insert(hmap64 *m, uint64_t key)
     if (!m->slots || (m->count + 1) * 2 > m->mask + 1) {
         if (rehash(m, m->slots ? (m->mask + 1) * 2 : 16)) return NULL;
     }
-    for (size_t i = hash_u64(key) & m->mask;; i = (i + 1) & m->mask) {
+    for (size_t i = hmap64_home(m, key);; i = (i + 1) & m->mask) {
         hmap64_slot *s = &m->slots[i];
         if (s->val == HMAP_EMPTY || s->key == key) return s;
     }
@@ -106,6 +134,7 @@ int hmap64_put(hmap64 *m, uint64_t key, uint32_t val)
 void strtab_init(strtab *t)
 {
     memset(t, 0, sizeof *t);
+    t->seed = hash_seed();
     arena_init(&t->mem);
 }
 
@@ -124,7 +153,7 @@ static int strtab_rehash(strtab *t, size_t slots)
     uint32_t *s = calloc(slots, sizeof *s), *h = malloc(slots * sizeof *h);
     if (!s || !h) { free(s); free(h); return -ENOMEM; }
     for (uint32_t id = 0; id < t->count; id++) {
-        uint64_t hv = hash_bytes(t->strs[id], t->lens[id], 0);
+        uint64_t hv = hash_bytes(t->strs[id], t->lens[id], t->seed);
         size_t i = hv & (slots - 1);
         while (s[i]) i = (i + 1) & (slots - 1);
         s[i] = id + 1;
@@ -162,7 +191,7 @@ int32_t strtab_find(const strtab *t, const char *s, size_t n)
 {
     uint64_t hv;
     if (!t->slots) return -1;
-    hv = hash_bytes(s, n, 0);
+    hv = hash_bytes(s, n, t->seed);
     for (size_t i = hv & t->mask;; i = (i + 1) & t->mask) {
         uint32_t id = t->slots[i];
         if (!id) return -1;
@@ -180,7 +209,7 @@ int32_t strtab_intern(strtab *t, const char *s, size_t n)
     if (!t->slots || (t->count + 1) * 2 > t->mask + 1) {
         if (strtab_rehash(t, t->slots ? (t->mask + 1) * 2 : 64)) return -ENOMEM;
     }
-    hv = hash_bytes(s, n, 0);
+    hv = hash_bytes(s, n, t->seed);
     for (i = hv & t->mask;; i = (i + 1) & t->mask) {
         uint32_t id = t->slots[i];
         if (!id) break;

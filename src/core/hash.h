@@ -38,9 +38,20 @@ typedef struct hmap64 {
     hmap64_slot *slots;  /* key and value side by side: one cache line per probe */
     size_t mask;         /* slots - 1; 0 before first insert */
     size_t count;
+    uint64_t seed;       /* hash_seed(): where a key lives is not known outside the process */
 } hmap64;
 
+/*
+ * A random value, the same for the whole process (getrandom at first use).
+ * The tables' keys come from untrusted input (uploaded profiles): with a
+ * fixed, invertible hash anyone could choose keys that all land in one
+ * slot and make every insert a scan of the table.
+ */
+uint64_t hash_seed(void);
+
 void hmap64_init(hmap64 *m);
+/* The slot where probing for key starts (for prefetching). */
+static inline size_t hmap64_home(const hmap64 *m, uint64_t key) { return hash_u64(key ^ m->seed) & m->mask; }
 void hmap64_release(hmap64 *m);
 /* Pre-sizes for n keys. 0 or -ENOMEM. */
 int hmap64_reserve(hmap64 *m, size_t n);
@@ -61,6 +72,7 @@ typedef struct strtab {
     uint32_t *slots;     /* id + 1, 0 = empty */
     uint32_t *hashes;    /* slot -> low 32 bits of the hash, to skip memcmp */
     size_t mask;
+    uint64_t seed;       /* hash_seed(), as for hmap64 */
     arena mem;
 } strtab;
 

@@ -105,6 +105,7 @@ typedef struct kid_set {
     uint32_t *slots;
     size_t mask;   /* slots - 1 */
     size_t count;
+    uint64_t seed; /* hash_seed(): the input chooses parents and locations, not where they land */
 } kid_set;
 
 typedef struct dec {
@@ -917,9 +918,9 @@ static int trie_grow(dec *d, profile *p, size_t more)
     return 0;
 }
 
-static inline size_t kid_slot(uint32_t parent, uint32_t loc, size_t mask)
+static inline size_t kid_slot(const kid_set *k, uint32_t parent, uint32_t loc, size_t mask)
 {
-    return hash_u64(((uint64_t)parent << 32) | loc) & mask;
+    return hash_u64((((uint64_t)parent << 32) | loc) ^ k->seed) & mask;
 }
 
 /* Sizes d->kids for n children, rehashing those it holds. 0 or -ENOMEM. */
@@ -936,7 +937,7 @@ static int kids_resize(dec *d, size_t n)
         uint32_t id = k->slots[i];
         size_t j;
         if (!id) continue;
-        for (j = kid_slot(nodes[id].parent, nodes[id].location, n_slots - 1); slots[j]; j = (j + 1) & (n_slots - 1)) {}
+        for (j = kid_slot(k, nodes[id].parent, nodes[id].location, n_slots - 1); slots[j]; j = (j + 1) & (n_slots - 1)) {}
         slots[j] = id;
     }
     free(k->slots);
@@ -952,7 +953,7 @@ static inline uint32_t trie_find(const dec *d, uint32_t parent, uint32_t loc)
     if (parent + 1 < d->p->n_nodes && nodes[parent + 1].parent == parent && nodes[parent + 1].location == loc)
         return parent + 1;
     if (!(d->has_kids[parent / 64] & (UINT64_C(1) << (parent % 64)))) return NO_NODE;
-    for (size_t i = kid_slot(parent, loc, k->mask);; i = (i + 1) & k->mask) {
+    for (size_t i = kid_slot(k, parent, loc, k->mask);; i = (i + 1) & k->mask) {
         uint32_t id = k->slots[i];
         if (!id) return NO_NODE;
         if (nodes[id].parent == parent && nodes[id].location == loc) return id;
@@ -973,7 +974,7 @@ static inline int64_t trie_add(dec *d, uint32_t parent, uint32_t loc)
     if (id != parent + 1) {
         size_t i;
         if (UNLIKELY((k->count + 1) * 2 > k->mask + 1) && kids_resize(d, k->count + 1)) return -ENOMEM;
-        for (i = kid_slot(parent, loc, k->mask); k->slots[i]; i = (i + 1) & k->mask) {}
+        for (i = kid_slot(k, parent, loc, k->mask); k->slots[i]; i = (i + 1) & k->mask) {}
         k->slots[i] = id;
         k->count++;
         d->has_kids[parent / 64] |= UINT64_C(1) << (parent % 64);
@@ -1301,6 +1302,7 @@ static int decode_raw(dec *d, const uint8_t *data, size_t n)
         return herr_set(d->e, HE_TOOBIG, "the pprof is %zu bytes, more than the 4 GiB the decoder handles", n);
     d->data = data;
     d->end = data + n;
+    d->kids.seed = hash_seed();
     if ((rc = scan_top(d, data, n)) != 0) return rc;
     if ((rc = intern_strings(d)) != 0) return rc;
     if (d->n_strs == 0 && (rc = add_string(d, (const uint8_t *)"", 0)) != 0) return rc;

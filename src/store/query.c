@@ -1319,7 +1319,7 @@ static int skel_fresh(tree_ctx *tc, const struct st_skel *k, const int64_t *tot,
     const size_t ahead = 8;
     for (size_t j = 0; j < nk && !rc; j++) {
         if (j + ahead < nk && t->children.slots)
-            __builtin_prefetch(&t->children.slots[hash_u64(keys[j + ahead]) & t->children.mask], 1);
+            __builtin_prefetch(&t->children.slots[hmap64_home(&t->children, keys[j + ahead])], 1);
         rc = hmap64_put(&t->children, keys[j], (uint32_t)(t->n_nodes - nk + j));
     }
     free(keys);
