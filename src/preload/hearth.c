@@ -128,6 +128,26 @@ static int copy_setting(char *dst, size_t size, const char *src, const char *nam
     return 0;
 }
 
+/*
+ * Environment variable name as an integer from lo to hi (lo_note says what
+ * lo means, or ""): 1 with *out set, 0 when unset or empty, HE_USAGE with
+ * err set when it is anything else.
+ */
+static int env_uint(const char *name, unsigned long lo, unsigned long hi, const char *lo_note, unsigned long *out,
+                    char *err, size_t err_size)
+{
+    const char *s = getenv(name);
+    char *end;
+    if (!s || !*s) return 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || s[0] == '-' || v < lo || v > hi) {
+        snprintf(err, err_size, "%s '%.60s' must be an integer from %lu%s to %lu", name, s, lo, lo_note, hi);
+        return HE_USAGE;
+    }
+    *out = v;
+    return 1;
+}
+
 int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_size)
 {
     hearth_options none;
@@ -195,16 +215,11 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
         c->profiles = HEARTH_PROFILE_CPU | HEARTH_PROFILE_HEAP;
     }
 
+    unsigned long num;
     c->cpu_hz = o->cpu_hz;
-    const char *hz = getenv("HEARTH_CPU_HZ");
-    if (!c->cpu_hz && hz && *hz) {
-        char *end;
-        unsigned long v = strtoul(hz, &end, 10);
-        if (*end || v == 0 || v > 10000) {
-            snprintf(err, err_size, "HEARTH_CPU_HZ '%.60s' must be an integer from 1 to 10000", hz);
-            return HE_USAGE;
-        }
-        c->cpu_hz = (unsigned)v;
+    if (!c->cpu_hz) {
+        if ((rc = env_uint("HEARTH_CPU_HZ", 1, 10000, "", &num, err, err_size)) < 0) return rc;
+        if (rc) c->cpu_hz = (unsigned)num;
     }
     if (!c->cpu_hz) c->cpu_hz = 100;
     if (c->cpu_hz > 10000) {
@@ -213,15 +228,9 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
     }
 
     c->max_frames = o->max_frames;
-    const char *mf = getenv("HEARTH_MAX_FRAMES");
-    if (!c->max_frames && mf && *mf) {
-        char *end;
-        unsigned long v = strtoul(mf, &end, 10);
-        if (*end || v == 0 || v > PL_FRAMES_CAP) {
-            snprintf(err, err_size, "HEARTH_MAX_FRAMES '%.60s' must be an integer from 1 to %d", mf, PL_FRAMES_CAP);
-            return HE_USAGE;
-        }
-        c->max_frames = (unsigned)v;
+    if (!c->max_frames) {
+        if ((rc = env_uint("HEARTH_MAX_FRAMES", 1, PL_FRAMES_CAP, "", &num, err, err_size)) < 0) return rc;
+        if (rc) c->max_frames = (unsigned)num;
     }
     if (!c->max_frames) c->max_frames = PL_FRAMES_DEFAULT;
     if (c->max_frames > PL_FRAMES_CAP) {
@@ -243,18 +252,14 @@ int pl_config_load(pl_config *c, const hearth_options *o, char *err, size_t err_
     /* A budget when none was given: the default's, unless the rate was set (then it is kept exactly). */
     long budget = o->heap_samples_per_second < 0 ? 0 : o->heap_samples_per_second;
     int budget_given = o->heap_samples_per_second != 0;
-    const char *bs = getenv("HEARTH_HEAP_SAMPLES_PER_SECOND");
-    if (!budget_given && bs && *bs) {
-        char *end;
-        unsigned long v = strtoul(bs, &end, 10);
-        if (*end || bs[0] == '-' || v > PL_HEAP_BUDGET_MAX) {
-            snprintf(err, err_size,
-                     "HEARTH_HEAP_SAMPLES_PER_SECOND '%.60s' must be an integer from 0 (no limit) to %d", bs,
-                     PL_HEAP_BUDGET_MAX);
-            return HE_USAGE;
+    if (!budget_given) {
+        if ((rc = env_uint("HEARTH_HEAP_SAMPLES_PER_SECOND", 0, PL_HEAP_BUDGET_MAX, " (no limit)", &num, err,
+                           err_size)) < 0)
+            return rc;
+        if (rc) {
+            budget = (long)num;
+            budget_given = 1;
         }
-        budget = (long)v;
-        budget_given = 1;
     }
     if (budget > PL_HEAP_BUDGET_MAX) {
         snprintf(err, err_size, "heap_samples_per_second %ld is above %d", budget, PL_HEAP_BUDGET_MAX);
