@@ -99,18 +99,28 @@ typedef struct live_entry {
     uint64_t rate;  /* the mean gap it was sampled with */
 } live_entry;
 
-static void *(*real_malloc)(size_t);
+/*
+ * The next definitions (dlsym RTLD_NEXT). Until resolve() has run, the
+ * four the fast paths call are the *_first functions below, which run it:
+ * the fast paths call through them without testing for NULL (an
+ * allocator call saves a load, a test and a branch). `resolved` says
+ * whether resolve() has run; a function dlsym does not find stays NULL
+ * (malloc, calloc and realloc then fail, free leaks).
+ */
+static void *malloc_first(size_t n);
 static void free_first(void *p);
-/* free_first until resolved: free() calls it without testing for NULL. */
+static void *calloc_first(size_t count, size_t size);
+static void *realloc_first(void *old, size_t n);
+static void *(*real_malloc)(size_t) = malloc_first;
 static void (*real_free)(void *) = free_first;
-static void *(*real_calloc)(size_t, size_t);
-static void *(*real_realloc)(void *, size_t);
+static void *(*real_calloc)(size_t, size_t) = calloc_first;
+static void *(*real_realloc)(void *, size_t) = realloc_first;
 static int (*real_posix_memalign)(void **, size_t, size_t);
 static void *(*real_aligned_alloc)(size_t, size_t);
 static void *(*real_memalign)(size_t, size_t);
 static void *(*real_valloc)(size_t);
 static void *(*real_pvalloc)(size_t);
-static _Atomic int resolving;
+static _Atomic int resolving, resolved;
 
 static _Alignas(16) char boot_arena[BOOT_SIZE];
 static _Atomic size_t boot_used;
@@ -147,32 +157,42 @@ HEAP_TEXT static inline int is_boot(const void *p)
 
 static void filter_mark_boot(void);
 
+/* What a fast path calls when dlsym found no such function. */
+HEAP_TEXT static void *malloc_missing(size_t n) { (void)n; errno = ENOMEM; return NULL; }
+HEAP_TEXT static void *calloc_missing(size_t c, size_t n) { (void)c; (void)n; errno = ENOMEM; return NULL; }
+HEAP_TEXT static void *realloc_missing(void *p, size_t n) { (void)p; (void)n; errno = ENOMEM; return NULL; }
+HEAP_TEXT static void free_missing(void *p) { (void)p; }
+
 HEAP_TEXT static void resolve(void)
 {
-    if (real_malloc) return;
+    if (atomic_load_explicit(&resolved, memory_order_acquire)) return;
     atomic_store(&resolving, 1);
     filter_mark_boot();  /* before dlsym can hand out (and free) boot pointers */
     void (*f)(void *) = (void (*)(void *))dlsym(RTLD_NEXT, "free");
-    if (f) real_free = f;
-    real_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
-    real_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+    real_free = f ? f : free_missing;
+    void *c = dlsym(RTLD_NEXT, "calloc"), *r = dlsym(RTLD_NEXT, "realloc");
+    real_calloc = c ? (void *(*)(size_t, size_t))c : calloc_missing;
+    real_realloc = r ? (void *(*)(void *, size_t))r : realloc_missing;
     real_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
     real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
     real_memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
     real_valloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "valloc");
     real_pvalloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "pvalloc");
     void *m = dlsym(RTLD_NEXT, "malloc");
+    real_malloc = m ? (void *(*)(size_t))m : malloc_missing;
     atomic_store(&resolving, 0);
-    /* malloc last: its being set means every other pointer is set too. */
-    __atomic_store_n(&real_malloc, (void *(*)(size_t))m, __ATOMIC_RELEASE);
+    /* Last: its being set means every pointer is set. */
+    atomic_store_explicit(&resolved, 1, memory_order_release);
 }
+
+HEAP_TEXT static inline int unresolved(void) { return !atomic_load_explicit(&resolved, memory_order_acquire); }
 
 /* Until resolve() has run (or while it runs on this thread: then the block is leaked). */
 HEAP_TEXT static void free_first(void *p)
 {
     if (!p || is_boot(p) || atomic_load(&resolving)) return;
     resolve();
-    if (real_free != free_first) real_free(p);
+    real_free(p);
 }
 
 /* ---- sampling ---- */
@@ -493,20 +513,20 @@ HEAP_TEXT __attribute__((noinline)) static void *malloc_sampled(size_t n)
     return p;
 }
 
-/* Before resolve() has run, or inside it (dlsym allocating): from the bootstrap arena. */
+/*
+ * real_malloc before resolve() has run (malloc() has counted the bytes),
+ * or inside it (dlsym allocating): from the bootstrap arena.
+ */
 HEAP_TEXT __attribute__((noinline, cold)) static void *malloc_first(size_t n)
 {
     if (atomic_load(&resolving)) return boot_alloc(n, 16);
     resolve();
-    if (!real_malloc) return NULL;
-    return unsampled(n) ? real_malloc(n) : malloc_sampled(n);
+    return real_malloc(n);
 }
 
 HEAP_TEXT void *malloc(size_t n)
 {
-    void *(*f)(size_t) = real_malloc;
-    if (UNLIKELY(!f)) return malloc_first(n);
-    if (LIKELY(unsampled(n))) return f(n);
+    if (LIKELY(unsampled(n))) return real_malloc(n);
     return malloc_sampled(n);
 }
 
@@ -535,20 +555,18 @@ HEAP_TEXT __attribute__((noinline)) static void *calloc_sampled(size_t count, si
     return p;
 }
 
+/* real_calloc before resolve() has run, or inside it: see malloc_first. */
 HEAP_TEXT __attribute__((noinline, cold)) static void *calloc_first(size_t count, size_t size)
 {
     size_t n;
-    int overflow = __builtin_mul_overflow(count, size, &n);
-    if (atomic_load(&resolving)) return overflow ? NULL : boot_alloc(n, 16);  /* static memory: already zero */
-    if (overflow) n = 0;
+    if (atomic_load(&resolving))  /* static memory: already zero */
+        return __builtin_mul_overflow(count, size, &n) ? NULL : boot_alloc(n, 16);
     resolve();
-    if (!real_calloc) return NULL;
-    return unsampled(n) ? real_calloc(count, size) : calloc_sampled(count, size, n);
+    return real_calloc(count, size);
 }
 
 HEAP_TEXT void *calloc(size_t count, size_t size)
 {
-    if (UNLIKELY(!real_malloc)) return calloc_first(count, size);
     size_t n;
     if (UNLIKELY(__builtin_mul_overflow(count, size, &n))) n = 0;  /* the real calloc fails it */
     if (LIKELY(unsampled(n))) return real_calloc(count, size);
@@ -572,17 +590,24 @@ HEAP_TEXT static void *realloc_boot(void *old, size_t n)
 }
 
 /*
- * old's filter bit is set (a sampled pointer, one sharing its block, or a
- * boot pointer: their bits never clear), or resolve() has not run yet.
+ * real_realloc before resolve() has run, or inside it: see malloc_first.
+ * No boot block exists before resolve() starts, so the filter never sent
+ * one here; while it runs, old may be one.
+ */
+HEAP_TEXT __attribute__((noinline, cold)) static void *realloc_first(void *old, size_t n)
+{
+    if (old && is_boot(old)) return realloc_boot(old, n);
+    if (atomic_load(&resolving)) return boot_alloc(n, 16);
+    resolve();
+    return real_realloc(old, n);
+}
+
+/*
+ * old's filter bit is set: a sampled pointer, one sharing its block, or a
+ * boot pointer (their bits never clear).
  */
 HEAP_TEXT __attribute__((noinline, cold)) static void *realloc_slow(void *old, size_t n)
 {
-    if (UNLIKELY(!real_malloc)) {
-        if (old && is_boot(old)) return realloc_boot(old, n);
-        if (atomic_load(&resolving)) return boot_alloc(n, 16);
-        resolve();
-        if (!real_realloc) return NULL;
-    }
     if (is_boot(old)) return realloc_boot(old, n);
     /* Forget first: once realloc returns, the old address may be reused. */
     forget(old);
@@ -591,7 +616,7 @@ HEAP_TEXT __attribute__((noinline, cold)) static void *realloc_slow(void *old, s
 
 HEAP_TEXT void *realloc(void *old, size_t n)
 {
-    if (UNLIKELY(!real_malloc || filter_hit((uint64_t)(uintptr_t)old))) return realloc_slow(old, n);
+    if (UNLIKELY(filter_hit((uint64_t)(uintptr_t)old))) return realloc_slow(old, n);
     if (LIKELY(unsampled(n))) return real_realloc(old, n);
     return realloc_sampled(old, n);
 }
@@ -608,7 +633,7 @@ HEAP_TEXT void *reallocarray(void *old, size_t count, size_t size)
 
 HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n)
 {
-    if (UNLIKELY(!real_malloc)) {
+    if (UNLIKELY(unresolved())) {
         if (atomic_load(&resolving)) {
             void *p = boot_alloc(n, align);
             if (!p) return ENOMEM;
@@ -624,7 +649,7 @@ HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n)
 
 HEAP_TEXT void *aligned_alloc(size_t align, size_t n)
 {
-    if (UNLIKELY(!real_malloc)) {
+    if (UNLIKELY(unresolved())) {
         if (atomic_load(&resolving)) return boot_alloc(n, align);
         resolve();
     }
@@ -635,7 +660,7 @@ HEAP_TEXT void *aligned_alloc(size_t align, size_t n)
 
 HEAP_TEXT void *memalign(size_t align, size_t n)
 {
-    if (UNLIKELY(!real_malloc)) {
+    if (UNLIKELY(unresolved())) {
         if (atomic_load(&resolving)) return boot_alloc(n, align);
         resolve();
     }
@@ -646,7 +671,7 @@ HEAP_TEXT void *memalign(size_t align, size_t n)
 
 HEAP_TEXT void *valloc(size_t n)
 {
-    if (UNLIKELY(!real_malloc)) {
+    if (UNLIKELY(unresolved())) {
         if (atomic_load(&resolving)) return boot_alloc(n, 4096);
         resolve();
     }
@@ -657,7 +682,7 @@ HEAP_TEXT void *valloc(size_t n)
 
 HEAP_TEXT void *pvalloc(size_t n)
 {
-    if (UNLIKELY(!real_malloc)) {
+    if (UNLIKELY(unresolved())) {
         if (atomic_load(&resolving)) return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
         resolve();
     }
@@ -671,7 +696,7 @@ HEAP_TEXT void *pvalloc(size_t n)
 HEAP_TEXT int pl_heap_init(void)
 {
     resolve();
-    if (!real_malloc || real_free == free_first) return -ENOSYS;
+    if (real_malloc == malloc_missing || real_free == free_missing) return -ENOSYS;
     if (live) return 0;
     /* One mapping holds the filter counts and the first live table. */
     size_t counts = ((size_t)1 << FILTER_BITS) * sizeof(uint16_t), len;
