@@ -27,8 +27,10 @@
 #         heaptrack | gperftools heap profiler (the slow peers on a third
 #         of the work against a "none" of that size).
 #
-# Each configuration runs REPS times, interleaved (A B C A B C ...) so drift
-# on a shared machine hits all alike. Per run three figures: "work", the CPU
+# Each configuration runs REPS times, interleaved: every round runs each
+# configuration once, in a new random order (shuf), so drift on a shared
+# machine hits all alike and no configuration always follows the same
+# one. Per run three figures: "work", the CPU
 # seconds the workload measured for its own work (CLOCK_PROCESS_CPUTIME_ID
 # at the end of main: includes the profiler's signal handler, allocator
 # shim and background thread while the program runs, i.e. the steady-state
@@ -36,10 +38,13 @@
 # loading, start-up and the flush at exit: symbolizing, encoding, writing);
 # "wall", elapsed seconds (moves most under contention). Overheads are
 # paired: each round's run is divided by the same round's unprofiled run,
-# and the median of those ratios is reported with their spread
-# (min..max over the rounds), so a slow moment of the machine hits both
-# sides of a ratio. "noise" is the spread of the unprofiled runs themselves
-# (max/min - 1): an overhead smaller than it is not resolved by this run.
+# and the median of those ratios is reported with a bootstrap 95% interval
+# (2000 resamples of the rounds) and their spread (min..max over the
+# rounds), so a slow moment of the machine hits both sides of a ratio.
+# "noise" is the spread of the unprofiled runs themselves (max/min - 1).
+# The verdict compares the median with the target and says whether the
+# interval lies wholly below it, above it, or straddles it (the run does
+# not resolve the difference).
 #
 # "start": what being preloaded costs a short-lived program (/bin/true,
 # wall ms per exec) for hearth loaded, hearth profiling to files, and the
@@ -52,12 +57,12 @@
 # start-up and final flush, for none | libhearth loaded but not started
 # (the interposition alone) | hearth heap profiling at the defaults.
 # Usage: bench/preload.sh [BUILD]
-#   REPS=7 CPU_ROUNDS=350 HEAP_MIB=56000 REAL_ROUNDS=3 REAL_REPS=5 INSTR_MIB=1000
+#   REPS=11 CPU_ROUNDS=350 HEAP_MIB=56000 REAL_ROUNDS=3 REAL_REPS=5 INSTR_MIB=1000
 #   PARTS="cpu heap real start instr" (start: START_EXECS=100)
 set -u
 cd "$(dirname "$0")/.."
 build=${1:-build}
-reps=${REPS:-7}
+reps=${REPS:-11}
 lib=$PWD/$build/libhearth.so
 wl=$PWD/$build/workloads-preload
 for f in "$lib" "$wl/wl_cpu" "$wl/wl_heap"; do
@@ -101,7 +106,7 @@ run_set() {  # run_set NAME... ; each NAME has a function cmd_NAME
   local names=("$@") r n v
   declare -gA results=()
   for ((r = 0; r < reps; r++)); do
-    for n in "${names[@]}"; do
+    for n in $(printf '%s\n' "${names[@]}" | shuf); do
       v=$(cmd_$n)
       [ "$v" = FAILED ] && { echo "  $n failed: $(tail -n 3 "$tmp/err")"; exit 1; }
       results[$n]+="$v "
@@ -110,12 +115,28 @@ run_set() {  # run_set NAME... ; each NAME has a function cmd_NAME
 }
 
 # stats BASE NAME: per figure (work, total, wall), "median [min..max]" of
-# NAME's seconds and of the paired ratios NAME/BASE - 1 in percent.
+# NAME's seconds and of the paired ratios NAME/BASE - 1 in percent; for
+# work, also the bootstrap 95% interval of the median ratio.
 stats() {
   awk -v base="${results[$1]}" -v runs="${results[$2]}" -v name="$2" '
     function med(a, n,   i, j, t) {
       for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function shellsort(a, n,   gap, i, j, t) {
+      for (gap = int(n / 2); gap > 0; gap = int(gap / 2))
+        for (i = gap + 1; i <= n; i++) { t = a[i]; for (j = i; j > gap && a[j - gap] > t; j -= gap) a[j] = a[j - gap]; a[j] = t }
+    }
+    # The 2.5th and 97.5th percentiles of the median of a, over 2000
+    # resamples of its n values with replacement: sets boot_lo, boot_hi.
+    function boot(a, n,   k, i, x, bm) {
+      srand(12345)
+      for (k = 1; k <= 2000; k++) {
+        for (i = 1; i <= n; i++) x[i] = a[int(rand() * n) + 1]
+        bm[k] = med(x, n)
+      }
+      shellsort(bm, 2000)
+      boot_lo = bm[51]; boot_hi = bm[1950]
     }
     function sorted_min(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
     function sorted_max(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
@@ -130,9 +151,14 @@ stats() {
           s[i] = rv[f]; q[i] = (rv[f] / bv[f] - 1) * 100
         }
         lo = sorted_min(q, n); hi = sorted_max(q, n)
+        if (f == 1) boot(q, n)
         m = med(s, n); mq = med(q, n)
-        line = line sprintf(" %s %6.3fs %+6.1f%% [%+.1f..%+.1f]", fig[f], m, mq, lo, hi)
-        if (f == 1) printf "%s=%.4f\n", name, mq > "/dev/stderr"
+        if (f == 1) {
+          line = line sprintf(" %s %6.3fs %+6.1f%% (95%% %+.1f..%+.1f) [%+.1f..%+.1f]", fig[f], m, mq, boot_lo, boot_hi, lo, hi)
+          printf "%s=%.4f %.4f %.4f\n", name, mq, boot_lo, boot_hi > "/dev/stderr"
+        } else {
+          line = line sprintf(" %s %6.3fs %+6.1f%% [%+.1f..%+.1f]", fig[f], m, mq, lo, hi)
+        }
       }
       print line
     }' 2>>"$tmp/paired"
@@ -149,14 +175,18 @@ noise() {  # noise BASE: spread of the unprofiled runs, per figure
     }
     print line }'
 }
+# paired NAME: "median lo hi" of NAME's paired work overhead (percent).
 paired() { grep "^$1=" "$tmp/paired" | tail -n 1 | cut -d= -f2; }
 verdict() {  # verdict WHAT NAME TARGET_PERCENT PEER...
   local what=$1 n=$2 target=$3; shift 3
   local h; h=$(paired "$n")
   local peers="" p v
-  for p in "$@"; do v=$(paired "$p"); [ -n "$v" ] && peers+="$p $(printf '%+.1f' "$v")%, "; done
+  for p in "$@"; do v=$(paired "$p"); [ -n "$v" ] && peers+="$p $(printf '%+.1f' "${v%% *}")%, "; done
   awk -v w="$what" -v h="$h" -v t="$target" -v peers="${peers%, }" 'BEGIN {
-    printf "  %s: hearth work %+.2f%% (target <= %g%%: %s); peers: %s\n", w, h, t, h <= t ? "met" : "NOT met", peers == "" ? "none installed" : peers }'
+    split(h, v, " "); m = v[1]; lo = v[2]; hi = v[3]
+    how = hi <= t ? "the whole interval below it" : lo > t ? "the whole interval above it" : "the interval straddles it: not resolved by this run"
+    printf "  %s: hearth work %+.2f%% (95%% %+.2f..%+.2f; target <= %g%%: %s, %s); peers: %s\n",
+      w, m, lo, hi, t, m <= t ? "met" : "NOT met", how, peers == "" ? "none installed" : peers }'
 }
 
 # report WHAT: the heap parts' figures: set_names against none, slow_names
@@ -171,7 +201,7 @@ report() {
 
 parts=${PARTS:-cpu heap real start instr}
 if [[ " $parts " == *" cpu "* || " $parts " == *" heap "* || " $parts " == *" real "* ]]; then
-  echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none [min..max over rounds]"
+  echo "libhearth overhead, $reps interleaved rounds; per configuration: median seconds, median paired overhead vs none (bootstrap 95% interval, work only) [min..max over rounds]"
 fi
 if [[ " $parts " == *" cpu "* ]]; then
 rounds=${CPU_ROUNDS:-350}
