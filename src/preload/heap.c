@@ -46,9 +46,10 @@
  * static (zero pages until a bit is set); the table and counts are
  * anonymous mappings, never our own malloc.
  *
- * Recursion and bootstrap: the real functions come from dlsym(RTLD_NEXT);
- * dlsym itself may call calloc/malloc, which are then served from a static
- * bootstrap arena (never freed; free() recognizes its pointers). hearth's own
+ * Recursion and bootstrap: the real functions come from dlsym(RTLD_NEXT),
+ * once (resolve()); while it runs, allocations on any thread (dlsym's own
+ * calloc/malloc among them) are served from a static bootstrap arena
+ * (never freed; free() and realloc() recognize its pointers). hearth's own
  * code (the collector, symbolizer, uploader) runs with pl_tls.guard or
  * pl_tls.internal set, so its allocations are never sampled.
  *
@@ -100,12 +101,17 @@ typedef struct live_entry {
 } live_entry;
 
 /*
- * The next definitions (dlsym RTLD_NEXT). Until resolve() has run, the
- * four the fast paths call are the *_first functions below, which run it:
- * the fast paths call through them without testing for NULL (an
- * allocator call saves a load, a test and a branch). `resolved` says
- * whether resolve() has run; a function dlsym does not find stays NULL
- * (malloc, calloc and realloc then fail, free leaks).
+ * The next definitions (dlsym RTLD_NEXT), published once by resolve().
+ * Until then, the four the fast paths call are the *_first functions
+ * below, which run it and call on: the fast paths call through them
+ * without a test (an allocator call saves a load, a test and a branch).
+ * A function dlsym does not find is replaced by a *_missing one that fails
+ * (free: leaks), so after resolve() no pointer is NULL. The fast paths
+ * load them relaxed, which lets the jump read the pointer from memory
+ * itself; on x86 a load is not reordered with later loads anyway, so a
+ * thread holding a block from a published function sees every pointer
+ * published before it (see resolve()). Where a weaker CPU's load misses
+ * one, the *_first functions take the block safely (see free_first).
  */
 static void *malloc_first(size_t n);
 static void free_first(void *p);
@@ -120,7 +126,11 @@ static void *(*real_aligned_alloc)(size_t, size_t);
 static void *(*real_memalign)(size_t, size_t);
 static void *(*real_valloc)(size_t);
 static void *(*real_pvalloc)(size_t);
-static _Atomic int resolving, resolved;
+#define REAL(f) __atomic_load_n(&real_##f, __ATOMIC_RELAXED)
+
+/* resolve() has not started | is running (allocations go to the arena) | has published every pointer. */
+enum { RESOLVE_NONE, RESOLVE_RUNNING, RESOLVE_DONE };
+static _Atomic int resolve_state;
 
 static _Alignas(16) char boot_arena[BOOT_SIZE];
 static _Atomic size_t boot_used;
@@ -162,37 +172,76 @@ HEAP_TEXT static void *malloc_missing(size_t n) { (void)n; errno = ENOMEM; retur
 HEAP_TEXT static void *calloc_missing(size_t c, size_t n) { (void)c; (void)n; errno = ENOMEM; return NULL; }
 HEAP_TEXT static void *realloc_missing(void *p, size_t n) { (void)p; (void)n; errno = ENOMEM; return NULL; }
 HEAP_TEXT static void free_missing(void *p) { (void)p; }
+HEAP_TEXT static int posix_memalign_missing(void **out, size_t a, size_t n) { (void)out; (void)a; (void)n; return ENOMEM; }
 
-HEAP_TEXT static void resolve(void)
+HEAP_TEXT static inline int resolve_running(void)
 {
-    if (atomic_load_explicit(&resolved, memory_order_acquire)) return;
-    atomic_store(&resolving, 1);
-    filter_mark_boot();  /* before dlsym can hand out (and free) boot pointers */
-    void (*f)(void *) = (void (*)(void *))dlsym(RTLD_NEXT, "free");
-    real_free = f ? f : free_missing;
-    void *c = dlsym(RTLD_NEXT, "calloc"), *r = dlsym(RTLD_NEXT, "realloc");
-    real_calloc = c ? (void *(*)(size_t, size_t))c : calloc_missing;
-    real_realloc = r ? (void *(*)(void *, size_t))r : realloc_missing;
-    real_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
-    real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
-    real_memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
-    real_valloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "valloc");
-    real_pvalloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "pvalloc");
-    void *m = dlsym(RTLD_NEXT, "malloc");
-    real_malloc = m ? (void *(*)(size_t))m : malloc_missing;
-    atomic_store(&resolving, 0);
-    /* Last: its being set means every pointer is set. */
-    atomic_store_explicit(&resolved, 1, memory_order_release);
+    return atomic_load_explicit(&resolve_state, memory_order_acquire) == RESOLVE_RUNNING;
 }
 
-HEAP_TEXT static inline int unresolved(void) { return !atomic_load_explicit(&resolved, memory_order_acquire); }
+#define NEXT(name, type, missing) ({ void *f_ = dlsym(RTLD_NEXT, name); f_ ? (type)f_ : (missing); })
 
-/* Until resolve() has run (or while it runs on this thread: then the block is leaked). */
+/*
+ * Looks the real functions up, on the first thread that gets here; on any
+ * other (or on this one again, from inside dlsym) it returns at once, and
+ * the caller takes the arena while resolve_state says RUNNING. The boot
+ * bits are set before any boot block can exist. Every dlsym call comes
+ * first, so dlsym's own allocations are all boot blocks; then the pointers
+ * are published in an order that lets no block reach a function that
+ * cannot take it: free, then realloc, before the functions that hand out
+ * the real allocator's blocks.
+ */
+HEAP_TEXT static void resolve(void)
+{
+    int expect = RESOLVE_NONE;
+    if (atomic_load_explicit(&resolve_state, memory_order_acquire) != RESOLVE_NONE) return;
+    filter_mark_boot();
+    if (!atomic_compare_exchange_strong(&resolve_state, &expect, RESOLVE_RUNNING)) return;
+    void (*f)(void *) = NEXT("free", void (*)(void *), free_missing);
+    void *(*r)(void *, size_t) = NEXT("realloc", void *(*)(void *, size_t), realloc_missing);
+    void *(*c)(size_t, size_t) = NEXT("calloc", void *(*)(size_t, size_t), calloc_missing);
+    int (*pm)(void **, size_t, size_t) = NEXT("posix_memalign", int (*)(void **, size_t, size_t), posix_memalign_missing);
+    void *(*aa)(size_t, size_t) = NEXT("aligned_alloc", void *(*)(size_t, size_t), calloc_missing);
+    void *(*ma)(size_t, size_t) = NEXT("memalign", void *(*)(size_t, size_t), calloc_missing);
+    void *(*va)(size_t) = NEXT("valloc", void *(*)(size_t), malloc_missing);
+    void *(*pv)(size_t) = NEXT("pvalloc", void *(*)(size_t), malloc_missing);
+    void *(*m)(size_t) = NEXT("malloc", void *(*)(size_t), malloc_missing);
+    __atomic_store_n(&real_free, f, __ATOMIC_RELEASE);
+    __atomic_store_n(&real_realloc, r, __ATOMIC_RELEASE);
+    __atomic_store_n(&real_calloc, c, __ATOMIC_RELEASE);
+    __atomic_store_n(&real_posix_memalign, pm, __ATOMIC_RELEASE);
+    __atomic_store_n(&real_aligned_alloc, aa, __ATOMIC_RELEASE);
+    __atomic_store_n(&real_memalign, ma, __ATOMIC_RELEASE);
+    __atomic_store_n(&real_valloc, va, __ATOMIC_RELEASE);
+    __atomic_store_n(&real_pvalloc, pv, __ATOMIC_RELEASE);
+    __atomic_store_n(&real_malloc, m, __ATOMIC_RELEASE);
+    atomic_store_explicit(&resolve_state, RESOLVE_DONE, memory_order_release);
+}
+
+/* 1 when every real function is published (resolving now if no thread has begun), 0 while resolve() runs. */
+HEAP_TEXT static inline int resolved(void)
+{
+    if (LIKELY(atomic_load_explicit(&resolve_state, memory_order_acquire) == RESOLVE_DONE)) return 1;
+    resolve();
+    return atomic_load_explicit(&resolve_state, memory_order_acquire) == RESOLVE_DONE;
+}
+
+/*
+ * real_free before resolve() has run. A block that is not a boot block
+ * came from the real allocator, whose free was published before it could
+ * hand one out; while resolve() runs such a block can only get here
+ * through a load that missed that (not on x86): then it is leaked.
+ */
 HEAP_TEXT static void free_first(void *p)
 {
-    if (!p || is_boot(p) || atomic_load(&resolving)) return;
+    if (!p || is_boot(p)) return;
+    if (resolve_running()) {
+        void (*f)(void *) = __atomic_load_n(&real_free, __ATOMIC_ACQUIRE);
+        if (f != free_first) f(p);
+        return;
+    }
     resolve();
-    real_free(p);
+    REAL(free)(p);
 }
 
 /* ---- sampling ---- */
@@ -426,7 +475,7 @@ HEAP_TEXT __attribute__((noinline)) static void heap_slow(void *p, size_t n)
     }
     uint64_t rate = t->heap_rate;  /* the mean of the gap that ends here: the sample's weight */
     t->heap_until = next_gap(t);
-    if (!p || t->guard || t->internal) return;
+    if (!p || is_boot(p) || t->guard || t->internal) return;  /* a boot block is never freed: not a sample */
     if (UNLIKELY(t->tid == 0)) {
 #ifdef PL_SANITIZED_HOST
         /*
@@ -508,25 +557,25 @@ HEAP_TEXT static inline void account(void *p, size_t n)
 /* Sampled: the real call, then the sample (the capture skips this frame). */
 HEAP_TEXT __attribute__((noinline)) static void *malloc_sampled(size_t n)
 {
-    void *p = real_malloc(n);
+    void *p = REAL(malloc)(n);
     heap_slow(p, n);
     return p;
 }
 
 /*
- * real_malloc before resolve() has run (malloc() has counted the bytes),
- * or inside it (dlsym allocating): from the bootstrap arena.
+ * real_malloc before resolve() has published it (malloc() has counted the
+ * bytes): from the bootstrap arena while resolve() runs (dlsym allocating,
+ * or another thread meanwhile), else resolving first.
  */
 HEAP_TEXT __attribute__((noinline, cold)) static void *malloc_first(size_t n)
 {
-    if (atomic_load(&resolving)) return boot_alloc(n, 16);
-    resolve();
-    return real_malloc(n);
+    if (!resolved()) return boot_alloc(n, 16);
+    return REAL(malloc)(n);
 }
 
 HEAP_TEXT void *malloc(size_t n)
 {
-    if (LIKELY(unsampled(n))) return real_malloc(n);
+    if (LIKELY(unsampled(n))) return REAL(malloc)(n);
     return malloc_sampled(n);
 }
 
@@ -535,7 +584,7 @@ HEAP_TEXT __attribute__((noinline, cold)) static void free_slow(void *p)
 {
     if (is_boot(p)) return;
     forget_slow(p);
-    real_free(p);
+    REAL(free)(p);
 }
 
 /* An unsampled pointer costs one load and a bit test; NULL at worst takes the slow path, harmlessly. */
@@ -545,37 +594,36 @@ HEAP_TEXT void free(void *p)
         free_slow(p);
         return;
     }
-    real_free(p);
+    REAL(free)(p);
 }
 
 HEAP_TEXT __attribute__((noinline)) static void *calloc_sampled(size_t count, size_t size, size_t n)
 {
-    void *p = real_calloc(count, size);
+    void *p = REAL(calloc)(count, size);
     heap_slow(p, n);
     return p;
 }
 
-/* real_calloc before resolve() has run, or inside it: see malloc_first. */
+/* real_calloc before resolve() has published it: see malloc_first. */
 HEAP_TEXT __attribute__((noinline, cold)) static void *calloc_first(size_t count, size_t size)
 {
     size_t n;
-    if (atomic_load(&resolving))  /* static memory: already zero */
+    if (!resolved())  /* static memory: already zero */
         return __builtin_mul_overflow(count, size, &n) ? NULL : boot_alloc(n, 16);
-    resolve();
-    return real_calloc(count, size);
+    return REAL(calloc)(count, size);
 }
 
 HEAP_TEXT void *calloc(size_t count, size_t size)
 {
     size_t n;
     if (UNLIKELY(__builtin_mul_overflow(count, size, &n))) n = 0;  /* the real calloc fails it */
-    if (LIKELY(unsampled(n))) return real_calloc(count, size);
+    if (LIKELY(unsampled(n))) return REAL(calloc)(count, size);
     return calloc_sampled(count, size, n);
 }
 
 HEAP_TEXT __attribute__((noinline)) static void *realloc_sampled(void *old, size_t n)
 {
-    void *p = real_realloc(old, n);
+    void *p = REAL(realloc)(old, n);
     heap_slow(p, n);
     return p;
 }
@@ -584,22 +632,32 @@ HEAP_TEXT __attribute__((noinline)) static void *realloc_sampled(void *old, size
 HEAP_TEXT static void *realloc_boot(void *old, size_t n)
 {
     size_t old_n = ((size_t *)old)[-1];
-    void *p = atomic_load(&resolving) ? boot_alloc(n, 16) : malloc(n);
+    void *p = resolve_running() ? boot_alloc(n, 16) : malloc(n);
     if (p) memcpy(p, old, old_n < n ? old_n : n);
     return p;
 }
 
 /*
- * real_realloc before resolve() has run, or inside it: see malloc_first.
- * No boot block exists before resolve() starts, so the filter never sent
- * one here; while it runs, old may be one.
+ * real_realloc before resolve() has published it: see malloc_first. A
+ * boot block's filter bit is set before it exists, so realloc() sends it
+ * to realloc_slow, but a load that missed the bit (another thread's block,
+ * not on x86) brings it here. A block of the real allocator's while
+ * resolve() runs: as in free_first, realloc was published before such a
+ * block could exist; past a load that missed it, the call fails and the
+ * block stays the caller's.
  */
 HEAP_TEXT __attribute__((noinline, cold)) static void *realloc_first(void *old, size_t n)
 {
     if (old && is_boot(old)) return realloc_boot(old, n);
-    if (atomic_load(&resolving)) return boot_alloc(n, 16);
+    if (resolve_running()) {
+        if (!old) return boot_alloc(n, 16);
+        void *(*r)(void *, size_t) = __atomic_load_n(&real_realloc, __ATOMIC_ACQUIRE);
+        if (r != realloc_first) return r(old, n);
+        errno = ENOMEM;
+        return NULL;
+    }
     resolve();
-    return real_realloc(old, n);
+    return REAL(realloc)(old, n);
 }
 
 /*
@@ -611,13 +669,13 @@ HEAP_TEXT __attribute__((noinline, cold)) static void *realloc_slow(void *old, s
     if (is_boot(old)) return realloc_boot(old, n);
     /* Forget first: once realloc returns, the old address may be reused. */
     forget(old);
-    return unsampled(n) ? real_realloc(old, n) : realloc_sampled(old, n);
+    return unsampled(n) ? REAL(realloc)(old, n) : realloc_sampled(old, n);
 }
 
 HEAP_TEXT void *realloc(void *old, size_t n)
 {
     if (UNLIKELY(filter_hit((uint64_t)(uintptr_t)old))) return realloc_slow(old, n);
-    if (LIKELY(unsampled(n))) return real_realloc(old, n);
+    if (LIKELY(unsampled(n))) return REAL(realloc)(old, n);
     return realloc_sampled(old, n);
 }
 
@@ -633,60 +691,45 @@ HEAP_TEXT void *reallocarray(void *old, size_t count, size_t size)
 
 HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n)
 {
-    if (UNLIKELY(unresolved())) {
-        if (atomic_load(&resolving)) {
-            void *p = boot_alloc(n, align);
-            if (!p) return ENOMEM;
-            *out = p;
-            return 0;
-        }
-        resolve();
+    if (UNLIKELY(!resolved())) {
+        void *p = boot_alloc(n, align);
+        if (!p) return ENOMEM;
+        *out = p;
+        return 0;
     }
-    int rc = real_posix_memalign(out, align, n);
+    int rc = REAL(posix_memalign)(out, align, n);
     if (rc == 0) account(*out, n);
     return rc;
 }
 
 HEAP_TEXT void *aligned_alloc(size_t align, size_t n)
 {
-    if (UNLIKELY(unresolved())) {
-        if (atomic_load(&resolving)) return boot_alloc(n, align);
-        resolve();
-    }
-    void *p = real_aligned_alloc(align, n);
+    if (UNLIKELY(!resolved())) return boot_alloc(n, align);
+    void *p = REAL(aligned_alloc)(align, n);
     account(p, n);
     return p;
 }
 
 HEAP_TEXT void *memalign(size_t align, size_t n)
 {
-    if (UNLIKELY(unresolved())) {
-        if (atomic_load(&resolving)) return boot_alloc(n, align);
-        resolve();
-    }
-    void *p = real_memalign(align, n);
+    if (UNLIKELY(!resolved())) return boot_alloc(n, align);
+    void *p = REAL(memalign)(align, n);
     account(p, n);
     return p;
 }
 
 HEAP_TEXT void *valloc(size_t n)
 {
-    if (UNLIKELY(unresolved())) {
-        if (atomic_load(&resolving)) return boot_alloc(n, 4096);
-        resolve();
-    }
-    void *p = real_valloc(n);
+    if (UNLIKELY(!resolved())) return boot_alloc(n, 4096);
+    void *p = REAL(valloc)(n);
     account(p, n);
     return p;
 }
 
 HEAP_TEXT void *pvalloc(size_t n)
 {
-    if (UNLIKELY(unresolved())) {
-        if (atomic_load(&resolving)) return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
-        resolve();
-    }
-    void *p = real_pvalloc(n);
+    if (UNLIKELY(!resolved())) return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+    void *p = REAL(pvalloc)(n);
     account(p, n);
     return p;
 }
@@ -695,8 +738,8 @@ HEAP_TEXT void *pvalloc(size_t n)
 
 HEAP_TEXT int pl_heap_init(void)
 {
-    resolve();
-    if (real_malloc == malloc_missing || real_free == free_missing) return -ENOSYS;
+    while (resolve_running()) sched_yield();  /* another thread is in dlsym: never this one */
+    if (!resolved() || REAL(malloc) == malloc_missing || REAL(free) == free_missing) return -ENOSYS;
     if (live) return 0;
     /* One mapping holds the filter counts and the first live table. */
     size_t counts = ((size_t)1 << FILTER_BITS) * sizeof(uint16_t), len;
