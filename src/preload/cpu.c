@@ -173,8 +173,16 @@ static pl_reg *reg_find(pid_t tid)
     return NULL;
 }
 
+/*
+ * Under reg_lock. Nothing once CPU sampling is off: stop clears cpu_on
+ * before pl_cpu_stop_all takes the lock, so a thread start or a /proc scan
+ * (the collector's, which runs on until the collector is stopped after
+ * the timers) that reaches the lock after stop_all adds no timer it would
+ * leave behind.
+ */
 static int reg_add(pid_t tid, clockid_t clock, int scanned)
 {
+    if (!atomic_load(&pl_g.cpu_on)) return 0;
     pl_reg *slot = reg_find(tid);
     if (slot) return 0;
     slot = reg_find(0);
