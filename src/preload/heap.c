@@ -111,7 +111,8 @@ typedef struct live_entry {
  * itself; on x86 a load is not reordered with later loads anyway, so a
  * thread holding a block from a published function sees every pointer
  * published before it (see resolve()). Where a weaker CPU's load misses
- * one, the *_first functions take the block safely (see free_first).
+ * one, free_first and realloc_first take the real allocator's block
+ * safely (free leaks it, realloc fails and leaves it the caller's).
  */
 static void *malloc_first(size_t n);
 static void free_first(void *p);
@@ -150,6 +151,10 @@ static atomic_flag live_lock = ATOMIC_FLAG_INIT;
 
 HEAP_TEXT static void *boot_alloc(size_t n, size_t align)
 {
+    if (n > BOOT_SIZE || align > BOOT_SIZE) {  /* never fits; and n + align must not wrap */
+        errno = ENOMEM;
+        return NULL;
+    }
     if (align < 16) align = 16;
     size_t need = n + align;  /* room for the 16-byte size header, aligned */
     size_t at = atomic_fetch_add(&boot_used, need + 16);
@@ -185,8 +190,10 @@ HEAP_TEXT static inline int resolve_running(void)
  * Looks the real functions up, on the first thread that gets here; on any
  * other (or on this one again, from inside dlsym) it returns at once, and
  * the caller takes the arena while resolve_state says RUNNING. The boot
- * bits are set before any boot block can exist. Every dlsym call comes
- * first, so dlsym's own allocations are all boot blocks; then the pointers
+ * bits are set before the first dlsym call (a boot block another thread
+ * takes just before that, and frees, reaches free_first or realloc_first,
+ * which know it). Every dlsym call comes first, so dlsym's own
+ * allocations are all boot blocks; then the pointers
  * are published in an order that lets no block reach a function that
  * cannot take it: free, then realloc, before the functions that hand out
  * the real allocator's blocks.
@@ -195,8 +202,8 @@ HEAP_TEXT static void resolve(void)
 {
     int expect = RESOLVE_NONE;
     if (atomic_load_explicit(&resolve_state, memory_order_acquire) != RESOLVE_NONE) return;
-    filter_mark_boot();
     if (!atomic_compare_exchange_strong(&resolve_state, &expect, RESOLVE_RUNNING)) return;
+    filter_mark_boot();
     void (*f)(void *) = NEXT("free", void (*)(void *), free_missing);
     void *(*r)(void *, size_t) = NEXT("realloc", void *(*)(void *, size_t), realloc_missing);
     void *(*c)(size_t, size_t) = NEXT("calloc", void *(*)(size_t, size_t), calloc_missing);
@@ -227,7 +234,7 @@ HEAP_TEXT static inline int resolved(void)
 }
 
 /*
- * real_free before resolve() has run. A block that is not a boot block
+ * real_free until resolve() has published it. A block that is not a boot block
  * came from the real allocator, whose free was published before it could
  * hand one out; while resolve() runs such a block can only get here
  * through a load that missed that (not on x86): then it is leaked.
@@ -639,9 +646,9 @@ HEAP_TEXT static void *realloc_boot(void *old, size_t n)
 
 /*
  * real_realloc before resolve() has published it: see malloc_first. A
- * boot block's filter bit is set before it exists, so realloc() sends it
- * to realloc_slow, but a load that missed the bit (another thread's block,
- * not on x86) brings it here. A block of the real allocator's while
+ * boot block comes here when it was taken (on another thread) before
+ * resolve() set the boot bits, which else send it to realloc_slow. A
+ * block of the real allocator's while
  * resolve() runs: as in free_first, realloc was published before such a
  * block could exist; past a load that missed it, the call fails and the
  * block stays the caller's.
@@ -728,7 +735,7 @@ HEAP_TEXT void *valloc(size_t n)
 
 HEAP_TEXT void *pvalloc(size_t n)
 {
-    if (UNLIKELY(!resolved())) return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+    if (UNLIKELY(!resolved())) return boot_alloc(n > BOOT_SIZE ? n : (n + 4095) & ~(size_t)4095, 4096);
     void *p = REAL(pvalloc)(n);
     account(p, n);
     return p;
@@ -738,8 +745,8 @@ HEAP_TEXT void *pvalloc(size_t n)
 
 HEAP_TEXT int pl_heap_init(void)
 {
-    while (resolve_running()) sched_yield();  /* another thread is in dlsym: never this one */
-    if (!resolved() || REAL(malloc) == malloc_missing || REAL(free) == free_missing) return -ENOSYS;
+    while (!resolved()) sched_yield();  /* another thread is in dlsym: never this one (not called from dlsym) */
+    if (REAL(malloc) == malloc_missing || REAL(free) == free_missing) return -ENOSYS;
     if (live) return 0;
     /* One mapping holds the filter counts and the first live table. */
     size_t counts = ((size_t)1 << FILTER_BITS) * sizeof(uint16_t), len;

@@ -110,7 +110,7 @@ typedef struct pl_record {
 typedef struct pl_state {
     pl_config cfg;
     _Atomic int running;      /* 1 between start and stop */
-    _Atomic int cpu_on;       /* handler records */
+    _Atomic int cpu_on;       /* handler records; new timers are armed (cpu.c reg_add) */
     _Atomic int heap_on;      /* allocators sample */
     _Atomic int failed;       /* gave up after an error (logged once) */
     _Atomic uint64_t heap_rate_now;  /* the mean of new heap gaps: cfg.heap_rate, raised by the budget */
