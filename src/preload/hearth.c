@@ -466,15 +466,22 @@ static int start_locked(void)
             return rc;
         }
     }
+    /*
+     * cpu_on before running: a thread whose start the wrapper sees from
+     * here on arms its own timer (cpu.c's reg_add refuses while cpu_on is
+     * clear), and the scan below finds the threads already there.
+     */
+    if (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) atomic_store(&pl_g.cpu_on, 1);
     atomic_store(&pl_g.running, 1);
     if ((rc = pl_collector_start())) {
+        atomic_store(&pl_g.cpu_on, 0);
+        pl_cpu_stop_all();  /* timers threads started meanwhile armed */
         atomic_store(&pl_g.running, 0);
         log_error("hearth: cannot start the collector thread: %s; profiling is off", hearth_strerror(rc));
         return rc;
     }
     pl_thread_bounds();  /* registers the starting thread (heap sampling needs it under sanitizers) */
     if (pl_g.cfg.profiles & HEARTH_PROFILE_CPU) {
-        atomic_store(&pl_g.cpu_on, 1);
         if (thread_key_ok) pthread_setspecific(thread_key, (void *)1);
         pl_cpu_thread_start();
         pl_cpu_scan_threads();
