@@ -184,7 +184,8 @@ HEAP_TEXT static inline int resolve_running(void)
     return atomic_load_explicit(&resolve_state, memory_order_acquire) == RESOLVE_RUNNING;
 }
 
-#define NEXT(name, type, missing) ({ void *f_ = dlsym(RTLD_NEXT, name); f_ ? (type)f_ : (missing); })
+/* The next definition of name, typed as the pointer it will go into, or missing. */
+#define NEXT(ptr, name, missing) ({ void *f_ = dlsym(RTLD_NEXT, name); f_ ? (__typeof__(ptr))f_ : (missing); })
 
 /*
  * Looks the real functions up, on the first thread that gets here; on any
@@ -204,15 +205,15 @@ HEAP_TEXT static void resolve(void)
     if (atomic_load_explicit(&resolve_state, memory_order_acquire) != RESOLVE_NONE) return;
     if (!atomic_compare_exchange_strong(&resolve_state, &expect, RESOLVE_RUNNING)) return;
     filter_mark_boot();
-    void (*f)(void *) = NEXT("free", void (*)(void *), free_missing);
-    void *(*r)(void *, size_t) = NEXT("realloc", void *(*)(void *, size_t), realloc_missing);
-    void *(*c)(size_t, size_t) = NEXT("calloc", void *(*)(size_t, size_t), calloc_missing);
-    int (*pm)(void **, size_t, size_t) = NEXT("posix_memalign", int (*)(void **, size_t, size_t), posix_memalign_missing);
-    void *(*aa)(size_t, size_t) = NEXT("aligned_alloc", void *(*)(size_t, size_t), calloc_missing);
-    void *(*ma)(size_t, size_t) = NEXT("memalign", void *(*)(size_t, size_t), calloc_missing);
-    void *(*va)(size_t) = NEXT("valloc", void *(*)(size_t), malloc_missing);
-    void *(*pv)(size_t) = NEXT("pvalloc", void *(*)(size_t), malloc_missing);
-    void *(*m)(size_t) = NEXT("malloc", void *(*)(size_t), malloc_missing);
+    __typeof__(real_free) f = NEXT(real_free, "free", free_missing);
+    __typeof__(real_realloc) r = NEXT(real_realloc, "realloc", realloc_missing);
+    __typeof__(real_calloc) c = NEXT(real_calloc, "calloc", calloc_missing);
+    __typeof__(real_posix_memalign) pm = NEXT(real_posix_memalign, "posix_memalign", posix_memalign_missing);
+    __typeof__(real_aligned_alloc) aa = NEXT(real_aligned_alloc, "aligned_alloc", calloc_missing);
+    __typeof__(real_memalign) ma = NEXT(real_memalign, "memalign", calloc_missing);
+    __typeof__(real_valloc) va = NEXT(real_valloc, "valloc", malloc_missing);
+    __typeof__(real_pvalloc) pv = NEXT(real_pvalloc, "pvalloc", malloc_missing);
+    __typeof__(real_malloc) m = NEXT(real_malloc, "malloc", malloc_missing);
     __atomic_store_n(&real_free, f, __ATOMIC_RELEASE);
     __atomic_store_n(&real_realloc, r, __ATOMIC_RELEASE);
     __atomic_store_n(&real_calloc, c, __ATOMIC_RELEASE);
